@@ -1,0 +1,3 @@
+from sprunner.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""A local stand-in of the ScrapingPros API (SPEC §6). It does not import `sprunner.api`."""

@@ -1,0 +1,1 @@
+"""From job-file paths to desired collections. No network: nothing here imports `api/`."""

@@ -1,0 +1,97 @@
+"""Frozen values that leave the job-file stage: what the rest of sprunner consumes.
+
+A `DesiredCollection` holds the final request bodies exactly as they will be sent, in
+order, with exact duplicates already dropped. Its `fingerprint` identifies that content:
+equal fingerprints mean "nothing to PUT".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+When = Literal["always", "changed", "never"]
+Overlap = Literal["skip", "allow"]
+
+DEFAULT_TIMEOUT = 3600.0
+DEFAULT_POLL_INTERVAL = 5.0
+DEFAULT_MAX_REQUESTS = 50_000
+BROWSER_CREDITS = 5
+PLAIN_CREDITS = 1
+
+
+@dataclass(frozen=True)
+class MaxFailed:
+    """Failed plus timed-out jobs a run may have: a count, or a percentage of its jobs."""
+
+    count: int | None = 0
+    percent: float | None = None
+
+    def allows(self, bad: int, total: int) -> bool:
+        if self.percent is not None:
+            return bad * 100 <= self.percent * total
+        return bad <= (self.count or 0)
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else str(self.count or 0)
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    when: When = "always"
+    schedule: str | None = None
+    timeout: float = DEFAULT_TIMEOUT  # seconds
+    poll_interval: float = DEFAULT_POLL_INTERVAL  # seconds
+    max_failed: MaxFailed = field(default_factory=MaxFailed)
+    overlap: Overlap = "skip"
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation used for fingerprints and idempotency keys."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_credits(request: Mapping[str, Any]) -> int:
+    return BROWSER_CREDITS if request.get("browser") is True else PLAIN_CREDITS
+
+
+@dataclass(frozen=True, eq=False)
+class DesiredCollection:
+    """One collection as the job files want it, fully rendered."""
+
+    name: str
+    file: str  # as the user named it, for messages and the report
+    line: int | None
+    tags: tuple[str, ...]
+    requests: tuple[Mapping[str, Any], ...]
+    run: RunPolicy = field(default_factory=RunPolicy)
+    # env() values used while rendering: redacted from every output, never persisted.
+    secrets: frozenset[str] = frozenset()
+    # The same requests rendered with every env() value shown as "***", for `render` and
+    # `plan`; None when the collection used no env() value (then `requests` is shown).
+    display_requests: tuple[Mapping[str, Any], ...] | None = None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        # Hash request by request so a 50,000-request list is never serialised as one string.
+        digest = hashlib.sha256(self.name.encode())
+        for request in self.requests:
+            digest.update(b"\n")
+            digest.update(canonical_json(request).encode())
+        return digest.hexdigest()
+
+    @cached_property
+    def credits(self) -> int:
+        """What one run costs: 1 credit per plain request, 5 per browser request."""
+        return sum(request_credits(r) for r in self.requests)
+
+    def shown_requests(self) -> tuple[Mapping[str, Any], ...]:
+        return self.requests if self.display_requests is None else self.display_requests
+
+    def body(self) -> dict[str, Any]:
+        """The create / PUT body."""
+        return {"name": self.name, "requests": list(self.requests)}

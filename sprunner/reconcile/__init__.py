@@ -1,0 +1,1 @@
+"""Desired collections + remote list + state → a plan (pure data) → idempotent API calls."""

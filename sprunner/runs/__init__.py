@@ -1,0 +1,1 @@
+"""Run policy decisions, starting or adopting runs, and polling them to completion."""

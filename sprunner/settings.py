@@ -1,0 +1,60 @@
+"""Frozen settings built by the CLI and handed to one command function.
+
+Nothing here reads the environment at import time; `cli.py` builds these from options and
+environment variables once, and the commands never look at `os.environ` for settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sprunner.jobfile.model import DEFAULT_MAX_REQUESTS
+
+DEFAULT_API_URL = "https://api.scrapingpros.com"
+DEFAULT_JOBFILES = Path("jobfiles")
+DEFAULT_STATE_DIR = Path(".sprunner")
+DEFAULT_PARALLEL = 8
+
+
+@dataclass(frozen=True)
+class Shard:
+    """`--shard I/N`: this host takes the collections whose stable hash mod N equals I-1."""
+
+    index: int  # 1-based, as the user writes it
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    api_url: str = DEFAULT_API_URL
+    api_key_file: Path | None = None
+    state_dir: Path = DEFAULT_STATE_DIR
+    verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
+    color: bool = True  # False with NO_COLOR or when output is not a terminal
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which collections a command acts on."""
+
+    paths: tuple[Path, ...] = (DEFAULT_JOBFILES,)
+    select: tuple[str, ...] = ()
+    shard: Shard | None = None
+    max_requests: int = DEFAULT_MAX_REQUESTS
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    report: Path | None = None
+    junit: Path | None = None
+    run: bool = True
+    prune: bool = False
+    local: bool = False
+    max_credits: int | None = None
+    parallel: int = DEFAULT_PARALLEL
+    max_rps: float | None = None
+    json: bool = False
