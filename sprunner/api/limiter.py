@@ -1,0 +1,121 @@
+"""The shared, adaptive rate limiter: one instance paces every concurrent caller.
+
+The API's limit depends on the plan (30 to 2,000 requests a minute) and is not published to
+the client, so the limiter learns it, AIMD style (as TCP does with its congestion window):
+
+- Until the first 429 it does not throttle at all (unless a fixed `max_rps` ceiling is set).
+- A 429 pauses *every* caller until `Retry-After` has passed and cuts the allowed rate to a
+  fraction of the rate actually observed over the last second. The answers to calls that
+  were already in flight when the first 429 came back carry no new information, so only one
+  cut is made per pause.
+- Each success while the limiter is the bottleneck raises the rate a little: additively, by
+  about `increase_per_second` requests/s per second, so a new 429 comes rarely.
+
+Callers are spaced evenly (a reserved time slot each) rather than released in bursts, because
+a burst is what empties the server's token bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+DEFAULT_PAUSE = 1.0  # when a 429 carries no Retry-After
+DECREASE_FACTOR = 0.85
+INCREASE_PER_SECOND = 1.0  # requests/s gained per second of successful pacing
+MIN_RATE = 0.2
+WINDOW = 1.0  # seconds over which the observed rate is measured
+# Below this share of the allowed rate the limiter is not the bottleneck: do not probe up,
+# or an idle period would let the rate drift far above what was ever tested.
+BINDING_SHARE = 0.8
+
+
+class RateLimiter:
+    """Paces requests for all concurrent callers of one API; safe within one event loop."""
+
+    def __init__(
+        self,
+        max_rps: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_rps is not None and max_rps <= 0:
+            raise ValueError("max_rps must be positive")
+        self.max_rps = max_rps
+        self._clock = clock
+        self._learned: float | None = None  # None until the first 429
+        self._paused_until = 0.0
+        self._cut_blocked_until = 0.0
+        self._next_slot = 0.0
+        self._successes: deque[float] = deque()
+
+    @property
+    def rate(self) -> float | None:
+        """The allowed requests per second now; None means unthrottled."""
+        if self._learned is None:
+            return self.max_rps
+        if self.max_rps is None:
+            return self._learned
+        return min(self._learned, self.max_rps)
+
+    @property
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - self._clock())
+
+    async def acquire(self) -> None:
+        """Wait until this caller may send one request."""
+        while True:
+            now = self._clock()
+            if now < self._paused_until:
+                await asyncio.sleep(self._paused_until - now)
+                continue
+            rate = self.rate
+            if rate is None:
+                return
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / rate
+            if slot <= now:
+                return
+            await asyncio.sleep(slot - now)
+            # A 429 may have come back while we slept: then wait out the pause and queue again.
+            if self._clock() >= self._paused_until:
+                return
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        """A 429 arrived: pause everyone, and cut the rate once per pause."""
+        now = self._clock()
+        pause = DEFAULT_PAUSE if retry_after is None else max(0.0, retry_after)
+        self._paused_until = max(self._paused_until, now + pause)
+        # Slots reserved before the 429 are void: spacing restarts when the pause ends.
+        self._next_slot = self._paused_until
+        if now < self._cut_blocked_until:
+            return
+        observed = self._observed_rate(now)
+        current = self.rate if self.rate is not None else observed
+        base = min(current, observed) if observed > 0 else current
+        self._learned = max(MIN_RATE, DECREASE_FACTOR * base)
+        # Answers to requests sent before this cut arrive during the pause (or just after).
+        self._cut_blocked_until = self._paused_until + max(0.25, 1.0 / self._learned)
+
+    def on_success(self) -> None:
+        """An answer other than 429 arrived: the rate was acceptable; probe a little higher."""
+        now = self._clock()
+        self._successes.append(now)
+        if self._learned is None:
+            return
+        if self._observed_rate(now) < BINDING_SHARE * (self.rate or 0.0):
+            return
+        self._learned += INCREASE_PER_SECOND / self._learned
+        if self.max_rps is not None:
+            # Never learn far past the ceiling: it would take many 429s to come back down.
+            self._learned = min(self._learned, self.max_rps * 1.5)
+
+    def _observed_rate(self, now: float) -> float:
+        while self._successes and self._successes[0] < now - WINDOW:
+            self._successes.popleft()
+        return len(self._successes) / WINDOW
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(max_rps={self.max_rps!r}, rate={self.rate!r})"
