@@ -1,0 +1,171 @@
+"""The JUnit XML report: one test case per collection, so CI systems show an apply natively.
+
+Invariants:
+- The file is written atomically (a temporary file in the same directory, then
+  `os.replace`): a CI step that reads it never sees half a file.
+- Every string that reaches the file passes through `ui.redact`, so `env()` values and the
+  API key never leak into CI artefacts; characters XML 1.0 cannot carry (control characters
+  in an API error, say) are dropped, so the file is always well-formed.
+- Pass, failure and skip follow `CollectionOutcome.ok` and `RunOutcome` exactly; this module
+  decides nothing, it only words what the outcome already says.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sprunner import ui
+from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+
+SUITE_NAME = "sprunner"
+# A collection can have tens of thousands of failed jobs; CI viewers choke on that, and the
+# JSON report holds them all anyway.
+DEFAULT_MAX_FAILED_JOBS = 1000
+
+# Everything XML 1.0 forbids: C0 controls except tab/newline/CR, surrogates, U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value: object) -> str:
+    return _NOT_XML.sub("", ui.redact(str(value)))
+
+
+def _failure(collection: CollectionOutcome) -> tuple[str, str]:
+    """(type, message) for a collection that is not ok."""
+    if collection.error is not None:
+        return "error", collection.error
+    if collection.action == "error":
+        return "error", "reconcile failed"
+    run = collection.run
+    assert run is not None  # not ok without an error means the run was not ok
+    reason = f": {run.reason}" if run.reason else ""
+    if run.status == "skipped":
+        return "refused", f"run refused{reason or ': it would pass --max-credits'}"
+    if run.status == "timed_out":
+        return "timed_out", f"run timed out{reason} (it goes on remotely)"
+    if run.status == "error":
+        return "error", f"run failed{reason}"
+    if run.status == "in_progress":
+        return "interrupted", f"run still in progress{reason}"
+    bad = run.failed_requests + run.timeout_requests
+    return "max_failed", f"{bad} failed/timed-out jobs over max_failed"
+
+
+def _run_lines(run: RunOutcome, *, max_failed_jobs: int) -> list[str]:
+    if run.run_id is None:  # skipped, refused, or failed to start: there are no counts
+        return [f"run: {run.status}" + (f" ({run.reason})" if run.reason else "")]
+    lines = [
+        f"run {run.run_id}: {run.status}"
+        + (" (adopted)" if run.adopted else "")
+        + f"; {run.total_requests} requests, {run.success_requests} succeeded, "
+        f"{run.failed_requests} failed, {run.timeout_requests} timed out"
+    ]
+    if run.failed_jobs:
+        lines.append("failed jobs (url, status, error):")
+        for job in run.failed_jobs[:max_failed_jobs]:
+            lines.append(f"  {job.url}\t{job.status}\t{job.error}")
+        hidden = len(run.failed_jobs) - max_failed_jobs
+        if hidden > 0:
+            lines.append(f"  ... and {hidden} more (see the JSON report)")
+    return lines
+
+
+def _testcase(
+    suite: ET.Element, collection: CollectionOutcome, *, max_failed_jobs: int
+) -> tuple[bool, bool]:
+    """Append one test case; return (failed, skipped)."""
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=_text(collection.file or "-"),
+        name=_text(collection.name),
+        # Run durations are not in the outcome; CI systems accept 0.
+        time="0",
+    )
+    details = [f"action: {collection.action}"]
+    if collection.collection_id:
+        details.append(f"collection_id: {collection.collection_id}")
+    run = collection.run
+    if run is not None:
+        details.extend(_run_lines(run, max_failed_jobs=max_failed_jobs))
+
+    if not collection.ok:
+        kind, message = _failure(collection)
+        failure = ET.SubElement(case, "failure", message=_text(message), type=kind)
+        failure.text = _text("\n".join([message, *details]))
+        return True, False
+    if run is not None and run.status == "skipped":
+        ET.SubElement(case, "skipped", message=_text(run.reason or "run skipped"))
+        return False, True
+    ET.SubElement(case, "system-out").text = _text("\n".join(details))
+    return False, False
+
+
+def to_xml(outcome: ApplyOutcome, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_JOBS) -> bytes:
+    """The JUnit document for one apply, as UTF-8 bytes with an XML declaration."""
+    elapsed = f"{max(outcome.finished_at - outcome.started_at, 0.0):.3f}"
+    timestamp = datetime.fromtimestamp(outcome.started_at, tz=timezone.utc)
+    root = ET.Element("testsuites", name=SUITE_NAME, time=elapsed)
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=SUITE_NAME,
+        timestamp=timestamp.isoformat(timespec="seconds"),
+        time=elapsed,
+    )
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="api_url", value=_text(outcome.api_url))
+    ET.SubElement(
+        properties, "property", name="interrupted", value=str(outcome.interrupted).lower()
+    )
+
+    failures = skipped = 0
+    for collection in outcome.collections:
+        failed, was_skipped = _testcase(suite, collection, max_failed_jobs=max_failed_jobs)
+        failures += failed
+        skipped += was_skipped
+
+    notes = list(outcome.warnings)
+    if outcome.interrupted:
+        notes.insert(0, "apply was interrupted; this report is partial")
+    if notes:
+        ET.SubElement(suite, "system-err").text = _text("\n".join(notes))
+
+    counts = {
+        "tests": str(len(outcome.collections)),
+        "failures": str(failures),
+        "errors": "0",
+        "skipped": str(skipped),
+    }
+    for element in (root, suite):
+        for key, value in counts.items():
+            element.set(key, value)
+    ET.indent(root)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
+
+
+def write_junit(
+    outcome: ApplyOutcome, path: Path, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_JOBS
+) -> None:
+    """Write the JUnit report to `path` atomically: the old file or the new one, never half."""
+    data = to_xml(outcome, max_failed_jobs=max_failed_jobs)
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp makes the file 0600; a report is meant to be read by CI and colleagues.
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise

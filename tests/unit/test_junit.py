@@ -1,0 +1,231 @@
+"""The JUnit report: well-formed, counts that match the outcome, failed jobs in the text."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sprunner import ui
+from sprunner.api.models import FailedJob
+from sprunner.junit import to_xml, write_junit
+from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+
+SECRET = "sk-live-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _reset_ui() -> Iterator[None]:
+    saved = (ui._config.verbosity, ui._config.color, set(ui._config.secrets))
+    yield
+    ui._config.verbosity, ui._config.color, ui._config.secrets = saved
+
+
+def _job(n: int, *, status: str = "failed", error: str = "Connection timeout") -> FailedJob:
+    return FailedJob(
+        job_id=f"j{n}", url=f"https://shop.example.com/p/{n}", status=status, error=error
+    )
+
+
+def _completed(*jobs: FailedJob, within: bool = True) -> RunOutcome:
+    failed = sum(1 for j in jobs if j.status == "failed")
+    return RunOutcome(
+        status="completed",
+        run_id="r-1",
+        total_requests=10,
+        success_requests=10 - len(jobs),
+        failed_requests=failed,
+        timeout_requests=len(jobs) - failed,
+        failed_jobs=jobs,
+        within_max_failed=within,
+    )
+
+
+def _outcome(
+    *collections: CollectionOutcome, interrupted: bool = False, warnings: tuple[str, ...] = ()
+) -> ApplyOutcome:
+    return ApplyOutcome(
+        api_url="https://api.example.com",
+        started_at=1_795_000_000.0,
+        finished_at=1_795_000_190.5,
+        collections=collections,
+        interrupted=interrupted,
+        warnings=warnings,
+    )
+
+
+MIXED = _outcome(
+    CollectionOutcome("ok-run", "jobfiles/a.yaml", "unchanged", "c1", 10, _completed()),
+    CollectionOutcome(
+        "tolerated",
+        "jobfiles/a.yaml",
+        "updated",
+        "c2",
+        10,
+        _completed(_job(1)),  # one failed job, within max_failed: a pass
+    ),
+    CollectionOutcome(
+        "too-many",
+        "jobfiles/b.yaml",
+        "created",
+        "c3",
+        10,
+        _completed(_job(1), _job(2, status="timeout", error="Timed out"), within=False),
+    ),
+    CollectionOutcome(
+        "slow", "jobfiles/b.yaml", "unchanged", "c4", 10, RunOutcome("timed_out", "r-4")
+    ),
+    CollectionOutcome("broken", "jobfiles/c.yaml", "error", error="422: URL blocked"),
+    CollectionOutcome(
+        "not-due",
+        "jobfiles/c.yaml",
+        "unchanged",
+        "c6",
+        10,
+        RunOutcome("skipped", reason="not due until 18:00 UTC"),
+    ),
+    CollectionOutcome(
+        "too-dear",
+        "jobfiles/c.yaml",
+        "unchanged",
+        "c7",
+        10,
+        RunOutcome("skipped", reason="would pass --max-credits 100", refused=True),
+    ),
+    CollectionOutcome("no-run", "jobfiles/c.yaml", "created", "c8", 10),
+)
+
+
+def _parse(data: bytes) -> ET.Element:
+    return ET.fromstring(data)
+
+
+def _cases(root: ET.Element) -> dict[str, ET.Element]:
+    return {case.get("name", ""): case for case in root.iter("testcase")}
+
+
+def test_written_file_is_well_formed_with_one_case_per_collection(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "junit.xml"
+    write_junit(MIXED, path)
+
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    assert suite.get("name") == "sprunner"
+    cases = _cases(suite)
+    assert list(cases) == [c.name for c in MIXED.collections]
+    assert cases["too-many"].get("classname") == "jobfiles/b.yaml"
+    assert suite.get("time") == "190.500"
+    assert suite.get("timestamp", "").startswith("2026-")
+    # No temporary file is left beside the report.
+    assert [p.name for p in path.parent.iterdir()] == ["junit.xml"]
+
+
+def test_counts_match_the_outcome() -> None:
+    root = _parse(to_xml(MIXED))
+    suite = root.find("testsuite")
+    assert suite is not None
+    failing = [c.name for c in MIXED.collections if not c.ok]
+    assert failing == ["too-many", "slow", "broken", "too-dear"]
+    for element in (root, suite):
+        assert element.get("tests") == "8"
+        assert element.get("failures") == str(len(failing))
+        assert element.get("skipped") == "1"
+        assert element.get("errors") == "0"
+    cases = _cases(suite)
+    assert {n for n, c in cases.items() if c.find("failure") is not None} == set(failing)
+    assert {n for n, c in cases.items() if c.find("skipped") is not None} == {"not-due"}
+
+
+def test_failures_say_why_and_list_failed_jobs() -> None:
+    cases = _cases(_parse(to_xml(MIXED)))
+
+    def failure(name: str) -> ET.Element:
+        element = cases[name].find("failure")
+        assert element is not None
+        return element
+
+    too_many = failure("too-many")
+    assert too_many.get("message") == "2 failed/timed-out jobs over max_failed"
+    assert too_many.get("type") == "max_failed"
+    text = too_many.text or ""
+    assert "https://shop.example.com/p/1\tfailed\tConnection timeout" in text
+    assert "https://shop.example.com/p/2\ttimeout\tTimed out" in text
+
+    assert failure("slow").get("type") == "timed_out"
+    assert failure("broken").get("message") == "422: URL blocked"
+    assert "max-credits" in (failure("too-dear").get("message") or "")
+
+    skipped = cases["not-due"].find("skipped")
+    assert skipped is not None
+    assert skipped.get("message") == "not due until 18:00 UTC"
+
+
+def test_interrupted_apply_is_marked_and_in_progress_runs_fail() -> None:
+    outcome = _outcome(
+        CollectionOutcome("mid", "a.yaml", "unchanged", "c1", 3, RunOutcome("in_progress", "r")),
+        interrupted=True,
+        warnings=("collection 'x' expands to no request",),
+    )
+    suite = _parse(to_xml(outcome)).find("testsuite")
+    assert suite is not None
+    assert suite.get("failures") == "1"
+    assert "interrupted" in (suite.findtext("system-err") or "")
+    assert "expands to no request" in (suite.findtext("system-err") or "")
+
+
+def test_long_failed_job_lists_are_capped() -> None:
+    jobs = tuple(_job(n) for n in range(50))
+    outcome = _outcome(
+        CollectionOutcome("big", "a.yaml", "unchanged", "c", 50, _completed(*jobs, within=False))
+    )
+    text = _cases(_parse(to_xml(outcome, max_failed_jobs=10)))["big"].findtext("failure") or ""
+    assert "p/9\t" in text
+    assert "p/10\t" not in text
+    assert "and 40 more" in text
+
+
+def test_secrets_are_redacted(tmp_path: Path) -> None:
+    ui.add_secrets([SECRET])
+    outcome = _outcome(
+        CollectionOutcome(
+            f"c-{SECRET}",
+            "a.yaml",
+            "unchanged",
+            "c1",
+            1,
+            _completed(
+                FailedJob("j", f"https://x.example/?token={SECRET}", "failed", f"bad {SECRET}"),
+                within=False,
+            ),
+        ),
+        CollectionOutcome("e", "a.yaml", "error", error=f"401 for key {SECRET}"),
+        warnings=(f"env value {SECRET}",),
+    )
+    path = tmp_path / "junit.xml"
+    write_junit(outcome, path)
+    data = path.read_text(encoding="utf-8")
+    assert SECRET not in data
+    assert "token=***" in data
+
+
+def test_control_characters_from_the_api_do_not_break_the_xml() -> None:
+    outcome = _outcome(
+        CollectionOutcome("c", "a.yaml", "error", error="bad byte \x00\x1b[31m here\ufffe"),
+    )
+    root = _parse(to_xml(outcome))
+    failure = next(root.iter("failure"))
+    assert failure.get("message") == "bad byte [31m here"
+
+
+def test_replaces_an_existing_report_and_is_readable(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    path.write_text("old", encoding="utf-8")
+    write_junit(_outcome(), path)
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("tests") == "0"
+    assert os.stat(path).st_mode & 0o444 == 0o444
