@@ -62,8 +62,12 @@ class ApplyOutcome:
     started_at: float
     finished_at: float
     collections: tuple[CollectionOutcome, ...] = ()
-    interrupted: bool = False
     warnings: tuple[str, ...] = field(default=())
+    interrupted_by: int | None = None  # the signal that stopped the apply, if one did
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_by is not None
 
     @property
     def ok(self) -> bool:

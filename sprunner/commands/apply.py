@@ -1,0 +1,124 @@
+"""`sprunner apply`: load, lock, list, plan, execute, wait, report.
+
+Nothing is sent to the API before every job file has loaded cleanly. The lock is held from
+before the first call until the state is compacted. SIGINT and SIGTERM cancel the work in
+flight; the state already holds every id and run id (it is journaled as they arrive), a
+partial report is written, and the exit code is 130 / 143. The next apply adopts the runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+
+from sprunner import report, ui
+from sprunner.api.errors import ApiUnusableError
+from sprunner.errors import EXIT_FAILED, EXIT_OK, Interrupted
+from sprunner.jobfile.load import Loaded, load
+from sprunner.outcome import ApplyOutcome
+from sprunner.session import Target, list_remote, target
+from sprunner.settings import ApplyOptions, GlobalOptions, Selection
+from sprunner.state import State, locked
+
+
+def run(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOptions) -> int:
+    loaded = load(selection)
+    for warning in loaded.warnings:
+        ui.warn(str(warning))
+    for collection in loaded.collections:
+        ui.add_secrets(collection.secrets)
+    with target(options, local=apply_options.local) as api, locked(api.state_dir):
+        state = State(api.state_dir, api.api_url)
+        try:
+            outcome = asyncio.run(_apply(loaded, api, state, apply_options))
+        finally:
+            state.compact()
+    _write_outputs(outcome, apply_options)
+    if outcome.interrupted_by is not None:
+        raise Interrupted(outcome.interrupted_by)
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+async def _apply(
+    loaded: Loaded, api: Target, state: State, apply_options: ApplyOptions
+) -> ApplyOutcome:
+    from sprunner.api.client import ApiClient
+    from sprunner.api.limiter import RateLimiter
+    from sprunner.reconcile.plan import build_plan
+    from sprunner.runner import Runner
+
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not received and main is not None:
+            received.append(signum)
+            ui.warn("interrupted: saving the state and a partial report")
+            main.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    started_at = time.time()
+    runner: Runner | None = None
+    try:
+        async with ApiClient(
+            base_url=api.api_url,
+            api_key=api.api_key,
+            limiter=RateLimiter(max_rps=apply_options.max_rps),
+            parallel=apply_options.parallel,
+        ) as client:
+            remote = await list_remote(client)
+            plan = build_plan(
+                loaded.collections,
+                remote,
+                state.entries(),
+                declared=loaded.declared,
+                prune=apply_options.prune,
+            )
+            runner = Runner(
+                client,
+                state,
+                plan,
+                apply_id=uuid.uuid4().hex,
+                run=apply_options.run,
+                max_credits=apply_options.max_credits,
+            )
+            with ui.progress(runner.rows):
+                await runner.execute()
+            ui.debug(f"{client.calls} API calls, {client.rate_limited} answered 429")
+    except asyncio.CancelledError:
+        if not received:
+            raise
+    except ApiUnusableError:
+        if runner is not None and apply_options.report is not None:
+            partial = ApplyOutcome(api.api_url, started_at, time.time(), runner.outcomes())
+            report.write_report(partial, apply_options.report)
+        raise
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return ApplyOutcome(
+        api_url=api.api_url,
+        started_at=started_at,
+        finished_at=time.time(),
+        collections=runner.outcomes() if runner is not None else (),
+        warnings=tuple(str(w) for w in loaded.warnings),
+        interrupted_by=received[0] if received else None,
+    )
+
+
+def _write_outputs(outcome: ApplyOutcome, apply_options: ApplyOptions) -> None:
+    if apply_options.report is not None:
+        report.write_report(outcome, apply_options.report)
+    if apply_options.junit is not None:
+        from sprunner.junit import write_junit
+
+        write_junit(outcome, apply_options.junit)
+    if apply_options.json:
+        ui.out(report.dumps(outcome).rstrip("\n"))
+    else:
+        ui.summary(outcome)

@@ -1,0 +1,119 @@
+"""Carrying out one planned change, with the never-twice rules of SPEC §4.
+
+- A create sends an Idempotency-Key derived from the desired content and this apply, so
+  that retries of one apply replay instead of creating again on deployments that honour
+  it. On deployments that do not, the real guard is the next point.
+- After an ambiguous failure of a create (5xx, dropped connection, timeout), the remote
+  list is read again by name before anything is repeated: a collection that appeared is
+  adopted, not created a second time.
+- Each new id goes to the state as soon as the API answers. Before a PUT, the state's
+  fingerprint is cleared: if we die mid-PUT, the next apply PUTs again rather than trusting
+  a remote side it cannot see.
+- A 404 on a collection known from the state means it was deleted remotely: create again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sprunner.api.client import ApiClient
+from sprunner.api.errors import AmbiguousApiError, ApiError, NotFoundError
+from sprunner.jobfile.model import DesiredCollection
+from sprunner.reconcile.plan import request_digest
+from sprunner.state import State
+
+CREATE_ATTEMPTS = 4
+
+
+class DuplicateRemoteError(ApiError):
+    """More than one remote collection has the name (found after an ambiguous create)."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    collection_id: str
+    action: Literal["created", "updated", "unchanged"]
+    notes: tuple[str, ...] = ()  # what the API said about the body (duplicates, blocked...)
+
+
+def idempotency_key(desired: DesiredCollection, apply_id: str) -> str:
+    return hashlib.sha256(f"{apply_id}\n{desired.fingerprint}".encode()).hexdigest()[:40]
+
+
+def _notes(answer: Any) -> tuple[str, ...]:
+    notes = []
+    if getattr(answer, "duplicates_skipped", 0):
+        notes.append(f"the API skipped {answer.duplicates_skipped} duplicate requests")
+    if getattr(answer, "blocked_urls", ()):
+        notes.append(f"the API blocked {len(answer.blocked_urls)} URLs")
+    if getattr(answer, "invalid_items", ()):
+        notes.append(f"the API refused {len(answer.invalid_items)} invalid requests")
+    return tuple(notes)
+
+
+def _record_applied(state: State, desired: DesiredCollection, collection_id: str, **kw: Any) -> None:
+    state.update(desired.name, id=collection_id, fingerprint=desired.fingerprint, **kw)
+    state.save_applied(desired.name, (request_digest(r) for r in desired.requests))
+
+
+async def _find_by_name(client: ApiClient, name: str) -> list[str]:
+    # The name filter may match loosely on some deployments; compare exactly.
+    return [ref.id for ref in await client.list_collections(name=name) if ref.name == name]
+
+
+async def create(client: ApiClient, state: State, desired: DesiredCollection, *, apply_id: str) -> Applied:
+    name = desired.name
+    key = idempotency_key(desired, apply_id)
+    requests: Sequence[Mapping[str, Any]] = desired.requests
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            answer = await client.create_collection(name, requests, idempotency_key=key)
+        except AmbiguousApiError:
+            ids = await _find_by_name(client, name)
+            if len(ids) > 1:
+                raise DuplicateRemoteError(
+                    f"{len(ids)} remote collections share this name: {', '.join(ids)}",
+                    call="create collection",
+                    collection=name,
+                ) from None
+            if ids:
+                # Our create took effect before the failure: adopt it, with our content.
+                _record_applied(state, desired, ids[0], created=True)
+                return Applied(ids[0], "created")
+            if attempt == CREATE_ATTEMPTS:
+                raise
+            await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
+            continue
+        _record_applied(state, desired, answer.id, created=True)
+        return Applied(answer.id, "created", _notes(answer))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def update(
+    client: ApiClient, state: State, desired: DesiredCollection, remote_id: str, *, apply_id: str
+) -> Applied:
+    name = desired.name
+    entry = state.get(name)
+    created = entry.created if entry is not None and entry.id == remote_id else False
+    state.update(name, id=remote_id, fingerprint=None, created=created)
+    try:
+        answer = await client.update_collection(remote_id, name, desired.requests)
+    except NotFoundError:
+        # Deleted remotely since we listed: the job file still wants it.
+        state.forget(name)
+        return await create(client, state, desired, apply_id=apply_id)
+    _record_applied(state, desired, remote_id, created=created)
+    return Applied(remote_id, "updated", _notes(answer))
+
+
+async def delete(client: ApiClient, state: State, name: str, remote_id: str) -> None:
+    try:
+        await client.delete_collection(remote_id, name=name)
+    except NotFoundError:
+        pass  # already gone: the goal is reached
+    state.forget(name)

@@ -1,0 +1,268 @@
+"""One apply, executed: the plan's changes, then the runs, then the waiting.
+
+Three phases, each concurrent across collections under the client's bound:
+
+1. reconcile: create / PUT / delete per the plan; look for a run to adopt; decide by
+   `when` and `schedule` whether a run is wanted;
+2. the credit brake: applied to the wanted runs in file order, so the outcome does not
+   depend on which call answered first;
+3. start (or adopt) and wait for every run.
+
+A collection's failure is recorded in its row and never stops the others; only an error
+that makes the API unusable (bad key, quota spent) ends the apply. Progress lives in
+mutable rows read by the terminal display and, after an interruption, by the partial report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sprunner import ui
+from sprunner.api.client import ApiClient
+from sprunner.api.errors import ApiError, ApiUnusableError
+from sprunner.api.models import Run
+from sprunner.outcome import Action, CollectionOutcome, RunOutcome, RunState
+from sprunner.reconcile import execute
+from sprunner.reconcile.plan import Plan, PlannedCollection
+from sprunner.runs import policy, poller, starter
+from sprunner.state import State
+
+
+@dataclass
+class Row:
+    """The live progress of one collection (mutable: the display reads it as it changes)."""
+
+    item: PlannedCollection
+    action: Action | None = None
+    collection_id: str | None = None
+    error: str | None = None
+    wants_run: bool = False
+    adopted: starter.Started | None = None
+    run: Run | None = None
+    run_state: RunState | None = None
+    run_reason: str | None = None
+    refused: bool = False
+    credits: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.item.name
+
+    def outcome(self) -> CollectionOutcome:
+        desired = self.item.desired
+        run = None
+        if self.run_state is not None:
+            counts = self.run
+            max_failed = desired.run.max_failed if desired is not None else None
+            within = True
+            if counts is not None and max_failed is not None:
+                bad = counts.failed_requests + counts.timeout_requests
+                within = max_failed.allows(bad, counts.total_requests)
+            run = RunOutcome(
+                status=self.run_state,
+                run_id=counts.run_id if counts else None,
+                total_requests=counts.total_requests if counts else 0,
+                success_requests=counts.success_requests if counts else 0,
+                failed_requests=counts.failed_requests if counts else 0,
+                timeout_requests=counts.timeout_requests if counts else 0,
+                failed_jobs=counts.failed_jobs if counts else (),
+                credits=self.credits,
+                adopted=self.adopted is not None,
+                reason=self.run_reason,
+                within_max_failed=within,
+                refused=self.refused,
+            )
+        return CollectionOutcome(
+            name=self.name,
+            file=desired.file if desired is not None else None,
+            action=self.action or "error",
+            collection_id=self.collection_id or self.item.remote_id,
+            requests=self.item.requests,
+            run=run,
+            error=self.error,
+        )
+
+
+class Runner:
+    def __init__(
+        self,
+        client: ApiClient,
+        state: State,
+        plan: Plan,
+        *,
+        apply_id: str,
+        run: bool = True,
+        max_credits: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.plan = plan
+        self.apply_id = apply_id
+        self.run_enabled = run
+        self.max_credits = max_credits
+        self.clock = clock
+        self.rows = [
+            Row(item)
+            for item in plan.items
+            if item.action != "skip" and (item.action != "delete" or plan.prune)
+        ]
+
+    async def execute(self) -> None:
+        await self._each(self._reconcile)
+        wanted = [row for row in self.rows if row.wants_run and row.adopted is None]
+        budget = policy.apply_budget([(row.name, row.item.credits) for row in wanted], self.max_credits)
+        for row in wanted:
+            decision = budget[row.name]
+            if decision.decision == "skip":
+                row.wants_run, row.refused = False, True
+                row.run_state, row.run_reason = "skipped", decision.reason
+                ui.warn(f"{row.name}: run {decision.reason}")
+        await self._each(self._run)
+
+    async def _each(self, step: Callable[[Row], Awaitable[None]]) -> None:
+        async def guarded(row: Row) -> None:
+            try:
+                await step(row)
+            except ApiUnusableError:
+                raise
+            except ApiError as error:
+                row.error = str(error)
+                if row.action is None:
+                    row.action = "error"
+                elif row.run_state is None or row.run_state == "in_progress":
+                    row.run_state, row.run_reason = "error", str(error)
+                ui.error(f"{row.name}: {error}")
+
+        # Not a TaskGroup: it would wrap the one error that must end the apply
+        # (ApiUnusableError) in an ExceptionGroup, and it is not in Python 3.10.
+        tasks = [asyncio.ensure_future(guarded(row)) for row in self.rows]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- phase 1 ------------------------------------------------------------------------
+    async def _reconcile(self, row: Row) -> None:
+        item = row.item
+        if item.action == "error":
+            row.action, row.error = "error", item.reason
+            ui.error(f"{row.name}: {item.reason}")
+            return
+        if item.action == "delete":
+            assert item.remote_id is not None
+            await execute.delete(self.client, self.state, row.name, item.remote_id)
+            row.action, row.collection_id = "deleted", item.remote_id
+            ui.info(f"{row.name}: deleted ({item.remote_id})")
+            return
+        desired = item.desired
+        assert desired is not None
+        if item.action == "create":
+            applied = await execute.create(self.client, self.state, desired, apply_id=self.apply_id)
+        elif item.action == "update":
+            assert item.remote_id is not None
+            applied = await execute.update(
+                self.client, self.state, desired, item.remote_id, apply_id=self.apply_id
+            )
+        else:
+            assert item.remote_id is not None
+            applied = execute.Applied(item.remote_id, "unchanged")
+        row.action, row.collection_id = applied.action, applied.collection_id
+        for note in applied.notes:
+            ui.warn(f"{row.name}: {note}")
+        if applied.action != "unchanged":
+            ui.info(f"{row.name}: {applied.action} ({applied.collection_id})")
+        if not self.run_enabled:
+            return
+        run_policy = desired.run
+        if applied.action != "created":
+            row.adopted = await starter.adopt(
+                self.client,
+                self.state,
+                name=row.name,
+                collection_id=applied.collection_id,
+                overlap_skip=run_policy.overlap == "skip",
+            )
+            if row.adopted is not None:
+                row.wants_run = True
+                return
+        last_run_at = None
+        if run_policy.schedule is not None and applied.action != "created":
+            last_run_at = await starter.last_run_time(
+                self.client, self.state, name=row.name, collection_id=applied.collection_id
+            )
+        decision = policy.decide(
+            run_policy,
+            changed=applied.action in ("created", "updated"),
+            last_run_at=last_run_at,
+            now=self.clock(),
+        )
+        if decision.decision == "skip":
+            row.run_state, row.run_reason = "skipped", decision.reason
+            ui.debug(f"{row.name}: run skipped: {decision.reason}")
+        else:
+            row.wants_run = True
+
+    # -- phase 3 ------------------------------------------------------------------------
+    async def _run(self, row: Row) -> None:
+        if not row.wants_run:
+            return
+        desired = row.item.desired
+        assert desired is not None and row.collection_id is not None
+        loop = asyncio.get_running_loop()
+        if row.adopted is not None:
+            started = row.adopted
+            ui.info(f"{row.name}: adopted run {started.run.run_id} ({started.run.status})")
+        else:
+            started = await starter.start(
+                self.client, self.state, name=row.name, collection_id=row.collection_id
+            )
+            row.credits = desired.credits
+            if started.adopted:
+                row.adopted = started
+            ui.info(f"{row.name}: run {started.run.run_id} started")
+        row.run, row.run_state = started.run, "in_progress"
+        # Event-loop time of the run's start, for the pace estimate of the poller.
+        begun = loop.time() - max(0.0, self.clock() - started.started_at)
+
+        def seen(run: Run) -> None:
+            row.run = run
+
+        waited = await poller.wait_for_run(
+            self.client,
+            started.run,
+            name=row.name,
+            poll_interval=desired.run.poll_interval,
+            deadline=loop.time() + desired.run.timeout,
+            started=begun,
+            on_update=seen,
+        )
+        row.run = waited.run
+        starter.finish(self.state, name=row.name)
+        if waited.timed_out:
+            row.run_state = "timed_out"
+            row.run_reason = f"still in progress after {desired.run.timeout:g}s; left running"
+            ui.error(f"{row.name}: run {waited.run.run_id} {row.run_reason}")
+            return
+        row.run_state = "completed"
+        run = waited.run
+        bad = run.failed_requests + run.timeout_requests
+        line = (
+            f"{row.name}: run {run.run_id} completed: {run.success_requests}/"
+            f"{run.total_requests} ok, {run.failed_requests} failed, "
+            f"{run.timeout_requests} timed out"
+        )
+        if desired.run.max_failed.allows(bad, run.total_requests):
+            ui.info(line)
+        else:
+            row.run_reason = f"{bad} failed or timed-out jobs; max_failed is {desired.run.max_failed}"
+            ui.error(f"{line} (over max_failed {desired.run.max_failed})")
+
+    def outcomes(self) -> tuple[CollectionOutcome, ...]:
+        return tuple(row.outcome() for row in self.rows)

@@ -1,0 +1,80 @@
+"""Waiting for one run: poll with backoff until it completes or its timeout passes.
+
+Every run has its own coroutine; all of them share one event loop, one client and one rate
+limiter, so waiting on hundreds of runs costs one task each and stays under the limit.
+
+The schedule: first poll after `poll_interval`; then the delay grows by BACKOFF up to
+CAP_SECONDS. When a run reports progress, the delay is cut to when the run should end at
+its current pace, so a batch finishes close to when its slowest run does. No poll is ever
+planned past the deadline; at the deadline one last poll decides between completed and
+timed_out (the run goes on remotely).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sprunner.api.client import ApiClient
+from sprunner.api.errors import TransientApiError
+from sprunner.api.models import Run
+
+BACKOFF = 1.6
+CAP_SECONDS = 30.0
+# Never plan a poll sooner than this after the previous one, however close the end looks.
+MIN_DELAY = 0.25
+
+
+@dataclass(frozen=True)
+class Waited:
+    run: Run
+    timed_out: bool
+
+
+def next_delay(
+    run: Run,
+    *,
+    backoff_delay: float,
+    elapsed: float,
+) -> float:
+    """The delay before the next poll: the backoff, or sooner if the run should end sooner."""
+    done = run.success_requests + run.failed_requests + run.timeout_requests
+    if run.total_requests > 0 and 0 < done < run.total_requests and elapsed > 0:
+        remaining = elapsed * (run.total_requests - done) / done
+        # A little past the predicted end: a poll that lands just before it is wasted.
+        return max(MIN_DELAY, min(backoff_delay, remaining * 1.1 + 0.1))
+    return backoff_delay
+
+
+async def wait_for_run(
+    client: ApiClient,
+    run: Run,
+    *,
+    name: str,
+    poll_interval: float,
+    deadline: float,
+    started: float,
+    on_update: Callable[[Run], None] = lambda run: None,
+) -> Waited:
+    """Poll `run` until it completes or `deadline` (event-loop time) passes.
+
+    `started` is when the run began, in event-loop time (for the pace estimate).
+    """
+    loop = asyncio.get_running_loop()
+    delay = poll_interval
+    backoff_delay = poll_interval
+    while not run.done:
+        now = loop.time()
+        if now >= deadline:
+            return Waited(run, timed_out=True)
+        await asyncio.sleep(min(delay, deadline - now))
+        try:
+            run = await client.get_run(run.collection_id, run.run_id, name=name)
+        except TransientApiError:
+            pass  # the client already retried; keep waiting rather than give up on the run
+        else:
+            on_update(run)
+        backoff_delay = min(backoff_delay * BACKOFF, max(CAP_SECONDS, poll_interval))
+        delay = next_delay(run, backoff_delay=backoff_delay, elapsed=loop.time() - started)
+    return Waited(run, timed_out=False)

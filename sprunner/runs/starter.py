@@ -1,0 +1,136 @@
+"""Starting a run, or adopting one, so that no collection is run twice by mistake.
+
+- Before the POST, the state records a pending start (no run id yet, the time). After the
+  answer, the run id. A kill -9 between the two leaves the pending mark: the next apply
+  looks for the run that POST started instead of starting another.
+- After an ambiguous failure of the POST (5xx, dropped connection), the runs of the
+  collection are listed and a run this attempt started is adopted — in progress *or
+  already completed*, since a short run can end before we look. Ours are the runs not
+  known before the attempt whose `created_at` is not older than the attempt (less a margin
+  for clock skew between us and the API).
+- With `overlap: skip`, a run already in progress (recorded in the state, or found
+  remotely) is adopted: waited for and reported, and no second one is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sprunner.api.client import ApiClient
+from sprunner.api.errors import AmbiguousApiError, NotFoundError
+from sprunner.api.models import Run
+from sprunner.state import RunRecord, State
+
+CLOCK_SKEW_SECONDS = 5.0
+START_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Started:
+    run: Run
+    adopted: bool  # True when the run was not started by this apply's own POST
+    started_at: float  # epoch seconds, our clock
+
+
+def _ours(runs: list[Run], *, since: float, known: Collection[str]) -> Run | None:
+    for run in runs:  # newest first
+        if run.run_id in known or run.created_at is None:
+            continue
+        if run.created_at >= since - CLOCK_SKEW_SECONDS:
+            return run
+    return None
+
+
+async def find_started(
+    client: ApiClient, collection_id: str, *, name: str, since: float, known: Collection[str]
+) -> Run | None:
+    runs = await client.list_runs(collection_id, name=name)
+    return _ours(runs, since=since, known=known)
+
+
+async def start(
+    client: ApiClient, state: State, *, name: str, collection_id: str
+) -> Started:
+    """Start one run, recording it before and after; adopt it after an ambiguous failure."""
+    entry = state.get(name)
+    known = {r.run_id for r in (entry.last_run, entry.inflight) if r and r.run_id} if entry else set()
+    since = time.time()
+    state.update(name, inflight=RunRecord(None, since))
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            run = await client.start_run(collection_id, name=name)
+            adopted = False
+        except AmbiguousApiError:
+            found = await find_started(
+                client, collection_id, name=name, since=since, known=known
+            )
+            if found is None:
+                if attempt == START_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
+                continue
+            run, adopted = found, True
+        record = RunRecord(run.run_id, since)
+        state.update(name, inflight=record, last_run=record)
+        return Started(run, adopted=adopted, started_at=since)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def adopt(
+    client: ApiClient, state: State, *, name: str, collection_id: str, overlap_skip: bool
+) -> Started | None:
+    """A run this apply should wait for instead of starting one, if there is one.
+
+    1. a run the state says is in flight (an interrupted apply's): always adopted, in
+       progress or completed — it was never reported;
+    2. a pending start (killed between POST and answer): the run that POST started;
+    3. with overlap skip, a run in progress remotely, started by anyone.
+    """
+    entry = state.get(name)
+    inflight = entry.inflight if entry is not None and entry.id == collection_id else None
+    if inflight is not None and inflight.run_id is not None:
+        try:
+            run = await client.get_run(collection_id, inflight.run_id, name=name)
+            return Started(run, adopted=True, started_at=inflight.started_at)
+        except NotFoundError:
+            state.update(name, inflight=None)
+    elif inflight is not None:
+        known = {entry.last_run.run_id} if entry and entry.last_run and entry.last_run.run_id else set()
+        found = await find_started(
+            client, collection_id, name=name, since=inflight.started_at, known=known
+        )
+        if found is not None:
+            record = RunRecord(found.run_id, inflight.started_at)
+            state.update(name, inflight=record, last_run=record)
+            return Started(found, adopted=True, started_at=inflight.started_at)
+        state.update(name, inflight=None)
+    if overlap_skip:
+        running = await client.list_runs(collection_id, status="in_progress", name=name)
+        if running:
+            run = running[0]
+            since = run.created_at if run.created_at is not None else time.time()
+            record = RunRecord(run.run_id, since)
+            state.update(name, inflight=record, last_run=record)
+            return Started(run, adopted=True, started_at=since)
+    return None
+
+
+def finish(state: State, *, name: str) -> None:
+    """The run was seen to its end (completed or given up on): it is no longer in flight."""
+    if state.get(name) is not None:
+        state.update(name, inflight=None)
+
+
+async def last_run_time(
+    client: ApiClient, state: State, *, name: str, collection_id: str
+) -> float | None:
+    """When the newest run of a collection started: from the state, else from the API."""
+    entry = state.get(name)
+    if entry is not None and entry.last_run is not None:
+        return entry.last_run.started_at
+    runs = await client.list_runs(collection_id, name=name)
+    return next((r.created_at for r in runs if r.created_at is not None), None)
