@@ -1,0 +1,127 @@
+"""Start the emulator: in a background thread (tests, `apply --local`) or in the foreground.
+
+`running_emulator()` binds the socket itself before the thread starts, so the port is known
+(and free) when the context is entered, and it waits until uvicorn serves before yielding.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from sprunner.emulator.app import build_app
+from sprunner.emulator.engine import Engine, Mode
+from sprunner.emulator.faults import Fault, Faults
+
+STARTUP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class EmulatorHandle:
+    url: str
+    api_key: str
+    engine: Engine
+    faults: Faults
+    host: str
+    port: int
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_for(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def make_server(
+    engine: Engine, faults: Faults, *, api_key: str, log_level: str = "warning"
+) -> uvicorn.Server:
+    config = uvicorn.Config(
+        build_app(engine, faults, api_key=api_key),
+        log_level=log_level,
+        log_config=None,  # leave the host program's logging alone
+        access_log=False,
+        lifespan="on",
+        loop="asyncio",
+        http="h11",
+        ws="none",
+        timeout_graceful_shutdown=2,
+    )
+    return uvicorn.Server(config)
+
+
+@contextmanager
+def running_emulator(
+    *,
+    mode: Mode = "simulate",
+    api_key: str = "test-key",
+    run_seconds: float = 1.0,
+    fetch_timeout: float = 10.0,
+    fetch_concurrency: int = 16,
+    faults: Faults | Iterable[str | Fault] = (),
+    seed: int = 0,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> Iterator[EmulatorHandle]:
+    """Serve the emulator on `host:port` (0: a free port) in a thread for the `with` block."""
+    engine = Engine(
+        mode=mode,
+        run_seconds=run_seconds,
+        fetch_timeout=fetch_timeout,
+        fetch_concurrency=fetch_concurrency,
+    )
+    active = faults if isinstance(faults, Faults) else Faults(faults, seed=seed)
+    server = make_server(engine, active, api_key=api_key)
+    sock = bind(host, port)
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as error:  # reported to the caller's thread below
+            errors.append(error)
+
+    thread = threading.Thread(target=serve, name="sprunner-emulator", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not server.started:
+            if errors or not thread.is_alive():
+                raise RuntimeError(f"the emulator did not start: {errors[:1]!r}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the emulator did not start in time")
+            time.sleep(0.01)
+        bound_port = sock.getsockname()[1]
+        yield EmulatorHandle(url_for(host, bound_port), api_key, engine, active, host, bound_port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=STARTUP_TIMEOUT)
+        sock.close()
+
+
+def is_loopback_host(host: str) -> bool:
+    # The emulator must not import sprunner.api, so this is its own small copy of the check.
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
