@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -20,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sprunner import ui
+from sprunner.errors import StateError
 from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
 
 SUITE_NAME = "sprunner"
@@ -132,7 +134,7 @@ def to_xml(outcome: ApplyOutcome, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_J
 
     notes = list(outcome.warnings)
     if outcome.interrupted:
-        notes.insert(0, "apply was interrupted; this report is partial")
+        notes.insert(0, f"apply interrupted by signal {outcome.interrupted_by}; partial report")
     if notes:
         ET.SubElement(suite, "system-err").text = _text("\n".join(notes))
 
@@ -155,9 +157,15 @@ def write_junit(
 ) -> None:
     """Write the JUnit report to `path` atomically: the old file or the new one, never half."""
     data = to_xml(outcome, max_failed_jobs=max_failed_jobs)
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        _replace(path, data)
+    except OSError as e:
+        raise StateError(f"cannot write the JUnit report {path}: {e}") from e
+
+
+def _replace(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -167,5 +175,6 @@ def write_junit(
         os.chmod(temp_name, 0o644)
         os.replace(temp_name, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from sprunner import ui
 from sprunner.api.models import FailedJob
+from sprunner.errors import StateError
 from sprunner.junit import to_xml, write_junit
 from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
 
@@ -45,14 +47,16 @@ def _completed(*jobs: FailedJob, within: bool = True) -> RunOutcome:
 
 
 def _outcome(
-    *collections: CollectionOutcome, interrupted: bool = False, warnings: tuple[str, ...] = ()
+    *collections: CollectionOutcome,
+    interrupted_by: int | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> ApplyOutcome:
     return ApplyOutcome(
         api_url="https://api.example.com",
         started_at=1_795_000_000.0,
         finished_at=1_795_000_190.5,
         collections=collections,
-        interrupted=interrupted,
+        interrupted_by=interrupted_by,
         warnings=warnings,
     )
 
@@ -167,13 +171,13 @@ def test_failures_say_why_and_list_failed_jobs() -> None:
 def test_interrupted_apply_is_marked_and_in_progress_runs_fail() -> None:
     outcome = _outcome(
         CollectionOutcome("mid", "a.yaml", "unchanged", "c1", 3, RunOutcome("in_progress", "r")),
-        interrupted=True,
+        interrupted_by=signal.SIGTERM,
         warnings=("collection 'x' expands to no request",),
     )
     suite = _parse(to_xml(outcome)).find("testsuite")
     assert suite is not None
     assert suite.get("failures") == "1"
-    assert "interrupted" in (suite.findtext("system-err") or "")
+    assert "interrupted by signal 15" in (suite.findtext("system-err") or "")
     assert "expands to no request" in (suite.findtext("system-err") or "")
 
 
@@ -229,3 +233,10 @@ def test_replaces_an_existing_report_and_is_readable(tmp_path: Path) -> None:
     assert suite is not None
     assert suite.get("tests") == "0"
     assert os.stat(path).st_mode & 0o444 == 0o444
+
+
+def test_an_unwritable_path_is_a_state_error_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(StateError, match="cannot write the JUnit report"):
+        write_junit(_outcome(), blocker / "junit.xml")
