@@ -52,6 +52,10 @@ class Entry:
     last_run: RunRecord | None = None  # the newest run known to have been started
     inflight: RunRecord | None = None  # a run started and not yet seen to its end
 
+    @property
+    def known_run_ids(self) -> set[str]:
+        return {r.run_id for r in (self.last_run, self.inflight) if r and r.run_id}
+
 
 def _entry_from_json(data: Mapping[str, Any]) -> Entry:
     def run(value: Any) -> RunRecord | None:
@@ -91,7 +95,6 @@ class State:
         self.persist = persist
         self._all: dict[str, dict[str, Any]] = {}  # api_url -> name -> entry json
         self._entries: dict[str, Entry] = {}
-        self._journal: Any = None
         self._load()
 
     # -- reading ---------------------------------------------------------------------------
@@ -151,12 +154,12 @@ class State:
             {"api": self.api_url, "name": name, "entry": None if entry is None else asdict(entry)}
         )
         try:
-            if self._journal is None:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                self._journal = self.journal_path.open("a", encoding="utf-8")
-            self._journal.write(line + "\n")
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # Opened per change: nothing is left open if the process is stopped mid-apply.
+            with self.journal_path.open("a", encoding="utf-8") as journal:
+                journal.write(line + "\n")
+                journal.flush()
+                os.fsync(journal.fileno())
         except OSError as e:
             raise StateError(f"cannot write the state in {self.directory}: {e}") from e
 
@@ -177,18 +180,10 @@ class State:
         text = json.dumps({"version": STATE_VERSION, "apis": self._all}, indent=1, sort_keys=True)
         try:
             write_atomically(self.snapshot_path, text + "\n")
-            if self._journal is not None:
-                self._journal.close()
-                self._journal = None
             # Replaying an already-folded journal is harmless, so truncating last is safe.
             self.journal_path.unlink(missing_ok=True)
         except OSError as e:
             raise StateError(f"cannot write the state in {self.directory}: {e}") from e
-
-    def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
 
     # -- what was applied, request by request ---------------------------------------------
     def _applied_path(self, name: str) -> Path:

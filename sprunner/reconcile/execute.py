@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 from collections.abc import Mapping, Sequence
@@ -56,7 +57,9 @@ def _notes(answer: Any) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _record_applied(state: State, desired: DesiredCollection, collection_id: str, **kw: Any) -> None:
+def _record_applied(
+    state: State, desired: DesiredCollection, collection_id: str, **kw: Any
+) -> None:
     state.update(desired.name, id=collection_id, fingerprint=desired.fingerprint, **kw)
     state.save_applied(desired.name, (request_digest(r) for r in desired.requests))
 
@@ -66,7 +69,9 @@ async def _find_by_name(client: ApiClient, name: str) -> list[str]:
     return [ref.id for ref in await client.list_collections(name=name) if ref.name == name]
 
 
-async def create(client: ApiClient, state: State, desired: DesiredCollection, *, apply_id: str) -> Applied:
+async def create(
+    client: ApiClient, state: State, desired: DesiredCollection, *, apply_id: str
+) -> Applied:
     name = desired.name
     key = idempotency_key(desired, apply_id)
     requests: Sequence[Mapping[str, Any]] = desired.requests
@@ -112,8 +117,6 @@ async def update(
 
 
 async def delete(client: ApiClient, state: State, name: str, remote_id: str) -> None:
-    try:
+    with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
         await client.delete_collection(remote_id, name=name)
-    except NotFoundError:
-        pass  # already gone: the goal is reached
     state.forget(name)

@@ -144,7 +144,9 @@ def build_plan(
                 items.append(PlannedCollection(name, "unchanged", "", collection, remote_id))
             else:
                 items.append(
-                    PlannedCollection(name, "update", "content changed", collection, remote_id, diff)
+                    PlannedCollection(
+                        name, "update", "content changed", collection, remote_id, diff
+                    )
                 )
         else:
             reason = "what was last applied is unknown"
@@ -158,7 +160,10 @@ def build_plan(
             if remote_id == entry.id:
                 items.append(
                     PlannedCollection(
-                        name, "delete", "created by sprunner; no job file declares it", None,
+                        name,
+                        "delete",
+                        "created by sprunner; no job file declares it",
+                        None,
                         remote_id,
                     )
                 )

@@ -52,12 +52,10 @@ async def find_started(
     return _ours(runs, since=since, known=known)
 
 
-async def start(
-    client: ApiClient, state: State, *, name: str, collection_id: str
-) -> Started:
+async def start(client: ApiClient, state: State, *, name: str, collection_id: str) -> Started:
     """Start one run, recording it before and after; adopt it after an ambiguous failure."""
     entry = state.get(name)
-    known = {r.run_id for r in (entry.last_run, entry.inflight) if r and r.run_id} if entry else set()
+    known = entry.known_run_ids if entry is not None else set()
     since = time.time()
     state.update(name, inflight=RunRecord(None, since))
     for attempt in range(1, START_ATTEMPTS + 1):
@@ -65,9 +63,7 @@ async def start(
             run = await client.start_run(collection_id, name=name)
             adopted = False
         except AmbiguousApiError:
-            found = await find_started(
-                client, collection_id, name=name, since=since, known=known
-            )
+            found = await find_started(client, collection_id, name=name, since=since, known=known)
             if found is None:
                 if attempt == START_ATTEMPTS:
                     raise
@@ -99,9 +95,9 @@ async def adopt(
         except NotFoundError:
             state.update(name, inflight=None)
     elif inflight is not None:
-        known = {entry.last_run.run_id} if entry and entry.last_run and entry.last_run.run_id else set()
+        assert entry is not None
         found = await find_started(
-            client, collection_id, name=name, since=inflight.started_at, known=known
+            client, collection_id, name=name, since=inflight.started_at, known=entry.known_run_ids
         )
         if found is not None:
             record = RunRecord(found.run_id, inflight.started_at)

@@ -1,0 +1,127 @@
+"""Every reconcile decision, with plain data: no API, no files."""
+
+from __future__ import annotations
+
+from sprunner.api.models import CollectionRef
+from sprunner.jobfile.model import DesiredCollection
+from sprunner.reconcile.plan import build_plan, diff_requests, request_digest
+from sprunner.state import Entry
+
+
+def desired(name: str, *urls: str, browser: bool = False) -> DesiredCollection:
+    requests = tuple({"url": u, "browser": browser} if browser else {"url": u} for u in urls)
+    return DesiredCollection(name=name, file="jobs.yaml", line=1, tags=(), requests=requests)
+
+
+def test_missing_remotely_is_created() -> None:
+    shop = desired("shop", "https://a.example/1", "https://a.example/2")
+    plan = build_plan([shop], [], {}, declared=["shop"])
+    (item,) = plan.items
+    assert (item.action, item.reason, item.requests, item.credits) == (
+        "create",
+        "not found remotely",
+        2,
+        2,
+    )
+    assert plan.has_changes
+
+
+def test_same_fingerprint_and_id_is_unchanged() -> None:
+    shop = desired("shop", "https://a.example/1")
+    entries = {"shop": Entry(id="c1", fingerprint=shop.fingerprint, created=True)}
+    plan = build_plan([shop], [CollectionRef("c1", "shop")], entries, declared=["shop"])
+    assert [i.action for i in plan.items] == ["unchanged"]
+    assert not plan.has_changes
+
+
+def test_changed_content_is_updated_with_a_diff() -> None:
+    before = desired("shop", "https://a.example/1", "https://a.example/2")
+    after = DesiredCollection(
+        name="shop",
+        file="jobs.yaml",
+        line=1,
+        tags=(),
+        requests=(
+            {"url": "https://a.example/1", "format": "markdown"},
+            {"url": "https://a.example/3"},
+        ),
+    )
+    entries = {"shop": Entry(id="c1", fingerprint=before.fingerprint)}
+    applied = {"shop": [request_digest(r) for r in before.requests]}
+    plan = build_plan(
+        [after], [CollectionRef("c1", "shop")], entries, declared=["shop"], applied=applied
+    )
+    (item,) = plan.items
+    assert item.action == "update" and item.remote_id == "c1"
+    assert item.diff is not None
+    assert (item.diff.added, item.diff.removed, item.diff.changed) == (1, 1, 1)
+
+
+def test_unknown_state_means_one_put_never_a_create() -> None:
+    shop = desired("shop", "https://a.example/1")
+    plan = build_plan([shop], [CollectionRef("c1", "shop")], {}, declared=["shop"])
+    (item,) = plan.items
+    assert (item.action, item.remote_id, item.diff) == ("update", "c1", None)
+
+
+def test_state_for_another_id_is_not_trusted() -> None:
+    shop = desired("shop", "https://a.example/1")
+    entries = {"shop": Entry(id="old", fingerprint=shop.fingerprint)}
+    plan = build_plan([shop], [CollectionRef("new", "shop")], entries, declared=["shop"])
+    assert [(i.action, i.remote_id) for i in plan.items] == [("update", "new")]
+
+
+def test_remote_duplicates_are_an_error_for_that_collection_only() -> None:
+    shop, blog = desired("shop", "https://a.example/"), desired("blog", "https://b.example/")
+    remote = [CollectionRef("c1", "shop"), CollectionRef("c2", "shop")]
+    plan = build_plan([shop, blog], remote, {}, declared=["shop", "blog"])
+    assert [(i.name, i.action) for i in plan.items] == [("shop", "error"), ("blog", "create")]
+    assert "c1, c2" in plan.items[0].reason
+
+
+def test_prune_candidates_are_only_what_sprunner_created() -> None:
+    remote = [
+        CollectionRef("c1", "gone-created"),
+        CollectionRef("c2", "gone-adopted"),
+        CollectionRef("c3", "someone-elses"),
+        CollectionRef("c4", "not-selected"),
+    ]
+    entries = {
+        "gone-created": Entry(id="c1", created=True),
+        "gone-adopted": Entry(id="c2", created=False),
+        "not-selected": Entry(id="c4", created=True),
+    }
+    plan = build_plan([], remote, entries, declared=["not-selected"], prune=True)
+    assert [(i.name, i.action, i.remote_id) for i in plan.items] == [
+        ("gone-created", "delete", "c1")
+    ]
+    assert [ref.name for ref in plan.unmanaged] == ["someone-elses"]
+    assert plan.has_changes
+
+
+def test_delete_candidates_are_not_changes_without_prune() -> None:
+    entries = {"old": Entry(id="c1", created=True)}
+    plan = build_plan([], [CollectionRef("c1", "old")], entries, declared=[])
+    assert [i.action for i in plan.items] == ["delete"]
+    assert not plan.has_changes
+
+
+def test_empty_collection_is_skipped() -> None:
+    plan = build_plan([desired("empty")], [], {}, declared=["empty"])
+    assert [(i.action, i.reason) for i in plan.items] == [("skip", "expands to no request")]
+
+
+def test_credits_count_browser_requests_five_times() -> None:
+    plan = build_plan(
+        [desired("a", "https://a.example/1", browser=True), desired("b", "https://b.example/")],
+        [],
+        {},
+        declared=["a", "b"],
+    )
+    assert plan.credits == 6
+
+
+def test_diff_follows_custom_id_across_url_changes() -> None:
+    old = [request_digest({"url": "https://a.example/1", "custom_id": "one"})]
+    new = [request_digest({"url": "https://a.example/2", "custom_id": "one"})]
+    assert str(diff_requests(old, new)) == "+0 -0 ~1"
