@@ -115,7 +115,9 @@ class Runner:
     async def execute(self) -> None:
         await self._each(self._reconcile)
         wanted = [row for row in self.rows if row.wants_run and row.adopted is None]
-        budget = policy.apply_budget([(row.name, row.item.credits) for row in wanted], self.max_credits)
+        budget = policy.apply_budget(
+            [(row.name, row.item.credits) for row in wanted], self.max_credits
+        )
         for row in wanted:
             decision = budget[row.name]
             if decision.decision == "skip":
@@ -261,7 +263,9 @@ class Runner:
         if desired.run.max_failed.allows(bad, run.total_requests):
             ui.info(line)
         else:
-            row.run_reason = f"{bad} failed or timed-out jobs; max_failed is {desired.run.max_failed}"
+            row.run_reason = (
+                f"{bad} failed or timed-out jobs; max_failed is {desired.run.max_failed}"
+            )
             ui.error(f"{line} (over max_failed {desired.run.max_failed})")
 
     def outcomes(self) -> tuple[CollectionOutcome, ...]:

@@ -89,4 +89,6 @@ async def list_remote(client: ApiClient) -> list[CollectionRef]:
         raise
     except ApiError as error:
         # Without the remote list nothing can be reconciled safely: exit 3, not 1.
-        raise UnreachableError(f"the API cannot be used: {error}", call="list collections") from error
+        raise UnreachableError(
+            f"the API cannot be used: {error}", call="list collections"
+        ) from error

@@ -102,8 +102,12 @@ def progress(rows: Sequence[Any]) -> Iterator[None]:
 
     console = Console(file=sys.stderr, no_color=not _config.color)
     with Live(
-        _progress_table(rows), console=console, refresh_per_second=4, transient=True,
-        redirect_stderr=True, redirect_stdout=False,
+        _progress_table(rows),
+        console=console,
+        refresh_per_second=4,
+        transient=True,
+        redirect_stderr=True,
+        redirect_stdout=False,
         get_renderable=lambda: _progress_table(rows),
     ):
         yield
