@@ -1,0 +1,183 @@
+"""The one entry point of the job-file stage: paths → desired collections, or every problem.
+
+``load()`` reads all files, validates all of them, expands all collections and only then
+raises one ``JobFileError`` with every problem found, so a CI run shows the whole list at
+once. ``--select`` and ``--shard`` are applied last: a bad file fails the run even when
+none of its collections is selected, because the files are applied together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sprunner.errors import JobFileError, Problem, UsageError
+from sprunner.jobfile.expand import CollectionExpander
+from sprunner.jobfile.model import DesiredCollection
+from sprunner.jobfile.policy import parse_policy
+from sprunner.jobfile.schema import format_path, locate, validate_document
+from sprunner.jobfile.templates import Functions, Path_, TemplateCompiler, plain
+from sprunner.jobfile.yamlload import PMap, load_yaml
+from sprunner.select import select, shard
+from sprunner.settings import Selection
+
+_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    collections: tuple[DesiredCollection, ...]
+    warnings: tuple[Problem, ...]
+    files: int = 0
+
+
+@dataclass(frozen=True)
+class JobFile:
+    path: Path  # to open
+    display: str  # as the user named it, for messages and the report
+    root: Path  # the job-file tree lines() may read from (resolved)
+
+
+def discover(paths: Sequence[Path]) -> list[JobFile]:
+    """Job files under `paths`: files as given, directories recursively, sorted.
+
+    Hidden folders and files are skipped (.git, .sprunner, editor backups).
+    """
+    found: list[JobFile] = []
+    seen: set[Path] = set()
+    for given in paths:
+        if given.is_dir():
+            tree = given.resolve()
+            files = []
+            for folder, dirnames, filenames in os.walk(given):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                files += [
+                    Path(folder, f)
+                    for f in filenames
+                    if f.endswith(_SUFFIXES) and not f.startswith(".")
+                ]
+            candidates = [(f, tree) for f in sorted(files, key=lambda p: p.parts)]
+        elif given.exists():
+            candidates = [(given, given.resolve().parent)]
+        else:
+            raise UsageError(f"no such file or directory: {given}")
+        for path, tree in candidates:
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                found.append(JobFile(path, str(path), tree))
+    if not found:
+        raise UsageError(f"no job files (*.yaml, *.yml) in {', '.join(map(str, paths))}")
+    return found
+
+
+def problem_at(root: PMap, display: str, path: Path_, message: str) -> Problem:
+    mark = locate(root, path)
+    line, col = mark if mark else (None, None)
+    return Problem(display, line, col, format_path(path), message)
+
+
+class _Loader:
+    def __init__(self, selection: Selection) -> None:
+        self.cap = selection.max_requests
+        self.compiler = TemplateCompiler()
+        self.lines_cache: dict[Path, tuple[str, ...]] = {}
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.names: dict[str, Problem] = {}  # name -> where it was first defined
+        self.collections: list[DesiredCollection] = []
+
+    def file(self, job: JobFile) -> None:
+        root, problems = load_yaml(job.path, job.display)
+        if root is not None:
+            problems += validate_document(root, job.display)
+        self.problems += problems
+        if root is None or problems:
+            return  # expanding a file with schema problems would only add noise
+        file_vars = plain(root.get("vars") or {})
+        defaults = root.get("defaults") or {}
+        for index, collection in enumerate(root["collections"]):
+            self.collection(job, root, ("collections", index), collection, file_vars, defaults)
+
+    def collection(
+        self,
+        job: JobFile,
+        root: PMap,
+        path: Path_,
+        spec: PMap,
+        file_vars: dict[str, Any],
+        defaults: dict[str, Any],
+    ) -> None:
+        name: str = spec["name"]
+
+        def report(at: Path_, message: str) -> Problem:
+            return problem_at(root, job.display, at, message)
+
+        here = report((*path, "name"), "")
+        if name in self.names:
+            first = self.names[name]
+            where = f"{first.file}:{first.line}" if first.line else first.file
+            self.problems.append(
+                report((*path, "name"), f"duplicate collection name {name!r} (also at {where})")
+            )
+        else:
+            self.names[name] = here
+        policy, problems = parse_policy(
+            spec.get("run"), lambda key, m: report((*path, "run", key), m)
+        )
+        self.problems += problems
+
+        def functions(masked: bool) -> Functions:
+            return Functions(
+                base_dir=job.path.resolve().parent,
+                root=job.root,
+                masked=masked,
+                cache=self.lines_cache,
+            )
+
+        expander = CollectionExpander(
+            name=name,
+            path=path,
+            compiler=self.compiler,
+            functions=functions,
+            variables={**file_vars, **plain(spec.get("vars") or {})},
+            report=report,
+        )
+        requests = [((*path, "requests", i), r) for i, r in enumerate(spec["requests"])]
+        expansion = expander.expand(requests, defaults, self.cap)
+        self.problems += expander.problems
+        if expansion is None:
+            return
+        self.warnings += expansion.warnings
+        if not expansion.requests:
+            self.warnings.append(
+                report(
+                    path, f"collection {name!r} has no requests after expansion; it will not be run"
+                )
+            )
+        self.collections.append(
+            DesiredCollection(
+                name=name,
+                file=job.display,
+                line=spec.mark[0],
+                tags=tuple(spec.get("tags") or ()),
+                requests=expansion.requests,
+                run=policy,
+                secrets=expansion.secrets,
+                display_requests=expansion.display,
+            )
+        )
+
+
+def load(selection: Selection) -> Loaded:
+    """Every selected collection, fully rendered; raises JobFileError with all problems."""
+    jobs = discover(selection.paths)
+    loader = _Loader(selection)
+    for job in jobs:
+        loader.file(job)
+    if loader.problems:
+        raise JobFileError(loader.problems)
+    chosen = shard(select(loader.collections, selection.select), selection.shard)
+    return Loaded(chosen, tuple(loader.warnings), files=len(jobs))

@@ -1,0 +1,79 @@
+"""Run policies: from the `run:` mapping of a collection to a frozen `RunPolicy`.
+
+The schema has already checked types and shapes; what is left are the checks a pattern
+cannot express (a cron expression croniter accepts, a percentage of at most 100%, a
+duration above zero) and the conversion of durations to seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sprunner.errors import Problem
+from sprunner.jobfile.model import MaxFailed, RunPolicy
+
+_DURATION = re.compile(r"(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?\Z")
+
+# (path below `run`, message) -> Problem, located by the caller.
+Report = Callable[[str, str], Problem]
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds in `90s`, `30m`, `2h`, `1h30m`, or a plain number; None when invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _DURATION.match(str(value).strip())
+    if match is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600.0 + int(minutes or 0) * 60.0 + float(seconds or 0)
+
+
+def parse_max_failed(value: Any) -> MaxFailed | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return MaxFailed(count=value)
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            percent = float(value[:-1])
+        except ValueError:
+            return None
+        if 0 <= percent <= 100:
+            return MaxFailed(count=None, percent=percent)
+    return None
+
+
+def parse_policy(run: dict[str, Any] | None, report: Report) -> tuple[RunPolicy, list[Problem]]:
+    """The policy, and a problem for each value the schema could not rule out."""
+    if not run:
+        return RunPolicy(), []
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    for key in ("timeout", "poll_interval"):
+        if key in run:
+            seconds = parse_duration(run[key])
+            if seconds is None or seconds <= 0:
+                problems.append(report(key, "expected a duration above zero such as 90s or 1h30m"))
+            else:
+                values[key] = seconds
+    if "max_failed" in run:
+        max_failed = parse_max_failed(run["max_failed"])
+        if max_failed is None:
+            problems.append(report("max_failed", "expected a count or a percentage up to 100%"))
+        else:
+            values["max_failed"] = max_failed
+    schedule = run.get("schedule")
+    if schedule is not None:
+        # croniter costs an import; only files with a schedule pay for it.
+        from croniter import croniter
+
+        if not croniter.is_valid(schedule):
+            problems.append(report("schedule", f"not a valid cron expression: {schedule!r}"))
+        values["schedule"] = schedule
+    for key in ("when", "overlap"):
+        if key in run:
+            values[key] = run[key]
+    return RunPolicy(**values), problems

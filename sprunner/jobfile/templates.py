@@ -1,0 +1,344 @@
+"""The sandboxed Jinja environment, its functions, and request templates.
+
+Every string in a request entry that contains ``{{``, ``{%`` or ``{#`` is a template;
+other strings (and whole sub-trees without templates) are kept as they are and shared
+between the expanded requests, which is what makes a million requests affordable.
+
+Templates made only of text and ``{{ name }}`` take a fast path (a join, no Jinja call);
+it renders exactly what Jinja would (``str()`` of each value) and fails the same way on
+an undefined name. Everything else runs in ``ImmutableSandboxedEnvironment`` with
+``StrictUndefined``.
+
+``range`` and ``date_range`` return sized lazy sequences, so ``foreach`` can multiply their
+lengths against the request cap before a single request is built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from sprunner.jobfile.yamlload import PMap
+
+ITER_LIMIT = 10_000_000  # a lazy sequence longer than this is never listed
+MAX_LINES_BYTES = 50 * 1024 * 1024
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+_EXPRESSION = re.compile(r"\s*\{\{(.*)\}\}\s*\Z", re.DOTALL)
+SECRET_MASK = "***"
+_MISSING: Any = object()
+
+Path_ = tuple[str | int, ...]
+
+
+class TemplateProblem(Exception):
+    """A template or a function call failed; `path` is relative to the request entry."""
+
+    def __init__(self, path: Path_, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+class FunctionError(ValueError):
+    """Raised by our template functions with a message meant for the user."""
+
+
+def is_template(text: str) -> bool:
+    return any(marker in text for marker in _TEMPLATE_MARKERS)
+
+
+class LazySeq(Sequence[Any]):
+    """A sized sequence computed on demand: `len()` is free, listing is bounded."""
+
+    def __init__(self, length: int, item: Callable[[int], Any], label: str) -> None:
+        self._length, self._item, self._label = length, item, label
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError(index)
+        return self._item(index)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._length > ITER_LIMIT:
+            raise FunctionError(f"{self._label} has {self._length:,} items, too many to list")
+        return (self._item(i) for i in range(self._length))
+
+    def __repr__(self) -> str:
+        return self._label
+
+
+def _range(*args: Any) -> LazySeq:
+    if not 1 <= len(args) <= 3 or not all(isinstance(a, int) for a in args):
+        raise FunctionError("range() takes 1 to 3 integers")
+    try:
+        inner = range(*args)
+    except ValueError as e:
+        raise FunctionError(f"range(): {e}") from None
+    return LazySeq(len(inner), inner.__getitem__, f"range({', '.join(map(str, args))})")
+
+
+def _to_date(value: Any, what: str) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise FunctionError(f"{what}: expected a date such as 2024-01-31, got {value!r}") from None
+
+
+def _today(fmt: str = "%Y-%m-%d", days: int = 0) -> str:
+    return (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=days)).strftime(fmt)
+
+
+def _now(fmt: str | None = None) -> str:
+    moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return moment.isoformat() if fmt is None else moment.strftime(fmt)
+
+
+def _date_range(start: Any, end: Any, step_days: int = 1, fmt: str = "%Y-%m-%d") -> LazySeq:
+    """Dates from `start` to `end`, both included, every `step_days` days."""
+    first, last = _to_date(start, "date_range start"), _to_date(end, "date_range end")
+    if not isinstance(step_days, int) or step_days == 0:
+        raise FunctionError("date_range(): step_days must be a non-zero integer")
+    span = (last - first).days
+    if step_days > 0:
+        length = span // step_days + 1 if span >= 0 else 0
+    else:
+        length = span // step_days + 1 if span <= 0 else 0
+    step = dt.timedelta(days=step_days)
+    return LazySeq(
+        length, lambda i: (first + i * step).strftime(fmt), f"date_range({start}, {end})"
+    )
+
+
+class Functions:
+    """The built-in functions for one job file and one collection.
+
+    `lines()` reads beside the job file but never outside `root` (symlinks resolved).
+    `env()` records every value it hands out, so the caller can redact it; with `masked`
+    it returns "***" instead, for the display rendering.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_dir: Path,
+        root: Path,
+        masked: bool = False,
+        cache: dict[Path, tuple[str, ...]] | None = None,
+    ) -> None:
+        self.base_dir, self.root, self.masked = base_dir, root, masked
+        self.cache = {} if cache is None else cache
+        self.used_env = False
+        self.secrets: set[str] = set()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "range": _range,
+            "lines": self.lines,
+            "env": self.env,
+            "today": _today,
+            "now": _now,
+            "date_range": _date_range,
+        }
+
+    def env(self, name: str, default: Any = _MISSING) -> Any:
+        self.used_env = True
+        value = os.environ.get(str(name))
+        if value is None:
+            if default is _MISSING:
+                raise FunctionError(f"environment variable {name} is not set (and no default)")
+            return SECRET_MASK if self.masked else default
+        self.secrets.add(value)
+        return SECRET_MASK if self.masked else value
+
+    def lines(self, name: str) -> tuple[str, ...]:
+        name = str(name)
+        target = (self.base_dir / name).resolve()
+        if not target.is_relative_to(self.root):
+            raise FunctionError(f"lines({name!r}) is outside the job-file tree {str(self.root)!r}")
+        if target not in self.cache:
+            self.cache[target] = _read_lines(target, name)
+        return self.cache[target]
+
+
+def _read_lines(target: Path, name: str) -> tuple[str, ...]:
+    try:
+        if target.stat().st_size > MAX_LINES_BYTES:
+            raise FunctionError(f"lines({name!r}): file larger than {MAX_LINES_BYTES:,} bytes")
+        text = target.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise FunctionError(f"lines({name!r}): not valid UTF-8") from None
+    except OSError as e:
+        raise FunctionError(f"lines({name!r}): {e.strerror or e}") from None
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+class Renderable(Protocol):
+    def render(self, ctx: dict[str, Any]) -> Any: ...
+
+
+class _Fast:
+    """Text and `{{ name }}` only: `parts` alternate literal text and names (odd indexes)."""
+
+    __slots__ = ("parts", "path")
+
+    def __init__(self, parts: list[str], path: Path_) -> None:
+        self.parts, self.path = parts, path
+
+    def render(self, ctx: dict[str, Any]) -> str:
+        out = []
+        for i, part in enumerate(self.parts):
+            if i % 2 == 0:
+                out.append(part)
+            elif part in ctx:
+                out.append(str(ctx[part]))
+            else:
+                raise TemplateProblem(self.path, f"{part!r} is undefined")
+        return "".join(out)
+
+
+class _Jinja:
+    __slots__ = ("path", "template")
+
+    def __init__(self, template: Any, path: Path_) -> None:
+        self.template, self.path = template, path
+
+    def render(self, ctx: dict[str, Any]) -> str:
+        template = self.template
+        try:
+            # shared=True: the context is used as it is, without a copy per request.
+            context = template.new_context(ctx, shared=True)
+            return str(template.environment.concat(template.root_render_func(context)))
+        except Exception as e:  # any error in a user template is an input problem
+            raise TemplateProblem(self.path, _describe(e)) from None
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, FunctionError):
+        return str(error)
+    return f"{type(error).__name__}: {error}" if not str(error).startswith("'") else str(error)
+
+
+class _Tree:
+    """A list or mapping with templates somewhere inside."""
+
+    __slots__ = ("items", "kind")
+
+    def __init__(self, kind: type, items: list[tuple[Any, Any, Renderable | None]]) -> None:
+        self.kind, self.items = kind, items
+
+    def render(self, ctx: dict[str, Any]) -> Any:
+        values = [(k, v if r is None else r.render(ctx)) for k, v, r in self.items]
+        return dict(values) if self.kind is dict else [v for _, v in values]
+
+
+def plain(value: Any) -> Any:
+    """A PMap/PSeq tree as plain dicts and lists (what leaves the job-file stage)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+class TemplateCompiler:
+    """Compiles strings once per distinct source; one instance per `load()`."""
+
+    def __init__(self) -> None:
+        from jinja2 import StrictUndefined
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        self.env = ImmutableSandboxedEnvironment(
+            undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
+        )
+        globals_ = dict(self.env.globals)
+        globals_.pop("range", None)  # ours is sized and lazy
+        self.jinja_globals = globals_
+        self._cache: dict[str, Any] = {}
+        self._expressions: dict[str, Any] = {}
+
+    def compile_string(self, source: str, path: Path_) -> Renderable:
+        """Raises TemplateProblem for a syntax error."""
+        compiled = self._cache.get(source)
+        if compiled is None:
+            compiled = self._cache[source] = self._compile(source, path)
+        return _Fast(compiled, path) if isinstance(compiled, list) else _Jinja(compiled, path)
+
+    def _compile(self, source: str, path: Path_) -> Any:
+        from jinja2 import TemplateSyntaxError, nodes
+
+        try:
+            tree = self.env.parse(source)
+            body = tree.body
+            if len(body) == 1 and isinstance(body[0], nodes.Output):
+                parts: list[str] = [""]
+                for node in body[0].nodes:
+                    if isinstance(node, nodes.TemplateData):
+                        parts[-1] += node.data
+                    elif isinstance(node, nodes.Name) and node.ctx == "load":
+                        parts += [node.name, ""]
+                    else:
+                        break
+                else:
+                    return parts
+            return self.env.from_string(source)
+        except TemplateSyntaxError as e:
+            raise TemplateProblem(path, f"template syntax error: {e.message}") from None
+
+    def compile_value(self, value: Any, path: Path_) -> tuple[Any, Renderable | None]:
+        """(constant, None) for a template-free value, else (None, renderable)."""
+        if isinstance(value, str):
+            return (None, self.compile_string(value, path)) if is_template(value) else (value, None)
+        if isinstance(value, (dict, list)):
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            items = [(k, *self.compile_value(v, (*path, k))) for k, v in pairs]
+            if all(r is None for _, _, r in items):
+                return plain(value), None
+            return None, _Tree(dict if isinstance(value, dict) else list, items)
+        return value, None
+
+    def evaluate(self, source: str, ctx: Mapping[str, Any], path: Path_) -> Any:
+        """Evaluate a `"{{ expr }}"` string to a native value (used by `foreach`)."""
+        from jinja2 import TemplateSyntaxError, Undefined
+
+        match = _EXPRESSION.match(source)
+        if match is None:
+            raise TemplateProblem(path, 'expected a list or a "{{ expression }}" string')
+        expression = self._expressions.get(source)
+        try:
+            if expression is None:
+                expression = self.env.compile_expression(match[1], undefined_to_none=False)
+                self._expressions[source] = expression
+            result = expression(**ctx)
+            if isinstance(result, Undefined):
+                result._fail_with_undefined_error()
+        except TemplateSyntaxError as e:
+            raise TemplateProblem(path, f"template syntax error: {e.message}") from None
+        except Exception as e:  # any error in a user expression is an input problem
+            raise TemplateProblem(path, _describe(e)) from None
+        return result
+
+
+def as_loop_values(value: Any, path: Path_) -> Sequence[Any]:
+    """A foreach value as a sized sequence; strings and mappings are refused."""
+    from sprunner.jobfile.schema import got
+
+    if isinstance(value, (LazySeq, range)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (str, bytes, dict, PMap)) or not hasattr(value, "__iter__"):
+        raise TemplateProblem(path, f"expected a list, got {got(value)}")
+    return list(value)
