@@ -1,0 +1,459 @@
+"""sprunner where its users work: the pre-commit hook, the scheduler recipes, completion, colour.
+
+The recipes under examples/deploy are checked twice: their files parse (YAML, systemd units,
+crontab), and every sprunner command line in them goes through the real click parser, so an
+option renamed in cli.py breaks this test rather than a user's cron job.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sprunner import ui
+from sprunner.cli import cli
+from sprunner.settings import ApplyOptions, GlobalOptions, Selection
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "examples" / "deploy"
+VALID_JOB_FILE = """\
+version: 1
+collections:
+  - name: hello
+    requests:
+      - url: https://example.com/
+"""
+
+
+@pytest.fixture(autouse=True)
+def _reset_ui() -> Iterator[None]:
+    # The group callback configures ui's module state; leave it as we found it.
+    saved = (ui._config.verbosity, ui._config.color, set(ui._config.secrets))
+    yield
+    ui._config.verbosity, ui._config.color, ui._config.secrets = saved
+
+
+@dataclass
+class ApplyCall:
+    selection: Selection
+    options: GlobalOptions
+    apply_options: ApplyOptions
+
+
+@pytest.fixture
+def parse_apply(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run argv through the real CLI with `apply`'s core function replaced by a recorder."""
+    from sprunner.commands import apply as apply_command
+
+    calls: list[ApplyCall] = []
+
+    def record(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOptions) -> int:
+        calls.append(ApplyCall(selection, options, apply_options))
+        return 0
+
+    monkeypatch.setattr(apply_command, "run", record)
+
+    def parse(argv: list[str], env: dict[str, str] | None = None) -> ApplyCall:
+        result = CliRunner(env=env).invoke(cli, argv, catch_exceptions=False)
+        assert result.exit_code == 0, f"{argv}: {result.output}"
+        return calls.pop()
+
+    return parse
+
+
+def _sprunner_argv(command: str) -> list[str]:
+    """The arguments after the `sprunner` executable in a shell command line."""
+    words = shlex.split(command)
+    for i, word in enumerate(words):
+        if word == "sprunner" or word.endswith("/sprunner"):
+            rest = words[i + 1 :]
+            # Stop at shell syntax: redirections, `&&`, pipes.
+            for j, token in enumerate(rest):
+                if token in {"&&", "||", "|", ";", ">", ">>", "2>&1"}:
+                    return rest[:j]
+            return rest
+    raise AssertionError(f"no sprunner command in {command!r}")
+
+
+# --- pre-commit --------------------------------------------------------------------------------
+
+
+def _hook() -> dict[str, Any]:
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert isinstance(hooks, list)
+    (hook,) = (h for h in hooks if h["id"] == "sprunner-validate")
+    assert isinstance(hook, dict)
+    return hook
+
+
+def test_pre_commit_hook_declares_sprunner_validate() -> None:
+    hook = _hook()
+    assert shlex.split(hook["entry"]) == ["sprunner", "validate"]
+    assert hook["language"] == "python"
+    assert hook["pass_filenames"] is True
+    files = re.compile(hook["files"])
+    assert all(files.search(n) for n in ("jobfiles/shop.yaml", "a/b.yml"))
+    assert not any(files.search(n) for n in ("schema.json", "notes.yaml.txt", "README.md"))
+
+
+def test_pre_commit_entry_is_the_installed_console_script() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["scripts"][shlex.split(_hook()["entry"])[0]] == "sprunner.cli:main"
+
+
+def test_pre_commit_entry_runs_validate_on_the_files_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("sprunner.commands.validate")
+    monkeypatch.chdir(tmp_path)
+    Path("good.yaml").write_text(VALID_JOB_FILE, encoding="utf-8")
+    Path("typo.yml").write_text(VALID_JOB_FILE.replace("requests:", "reqests:"), encoding="utf-8")
+    args = shlex.split(_hook()["entry"])[1:]  # pre-commit appends the staged file names
+
+    good = CliRunner().invoke(cli, [*args, "good.yaml"], catch_exceptions=False)
+    assert good.exit_code == 0, good.output
+
+    bad = CliRunner().invoke(cli, [*args, "good.yaml", "typo.yml"], catch_exceptions=False)
+    assert bad.exit_code == 2
+    assert "typo.yml" in bad.output
+
+
+# --- cron --------------------------------------------------------------------------------------
+
+
+def _crontab_entries() -> list[str]:
+    text = (DEPLOY / "crontab").read_text(encoding="utf-8")
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def test_crontab_line_has_a_schedule_and_a_valid_apply(parse_apply: Any) -> None:
+    from croniter import croniter
+
+    (entry,) = _crontab_entries()
+    fields = entry.split(None, 5)
+    assert len(fields) == 6
+    assert croniter.is_valid(" ".join(fields[:5]))
+    command = fields[5]
+    assert "sprunner" in command and " apply" in command
+    assert re.search(r">>\s*\S+\s+2>&1\s*$", command), "stdout and stderr go to a log file"
+    # cron turns an unescaped % into a newline.
+    assert "%" not in command.replace("\\%", "")
+    assert "flock" not in command  # our own lock does it: a second apply exits 4
+
+    call = parse_apply(_sprunner_argv(command))
+    assert call.options.api_key_file is not None
+    assert call.apply_options.report is not None
+
+
+def test_crontab_explains_every_exit_code() -> None:
+    text = (DEPLOY / "crontab").read_text(encoding="utf-8")
+    for code in ("0", "1", "2", "3", "4", "130", "143"):
+        assert re.search(rf"^#\s+{code}\b", text, re.MULTILINE), code
+
+
+# --- systemd -----------------------------------------------------------------------------------
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    parser.read_string((DEPLOY / "systemd" / name).read_text(encoding="utf-8"))
+    return parser
+
+
+def test_systemd_service_is_a_oneshot_apply_with_a_credential(parse_apply: Any) -> None:
+    unit = _unit("sprunner.service")
+    assert set(unit.sections()) == {"Unit", "Service"}
+    service = unit["Service"]
+    assert service["Type"] == "oneshot"
+    assert service["WorkingDirectory"].startswith("/")
+    assert "SuccessExitStatus" not in service
+    credential, _, source = service["LoadCredential"].partition(":")
+    assert source.startswith("/")
+
+    call = parse_apply(_sprunner_argv(service["ExecStart"]))
+    assert str(call.options.api_key_file) == f"${{CREDENTIALS_DIRECTORY}}/{credential}"
+    state_root = Path("/var/lib") / service["StateDirectory"]
+    assert call.options.state_dir.is_relative_to(state_root)
+    assert call.apply_options.report is not None
+    assert call.apply_options.report.is_relative_to(state_root)  # the only writable place
+
+
+def test_systemd_timer_is_persistent_and_starts_the_service() -> None:
+    unit = _unit("sprunner.timer")
+    timer = unit["Timer"]
+    assert timer["OnCalendar"]
+    assert timer["Persistent"] == "true"
+    assert timer["Unit"] == "sprunner.service"
+    assert unit["Install"]["WantedBy"] == "timers.target"
+
+
+# --- Kubernetes --------------------------------------------------------------------------------
+
+
+def _manifests(name: str) -> dict[str, dict[str, Any]]:
+    docs = yaml.safe_load_all((DEPLOY / "kubernetes" / name).read_text(encoding="utf-8"))
+    return {d["kind"]: d for d in docs if d}
+
+
+def _pod(cronjob: dict[str, Any]) -> dict[str, Any]:
+    pod: dict[str, Any] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return pod
+
+
+def _mounts(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """mountPath → the volume mounted there."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (container,) = pod["containers"]
+    return {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+
+
+def _volume_at(pod: dict[str, Any], path: Path) -> dict[str, Any]:
+    for mount, volume in _mounts(pod).items():
+        if path.is_relative_to(mount):
+            return volume
+    raise AssertionError(f"{path} is on no volume")
+
+
+def _check_pod_paths(pod: dict[str, Any], call: ApplyCall, claim: str) -> None:
+    assert call.options.api_key_file is not None
+    assert "secret" in _volume_at(pod, call.options.api_key_file)
+    for path in (call.options.state_dir, call.apply_options.report, call.apply_options.junit):
+        assert path is not None
+        volume = _volume_at(pod, path)
+        assert volume["persistentVolumeClaim"]["claimName"] == claim
+
+
+def test_kubernetes_cronjob(parse_apply: Any, tmp_path: Path) -> None:
+    manifests = _manifests("cronjob.yaml")
+    cronjob, claim = manifests["CronJob"], manifests["PersistentVolumeClaim"]
+    assert cronjob["apiVersion"] == "batch/v1"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = _pod(cronjob)
+    (container,) = pod["containers"]
+    assert pod["restartPolicy"] == "Never"
+
+    # The job-file path must exist for click; point it at an empty folder.
+    argv = [str(tmp_path) if a == "/work/jobfiles" else a for a in container["args"]]
+    assert argv != container["args"]
+    call = parse_apply(argv)
+    _check_pod_paths(pod, call, claim["metadata"]["name"])
+    # One report per Job, kept on the volume: Kubernetes expands $(JOB_NAME).
+    assert "$(JOB_NAME)" in str(call.apply_options.report)
+    assert "JOB_NAME" in {e["name"] for e in container["env"]}
+
+
+def test_kubernetes_indexed_cronjob_gives_each_shard_its_own_state(
+    parse_apply: Any, tmp_path: Path
+) -> None:
+    manifests = _manifests("cronjob-sharded.yaml")
+    cronjob, claim = manifests["CronJob"], manifests["PersistentVolumeClaim"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    assert job["completionMode"] == "Indexed"
+    pod = _pod(cronjob)
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    shards = int(env["SHARDS"])
+    assert job["completions"] == job["parallelism"] == shards
+    assert container["command"] == ["/bin/sh", "-c"]
+    (script,) = container["args"]
+
+    calls = []
+    for index in range(shards):  # what the shell makes of the script in pod `index`
+        expanded = (
+            script.replace("$((JOB_COMPLETION_INDEX + 1))", str(index + 1))
+            .replace("$JOB_COMPLETION_INDEX", str(index))
+            .replace("$SHARDS", str(shards))
+            .replace("$JOB_NAME", "sprunner-sharded-29000000")
+        )
+        assert "$" not in expanded
+        argv = _sprunner_argv(expanded)
+        calls.append(parse_apply([str(tmp_path) if a == "/work/jobfiles" else a for a in argv]))
+
+    assert [str(c.selection.shard) for c in calls] == [f"{i}/{shards}" for i in range(1, 4)]
+    assert len({c.options.state_dir for c in calls}) == shards
+    assert len({c.apply_options.report for c in calls}) == shards
+    for call in calls:
+        _check_pod_paths(pod, call, claim["metadata"]["name"])
+
+
+# --- GitHub Actions ----------------------------------------------------------------------------
+
+
+def _workflow() -> dict[str, Any]:
+    text = (DEPLOY / "github-actions" / "sprunner.yml").read_text(encoding="utf-8")
+    workflow = yaml.safe_load(text)
+    assert isinstance(workflow, dict)
+    # YAML 1.1 reads the bare key `on` as True; GitHub reads it as "on".
+    workflow["on"] = workflow.pop(True)
+    return workflow
+
+
+def _steps() -> list[dict[str, Any]]:
+    (job,) = _workflow()["jobs"].values()
+    steps: list[dict[str, Any]] = job["steps"]
+    return steps
+
+
+def test_github_workflow_triggers_and_concurrency() -> None:
+    from croniter import croniter
+
+    workflow = _workflow()
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
+    assert all(croniter.is_valid(s["cron"]) for s in workflow["on"]["schedule"])
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    uses = {s["uses"].split("@")[0] for s in _steps() if "uses" in s}
+    assert {"actions/upload-artifact", "actions/cache/restore", "actions/cache/save"} <= uses
+    assert all("@" in s["uses"] for s in _steps() if "uses" in s)
+
+
+def test_github_workflow_applies_with_reports_and_keeps_them(parse_apply: Any) -> None:
+    steps = _steps()
+    (apply_step,) = (s for s in steps if "sprunner apply" in s.get("run", ""))
+    assert apply_step["env"]["SCRAPINGPROS_API_KEY"] == "${{ secrets.SCRAPINGPROS_API_KEY }}"
+    line = apply_step["run"]
+    optional = '${SELECT:+--select "$SELECT"}'
+    assert optional in line
+    plain = parse_apply(_sprunner_argv(line.replace(optional, "")))
+    assert plain.apply_options.report == Path("report.json")
+    assert plain.apply_options.junit == Path("junit.xml")
+    selected = parse_apply(_sprunner_argv(line.replace(optional, '--select "tag:daily"')))
+    assert selected.selection.select == ("tag:daily",)
+
+    (upload,) = (s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()"
+    assert set(upload["with"]["path"].split()) == {"report.json", "junit.xml"}
+    cached = {s["with"]["path"] for s in steps if s.get("uses", "").startswith("actions/cache")}
+    assert cached == {_workflow()["jobs"]["apply"]["env"]["SPRUNNER_STATE_DIR"]}
+
+
+def test_github_workflow_summary_renders_a_real_report(tmp_path: Path) -> None:
+    from sprunner.api.models import FailedJob
+    from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+    from sprunner.report import dumps
+
+    (step,) = (s for s in _steps() if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
+    assert step["shell"] == "python" and step["if"] == "always()"
+    run = RunOutcome(
+        "completed",
+        "r1",
+        total_requests=7,
+        success_requests=5,
+        failed_requests=1,
+        timeout_requests=1,
+        failed_jobs=(FailedJob("j", "https://x.example/", "failed", "boom"),),
+        within_max_failed=False,
+    )
+    outcome = ApplyOutcome(
+        "https://api.example.com",
+        1.0,
+        2.0,
+        (
+            CollectionOutcome("shop", "a.yaml", "created", "c1", 7, run),
+            CollectionOutcome("blocked", "a.yaml", "error", error="422 | URL blocked"),
+            CollectionOutcome("later", "a.yaml", "unchanged", "c3", 2, RunOutcome("skipped")),
+        ),
+    )
+    script = tmp_path / "summary.py"
+    script.write_text(step["run"], encoding="utf-8")
+    summary = tmp_path / "summary.md"
+
+    def render() -> str:
+        env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
+        subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, check=True)
+        return summary.read_text(encoding="utf-8")
+
+    assert "No report" in render()  # the apply stopped before writing one
+    summary.unlink()
+    (tmp_path / "report.json").write_text(dumps(outcome), encoding="utf-8")
+    text = render()
+    assert "sprunner FAILED" in text
+    assert "| ❌ | `shop` | created | completed | 2 / 7 |" in text
+    assert "422 \\| URL blocked" in text  # a | in an error does not break the table
+    assert "| ✅ | `later` | unchanged | skipped |  |" in text
+    json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+
+
+def test_deploy_readme_documents_sharding() -> None:
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for needle in ("--shard I/N", "JOB_COMPLETION_INDEX", "own state directory", "exits 4"):
+        assert needle in text, needle
+    for name in ("crontab", "sprunner.service", "sprunner.timer", "cronjob.yaml", "sprunner.yml"):
+        assert name in text
+
+
+# --- completion and colour ---------------------------------------------------------------------
+
+SOURCE_MARKERS = {
+    "bash": "complete -o nosort -F _sprunner_completion sprunner",
+    "zsh": "#compdef sprunner",
+    "fish": "complete --no-files --command sprunner",
+}
+
+
+@pytest.mark.parametrize("shell", sorted(SOURCE_MARKERS))
+def test_completion_scripts_are_produced(shell: str) -> None:
+    runner = CliRunner(env={"_SPRUNNER_COMPLETE": f"{shell}_source"})
+    result = runner.invoke(cli, [], prog_name="sprunner", catch_exceptions=False)
+    assert result.exit_code == 0
+    assert SOURCE_MARKERS[shell] in result.stdout
+    assert "_SPRUNNER_COMPLETE" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("sprunner ap", "apply"),
+        ("sprunner apply --ju", "--junit"),
+        ("sprunner --state", "--state-dir"),
+    ],
+)
+def test_completion_completes_commands_and_options(words: str, expected: str) -> None:
+    env = {
+        "_SPRUNNER_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    result = CliRunner(env=env).invoke(cli, [], prog_name="sprunner", catch_exceptions=False)
+    assert result.exit_code == 0
+    assert f"plain,{expected}" in result.stdout.splitlines()
+
+
+def test_completion_works_through_the_program_entry_point() -> None:
+    # What `eval "$(_SPRUNNER_COMPLETE=bash_source sprunner)"` runs: main() names the program.
+    env = {**os.environ, "_SPRUNNER_COMPLETE": "bash_source"}
+    result = subprocess.run(
+        [sys.executable, "-m", "sprunner"], env=env, capture_output=True, text=True, check=True
+    )
+    assert SOURCE_MARKERS["bash"] in result.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("no_color", "colored"), [(None, True), ("1", False)])
+def test_no_color_is_honoured(parse_apply: Any, no_color: str | None, colored: bool) -> None:
+    env = {} if no_color is None else {"NO_COLOR": no_color}
+    call = parse_apply(["apply"], env=env)
+    assert call.options.color is colored
+    assert ui.use_color(_Terminal()) is colored
+    assert ui.use_color(io.StringIO()) is False  # never colour when not a terminal
