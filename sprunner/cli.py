@@ -130,7 +130,7 @@ def cli(
         api_key_file=api_key_file,
         state_dir=state_dir,
         verbosity=-1 if quiet else verbose,
-        color="NO_COLOR" not in os.environ,
+        color=not os.environ.get("NO_COLOR"),  # no-color.org: only a non-empty value counts
     )
     from sprunner import ui
 
@@ -281,9 +281,7 @@ def apply(
 
 
 @cli.command()
-@click.option(
-    "--report", "which", flag_value="report", help="Print the report schema instead."
-)
+@click.option("--report", "which", flag_value="report", help="Print the report schema instead.")
 @click.option("--jobfile", "which", flag_value="jobfile", default=True, hidden=True)
 def schema(which: str) -> None:
     """Print the job-file JSON Schema (or the report schema with --report)."""
