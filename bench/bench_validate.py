@@ -1,0 +1,74 @@
+"""Benchmark: validate 20 collections × 50,000 foreach-generated requests (1,000,000).
+
+Targets (SPEC performance goals): under 20 s and under 1.5 GB peak memory on 2 cores.
+Runs `sprunner validate` in a subprocess so the peak RSS measured is that of the
+validation alone, not of this script.
+
+    python bench/bench_validate.py [--collections 20] [--per 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_SECONDS = 20.0
+TARGET_BYTES = 1.5 * 1024**3
+
+JOB = """\
+version: 1
+vars:
+  shop: https://shop{index}.example.com
+defaults:
+  use_proxy: any
+  format: html
+collections:
+  - name: bench-{index:02d}
+    tags: [bench]
+    requests:
+      - url: "{{{{ shop }}}}/c/{{{{ cat }}}}/p/{{{{ page }}}}?sort={{{{ sort }}}}"
+        custom_id: "{{{{ cat }}}}-{{{{ page }}}}-{{{{ sort }}}}"
+        foreach:
+          cat: [{cats}]
+          sort: [price, name]
+          page: "{{{{ range(1, {pages}) }}}}"
+"""
+
+
+def write_files(folder: Path, collections: int, per: int) -> None:
+    cats = [f"cat{i}" for i in range(25)]
+    pages = per // (len(cats) * 2)
+    for index in range(collections):
+        text = JOB.format(index=index, cats=", ".join(cats), pages=pages + 1)
+        (folder / f"bench{index:02d}.yaml").write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--collections", type=int, default=20)
+    parser.add_argument("--per", type=int, default=50_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_files(folder, args.collections, args.per)
+        command = [sys.executable, "-m", "sprunner", "validate", str(folder)]
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+    print(done.stdout.strip() or done.stderr.strip()[:2000])
+    print(f"time   {seconds:7.2f} s   target {TARGET_SECONDS:.0f} s    ratio {seconds / TARGET_SECONDS:.2f}")
+    print(
+        f"memory {peak / 1024**2:7.0f} MiB target {TARGET_BYTES / 1024**2:.0f} MiB ratio "
+        f"{peak / TARGET_BYTES:.2f}"
+    )
+    return done.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
