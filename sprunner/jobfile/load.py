@@ -92,8 +92,8 @@ class _Loader:
 
     def file(self, job: JobFile) -> None:
         root, problems = load_yaml(job.path, job.display)
-        if root is not None:
-            problems += validate_document(root, job.display)
+        if root is not None and not problems:  # a bad tag or key would only cascade
+            problems = validate_document(root, job.display)
         self.problems += problems
         if root is None or problems:
             return  # expanding a file with schema problems would only add noise

@@ -124,7 +124,7 @@ def _explain(error: Any) -> Iterator[_Explained]:
         for name in instance:
             if name in known or any(p.search(name) for p in patterns):
                 continue
-            close = difflib.get_close_matches(name, known, n=1)
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             yield _Explained([*path, name], f"unknown key{hint}", at_key=True)
     elif kind == "required":

@@ -78,7 +78,17 @@ class LazySeq(Sequence[Any]):
         return self._label
 
 
+def _defined(*args: Any) -> None:
+    """Fail on an undefined argument with Jinja's own message ("'x' is undefined")."""
+    from jinja2 import Undefined
+
+    for arg in args:
+        if isinstance(arg, Undefined):
+            arg._fail_with_undefined_error()
+
+
 def _range(*args: Any) -> LazySeq:
+    _defined(*args)
     if not 1 <= len(args) <= 3 or not all(isinstance(a, int) for a in args):
         raise FunctionError("range() takes 1 to 3 integers")
     try:
@@ -98,6 +108,7 @@ def _to_date(value: Any, what: str) -> dt.date:
 
 
 def _today(fmt: str = "%Y-%m-%d", days: int = 0) -> str:
+    _defined(fmt, days)
     return (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=days)).strftime(fmt)
 
 
@@ -108,6 +119,7 @@ def _now(fmt: str | None = None) -> str:
 
 def _date_range(start: Any, end: Any, step_days: int = 1, fmt: str = "%Y-%m-%d") -> LazySeq:
     """Dates from `start` to `end`, both included, every `step_days` days."""
+    _defined(start, end, step_days, fmt)
     first, last = _to_date(start, "date_range start"), _to_date(end, "date_range end")
     if not isinstance(step_days, int) or step_days == 0:
         raise FunctionError("date_range(): step_days must be a non-zero integer")
@@ -155,6 +167,7 @@ class Functions:
 
     def env(self, name: str, default: Any = _MISSING) -> Any:
         self.used_env = True
+        _defined(name, default)
         value = os.environ.get(str(name))
         if value is None:
             if default is _MISSING:
@@ -164,10 +177,11 @@ class Functions:
         return SECRET_MASK if self.masked else value
 
     def lines(self, name: str) -> tuple[str, ...]:
+        _defined(name)
         name = str(name)
         target = (self.base_dir / name).resolve()
         if not target.is_relative_to(self.root):
-            raise FunctionError(f"lines({name!r}) is outside the job-file tree {str(self.root)!r}")
+            raise FunctionError(f"lines({name!r}) may not read outside the job-file tree")
         if target not in self.cache:
             self.cache[target] = _read_lines(target, name)
         return self.cache[target]
