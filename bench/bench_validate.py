@@ -62,9 +62,8 @@ def main() -> int:
         seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
     print(done.stdout.strip() or done.stderr.strip()[:2000])
-    print(
-        f"time   {seconds:7.2f} s   target {TARGET_SECONDS:.0f} s    ratio {seconds / TARGET_SECONDS:.2f}"
-    )
+    ratio = seconds / TARGET_SECONDS
+    print(f"time   {seconds:7.2f} s   target {TARGET_SECONDS:.0f} s    ratio {ratio:.2f}")
     print(
         f"memory {peak / 1024**2:7.0f} MiB target {TARGET_BYTES / 1024**2:.0f} MiB ratio "
         f"{peak / TARGET_BYTES:.2f}"
