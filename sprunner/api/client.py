@@ -44,7 +44,7 @@ from sprunner.api.errors import (
     UnreachableError,
     shorten,
 )
-from sprunner.api.limiter import RateLimiter
+from sprunner.api.limiter import DEFAULT_PAUSE, RateLimiter
 from sprunner.api.models import CollectionRef, Run, WriteResult
 from sprunner.errors import UsageError
 
@@ -110,6 +110,8 @@ class ApiClient:
         self.rate_limited = 0
         self.limiter = limiter or RateLimiter()
         self._has_key = bool(api_key)
+        # Kept only to scrub it from answers: a server that echoes headers must not leak it.
+        self._scrub_key = api_key or None
         self._semaphore = asyncio.Semaphore(parallel)
         self._max_attempts = max(1, max_attempts)
         self._max_backoff = max_backoff
@@ -329,13 +331,16 @@ class ApiClient:
                 call=call,
                 collection=collection,
                 status=response.status_code,
-                detail=shorten(response.text),
+                detail=self._scrub(shorten(response.text)),
             ) from error
         return parse.Answer(data, call=call, collection=collection)
 
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._scrub_key, "***") if self._scrub_key else text
+
     def _error(self, response: httpx.Response, call: str, collection: str | None) -> ApiError:
         status = response.status_code
-        detail = parse.error_detail(response.content)
+        detail = self._scrub(parse.error_detail(response.content))
         kw: dict[str, Any] = {"call": call, "collection": collection, "status": status}
         if status == 429:
             if "quota" in detail.lower():
@@ -343,7 +348,9 @@ class ApiClient:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is not None:
                 retry_after = min(retry_after, self._max_backoff)
-            self.limiter.on_rate_limited(retry_after)
+            self.limiter.on_rate_limited(
+                retry_after if retry_after is not None else min(DEFAULT_PAUSE, self._max_backoff)
+            )
             return RateLimitedError("rate limited", retry_after=retry_after, detail=detail, **kw)
         if status == 401:
             return AuthenticationError("the API key was refused", detail=detail, **kw)

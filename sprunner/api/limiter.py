@@ -8,8 +8,10 @@ the client, so the limiter learns it, AIMD style (as TCP does with its congestio
   fraction of the rate actually observed over the last second. The answers to calls that
   were already in flight when the first 429 came back carry no new information, so only one
   cut is made per pause.
-- Each success while the limiter is the bottleneck raises the rate a little: additively, by
-  about `increase_per_second` requests/s per second, so a new 429 comes rarely.
+- Each success while the limiter is the bottleneck raises the rate a little (a fixed step per
+  success, so about 4 % of the rate per second): slow enough that a new 429 comes rarely, fast
+  enough to find a raised limit within a minute. A fixed step per second instead would probe
+  a 30-a-minute plan far too fast and a 2,000-a-minute plan far too slowly.
 
 Callers are spaced evenly (a reserved time slot each) rather than released in bursts, because
 a burst is what empties the server's token bucket.
@@ -24,9 +26,11 @@ from collections.abc import Callable
 
 DEFAULT_PAUSE = 1.0  # when a 429 carries no Retry-After
 DECREASE_FACTOR = 0.85
-INCREASE_PER_SECOND = 1.0  # requests/s gained per second of successful pacing
+INCREASE_PER_SUCCESS = 0.04  # requests/s gained per success
 MIN_RATE = 0.2
-WINDOW = 1.0  # seconds over which the observed rate is measured
+WINDOW = 1.0  # seconds over which the observed rate is measured...
+MIN_SAMPLES = 3  # successes needed before a 429 teaches a rate
+LONG_WINDOW = 10.0  # ...or this, for plans too slow to show in one second
 # Below this share of the allowed rate the limiter is not the bottleneck: do not probe up,
 # or an idle period would let the rate drift far above what was ever tested.
 BINDING_SHARE = 0.8
@@ -49,7 +53,8 @@ class RateLimiter:
         self._paused_until = 0.0
         self._cut_blocked_until = 0.0
         self._next_slot = 0.0
-        self._successes: deque[float] = deque()
+        self._successes: deque[float] = deque()  # over LONG_WINDOW
+        self._recent: deque[float] = deque()  # over WINDOW
 
     @property
     def rate(self) -> float | None:
@@ -93,8 +98,15 @@ class RateLimiter:
         if now < self._cut_blocked_until:
             return
         observed = self._observed_rate(now)
-        current = self.rate if self.rate is not None else observed
-        base = min(current, observed) if observed > 0 else current
+        current = self.rate
+        if len(self._successes) >= MIN_SAMPLES:
+            base = observed if current is None else min(current, observed)
+        elif current is not None:
+            base = current
+        else:
+            # A 429 after only a success or two says little about the rate (another process
+            # may have spent the window): pause, and learn from the next 429 instead.
+            return
         self._learned = max(MIN_RATE, DECREASE_FACTOR * base)
         # Answers to requests sent before this cut arrive during the pause (or just after).
         self._cut_blocked_until = self._paused_until + max(0.25, 1.0 / self._learned)
@@ -103,19 +115,22 @@ class RateLimiter:
         """An answer other than 429 arrived: the rate was acceptable; probe a little higher."""
         now = self._clock()
         self._successes.append(now)
+        self._recent.append(now)
         if self._learned is None:
             return
         if self._observed_rate(now) < BINDING_SHARE * (self.rate or 0.0):
             return
-        self._learned += INCREASE_PER_SECOND / self._learned
+        self._learned += INCREASE_PER_SUCCESS
         if self.max_rps is not None:
             # Never learn far past the ceiling: it would take many 429s to come back down.
             self._learned = min(self._learned, self.max_rps * 1.5)
 
     def _observed_rate(self, now: float) -> float:
-        while self._successes and self._successes[0] < now - WINDOW:
-            self._successes.popleft()
-        return len(self._successes) / WINDOW
+        """Successes per second over the last second, or the last ten on slow plans."""
+        for window, stamps in ((WINDOW, self._recent), (LONG_WINDOW, self._successes)):
+            while stamps and stamps[0] < now - window:
+                stamps.popleft()
+        return max(len(self._recent) / WINDOW, len(self._successes) / LONG_WINDOW)
 
     def __repr__(self) -> str:
         return f"RateLimiter(max_rps={self.max_rps!r}, rate={self.rate!r})"
