@@ -188,9 +188,11 @@ class CollectionExpander:
             return None
         warnings = []
         if dropped:
+            count = len(dropped)
             message = (
-                f"{len(dropped):,} request(s) of collection {self.name!r} are identical to "
-                "earlier ones after expansion; each is sent once"
+                f"{count:,} request{'s' if count > 1 else ''} of collection {self.name!r} "
+                f"{'are' if count > 1 else 'is'} identical to earlier ones after expansion "
+                "and sent once"
             )
             warnings.append(self.report(first_dup or self.path, message))
         display = None
