@@ -30,9 +30,12 @@ _SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True)
 class Loaded:
-    collections: tuple[DesiredCollection, ...]
+    collections: tuple[DesiredCollection, ...]  # selected and in this shard, in file order
     warnings: tuple[Problem, ...]
     files: int = 0
+    # Every collection name of every loaded file, selected or not: one left out by
+    # --select or --shard is still declared, so it is never a --prune candidate.
+    declared: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -189,4 +192,5 @@ def load(selection: Selection) -> Loaded:
     if loader.problems:
         raise JobFileError(loader.problems)
     chosen = shard(select(loader.collections, selection.select), selection.shard)
-    return Loaded(chosen, tuple(loader.warnings), files=len(jobs))
+    declared = frozenset(c.name for c in loader.collections)
+    return Loaded(chosen, tuple(loader.warnings), files=len(jobs), declared=declared)

@@ -80,8 +80,8 @@ def test_all_errors_are_reported_in_file_order() -> None:
     assert problems(text) == [
         "f.yaml:2:1: bogus: unknown key",
         "f.yaml:6:14: collections[0].requests[0].url: expected a string, got 1",
-        "f.yaml:7:17: collections[0].requests[0].format: expected html or markdown, got \"pdf\"",
-        "f.yaml:8:17: collections[0].run.when: expected always, changed or never, got \"later\"",
+        'f.yaml:7:17: collections[0].requests[0].format: expected html or markdown, got "pdf"',
+        'f.yaml:8:17: collections[0].run.when: expected always, changed or never, got "later"',
     ]
 
 
@@ -120,7 +120,10 @@ def test_post_may_carry_a_payload() -> None:
     ("path", "text"),
     [
         ([], ""),
-        (["collections", 0, "requests", 1, "foreach", "page"], "collections[0].requests[1].foreach.page"),
+        (
+            ["collections", 0, "requests", 1, "foreach", "page"],
+            "collections[0].requests[1].foreach.page",
+        ),
         (["headers", "User-Agent"], "headers.User-Agent"),
         (["headers", "a b"], 'headers["a b"]'),
         ([0, "x"], "[0].x"),

@@ -49,7 +49,7 @@ def test_non_templates_are_kept(compiler: TemplateCompiler) -> None:
 
 
 def test_numbers_stay_numbers_and_templates_give_strings(compiler: TemplateCompiler) -> None:
-    const, renderable = compiler.compile_value({"n": 1, "s": "{{ n }}", "l": [2, "{{ n }}"]}, ())
+    _const, renderable = compiler.compile_value({"n": 1, "s": "{{ n }}", "l": [2, "{{ n }}"]}, ())
     assert renderable is not None
     assert renderable.render({"n": 7}) == {"n": 1, "s": "7", "l": [2, "7"]}
 
@@ -68,7 +68,10 @@ def test_trailing_newline_is_kept(compiler: TemplateCompiler) -> None:
     [
         ("{{ missing }}", "'missing' is undefined"),
         ("{{ missing | upper }}", "'missing' is undefined"),
-        ("{{ ''.__class__ }}", "SecurityError: access to attribute '__class__' of 'str' object is unsafe."),
+        (
+            "{{ ''.__class__ }}",
+            "SecurityError: access to attribute '__class__' of 'str' object is unsafe.",
+        ),
         ("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
     ],
 )

@@ -19,7 +19,7 @@ def parse(text: str) -> PMap:
 
 
 def messages(text: str) -> list[str]:
-    root, problems = parse_text(text, "f.yaml")
+    _root, problems = parse_text(text, "f.yaml")
     return [str(p) for p in problems]
 
 
@@ -34,7 +34,15 @@ def test_values_and_marks() -> None:
 
 def test_scalars_resolve_like_yaml_but_dates_stay_text() -> None:
     root = parse("i: 0x1f\nf: 1.5e+3\nb: yes\nd: 2024-01-31\ns: !!str 5\nq: '7'\nn: ~\n")
-    assert root == {"i": 31, "f": 1500.0, "b": True, "d": "2024-01-31", "s": "5", "q": "7", "n": None}
+    assert root == {
+        "i": 31,
+        "f": 1500.0,
+        "b": True,
+        "d": "2024-01-31",
+        "s": "5",
+        "q": "7",
+        "n": None,
+    }
 
 
 def test_keys_are_text() -> None:
@@ -42,10 +50,7 @@ def test_keys_are_text() -> None:
 
 
 def test_merge_keys_explicit_wins_and_earlier_merge_wins() -> None:
-    root = parse(
-        "x-a: &a {p: 1, q: 1}\nx-b: &b {q: 2, r: 2}\n"
-        "m:\n  <<: [*a, *b]\n  r: 3\n  s: 4\n"
-    )
+    root = parse("x-a: &a {p: 1, q: 1}\nx-b: &b {q: 2, r: 2}\nm:\n  <<: [*a, *b]\n  r: 3\n  s: 4\n")
     assert root["m"] == {"p": 1, "q": 1, "r": 3, "s": 4}
     assert list(root["m"]) == ["p", "q", "r", "s"]
     # Merged values point at where they were written.
@@ -94,7 +99,7 @@ def test_refused(text: str, expected: str) -> None:
 
 def test_alias_bomb_fails_fast() -> None:
     lines = ["a: &a [" + ", ".join(["lol"] * 10) + "]"]
-    for prev, name in zip("abcdefghi", "bcdefghij"):
+    for prev, name in zip("abcdefghi", "bcdefghij", strict=False):
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
     start = time.perf_counter()
     problems = messages("\n".join(lines) + "\n")
