@@ -290,7 +290,7 @@ def schema(which: str) -> None:
     _handle(lambda: command.run(which=which))
 
 
-# --- emulator: options owned by sprunner/commands/emulator.py's EmulatorOptions -------------
+# --- emulator: options owned by sprunner/commands/emulator.py -------------------------------
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True)
@@ -313,19 +313,57 @@ def schema(which: str) -> None:
     "faults",
     multiple=True,
     metavar="SPEC",
-    help="Inject a fault, e.g. 'error-before:0.1', 'error-after:0.1', 'drop-after:0.1', "
-    "'rate-429:0.1', 'slow:0.5', 'rate-limit:25', 'no-idempotency'. May repeat.",
+    help="Inject a fault: KIND[:VALUE][@ROUTE], e.g. 'error-before:0.1', 'error-after:0.1', "
+    "'drop-after:0.1@create', 'rate-429:0.1', 'slow:0.5', 'rate-limit:25', 'no-idempotency'. "
+    "May repeat.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for faults.")
+@click.option(
+    "--run-seconds",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="simulate: how long a run takes (its jobs finish evenly over it).",
+)
+@click.option(
+    "--fetch-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="fetch: seconds before a job times out.",
+)
+@click.option(
+    "--fetch-concurrency",
+    type=click.IntRange(min=1, max=1000),
+    default=16,
+    show_default=True,
+    help="fetch: URLs fetched at once, across all runs.",
+)
 def emulator(
-    host: str, port: int, api_key: str, mode: str, faults: tuple[str, ...], seed: int
+    host: str,
+    port: int,
+    api_key: str,
+    mode: str,
+    faults: tuple[str, ...],
+    seed: int,
+    run_seconds: float,
+    fetch_timeout: float,
+    fetch_concurrency: int,
 ) -> None:
     """Serve a local stand-in of the API (SPEC §6)."""
     from sprunner.commands import emulator as command
 
     _handle(
         lambda: command.run(
-            host=host, port=port, api_key=api_key, mode=mode, faults=faults, seed=seed
+            host=host,
+            port=port,
+            api_key=api_key,
+            mode=mode,
+            faults=faults,
+            seed=seed,
+            run_seconds=run_seconds,
+            fetch_timeout=fetch_timeout,
+            fetch_concurrency=fetch_concurrency,
         )
     )
 
