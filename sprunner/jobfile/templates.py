@@ -322,6 +322,8 @@ class TemplateCompiler:
             return self.env.from_string(source)
         except TemplateSyntaxError as e:
             raise TemplateProblem(path, f"template syntax error: {e.message}") from None
+        except (RecursionError, MemoryError) as e:  # absurdly nested expressions
+            raise TemplateProblem(path, f"template too complex: {type(e).__name__}") from None
 
     def compile_value(self, value: Any, path: Path_) -> tuple[Any, Renderable | None]:
         """(constant, None) for a template-free value, else (None, renderable)."""
