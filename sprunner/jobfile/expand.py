@@ -58,6 +58,7 @@ def custom_id_problem(value: Any) -> str | None:
 
 
 _CHECKS = {"url": url_problem, "custom_id": custom_id_problem}
+_OBJECTS_WITH_X_KEYS = ("use_proxy", "http_method")
 
 
 @dataclass
@@ -124,6 +125,9 @@ class CollectionExpander:
         for key, value in merged.items():
             if key == "foreach" or key.startswith("x-"):
                 continue
+            if key in _OBJECTS_WITH_X_KEYS and isinstance(value, dict):
+                # x-* keys are notes for humans; `headers` may carry real x-... names.
+                value = {k: v for k, v in value.items() if not k.startswith("x-")}
             try:
                 const, renderable = self.compiler.compile_value(value, (key,))
             except TemplateProblem as e:

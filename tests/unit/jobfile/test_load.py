@@ -255,3 +255,21 @@ def test_select_and_shard_after_validating(tmp_path: Path) -> None:
     assert problems_of(tmp_path, select=("c1",)) == [
         f"{tmp_path / 'bad.yaml'}:1:1: missing required key 'collections'"
     ]
+
+
+def test_x_keys_are_never_sent(tmp_path: Path) -> None:
+    body = (
+        "      - url: https://a.example.com/\n        x-note: hi\n"
+        "        use_proxy: {proxy: p, x-why: cheap}\n        http_method: {method: get, x-n: 1}\n"
+        "        headers: {x-api-version: '2'}\n"
+    )
+    path = write(tmp_path, "f.yaml", collection_file("c", body, extra="x-top: 1\n"))
+    (collection,) = load(Selection(paths=(path,))).collections
+    assert collection.requests == (
+        {
+            "url": "https://a.example.com/",
+            "use_proxy": {"proxy": "p"},
+            "http_method": {"method": "get"},
+            "headers": {"x-api-version": "2"},
+        },
+    )
