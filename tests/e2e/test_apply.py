@@ -52,7 +52,12 @@ def test_first_apply_creates_and_runs_then_the_second_writes_nothing(
     assert blog["failed_jobs"][0]["url"] == "https://blog.example.com/fail"
     assert report["summary"]["credits"] == 4
     assert sprunner.remote() == {
-        "shop": [[{"url": "https://shop.example.com/c/shoes"}, {"url": "https://shop.example.com/c/hats"}]],
+        "shop": [
+            [
+                {"url": "https://shop.example.com/c/shoes"},
+                {"url": "https://shop.example.com/c/hats"},
+            ]
+        ],
         "blog": [[{"url": "https://blog.example.com/"}, {"url": "https://blog.example.com/fail"}]],
     }
 
