@@ -187,7 +187,7 @@ def plan_table(plan: Plan) -> None:
         if item.action == "delete" and not plan.prune:
             detail = "delete with --prune: " + item.reason
         elif item.action in ("create", "update"):
-            diff = "" if item.diff is None else f" ({item.diff})"
+            diff = "" if item.diff is None or item.action == "create" else f" ({item.diff})"
             detail = f"{item.requests} requests{diff}, {item.credits} credits a run"
             if item.reason:
                 detail += f"; {item.reason}"
