@@ -283,11 +283,12 @@ def apply(
 @cli.command()
 @click.option("--report", "which", flag_value="report", help="Print the report schema instead.")
 @click.option("--jobfile", "which", flag_value="jobfile", default=True, hidden=True)
-def schema(which: str) -> None:
+@click.option("--markdown", is_flag=True, help="The job-file reference as Markdown tables.")
+def schema(which: str, markdown: bool) -> None:
     """Print the job-file JSON Schema (or the report schema with --report)."""
     from sprunner.commands import schema as command
 
-    _handle(lambda: command.run(which=which))
+    _handle(lambda: command.run(which=which, markdown=markdown))
 
 
 # --- emulator: options owned by sprunner/commands/emulator.py -------------------------------
