@@ -68,8 +68,14 @@ class Interrupted(SprunnerError):
     """SIGINT or SIGTERM arrived; state and a partial report were saved."""
 
     def __init__(self, signum: int) -> None:
+        import signal
+
         self.signum = signum
-        super().__init__(f"interrupted by signal {signum}")
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"interrupted by {name}: the state is saved and the next apply adopts "
+            "the runs still in flight"
+        )
 
 
 def exit_code_for(error: BaseException) -> int:
