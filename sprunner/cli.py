@@ -91,7 +91,19 @@ _max_requests = click.option(
 _json = click.option("--json", "as_json", is_flag=True, help="Plain, stable JSON on stdout.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_EXIT_CODES = """\b
+Exit codes:
+  0    everything applied; every run met its max_failed
+  1    a collection failed (jobs over max_failed, timeout, API error)
+  2    invalid job files or usage; nothing was sent
+  3    the API could not be used (unreachable, bad key, quota spent)
+  4    another apply holds the lock on the state directory
+  10   plan --detailed-exitcode: changes are pending
+  130  interrupted (SIGINT), 143 terminated (SIGTERM); state saved
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EXIT_CODES)
 @click.version_option(__version__, prog_name="sprunner")
 @click.option(
     "--api-url",
@@ -351,7 +363,7 @@ def emulator(
     fetch_timeout: float,
     fetch_concurrency: int,
 ) -> None:
-    """Serve a local stand-in of the API (SPEC §6)."""
+    """Serve a local stand-in of the ScrapingPros API, for demos and tests."""
     from sprunner.commands import emulator as command
 
     _handle(
