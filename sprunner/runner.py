@@ -230,8 +230,15 @@ class Runner:
                 row.adopted = started
             ui.info(f"{row.name}: run {started.run.run_id} started")
         row.run, row.run_state = started.run, "in_progress"
-        # Event-loop time of the run's start, for the pace estimate of the poller.
-        begun = loop.time() - max(0.0, self.clock() - started.started_at)
+        # Event-loop time of the run's start, for the pace estimate of the poller. A run we
+        # just started began between the POST and its answer: `started_at` was taken before
+        # the POST waited for a free slot and the rate limiter, so with hundreds of starts it
+        # can be seconds early and the first pace estimate would put the next poll far past
+        # the run's end. The answer's arrival (now) is late by one round trip at most.
+        if not started.adopted:
+            begun = loop.time()
+        else:
+            begun = loop.time() - max(0.0, self.clock() - started.started_at)
 
         def seen(run: Run) -> None:
             row.run = run

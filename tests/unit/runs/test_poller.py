@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from sprunner.api.models import Run
-from sprunner.runs.poller import MIN_DELAY, next_delay
+from sprunner.runs.poller import CAP_SECONDS, MIN_DELAY, next_delay
 
 
 def run(done: int, total: int = 100) -> Run:
@@ -17,6 +19,13 @@ def test_poll_lands_just_after_the_predicted_end() -> None:
     assert next_delay(run(50), backoff_delay=30.0, elapsed=10.0) == 11.1
 
 
-def test_prediction_never_exceeds_backoff_nor_goes_below_the_floor() -> None:
-    assert next_delay(run(1), backoff_delay=5.0, elapsed=10.0) == 5.0
+def test_prediction_may_pass_the_backoff_but_never_the_cap_nor_goes_below_the_floor() -> None:
+    # A third done after 1 s: the next poll just after the end, not on the 1.6 s backoff.
+    assert next_delay(run(33), backoff_delay=1.6, elapsed=1.0) == pytest.approx(2.3333, abs=1e-3)
+    assert next_delay(run(1), backoff_delay=5.0, elapsed=10.0) == CAP_SECONDS
+    assert next_delay(run(1), backoff_delay=5.0, elapsed=10.0, cap=60.0) == 60.0
     assert next_delay(run(99), backoff_delay=5.0, elapsed=0.01) == MIN_DELAY
+
+
+def test_backoff_never_passes_the_cap() -> None:
+    assert next_delay(run(0), backoff_delay=50.0, elapsed=2.0, cap=30.0) == 30.0
