@@ -30,6 +30,9 @@ from sprunner.reconcile.plan import Plan, PlannedCollection
 from sprunner.runs import policy, poller, starter
 from sprunner.state import State
 
+# The error of a collection whose change was still in flight when the apply was stopped.
+CUT_SHORT = "interrupted before its change was confirmed; the next apply checks it again"
+
 
 @dataclass
 class Row:
@@ -83,7 +86,7 @@ class Row:
             collection_id=self.collection_id or self.item.remote_id,
             requests=self.item.requests,
             run=run,
-            error=self.error,
+            error=self.error if self.action is not None else self.error or CUT_SHORT,
         )
 
 
@@ -183,33 +186,38 @@ class Runner:
         if not self.run_enabled:
             return
         run_policy = desired.run
-        if applied.action != "created":
-            row.adopted = await starter.adopt(
-                self.client,
-                self.state,
-                name=row.name,
-                collection_id=applied.collection_id,
-                overlap_skip=run_policy.overlap == "skip",
-            )
-            if row.adopted is not None:
-                row.wants_run = True
-                return
-        last_run_at = None
-        if run_policy.schedule is not None and applied.action != "created":
-            last_run_at = await starter.last_run_time(
+        existing = applied.action != "created"
+        adopted = None
+        if existing:
+            # A run that an interrupted apply left in flight is ours: always waited for.
+            adopted = await starter.adopt_ours(
                 self.client, self.state, name=row.name, collection_id=applied.collection_id
             )
-        decision = policy.decide(
-            run_policy,
-            changed=applied.action in ("created", "updated"),
-            last_run_at=last_run_at,
-            now=self.clock(),
-        )
-        if decision.decision == "skip":
-            row.run_state, row.run_reason = "skipped", decision.reason
-            ui.debug(f"{row.name}: run skipped: {decision.reason}")
-        else:
-            row.wants_run = True
+        if adopted is None:
+            last_run_at = None
+            if run_policy.schedule is not None and existing:
+                last_run_at = await starter.last_run_time(
+                    self.client, self.state, name=row.name, collection_id=applied.collection_id
+                )
+            decision = policy.decide(
+                run_policy,
+                changed=applied.action in ("created", "updated"),
+                last_run_at=last_run_at,
+                now=self.clock(),
+            )
+            if decision.decision == "skip":
+                row.run_state, row.run_reason = "skipped", decision.reason
+                ui.debug(f"{row.name}: run skipped: {decision.reason}")
+                return
+            if existing and run_policy.overlap == "skip":
+                adopted = await starter.adopt_running(
+                    self.client, self.state, name=row.name, collection_id=applied.collection_id
+                )
+        row.wants_run = True
+        if adopted is not None:
+            row.adopted = adopted
+            # In flight from now on: a partial report after a signal lists it with its id.
+            row.run, row.run_state = adopted.run, "in_progress"
 
     # -- phase 3 ------------------------------------------------------------------------
     async def _run(self, row: Row) -> None:

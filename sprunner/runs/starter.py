@@ -8,8 +8,10 @@
   already completed*, since a short run can end before we look. Ours are the runs not
   known before the attempt whose `created_at` is not older than the attempt (less a margin
   for clock skew between us and the API).
-- With `overlap: skip`, a run already in progress (recorded in the state, or found
-  remotely) is adopted: waited for and reported, and no second one is started.
+- A run an interrupted apply left in flight is adopted by the next apply, whatever the
+  policy says: it was started for a reason and never reported.
+- With `overlap: skip`, when the policy wants a run and one is already in progress
+  remotely, that run is adopted: waited for and reported, and no second one is started.
 """
 
 from __future__ import annotations
@@ -76,43 +78,48 @@ async def start(client: ApiClient, state: State, *, name: str, collection_id: st
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def adopt(
-    client: ApiClient, state: State, *, name: str, collection_id: str, overlap_skip: bool
+async def adopt_ours(
+    client: ApiClient, state: State, *, name: str, collection_id: str
 ) -> Started | None:
-    """A run this apply should wait for instead of starting one, if there is one.
+    """The run an interrupted apply left in flight, if any: it was never reported.
 
-    1. a run the state says is in flight (an interrupted apply's): always adopted, in
-       progress or completed — it was never reported;
-    2. a pending start (killed between POST and answer): the run that POST started;
-    3. with overlap skip, a run in progress remotely, started by anyone.
+    Adopted in progress or completed. A pending start (killed between the POST and its
+    answer) is resolved to the run that POST started, when there is one.
     """
     entry = state.get(name)
     inflight = entry.inflight if entry is not None and entry.id == collection_id else None
-    if inflight is not None and inflight.run_id is not None:
+    if entry is None or inflight is None:
+        return None
+    if inflight.run_id is not None:
         try:
             run = await client.get_run(collection_id, inflight.run_id, name=name)
-            return Started(run, adopted=True, started_at=inflight.started_at)
         except NotFoundError:
             state.update(name, inflight=None)
-    elif inflight is not None:
-        assert entry is not None
-        found = await find_started(
-            client, collection_id, name=name, since=inflight.started_at, known=entry.known_run_ids
-        )
-        if found is not None:
-            record = RunRecord(found.run_id, inflight.started_at)
-            state.update(name, inflight=record, last_run=record)
-            return Started(found, adopted=True, started_at=inflight.started_at)
+            return None
+        return Started(run, adopted=True, started_at=inflight.started_at)
+    found = await find_started(
+        client, collection_id, name=name, since=inflight.started_at, known=entry.known_run_ids
+    )
+    if found is None:
         state.update(name, inflight=None)
-    if overlap_skip:
-        running = await client.list_runs(collection_id, status="in_progress", name=name)
-        if running:
-            run = running[0]
-            since = run.created_at if run.created_at is not None else time.time()
-            record = RunRecord(run.run_id, since)
-            state.update(name, inflight=record, last_run=record)
-            return Started(run, adopted=True, started_at=since)
-    return None
+        return None
+    record = RunRecord(found.run_id, inflight.started_at)
+    state.update(name, inflight=record, last_run=record)
+    return Started(found, adopted=True, started_at=inflight.started_at)
+
+
+async def adopt_running(
+    client: ApiClient, state: State, *, name: str, collection_id: str
+) -> Started | None:
+    """With `overlap: skip`: a run already in progress remotely, started by anyone."""
+    running = await client.list_runs(collection_id, status="in_progress", name=name)
+    if not running:
+        return None
+    run = running[0]
+    since = run.created_at if run.created_at is not None else time.time()
+    record = RunRecord(run.run_id, since)
+    state.update(name, inflight=record, last_run=record)
+    return Started(run, adopted=True, started_at=since)
 
 
 def finish(state: State, *, name: str) -> None:

@@ -222,6 +222,20 @@ def test_overlap_skip_adopts_the_run_in_progress(sprunner: Sprunner, tmp_path: P
     assert "run" not in sprunner.calls()  # none started by sprunner
 
 
+def test_when_never_does_not_wait_for_someone_elses_run(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    job = policy_job(tmp_path, "when: never")
+    sprunner.apply(job, "--no-run")
+    sprunner.emulator.engine.run_seconds = 30
+    (stored,) = sprunner.emulator.engine.collections.values()
+    sprunner.emulator.engine.start_run(stored.id)
+    result, report = sprunner.apply(job)
+    assert result.exit_code == 0, result.output
+    assert run_status(report) == ("skipped", "run.when is never")
+    assert "list_runs" not in sprunner.calls() and "get_run" not in sprunner.calls()
+
+
 def test_overlap_allow_starts_another(sprunner: Sprunner, tmp_path: Path) -> None:
     job = policy_job(tmp_path, "overlap: allow")
     sprunner.apply(job, "--no-run")
