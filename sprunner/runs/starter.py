@@ -125,7 +125,8 @@ async def adopt_running(
 def finish(state: State, *, name: str) -> None:
     """The run was seen to its end (completed or given up on): it is no longer in flight."""
     if state.get(name) is not None:
-        state.update(name, inflight=None)
+        # Not fsynced on its own (nothing relies on it): see the state module docstring.
+        state.update(name, inflight=None, durable=False)
 
 
 async def last_run_time(

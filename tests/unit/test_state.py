@@ -23,6 +23,27 @@ def test_changes_survive_without_compaction(tmp_path: Path) -> None:
     assert entry.inflight == RunRecord("r1", 10.0)
 
 
+def test_ids_are_fsynced_and_forgetting_a_finished_run_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    state = State(tmp_path, "https://api")
+    state.update("shop", id="c1")
+    state.update("shop", inflight=RunRecord(None, 10.0))
+    state.update("shop", inflight=RunRecord("r1", 10.0))
+    assert len(synced) == 3  # the id, the pending start, the run id: each before use
+    state.update("shop", inflight=None, durable=False)
+    state.save_applied("shop", ["a:b"])
+    assert len(synced) == 3
+    # Still written at once: a kill -9 (not a power cut) keeps it.
+    entry = State(tmp_path, "https://api").get("shop")
+    assert entry is not None and entry.inflight is None
+
+
 def test_compaction_folds_the_journal(tmp_path: Path) -> None:
     state = State(tmp_path, "https://api")
     state.update("shop", id="c1")
