@@ -29,6 +29,8 @@ from sprunner.reconcile.plan import request_digest
 from sprunner.state import State
 
 CREATE_ATTEMPTS = 4
+# Seconds before a repeat that found nothing to adopt; doubled per attempt, capped, jittered.
+RETRY_BASE = 0.5
 
 
 class DuplicateRemoteError(ApiError):
@@ -92,7 +94,7 @@ async def create(
                 return Applied(ids[0], "created")
             if attempt == CREATE_ATTEMPTS:
                 raise
-            await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
+            await asyncio.sleep(min(8.0, RETRY_BASE * 2**attempt) * random.uniform(0.5, 1.0))
             continue
         _record_applied(state, desired, answer.id, created=True)
         return Applied(answer.id, "created", _notes(answer))

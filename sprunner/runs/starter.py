@@ -29,6 +29,8 @@ from sprunner.state import RunRecord, State
 
 CLOCK_SKEW_SECONDS = 5.0
 START_ATTEMPTS = 4
+# Seconds before a repeat that found nothing to adopt; doubled per attempt, capped, jittered.
+RETRY_BASE = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ async def start(client: ApiClient, state: State, *, name: str, collection_id: st
             if found is None:
                 if attempt == START_ATTEMPTS:
                     raise
-                await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
+                await asyncio.sleep(min(8.0, RETRY_BASE * 2**attempt) * random.uniform(0.5, 1.0))
                 continue
             run, adopted = found, True
         record = RunRecord(run.run_id, since)
