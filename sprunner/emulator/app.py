@@ -58,6 +58,11 @@ def build_app(engine: Engine, faults: Faults, *, api_key: str) -> Starlette:
     async def gate(
         request: Request, route: str, work: Callable[[Decision], Any], status: int = 200
     ) -> Response:
+        if request.method in ("POST", "PUT"):
+            # Take the whole request before anything else, as a real server does: a client
+            # that goes away afterwards (killed during a `slow` fault, say) does not undo the
+            # work, which is the case interruption tests need.
+            await request.body()
         engine.calls[route] += 1
         decision = faults.decide(route)
         if decision.delay:

@@ -131,7 +131,14 @@ class Faults:
         route: str | None = None,
         times: int | None = None,
     ) -> Fault:
-        fault = spec if isinstance(spec, Fault) else parse_fault(spec)
+        if isinstance(spec, Fault):
+            fault = spec
+        else:
+            text, at, spec_route = spec.partition("@")
+            if value is not None and ":" not in text:
+                # `add("slow", 0.5)`: the value given apart, checked like one in the spec.
+                spec = f"{text}:{value}{at}{spec_route}"
+            fault = parse_fault(spec)
         if value is not None:
             fault.value = value
         if route is not None:

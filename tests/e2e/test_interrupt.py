@@ -1,0 +1,409 @@
+"""Interrupted applies lose nothing and double nothing (SPEC §3 exit codes, §4).
+
+Each test runs `python -m sprunner apply` as a real subprocess against an emulator in this
+process (which keeps its state across applies), stops it at a chosen point — SIGKILL, SIGINT
+or SIGTERM — and applies again without faults. Points are reached by polling what the
+emulator has seen and what the state directory's journal holds, never by fixed sleeps.
+
+After the second apply: every collection exists exactly once with exactly the rendered
+requests, and each collection was run exactly once: a run left in flight is adopted (same
+run id), never started a second time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sprunner.emulator.server import EmulatorHandle, running_emulator
+from sprunner.state import Entry, State
+from tests.e2e.apply_helpers import Sprunner, check_report, write_job
+
+JOB = """
+version: 1
+collections:
+  - name: alpha
+    requests:
+      - url: "https://alpha.example.com/{{ page }}"
+        foreach:
+          page: "{{ range(3) }}"
+    run:
+      poll_interval: 0.1s
+  - name: beta
+    requests:
+      - url: https://beta.example.com/
+      - url: https://beta.example.com/fail
+    run:
+      poll_interval: 0.1s
+      max_failed: 1
+"""
+RENDERED = {
+    "alpha": [{"url": f"https://alpha.example.com/{page}"} for page in range(3)],
+    "beta": [{"url": "https://beta.example.com/"}, {"url": "https://beta.example.com/fail"}],
+}
+NAMES = tuple(RENDERED)
+DEADLINE = 20.0  # seconds: generous for a loaded CI machine; the polls end far sooner
+LONG_RUN = 60.0  # engine.run_seconds while a run must stay in progress
+SHORT_RUN = 0.2
+GAMMA = "https://gamma.example.com/"
+GAMMA_JOB = f"""
+  - name: gamma
+    requests:
+      - url: {GAMMA}
+    run:
+      poll_interval: 0.1s
+"""
+
+
+@pytest.fixture
+def sprunner(tmp_path: Path) -> Iterator[Sprunner]:
+    with running_emulator(mode="simulate", run_seconds=SHORT_RUN) as emulator:
+        yield Sprunner(emulator, tmp_path / "state", tmp_path)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+class Apply:
+    """One `sprunner apply` in a subprocess."""
+
+    def __init__(self, sprunner: Sprunner, job: Path, *args: str) -> None:
+        self.report = sprunner.workdir / "partial-report.json"
+        self.report.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            *("-m", "sprunner", "--api-url", sprunner.emulator.url),
+            *("--state-dir", str(sprunner.state_dir), "apply", str(job)),
+            *("--report", str(self.report), *args),
+        ]
+        env = {**os.environ, "SCRAPINGPROS_API_KEY": sprunner.emulator.api_key}
+        self.process = subprocess.Popen(
+            command,
+            cwd=sprunner.workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.output = ""
+
+    def wait_until(self, predicate: Callable[[], bool], what: str) -> None:
+        """Poll `predicate` until it holds; fail if the apply ends first or time runs out."""
+        deadline = time.monotonic() + DEADLINE
+        while not predicate():
+            if self.process.poll() is not None:
+                self.finish()
+                raise AssertionError(f"apply ended before {what}:\n{self.output}")
+            if time.monotonic() > deadline:
+                self.stop(signal.SIGKILL)
+                raise AssertionError(f"timed out waiting for {what}:\n{self.output}")
+            time.sleep(0.005)
+
+    def stop(self, signum: signal.Signals) -> int:
+        self.process.send_signal(signum)
+        return self.finish()
+
+    def finish(self) -> int:
+        out, err = self.process.communicate(timeout=DEADLINE)
+        self.output = out + err
+        return self.process.returncode
+
+
+def wait_for(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def recorded(sprunner: Sprunner) -> dict[str, Entry]:
+    """What the state directory holds now (snapshot + journal), read as the next apply would."""
+    return dict(State(sprunner.state_dir, sprunner.emulator.url, persist=False).entries())
+
+
+def run_ids_recorded(sprunner: Sprunner) -> dict[str, str]:
+    return {
+        name: entry.inflight.run_id
+        for name, entry in recorded(sprunner).items()
+        if entry.inflight is not None and entry.inflight.run_id is not None
+    }
+
+
+def runs_per_collection(emulator: EmulatorHandle) -> dict[str, list[str]]:
+    engine = emulator.engine
+    names = {c.id: c.name for c in list(engine.collections.values())}
+    found: dict[str, list[str]] = {}
+    for run in list(engine.runs.values()):
+        found.setdefault(names.get(run.collection_id, "?"), []).append(run.run_id)
+    return found
+
+
+def assert_converged(
+    sprunner: Sprunner, report: dict[str, Any], expected: dict[str, Any] = RENDERED
+) -> None:
+    """Each collection once, with exactly the rendered requests; each run once; report ok."""
+    assert sprunner.remote() == {name: [requests] for name, requests in expected.items()}
+    assert report["ok"] is True, report
+    per_collection = runs_per_collection(sprunner.emulator)
+    assert {name: len(ids) for name, ids in per_collection.items()} == dict.fromkeys(expected, 1)
+    reported = {c["name"]: c["run"]["run_id"] for c in report["collections"]}
+    assert reported == {name: ids[0] for name, ids in per_collection.items()}
+
+
+def apply_again(sprunner: Sprunner, job: Path, *args: str) -> dict[str, Any]:
+    """The apply after the interruption: in-process, without faults, and it must work."""
+    sprunner.emulator.faults.clear()
+    sprunner.emulator.engine.run_seconds = SHORT_RUN  # let left-over runs complete
+    result, report = sprunner.apply(job, *args)
+    assert result.exit_code == 0, result.output
+    return report
+
+
+def actions(report: dict[str, Any]) -> dict[str, str]:
+    return {c["name"]: c["action"] for c in report["collections"]}
+
+
+def adopted(report: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    return {c["name"]: (c["run"]["run_id"], c["run"]["adopted"]) for c in report["collections"]}
+
+
+# --- SIGKILL at chosen points -------------------------------------------------------------
+
+
+def test_kill_mid_create_then_apply_converges(sprunner: Sprunner, tmp_path: Path) -> None:
+    job = write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    held = sprunner.emulator.faults.add("slow", 1.0, route="create", times=1)
+    first = Apply(sprunner, job)
+    first.wait_until(
+        lambda: held.fired == 1 and len(recorded(sprunner)) == 1, "one create held, one done"
+    )
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    # The server finishes the held create for a client that is gone: an id nobody recorded.
+    wait_for(lambda: len(engine.collections) == 2, "the held create to take effect")
+    assert len(recorded(sprunner)) == 1
+
+    report = apply_again(sprunner, job)
+    assert_converged(sprunner, report)
+    assert engine.calls["create"] == 2  # the unrecorded one was found and PUT, not created
+    assert sorted(actions(report).values()) == ["unchanged", "updated"]
+
+
+def test_kill_right_after_a_create_answered(sprunner: Sprunner, tmp_path: Path) -> None:
+    job = write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    # Hold one create, so that the kill lands after the other one is answered and recorded.
+    held = sprunner.emulator.faults.add("slow", 1.0, route="create", times=1)
+    first = Apply(sprunner, job)
+    first.wait_until(lambda: bool(recorded(sprunner)), "an id in the journal")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    (name,) = recorded(sprunner)
+    assert recorded(sprunner)[name].created is True
+    wait_for(lambda: held.fired == 1 and len(engine.collections) == 2, "the held create")
+
+    report = apply_again(sprunner, job)
+    assert_converged(sprunner, report)
+    assert engine.calls["create"] == 2
+    assert actions(report)[name] == "unchanged"
+
+
+def test_kill_mid_put_then_apply_puts_again(sprunner: Sprunner, tmp_path: Path) -> None:
+    job = write_job(tmp_path, JOB.replace("range(3)", "range(1)"))
+    assert sprunner.apply(job, "--no-run")[0].exit_code == 0
+    write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    held = sprunner.emulator.faults.add("slow", 1.0, route="update", times=1)
+    first = Apply(sprunner, job, "--no-run")
+    first.wait_until(lambda: held.fired == 1, "the emulator received the held PUT")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    # The fingerprint was cleared before the PUT: the state does not claim what it cannot know.
+    assert recorded(sprunner)["alpha"].fingerprint is None
+    wait_for(lambda: sprunner.remote()["alpha"] == [RENDERED["alpha"]], "the held PUT")
+
+    report = apply_again(sprunner, job)
+    assert_converged(sprunner, report)
+    assert actions(report) == {"alpha": "updated", "beta": "unchanged"}
+    assert engine.calls["create"] == 2 and engine.calls["update"] == 2
+
+
+@pytest.mark.parametrize("point", ["run recorded", "polling"])
+def test_kill_with_runs_in_flight_then_they_are_adopted(
+    sprunner: Sprunner, tmp_path: Path, point: str
+) -> None:
+    job = write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    engine.run_seconds = LONG_RUN
+    first = Apply(sprunner, job)
+    if point == "run recorded":
+        first.wait_until(lambda: len(run_ids_recorded(sprunner)) == 2, "run ids in the journal")
+    else:
+        first.wait_until(lambda: engine.calls["get_run"] >= 2, "polls of the runs")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    in_flight = run_ids_recorded(sprunner)
+    assert set(in_flight) == set(NAMES)
+
+    report = apply_again(sprunner, job)
+    assert_converged(sprunner, report)
+    assert adopted(report) == {name: (run_id, True) for name, run_id in in_flight.items()}
+    assert engine.calls["run"] == 2
+    assert all(c["run"]["status"] == "completed" for c in report["collections"])
+    assert run_ids_recorded(sprunner) == {}  # seen to their end: no longer in flight
+
+
+def test_kill_between_run_post_and_answer_adopts_the_unrecorded_run(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    job = write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    engine.run_seconds = LONG_RUN
+    held = sprunner.emulator.faults.add("slow", 1.0, route="run")
+    first = Apply(sprunner, job)
+    first.wait_until(lambda: held.fired == 2, "the emulator received both held run starts")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    # A pending start: the POST was sent, its answer never recorded.
+    pending = {name: entry.inflight for name, entry in recorded(sprunner).items()}
+    assert all(record is not None and record.run_id is None for record in pending.values())
+    wait_for(lambda: len(engine.runs) == 2, "the held run starts to take effect")
+
+    report = apply_again(sprunner, job)
+    assert_converged(sprunner, report)
+    assert engine.calls["run"] == 2
+    assert all(c["run"]["adopted"] for c in report["collections"])
+
+
+# --- SIGINT / SIGTERM ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_while_polling_saves_state_and_a_partial_report(
+    sprunner: Sprunner, tmp_path: Path, signum: signal.Signals, code: int
+) -> None:
+    job = write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    engine.run_seconds = LONG_RUN
+    first = Apply(sprunner, job)
+    first.wait_until(lambda: engine.calls["get_run"] >= 2, "polls of the runs")
+    assert first.stop(signum) == code, first.output
+    assert "Traceback" not in first.output
+
+    partial = check_report(first.report)
+    assert partial["interrupted"] is True and partial["ok"] is False
+    started = {run.collection_id: run.run_id for run in engine.runs.values()}
+    for collection in partial["collections"]:
+        assert collection["action"] == "created"
+        run = collection["run"]
+        assert run["status"] == "in_progress"
+        assert run["run_id"] == started[collection["collection_id"]]
+    in_flight = {c["name"]: c["run"]["run_id"] for c in partial["collections"]}
+    # Compacted into the snapshot, with the in-flight records intact.
+    assert not (sprunner.state_dir / "journal.jsonl").exists()
+    assert run_ids_recorded(sprunner) == in_flight
+
+    report = apply_again(sprunner, job)
+    assert_converged(sprunner, report)
+    assert adopted(report) == {name: (run_id, True) for name, run_id in in_flight.items()}
+    assert engine.calls["run"] == 2
+
+
+def test_sigterm_mid_create_writes_a_valid_partial_report(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    job = write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    held = sprunner.emulator.faults.add("slow", 1.0, route="create", times=1)
+    first = Apply(sprunner, job)
+    first.wait_until(
+        lambda: held.fired == 1 and len(recorded(sprunner)) == 1, "one create held, one done"
+    )
+    assert first.stop(signal.SIGTERM) == 143, first.output
+    partial = check_report(first.report)
+    assert partial["interrupted"] is True
+    (done,) = recorded(sprunner)
+    by_name = {c["name"]: c for c in partial["collections"]}
+    assert by_name[done]["action"] == "created" and by_name[done]["run"] is None
+    (cut,) = set(NAMES) - {done}
+    assert "interrupted" in by_name[cut]["error"]
+    wait_for(lambda: len(engine.collections) == 2, "the held create to take effect")
+
+    report = apply_again(sprunner, job)
+    assert_converged(sprunner, report)
+    assert engine.calls["create"] == 2
+
+
+def test_signal_during_reconcile_lists_the_adopted_runs(sprunner: Sprunner, tmp_path: Path) -> None:
+    """Runs adopted in the first phase are in flight too, while another create is held."""
+    job = write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    engine.run_seconds = LONG_RUN
+    first = Apply(sprunner, job)
+    first.wait_until(lambda: len(run_ids_recorded(sprunner)) == 2, "run ids in the journal")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    in_flight = run_ids_recorded(sprunner)
+
+    write_job(tmp_path, JOB + GAMMA_JOB)
+    held = sprunner.emulator.faults.add("slow", 1.0, route="create", times=1)
+    second = Apply(sprunner, job)
+    second.wait_until(
+        lambda: held.fired == 1 and engine.calls["get_run"] >= 2, "runs adopted, gamma held"
+    )
+    assert second.stop(signal.SIGINT) == 130, second.output
+    partial = check_report(second.report)
+    runs = {c["name"]: c["run"] for c in partial["collections"]}
+    for name, run_id in in_flight.items():
+        assert (runs[name]["status"], runs[name]["run_id"]) == ("in_progress", run_id)
+        assert runs[name]["adopted"] is True
+    assert runs["gamma"] is None
+    assert run_ids_recorded(sprunner) == in_flight
+    wait_for(lambda: len(engine.collections) == 3, "the held create to take effect")
+
+    report = apply_again(sprunner, job)
+    assert_converged(sprunner, report, {**RENDERED, "gamma": [{"url": GAMMA}]})
+    assert {name: adopted(report)[name] for name in in_flight} == {
+        name: (run_id, True) for name, run_id in in_flight.items()
+    }
+    assert adopted(report)["gamma"][1] is False
+
+
+# --- the lock -----------------------------------------------------------------------------
+
+
+def test_a_second_apply_exits_4_at_once_and_a_killed_one_leaves_no_lock(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    job = write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    engine.run_seconds = LONG_RUN
+    first = Apply(sprunner, job)
+    first.wait_until(lambda: engine.calls["get_run"] >= 2, "the first apply to be polling")
+
+    def writes() -> dict[str, int]:
+        return {route: n for route, n in engine.calls.items() if route != "get_run"}
+
+    calls_before = writes()
+
+    began = time.monotonic()
+    result = sprunner("apply", str(job))
+    elapsed = time.monotonic() - began
+    assert result.exit_code == 4, result.output
+    assert "another sprunner apply holds the lock" in result.output
+    assert elapsed < 0.5, f"the second apply took {elapsed:.2f}s to give up"
+
+    # Another process, too, gives up at once (the interpreter's start-up dominates).
+    second = Apply(sprunner, job)
+    began = time.monotonic()
+    assert second.finish() == 4, second.output
+    assert time.monotonic() - began < 5.0
+    assert writes() == calls_before  # neither sent a single call
+
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    report = apply_again(sprunner, job)  # the kernel released the lock with the process
+    assert_converged(sprunner, report)
