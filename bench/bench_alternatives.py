@@ -72,7 +72,7 @@ def doc_loop(sample: int, collections: int = COLLECTIONS) -> Outcome:
         seconds * scale,
         calls * scale,
         round(completed * scale),
-        note=f"extrapolated ×{scale:g} from {sample} collections: {seconds / sample:.2f} s and "
+        note=f"extrapolated ×{scale:.4g} from {sample} collections: {seconds / sample:.2f} s and "
         f"{calls / sample:.2f} calls each",
     )
 
@@ -121,10 +121,16 @@ def sdk(collections: int = COLLECTIONS, *, limited: bool) -> Outcome:
     return Outcome(label, seconds, calls, completed, error)
 
 
-def compare(name: str, mine_seconds: float, mine_calls: float, other: Outcome) -> list[Figure]:
+def compare(
+    name: str,
+    mine_seconds: float,
+    mine_calls: float,
+    other: Outcome,
+    collections: int = COLLECTIONS,
+) -> list[Figure]:
     """sprunner's wall time and calls as ratios to `other`'s (target: below 1)."""
     bench = f"3 vs {other.label}"
-    done = f"{other.completed} of {COLLECTIONS} runs completed"
+    done = f"{other.completed} of {collections} runs completed"
     if other.error is not None:
         note = f"{other.label} did not finish the workload: {other.error}; {done}"
         return [
@@ -151,7 +157,13 @@ def main() -> int:
     args = parser.parse_args()
     mine = run_first_apply(args.collections, limited=False)
     mine_limited = run_first_apply(args.collections, limited=True)
-    figures = compare("sprunner", mine.seconds, mine.calls, doc_loop(args.sample, args.collections))
+    figures = compare(
+        "sprunner",
+        mine.seconds,
+        mine.calls,
+        doc_loop(args.sample, args.collections),
+        args.collections,
+    )
     figures += compare("sprunner", mine.seconds, mine.calls, sdk(args.collections, limited=False))
     figures += compare(
         "sprunner 25/s",

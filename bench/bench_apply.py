@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.common import (
     COLLECTIONS,
+    POLL_INTERVAL,
     RATE_LIMIT,
     RUN_SECONDS,
     Figure,
@@ -53,7 +54,11 @@ def _report_ok(path: Path, collections: int) -> bool:
 
 
 def run_first_apply(
-    collections: int = COLLECTIONS, *, limited: bool, then_unchanged: bool = False
+    collections: int = COLLECTIONS,
+    *,
+    limited: bool,
+    then_unchanged: bool = False,
+    poll: str = POLL_INTERVAL,
 ) -> FirstApply:
     """A first apply of the workload (every collection created and run), in one emulator."""
     from sprunner.emulator.server import running_emulator
@@ -63,7 +68,7 @@ def run_first_apply(
         tempfile.TemporaryDirectory() as tmp,
         running_emulator(mode="simulate", run_seconds=RUN_SECONDS, faults=faults) as emu,
     ):
-        folder = write_jobfiles(Path(tmp) / "jobs", collections=collections)
+        folder = write_jobfiles(Path(tmp) / "jobs", collections=collections, poll=poll)
         state, report = Path(tmp) / "state", Path(tmp) / "report.json"
         args = ("apply", str(folder), "--report", str(report))
         first = run_sprunner(emu.url, emu.api_key, state, *args)
@@ -91,12 +96,14 @@ def _routes(counter: Counter[str]) -> str:
     return ", ".join(f"{route} {count}" for route, count in sorted(counter.items()))
 
 
-def unlimited_figures(done: FirstApply, collections: int = COLLECTIONS) -> list[Figure]:
+def unlimited_figures(
+    done: FirstApply, collections: int = COLLECTIONS, *, bench: str = "1 first apply"
+) -> list[Figure]:
     """Figures 1 and 4."""
     figures = [
-        Figure("1 first apply", "wall time", done.seconds, "s", 2 * RUN_SECONDS + 4),
+        Figure(bench, "wall time", done.seconds, "s", 2 * RUN_SECONDS + 4),
         Figure(
-            "1 first apply",
+            bench,
             "API calls per collection",
             done.calls / collections,
             "",

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 TARGET_SECONDS = 20.0
 TARGET_BYTES = 1.5 * 1024**3
@@ -46,6 +47,40 @@ def write_files(folder: Path, collections: int, per: int) -> None:
     for index in range(collections):
         text = JOB.format(index=index, cats=", ".join(cats), pages=pages + 1)
         (folder / f"bench{index:02d}.yaml").write_text(text)
+
+
+# Runs the command in a child of its own and prints that child's peak RSS (KiB), so the
+# figure is the validation's alone even when the caller has run other children before.
+_WRAPPER = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=False)
+sys.stderr.write(done.stderr)
+print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def measure(collections: int = 20, per: int = 50_000) -> list[Any]:
+    """Figure 5 for `bench.run_all`: time and peak memory of one `sprunner validate`."""
+    from bench.common import Figure
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_files(folder, collections, per)
+        command = [sys.executable, "-m", "sprunner", "validate", str(folder)]
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", _WRAPPER, *command], capture_output=True, text=True, check=False
+        )
+        seconds = time.perf_counter() - start
+    code, peak_kib = (int(x) for x in done.stdout.split())
+    if code != 0:
+        raise SystemExit(f"validate failed ({code}):\n{done.stderr[-2000:]}")
+    peak = peak_kib * 1024
+    total = f"{collections * per:,} requests"
+    return [
+        Figure("5 validate", f"time, {total}", seconds, "s", TARGET_SECONDS),
+        Figure("5 validate", "peak memory", peak / 1024**2, "MiB", TARGET_BYTES / 1024**2),
+    ]
 
 
 def main() -> int:
