@@ -334,7 +334,7 @@ class ApiClient:
             return parse.Answer(None, call=call, collection=collection)
         try:
             data = json.loads(response.content)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # "[[[[…" nests past the recursion limit
             raise BadAnswerError(
                 "answer is not JSON",
                 call=call,

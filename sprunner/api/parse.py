@@ -146,7 +146,7 @@ def error_detail(body: bytes) -> str:
     text = body.decode("utf-8", errors="replace")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
         return shorten(text)
     if isinstance(data, Mapping):
         for key in ("detail", "message"):

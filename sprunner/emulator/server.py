@@ -9,11 +9,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from sprunner.emulator.app import build_app
 from sprunner.emulator.engine import Engine, Mode
@@ -53,10 +54,16 @@ def url_for(host: str, port: int) -> str:
 
 
 def make_server(
-    engine: Engine, faults: Faults, *, api_key: str, log_level: str = "warning"
+    engine: Engine,
+    faults: Faults,
+    *,
+    api_key: str,
+    log_level: str = "warning",
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> uvicorn.Server:
+    app: ASGIApp = build_app(engine, faults, api_key=api_key)
     config = uvicorn.Config(
-        build_app(engine, faults, api_key=api_key),
+        app if wrap is None else wrap(app),
         log_level=log_level,
         log_config=None,  # leave the host program's logging alone
         access_log=False,
@@ -81,8 +88,13 @@ def running_emulator(
     seed: int = 0,
     host: str = "127.0.0.1",
     port: int = 0,
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> Iterator[EmulatorHandle]:
-    """Serve the emulator on `host:port` (0: a free port) in a thread for the `with` block."""
+    """Serve the emulator on `host:port` (0: a free port) in a thread for the `with` block.
+
+    `wrap` puts ASGI middleware around the app: tests use it to answer some calls in ways
+    no fault models (broken bodies, wrong shapes, a collection deleted mid-call).
+    """
     engine = Engine(
         mode=mode,
         run_seconds=run_seconds,
@@ -90,7 +102,7 @@ def running_emulator(
         fetch_concurrency=fetch_concurrency,
     )
     active = faults if isinstance(faults, Faults) else Faults(faults, seed=seed)
-    server = make_server(engine, active, api_key=api_key)
+    server = make_server(engine, active, api_key=api_key, wrap=wrap)
     sock = bind(host, port)
     errors: list[BaseException] = []
 
