@@ -11,6 +11,10 @@ more, just after its end, instead of three more times on the backoff. So a batch
 close to when its slowest run does, with about two polls per run. No poll is ever planned
 past the deadline; at the deadline one last poll decides between completed and timed_out
 (the run goes on remotely).
+
+No poll may outlast the deadline by more than LAST_POLL_GRACE: an API that accepts the
+connection and never answers would otherwise hold the wait for the client's timeout times
+its retries, minutes past the `timeout` the job file asked for.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ BACKOFF = 1.6
 CAP_SECONDS = 30.0
 # Never plan a poll sooner than this after the previous one, however close the end looks.
 MIN_DELAY = 0.25
+# How long the poll at (or just before) the deadline may take to answer.
+LAST_POLL_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -74,9 +80,12 @@ async def wait_for_run(
         if now >= deadline:
             return Waited(run, timed_out=True)
         await asyncio.sleep(min(delay, deadline - now))
+        bound = max(deadline - loop.time(), LAST_POLL_GRACE)
         try:
-            run = await client.get_run(run.collection_id, run.run_id, name=name)
-        except TransientApiError:
+            run = await asyncio.wait_for(
+                client.get_run(run.collection_id, run.run_id, name=name), bound
+            )
+        except (TransientApiError, asyncio.TimeoutError):
             pass  # the client already retried; keep waiting rather than give up on the run
         else:
             on_update(run)
