@@ -154,6 +154,7 @@ def cli(
 @_select
 @_shard
 @_max_requests
+@_json
 @click.pass_context
 def validate(
     ctx: click.Context,
@@ -161,12 +162,13 @@ def validate(
     select: tuple[str, ...],
     shard: Shard | None,
     max_requests: int,
+    as_json: bool,
 ) -> None:
     """Parse, check the schema and render job files; no network."""
     from sprunner.commands import validate as command
 
     selection = _selection(paths, select, shard=shard, max_requests=max_requests)
-    _handle(lambda: command.run(selection, options=_globals(ctx)))
+    _handle(lambda: command.run(selection, options=_globals(ctx), as_json=as_json))
 
 
 @cli.command()

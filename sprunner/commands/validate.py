@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sprunner import ui
+from sprunner.errors import EXIT_INVALID, JobFileError, Problem
 from sprunner.settings import GlobalOptions, Selection
 
 
@@ -10,16 +14,51 @@ def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-def run(selection: Selection, *, options: GlobalOptions) -> int:
-    """Exit 0 with a one-line summary, or raise JobFileError listing every problem."""
+def _problem(problem: Problem) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "path": problem.path,
+        "message": problem.message,
+    }
+
+
+def run(selection: Selection, *, options: GlobalOptions, as_json: bool = False) -> int:
+    """Exit 0 with a one-line summary, or raise JobFileError listing every problem.
+
+    With `as_json` the result, problems included, is one JSON document on stdout (for
+    editors and CI annotations) and invalid files give exit 2 without raising.
+    """
     from sprunner.jobfile.load import load
 
-    loaded = load(selection)
+    try:
+        loaded = load(selection)
+    except JobFileError as error:
+        if not as_json:
+            raise
+        document = {"ok": False, "errors": [_problem(p) for p in error.problems], "warnings": []}
+        ui.out(json.dumps(document, indent=2, ensure_ascii=False))
+        return EXIT_INVALID
     for collection in loaded.collections:
         ui.add_secrets(collection.secrets)
+    requests = sum(len(c.requests) for c in loaded.collections)
+    if as_json:
+        document = {
+            "ok": True,
+            "files": loaded.files,
+            "collections": [
+                {"name": c.name, "file": c.file, "requests": len(c.requests)}
+                for c in loaded.collections
+            ],
+            "requests": requests,
+            "errors": [],
+            "warnings": [_problem(w) for w in loaded.warnings],
+        }
+        ui.out(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
     for warning in loaded.warnings:
         ui.warn(str(warning))
-    requests = sum(len(c.requests) for c in loaded.collections)
     ui.out(
         f"ok: {_plural(loaded.files, 'file')}, {_plural(len(loaded.collections), 'collection')}, "
         f"{_plural(requests, 'request')}"
