@@ -16,14 +16,13 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import Any
 
 from sprunner.errors import Problem
-from sprunner.jobfile.yamlload import Mark, PMap, PSeq
+from sprunner.jobfile.yamlload import Mark, PMap, PSeq, format_path
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _TYPE_NAMES = {
     "array": "a list",
     "object": "a mapping",
@@ -46,19 +45,6 @@ def _validator() -> Any:
     import jsonschema
 
     return jsonschema.Draft7Validator(json.loads(schema_text("jobfile")))
-
-
-def format_path(path: Iterable[str | int]) -> str:
-    """`collections[0].requests[1].foreach.page`; odd keys are quoted: `headers["a b"]`."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _IDENTIFIER.match(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{json.dumps(part)}]"
-    return out
 
 
 def locate(root: Any, path: Sequence[str | int], *, key: bool = False) -> Mark | None:

@@ -17,6 +17,9 @@ merged mappings the earlier one wins. Merged keys take the place of the ``<<`` k
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +85,22 @@ def _type_name(value: Any) -> str:
     return "a string" if isinstance(value, str) else "a number"
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """`collections[0].requests[1].foreach.page`; odd keys are quoted: `headers["a b"]`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENTIFIER.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
 @dataclass
 class _Frame:
     """A mapping or sequence being built; `key` holds a mapping's pending key."""
@@ -105,9 +124,19 @@ class _Builder:
         self.documents = 0
         self.empty_root = False
 
-    def problem(self, mark: Mark | None, message: str) -> None:
+    def problem(self, mark: Mark | None, message: str, path: str = "") -> None:
         line, col = mark if mark else (None, None)
-        self.problems.append(Problem(self.display, line, col, "", message))
+        self.problems.append(Problem(self.display, line, col, path, message))
+
+    def path(self, *last: str | int) -> str:
+        """Where in the document the innermost open mapping or list is being built."""
+        parts: list[str | int] = []
+        for frame in self.stack:
+            if isinstance(frame.value, PSeq):
+                parts.append(len(frame.value))
+            elif frame.key is not None:
+                parts.append(frame.key[0])
+        return format_path([*parts, *last])
 
     def abort(self, mark: Mark | None, message: str) -> _Abort:
         self.problem(mark, message)
@@ -239,7 +268,9 @@ class _Builder:
             if not merge:
                 if text in first_seen:
                     self.problem(
-                        key_mark, f"duplicate key {text!r} (first at line {first_seen[text][0]})"
+                        key_mark,
+                        f"duplicate key {text!r} (first at line {first_seen[text][0]})",
+                        self.path(text),
                     )
                     continue
                 first_seen[text] = key_mark

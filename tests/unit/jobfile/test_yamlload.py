@@ -74,7 +74,7 @@ def test_aliases_are_shared_not_copied() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("a: 1\na: 2\n", "f.yaml:2:1: duplicate key 'a' (first at line 1)"),
+        ("a: 1\na: 2\n", "f.yaml:2:1: a: duplicate key 'a' (first at line 1)"),
         ("a: 1\n---\nb: 1\n", "f.yaml:2:1: only one YAML document per file is allowed"),
         ("", "f.yaml: the file is empty"),
         ("# only a comment\n", "f.yaml: the file is empty"),
