@@ -19,9 +19,9 @@ from sprunner.errors import JobFileError, Problem, UsageError
 from sprunner.jobfile.expand import CollectionExpander
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.jobfile.policy import parse_policy
-from sprunner.jobfile.schema import format_path, locate, validate_document
+from sprunner.jobfile.schema import locate, validate_document
 from sprunner.jobfile.templates import Functions, Path_, TemplateCompiler, plain
-from sprunner.jobfile.yamlload import PMap, load_yaml
+from sprunner.jobfile.yamlload import PMap, format_path, load_yaml
 from sprunner.select import select, shard
 from sprunner.settings import Selection
 
