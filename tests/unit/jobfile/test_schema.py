@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sprunner.jobfile.schema import format_path, got, schema_text, validate_document
-from sprunner.jobfile.yamlload import parse_text
+from sprunner.jobfile.schema import got, schema_text, validate_document
+from sprunner.jobfile.yamlload import format_path, parse_text
 
 
 def problems(text: str) -> list[str]:
