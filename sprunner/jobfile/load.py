@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from sprunner.jobfile.expand import CollectionExpander
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.jobfile.policy import parse_policy
 from sprunner.jobfile.schema import locate, validate_document
-from sprunner.jobfile.templates import Functions, Path_, TemplateCompiler, plain
+from sprunner.jobfile.templates import SECRET_MASK, Functions, Path_, TemplateCompiler, plain
 from sprunner.jobfile.yamlload import PMap, format_path, load_yaml
 from sprunner.select import select, shard
 from sprunner.settings import Selection
@@ -81,6 +81,27 @@ def problem_at(root: PMap, display: str, path: Path_, message: str) -> Problem:
     mark = locate(root, path)
     line, col = mark if mark else (None, None)
     return Problem(display, line, col, format_path(path), message)
+
+
+def masked(problems: list[Problem], secrets: Iterable[str]) -> list[Problem]:
+    """`problems` with every env() value replaced by "***".
+
+    A message often quotes the value it complains about (a URL, a foreach value), and that
+    value may hold an env() secret. Quotes are cut after 56 characters (`schema.got`), so a
+    secret may also appear cut short just before the `..."` that marks the cut.
+    """
+    ordered = sorted((s for s in secrets if s), key=len, reverse=True)
+    if not ordered:
+        return problems
+
+    def mask(text: str) -> str:
+        for secret in ordered:
+            text = text.replace(secret, SECRET_MASK)
+            for end in range(len(secret) - 1, 0, -1):
+                text = text.replace(f'{secret[:end]}..."', f'{SECRET_MASK}..."')
+        return text
+
+    return [replace(p, path=mask(p.path), message=mask(p.message)) for p in problems]
 
 
 class _Loader:
@@ -151,10 +172,11 @@ class _Loader:
         )
         requests = [((*path, "requests", i), r) for i, r in enumerate(spec["requests"])]
         expansion = expander.expand(requests, defaults, self.cap)
-        self.problems += expander.problems
+        secrets = expander.functions.secrets
+        self.problems += masked(expander.problems, secrets)
         if expansion is None:
             return
-        self.warnings += expansion.warnings
+        self.warnings += masked(list(expansion.warnings), secrets)
         if not expansion.requests:
             self.warnings.append(
                 report(
