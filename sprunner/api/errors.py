@@ -20,8 +20,14 @@ BODY_LIMIT = 300
 
 
 def shorten(text: str, limit: int = BODY_LIMIT) -> str:
-    """Cut a body to `limit` characters, saying how much was dropped."""
-    text = text.strip()
+    """Cut a body to `limit` characters, saying how much was dropped.
+
+    Secrets are masked before the cut: cut first, and a server that echoes the key could
+    leave half of it behind, which no later redaction would recognise.
+    """
+    from sprunner.ui import redact
+
+    text = redact(text).strip()
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text) - limit} more characters)"
