@@ -18,6 +18,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "/v1/async/collections"
+CID = r"(?P<cid>[^/]+)"  # path pieces for rules: a collection id, a run id
+RID = r"(?P<rid>[^/]+)"
 HANG = object()  # an answer that never comes
 
 
@@ -36,6 +38,7 @@ def json_answer(status: int, text: str) -> Answer:
 class Call:
     match: re.Match[str]  # of the rule's path: named groups such as (?P<cid>...)
     body: bytes
+    headers: dict[str, str]  # lower-case names
 
     def __getitem__(self, group: str) -> str:
         return self.match[group]
@@ -59,7 +62,8 @@ class Rule:
         found = re.fullmatch(self.path, scope["path"])
         if found is None:
             return None
-        call = Call(found, body)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        call = Call(found, body, headers)
         return call if self.when(call) else None
 
 

@@ -27,7 +27,7 @@ from click.testing import Result
 
 from sprunner.emulator.server import EmulatorHandle, running_emulator
 from tests.e2e.apply_helpers import Sprunner, check_report, write_job
-from tests.e2e.hostile import HANG, PREFIX, Answer, Call, Hostile, Rule, json_answer
+from tests.e2e.hostile import CID, HANG, PREFIX, RID, Answer, Call, Hostile, Rule, json_answer
 
 WATCHDOG_SECONDS = 120.0  # a hung test dies with a stack dump instead of hanging CI
 APPLY_BOUND_SECONDS = 15.0  # every apply here ends well within this
@@ -45,8 +45,6 @@ collections:
       - url: https://blog.example.com/
     run: {poll_interval: 0.1s, timeout: 3s}
 """
-CID = r"(?P<cid>[^/]+)"
-RID = r"(?P<rid>[^/]+)"
 HUGE = 20 * 1024 * 1024
 
 
