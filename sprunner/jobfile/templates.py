@@ -233,6 +233,8 @@ class _Fast:
             return self.function(ctx)
         except KeyError as e:
             raise TemplateProblem(self.path, f"{e.args[0]!r} is undefined") from None
+        except Exception as e:  # str() of a value the sandbox left undefined (a foreach item)
+            raise TemplateProblem(self.path, _describe(e)) from None
 
 
 class _Jinja:
@@ -284,9 +286,10 @@ class TemplateCompiler:
 
     def __init__(self) -> None:
         from jinja2 import StrictUndefined
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-        self.env = ImmutableSandboxedEnvironment(
+        from sprunner.jobfile.sandbox import JobFileSandbox
+
+        self.env = JobFileSandbox(
             undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
         )
         globals_ = dict(self.env.globals)

@@ -1,0 +1,238 @@
+"""Hostile job files: nothing in a job file can run code, read outside its tree, or exhaust
+the machine. Each case goes through the CLI (`sprunner validate`) and must give exit 2, a
+located message, no traceback, and (for the bombs) stay under a time and memory bound.
+
+- templates are sandboxed: attribute escapes (`''.__class__.__mro__`, `range.__globals__`,
+  `cycler` / `joiner` / `namespace` internals, `attr()` and `format()` tricks) are refused;
+- `lines()` reads only inside the job-file tree: not `../`, not an absolute path, not
+  through a symlink that points out;
+- YAML tags cannot construct objects (`!!python/object/apply:os.system` runs nothing);
+- sizes are capped: alias bombs ("billion laughs"), deep nesting, huge files, foreach
+  products past the request cap, and template values that would take gigabytes
+  (`'a' * 10**10`, `'x'.zfill(10**10)`, `'%999999999s' % x`, `replace` chains...) fail fast.
+
+The single-file corpus in `tests/badfiles/` checks exact messages; this module is the
+security view of the same ground, with the bounds measured.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sprunner.cli import cli
+
+TIME_BOUND = 5.0  # seconds for any one hostile file
+MEMORY_BOUND = 64 * 1024 * 1024  # bytes of Python allocations at the peak
+
+
+def validate(path: Path) -> Result:
+    result = CliRunner().invoke(cli, ["validate", str(path)], catch_exceptions=False)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def bounded_validate(path: Path) -> Result:
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        result = validate(path)
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert elapsed < TIME_BOUND, f"{elapsed:.1f} s"
+    assert peak < MEMORY_BOUND, f"{peak / 2**20:.0f} MiB at the peak"
+    return result
+
+
+def one_request(tmp_path: Path, request: str, name: str = "jobs.yaml") -> Path:
+    path = tmp_path / name
+    body = textwrap.indent(textwrap.dedent(request).strip(), " " * 8)
+    path.write_text(f"version: 1\ncollections:\n  - name: c\n    requests:\n      - {body[8:]}\n")
+    return path
+
+
+# -- the sandbox ---------------------------------------------------------------------------
+ESCAPES = [
+    "''.__class__.__mro__",
+    "''.__class__.__mro__[1].__subclasses__()",
+    "range.__globals__",
+    "env.__globals__",
+    "lines.__self__",
+    "cycler.__init__.__globals__.os",
+    "joiner.__init__.__globals__",
+    "namespace.__init__.__globals__",
+    "cycler(1, 2).next.__func__.__globals__",
+    "(''|attr('__class__')).__base__",
+    "'{0.__class__}'.format('')",
+    "'%s'|format(''.__class__)",
+    "self._TemplateReference__context",
+    "dict.__subclasses__()",
+    "[].__class__.__base__",
+    "().__class__.__bases__",
+]
+
+
+@pytest.mark.parametrize("expression", ESCAPES)
+def test_the_sandbox_blocks_attribute_escapes(tmp_path: Path, expression: str) -> None:
+    for where in ("url", "foreach"):
+        if where == "url":
+            request = f'url: "https://x.example/{{{{ {expression} }}}}"'
+        else:
+            request = (
+                f'url: "https://x.example/{{{{ x }}}}"\nforeach: {{x: "{{{{ [{expression}] }}}}"}}'
+            )
+        result = validate(one_request(tmp_path, request))
+        assert result.exit_code == 2, result.output
+        assert "jobs.yaml:" in result.output
+        assert "SecurityError" in result.output or "is undefined" in result.output
+
+
+def test_lipsum_is_not_offered(tmp_path: Path) -> None:
+    result = validate(one_request(tmp_path, 'url: "https://x.example/{{ lipsum(10**7) }}"'))
+    assert result.exit_code == 2 and "'lipsum' is undefined" in result.output
+
+
+def test_templates_cannot_mutate(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        "version: 1\nvars: {x: [1]}\ncollections:\n  - name: c\n    requests:\n"
+        '      - url: "https://x.example/{{ x.append(1) or x }}"\n'
+    )
+    result = validate(path)
+    assert result.exit_code == 2 and "SecurityError" in result.output
+
+
+# -- lines() stays in the tree -------------------------------------------------------------
+def test_lines_cannot_leave_the_job_file_tree(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("https://secret.example/\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "link.txt").symlink_to(secret)
+    (tree / "linkdir").symlink_to(tmp_path, target_is_directory=True)
+    for target in (
+        "../secret.txt",
+        str(secret),
+        "link.txt",
+        "linkdir/secret.txt",
+        "sub/../../secret.txt",
+        "/etc/passwd",
+        "/proc/self/environ",
+    ):
+        request = f'url: "{{{{ u }}}}"\nforeach: {{u: "{{{{ lines(\'{target}\') }}}}"}}'
+        result = validate(one_request(tree, request))
+        assert result.exit_code == 2, (target, result.output)
+        assert "may not read outside the job-file tree" in result.output, result.output
+        assert "secret.example" not in result.output
+
+
+def test_lines_inside_the_tree_works(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "urls.txt").write_text("https://a.example/\n")
+    request = 'url: "{{ u }}"\nforeach: {u: "{{ lines(\'data/urls.txt\') }}"}'
+    assert validate(one_request(tmp_path, request)).exit_code == 0
+
+
+# -- YAML cannot construct objects ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!python/object/apply:os.system ['touch {marker}']",
+        "!!python/object/apply:subprocess.check_call [[touch, '{marker}']]",
+        "!!python/object/new:pathlib.Path ['{marker}']",
+        "!!python/name:os.system",
+        "!!python/module:os",
+        "!!python/object:argparse.Namespace {{a: 1}}",
+    ],
+)
+def test_yaml_tags_cannot_run_code(tmp_path: Path, tag: str) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        "version: 1\ncollections:\n  - name: c\n    requests:\n"
+        f"      - url: https://x.example/\n        x-note: {tag.format(marker=marker)}\n"
+    )
+    result = validate(path)
+    assert result.exit_code == 2 and "unsupported tag !!python/" in result.output, result.output
+    assert not marker.exists()
+
+
+# -- resource caps -------------------------------------------------------------------------
+def test_alias_bomb_fails_fast_and_small(tmp_path: Path) -> None:
+    lines = ["x-a: &a [" + ", ".join(["lol"] * 10) + "]"]
+    for prev, name in zip("abcdefghijk", "bcdefghijkl", strict=False):
+        lines.append(f"x-{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\nversion: 1\ncollections: []\n")
+    result = bounded_validate(path)
+    assert result.exit_code == 2 and "too many values once aliases are expanded" in result.output
+
+
+def test_deep_nesting_fails_fast(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    depth = 100_000
+    path.write_text("version: 1\nx-deep: " + "[" * depth + "]" * depth + "\ncollections: []\n")
+    result = bounded_validate(path)
+    assert result.exit_code == 2 and "nesting deeper than" in result.output
+
+
+def test_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("version: 1\ncollections: []\n" + "# padding\n" * 2_000_000)
+    result = bounded_validate(path)
+    assert result.exit_code == 2, result.output
+
+
+def test_a_foreach_product_past_the_cap_fails_without_building_it(tmp_path: Path) -> None:
+    request = """
+        url: "https://x.example/{{ a }}/{{ b }}"
+        foreach:
+          a: "{{ range(10**9) }}"
+          b: "{{ range(10**9) }}"
+    """
+    result = bounded_validate(one_request(tmp_path, request))
+    assert result.exit_code == 2 and "over the cap" in result.output, result.output
+
+
+BOMBS = [
+    "'a' * 10**10",
+    "[1] * 10**10",
+    "10 ** (10 ** 10)",
+    "'%999999999s' % 'x'",
+    "'%*s' % (10**9, 'x')",
+    "'x'|format() ~ '%*s'|format(10**9, 'x')",
+    "'x' | center(10**10)",
+    "'x'.zfill(10**10)",
+    "'x'.ljust(10**10)",
+    "'x'.center(10**10)",
+    "'{:>999999999}'.format('x')",
+    "'{:{w}}'.format('x', w=10**9)",
+    "'ab' | replace('a', 'a' * 10**5) | replace('a', 'a' * 10**5)",
+    "'a,b'.replace(',', 'c' * 10**7)",
+    "range(10**5) | join('a' * 10**5)",
+    "('a' * 10**6) | wordwrap(1, true, 'b' * 100)",
+    "('a\n' * 10**6) | indent(100)",
+]
+
+
+@pytest.mark.parametrize("expression", BOMBS)
+def test_template_values_that_would_take_gigabytes_fail_fast(
+    tmp_path: Path, expression: str
+) -> None:
+    request = f'url: "https://x.example/{{{{ {expression} }}}}"'.replace("\n", "\\n")
+    result = bounded_validate(one_request(tmp_path, request))
+    assert result.exit_code == 2, result.output
+    assert "jobs.yaml:5:" in result.output
+
+
+def test_modest_values_are_still_fine(tmp_path: Path) -> None:
+    expression = "'a' * 10 ~ 2 ** 64 ~ '%05d' % 7 ~ '{:0>5}'.format('x') ~ 'x' | center(9) | trim"
+    result = validate(one_request(tmp_path, f'url: "https://x.example/{{{{ {expression} }}}}"'))
+    assert result.exit_code == 0, result.output
