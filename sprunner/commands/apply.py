@@ -4,18 +4,20 @@ Nothing is sent to the API before every job file has loaded cleanly. The lock is
 before the first call until the state is compacted. SIGINT and SIGTERM cancel the work in
 flight; the state already holds every id and run id (it is journaled as they arrive), a
 partial report is written, and the exit code is 130 / 143. The next apply adopts the runs.
+The handlers cover the whole command, from loading to the report (`sprunner.interruption`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
+import dataclasses
 import time
 import uuid
 
 from sprunner import report, ui
 from sprunner.api.errors import ApiUnusableError
 from sprunner.errors import EXIT_FAILED, EXIT_OK, Interrupted
+from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded, load
 from sprunner.outcome import ApplyOutcome
 from sprunner.session import Target, list_remote, target
@@ -24,25 +26,33 @@ from sprunner.state import State, locked
 
 
 def run(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOptions) -> int:
-    loaded = load(selection)
-    for warning in loaded.warnings:
-        ui.warn(str(warning))
-    for collection in loaded.collections:
-        ui.add_secrets(collection.secrets)
-    with target(options, local=apply_options.local) as api, locked(api.state_dir):
-        state = State(api.state_dir, api.api_url)
-        try:
-            outcome = asyncio.run(_apply(loaded, api, state, apply_options))
-        finally:
-            state.compact()
-    _write_outputs(outcome, apply_options)
-    if outcome.interrupted_by is not None:
-        raise Interrupted(outcome.interrupted_by)
+    with Interruption().installed() as interruption:
+        loaded = load(selection)
+        for warning in loaded.warnings:
+            ui.warn(str(warning))
+        for collection in loaded.collections:
+            ui.add_secrets(collection.secrets)
+        with target(options, local=apply_options.local) as api, locked(api.state_dir):
+            state = State(api.state_dir, api.api_url)
+            try:
+                outcome = asyncio.run(_apply(loaded, api, state, apply_options, interruption))
+            finally:
+                state.compact()
+        if interruption.signum is not None and outcome.interrupted_by is None:
+            # It came after the work was done: the report says so, as the exit code will.
+            outcome = dataclasses.replace(outcome, interrupted_by=interruption.signum)
+        _write_outputs(outcome, apply_options)
+    if interruption.signum is not None:
+        raise Interrupted(interruption.signum)
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
 async def _apply(
-    loaded: Loaded, api: Target, state: State, apply_options: ApplyOptions
+    loaded: Loaded,
+    api: Target,
+    state: State,
+    apply_options: ApplyOptions,
+    interruption: Interruption,
 ) -> ApplyOutcome:
     from sprunner.api.client import ApiClient
     from sprunner.api.limiter import RateLimiter
@@ -51,16 +61,15 @@ async def _apply(
 
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
-    received: list[int] = []
+    assert main is not None
 
-    def on_signal(signum: int) -> None:
-        if not received and main is not None:
-            received.append(signum)
-            ui.warn("interrupted: saving the state and a partial report")
-            main.cancel()
+    def cancel() -> None:
+        ui.warn("interrupted: saving the state and a partial report")
+        main.cancel()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
+    interruption.on_first = lambda: loop.call_soon_threadsafe(cancel)
+    if interruption.signum is not None:  # it came while loading or locking
+        cancel()
 
     started_at = time.time()
     runner: Runner | None = None
@@ -91,7 +100,7 @@ async def _apply(
                 await runner.execute()
             ui.debug(f"{client.calls} API calls, {client.rate_limited} answered 429")
     except asyncio.CancelledError:
-        if not received:
+        if interruption.signum is None:
             raise
     except ApiUnusableError:
         if runner is not None and apply_options.report is not None:
@@ -99,15 +108,14 @@ async def _apply(
             report.write_report(partial, apply_options.report)
         raise
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+        interruption.on_first = None
     return ApplyOutcome(
         api_url=api.api_url,
         started_at=started_at,
         finished_at=time.time(),
         collections=runner.outcomes() if runner is not None else (),
         warnings=tuple(str(w) for w in loaded.warnings),
-        interrupted_by=received[0] if received else None,
+        interrupted_by=interruption.signum,
     )
 
 

@@ -12,20 +12,17 @@ run id), never started a second time.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sprunner.emulator.server import EmulatorHandle, running_emulator
-from sprunner.state import Entry, State
 from tests.e2e.apply_helpers import Sprunner, check_report, write_job
+from tests.e2e.subprocess_helpers import Apply, recorded, wait_for
 
 JOB = """
 version: 1
@@ -50,7 +47,6 @@ RENDERED = {
     "beta": [{"url": "https://beta.example.com/"}, {"url": "https://beta.example.com/fail"}],
 }
 NAMES = tuple(RENDERED)
-DEADLINE = 20.0  # seconds: generous for a loaded CI machine; the polls end far sooner
 LONG_RUN = 60.0  # engine.run_seconds while a run must stay in progress
 SHORT_RUN = 0.2
 GAMMA = "https://gamma.example.com/"
@@ -70,64 +66,6 @@ def sprunner(tmp_path: Path) -> Iterator[Sprunner]:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-class Apply:
-    """One `sprunner apply` in a subprocess."""
-
-    def __init__(self, sprunner: Sprunner, job: Path, *args: str) -> None:
-        self.report = sprunner.workdir / "partial-report.json"
-        self.report.unlink(missing_ok=True)
-        command = [
-            sys.executable,
-            *("-m", "sprunner", "--api-url", sprunner.emulator.url),
-            *("--state-dir", str(sprunner.state_dir), "apply", str(job)),
-            *("--report", str(self.report), *args),
-        ]
-        env = {**os.environ, "SCRAPINGPROS_API_KEY": sprunner.emulator.api_key}
-        self.process = subprocess.Popen(
-            command,
-            cwd=sprunner.workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.output = ""
-
-    def wait_until(self, predicate: Callable[[], bool], what: str) -> None:
-        """Poll `predicate` until it holds; fail if the apply ends first or time runs out."""
-        deadline = time.monotonic() + DEADLINE
-        while not predicate():
-            if self.process.poll() is not None:
-                self.finish()
-                raise AssertionError(f"apply ended before {what}:\n{self.output}")
-            if time.monotonic() > deadline:
-                self.stop(signal.SIGKILL)
-                raise AssertionError(f"timed out waiting for {what}:\n{self.output}")
-            time.sleep(0.005)
-
-    def stop(self, signum: signal.Signals) -> int:
-        self.process.send_signal(signum)
-        return self.finish()
-
-    def finish(self) -> int:
-        out, err = self.process.communicate(timeout=DEADLINE)
-        self.output = out + err
-        return self.process.returncode
-
-
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-
-
-def recorded(sprunner: Sprunner) -> dict[str, Entry]:
-    """What the state directory holds now (snapshot + journal), read as the next apply would."""
-    return dict(State(sprunner.state_dir, sprunner.emulator.url, persist=False).entries())
 
 
 def run_ids_recorded(sprunner: Sprunner) -> dict[str, str]:
@@ -371,6 +309,28 @@ def test_signal_during_reconcile_lists_the_adopted_runs(sprunner: Sprunner, tmp_
         name: (run_id, True) for name, run_id in in_flight.items()
     }
     assert adopted(report)["gamma"][1] is False
+
+
+def test_a_signal_after_the_work_still_gives_a_report_and_130(
+    sprunner: Sprunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Late signals (while the state is compacted) find sprunner's handler, not Python's."""
+    import os
+
+    from sprunner.state import State
+
+    compact = State.compact
+
+    def interrupted_compact(self: State) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        compact(self)
+
+    monkeypatch.setattr(State, "compact", interrupted_compact)
+    result, report = sprunner.apply(write_job(tmp_path, JOB), "--no-run")
+    assert result.exit_code == 130, result.output
+    assert report["interrupted"] is True
+    assert actions(report) == {"alpha": "created", "beta": "created"}
+    assert set(recorded(sprunner)) == set(NAMES)
 
 
 # --- the lock -----------------------------------------------------------------------------

@@ -1,0 +1,54 @@
+"""SIGINT and SIGTERM during an apply: remembered from the first moment to the last.
+
+The handlers are plain `signal.signal` handlers, installed for the whole apply (loading,
+locking, the event loop, compacting the state, writing the report), so there is no window
+where a signal finds Python's defaults: a KeyboardInterrupt in the middle of writing the
+report, or a SIGTERM that ends the process with -15 instead of 143.
+
+- While the event loop runs, the first signal cancels the main task through
+  `call_soon_threadsafe` (the loop does the cancelling, never the handler itself); the apply
+  then saves the state and writes a partial report.
+- Outside it, the signal is only remembered: the step in progress is short (compacting, an
+  atomic report write), it finishes, and the exit code is 130 / 143.
+
+The handler does nothing but record and schedule: writing to stderr from a signal handler
+could re-enter a write already in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interruption:
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        # Set by the event loop while it runs: what the first signal must do there.
+        self.on_first: Callable[[], object] | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Interruption]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals are only delivered to the main thread's handlers
+            return
+        previous = {signum: signal.signal(signum, self._handle) for signum in SIGNALS}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.signum is not None:
+            return
+        self.signum = signum
+        if self.on_first is not None:
+            # A loop that just closed refuses the callback; the signal stays remembered.
+            with contextlib.suppress(RuntimeError):
+                self.on_first()
