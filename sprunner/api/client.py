@@ -195,7 +195,11 @@ class ApiClient:
             "get run",
             name or collection_id,
         )
-        return parse.run(answer, answer.data, collection_id=collection_id)
+        run = parse.run(answer, answer.data, collection_id=collection_id)
+        if run.run_id != run_id:
+            # Taking another run's counts for ours would report the wrong jobs.
+            raise answer.bad(f"answer is about run {run.run_id!r}, not {run_id!r}")
+        return run
 
     async def list_runs(
         self,

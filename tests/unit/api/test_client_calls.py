@@ -137,3 +137,15 @@ def test_run_with_unknown_status_or_mistyped_field_is_bad(bad: dict[str, object]
                 await api.list_runs("c1", name="shop")
 
     run(go())
+
+
+def test_a_poll_answer_about_another_run_is_refused() -> None:
+    other = {**RUN, "run_id": "someone-elses"}
+    script = Script([reply(200, other)])
+
+    async def go() -> None:
+        async with client(script) as api:
+            await api.get_run("c1", "r1", name="shop")
+
+    with pytest.raises(BadAnswerError, match="about run 'someone-elses', not 'r1'"):
+        run(go())
