@@ -79,3 +79,22 @@ def wait_for(predicate: Callable[[], bool], what: str) -> None:
 def recorded(sprunner: Sprunner) -> dict[str, Entry]:
     """What the state directory holds now (snapshot + journal), read as the next apply would."""
     return dict(State(sprunner.state_dir, sprunner.emulator.url, persist=False).entries())
+
+
+def wait_quiet(sprunner: Sprunner, seconds: float = 0.1) -> None:
+    """Wait until the emulator has seen no new call for `seconds` (with a deadline).
+
+    For the one thing a test cannot see from outside: that an apply has handled the
+    answers to the calls it made (before a signal), or that a killed apply's last calls
+    have been served (before the next apply).
+    """
+    engine = sprunner.emulator.engine
+    deadline = time.monotonic() + DEADLINE
+    calls = sum(engine.calls.values())
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < seconds:
+        assert time.monotonic() < deadline, "the emulator never went quiet"
+        time.sleep(0.01)
+        now = sum(engine.calls.values())
+        if now != calls:
+            calls, quiet_since = now, time.monotonic()

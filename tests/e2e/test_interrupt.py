@@ -22,7 +22,7 @@ import pytest
 
 from sprunner.emulator.server import EmulatorHandle, running_emulator
 from tests.e2e.apply_helpers import Sprunner, check_report, write_job
-from tests.e2e.subprocess_helpers import Apply, recorded, wait_for
+from tests.e2e.subprocess_helpers import Apply, recorded, wait_for, wait_quiet
 
 JOB = """
 version: 1
@@ -74,6 +74,12 @@ def run_ids_recorded(sprunner: Sprunner) -> dict[str, str]:
         for name, entry in recorded(sprunner).items()
         if entry.inflight is not None and entry.inflight.run_id is not None
     }
+
+
+def polling(sprunner: Sprunner) -> bool:
+    """Both runs started and recorded, and polled since."""
+    recorded_ids = run_ids_recorded(sprunner)
+    return len(recorded_ids) == 2 and sprunner.emulator.engine.calls["get_run"] >= 2
 
 
 def runs_per_collection(emulator: EmulatorHandle) -> dict[str, list[str]]:
@@ -184,7 +190,7 @@ def test_kill_with_runs_in_flight_then_they_are_adopted(
     if point == "run recorded":
         first.wait_until(lambda: len(run_ids_recorded(sprunner)) == 2, "run ids in the journal")
     else:
-        first.wait_until(lambda: engine.calls["get_run"] >= 2, "polls of the runs")
+        first.wait_until(lambda: polling(sprunner), "polls of the runs")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     in_flight = run_ids_recorded(sprunner)
     assert set(in_flight) == set(NAMES)
@@ -229,7 +235,7 @@ def test_signal_while_polling_saves_state_and_a_partial_report(
     engine = sprunner.emulator.engine
     engine.run_seconds = LONG_RUN
     first = Apply(sprunner, job)
-    first.wait_until(lambda: engine.calls["get_run"] >= 2, "polls of the runs")
+    first.wait_until(lambda: polling(sprunner), "polls of the runs")
     assert first.stop(signum) == code, first.output
     assert "Traceback" not in first.output
 
@@ -288,11 +294,14 @@ def test_signal_during_reconcile_lists_the_adopted_runs(sprunner: Sprunner, tmp_
     in_flight = run_ids_recorded(sprunner)
 
     write_job(tmp_path, JOB + GAMMA_JOB)
-    held = sprunner.emulator.faults.add("slow", 1.0, route="create", times=1)
+    held = sprunner.emulator.faults.add("slow", 2.0, route="create", times=1)
+    polled = engine.calls["get_run"]  # the killed apply may have polled already
     second = Apply(sprunner, job)
     second.wait_until(
-        lambda: held.fired == 1 and engine.calls["get_run"] >= 2, "runs adopted, gamma held"
+        lambda: held.fired == 1 and engine.calls["get_run"] >= polled + 2,
+        "runs adopted, gamma held",
     )
+    wait_quiet(sprunner)  # the adopting apply has read the answers of its get_run calls
     assert second.stop(signal.SIGINT) == 130, second.output
     partial = check_report(second.report)
     runs = {c["name"]: c["run"] for c in partial["collections"]}

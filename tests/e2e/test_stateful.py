@@ -30,7 +30,6 @@ import contextlib
 import shutil
 import signal
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sprunner.emulator.server import running_emulator
 from sprunner.state import Entry
 from tests.e2e.apply_helpers import Sprunner, check_report
-from tests.e2e.subprocess_helpers import Apply, recorded
+from tests.e2e.subprocess_helpers import Apply, recorded, wait_quiet
 
 MANAGED = ("a", "b", "c")  # names the job file may declare (few: histories revisit them)
 UNMANAGED = ("x", "y")  # names only someone else uses: never in a job file
-QUIET = 0.1  # seconds without a new call before a killed apply's calls count as over
 RUN_SECONDS = 0.1  # how long a run takes; longer while an apply is to be interrupted
 
 requests_strategy = st.lists(
@@ -61,17 +59,6 @@ requests_strategy = st.lists(
 
 
 overlaps = st.sampled_from(["skip", "allow"])
-
-
-def _settle(sprunner: Sprunner) -> None:
-    """Wait until a stopped apply's last calls have been served (a quiet period)."""
-    calls = sum(sprunner.emulator.engine.calls.values())
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < QUIET:
-        time.sleep(0.01)
-        now = sum(sprunner.emulator.engine.calls.values())
-        if now != calls:
-            calls, quiet_since = now, time.monotonic()
 
 
 class Applies(RuleBasedStateMachine):
@@ -208,7 +195,7 @@ class Applies(RuleBasedStateMachine):
             assert code in (0, -signal.SIGKILL, -signal.SIGTERM), (code, stopped.output)
         self.sprunner.emulator.faults.clear()
         self.engine.run_seconds = RUN_SECONDS
-        _settle(self.sprunner)
+        wait_quiet(self.sprunner)  # the killed apply's last calls are served
 
     # --- the apply ----------------------------------------------------------------------
     @rule(run=st.booleans(), prune=st.booleans())
