@@ -222,9 +222,7 @@ def test_overlap_skip_adopts_the_run_in_progress(sprunner: Sprunner, tmp_path: P
     assert "run" not in sprunner.calls()  # none started by sprunner
 
 
-def test_when_never_does_not_wait_for_someone_elses_run(
-    sprunner: Sprunner, tmp_path: Path
-) -> None:
+def test_when_never_does_not_wait_for_someone_elses_run(sprunner: Sprunner, tmp_path: Path) -> None:
     job = policy_job(tmp_path, "when: never")
     sprunner.apply(job, "--no-run")
     sprunner.emulator.engine.run_seconds = 30

@@ -277,7 +277,9 @@ def test_a_run_that_never_completes_times_out(env: Env) -> None:
     env.rule(
         "GET",
         f"/{CID}/runs/{RID}",
-        lambda _: json_answer(200, json.dumps({**RUN_OK, "status": "in_progress"})),
+        lambda call: json_answer(
+            200, json.dumps({**RUN_OK, "run_id": call["rid"], "status": "in_progress"})
+        ),
         when=env.is_victim,
     )
     result, report = env.apply()

@@ -196,7 +196,7 @@ def test_no_failure_path_leaks_the_key_or_env_values(
         Rule(
             "GET",
             f"{PREFIX}/{CID}/runs/{RID}",
-            lambda _: Answer(200, json.dumps(IN_PROGRESS).encode()),
+            lambda call: Answer(200, json.dumps({**IN_PROGRESS, "run_id": call["rid"]}).encode()),
             when=named("never-done", emulator),
         ),
         Rule("POST", f"{PREFIX}/{CID}/run", echo_answer(422), when=named("run-echo", emulator)),
