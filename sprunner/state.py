@@ -58,6 +58,9 @@ class Entry:
     created: bool = False  # sprunner created it: only these may be pruned
     last_run: RunRecord | None = None  # the newest run known to have been started
     inflight: RunRecord | None = None  # a run started and not yet seen to its end
+    # A create was sent and never confirmed (the apply died waiting): if the name shows up
+    # remotely, sprunner made it, and it may be pruned like any collection it created.
+    creating: bool = False
 
     @property
     def known_run_ids(self) -> set[str]:
@@ -74,6 +77,7 @@ def _entry_from_json(data: Mapping[str, Any]) -> Entry:
         created=bool(data.get("created", False)),
         last_run=run(data.get("last_run")),
         inflight=run(data.get("inflight")),
+        creating=bool(data.get("creating", False)),
     )
 
 

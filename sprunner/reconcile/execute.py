@@ -77,6 +77,9 @@ async def create(
     name = desired.name
     key = idempotency_key(desired, apply_id)
     requests: Sequence[Mapping[str, Any]] = desired.requests
+    # Durable before the POST: if we die before the answer, the next apply knows that the
+    # collection it finds under this name is one sprunner created.
+    state.update(name, id="", fingerprint=None, creating=True)
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             answer = await client.create_collection(name, requests, idempotency_key=key)
@@ -90,13 +93,13 @@ async def create(
                 ) from None
             if ids:
                 # Our create took effect before the failure: adopt it, with our content.
-                _record_applied(state, desired, ids[0], created=True)
+                _record_applied(state, desired, ids[0], created=True, creating=False)
                 return Applied(ids[0], "created")
             if attempt == CREATE_ATTEMPTS:
                 raise
             await asyncio.sleep(min(8.0, RETRY_BASE * 2**attempt) * random.uniform(0.5, 1.0))
             continue
-        _record_applied(state, desired, answer.id, created=True)
+        _record_applied(state, desired, answer.id, created=True, creating=False)
         return Applied(answer.id, "created", _notes(answer))
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -106,8 +109,11 @@ async def update(
 ) -> Applied:
     name = desired.name
     entry = state.get(name)
-    created = entry.created if entry is not None and entry.id == remote_id else False
-    state.update(name, id=remote_id, fingerprint=None, created=created)
+    if entry is None:
+        created = False
+    else:
+        created = entry.created if entry.id == remote_id else entry.creating
+    state.update(name, id=remote_id, fingerprint=None, created=created, creating=False)
     try:
         answer = await client.update_collection(remote_id, name, desired.requests)
     except NotFoundError:

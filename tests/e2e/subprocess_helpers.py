@@ -77,8 +77,10 @@ def wait_for(predicate: Callable[[], bool], what: str) -> None:
 
 
 def recorded(sprunner: Sprunner) -> dict[str, Entry]:
-    """What the state directory holds now (snapshot + journal), read as the next apply would."""
-    return dict(State(sprunner.state_dir, sprunner.emulator.url, persist=False).entries())
+    """The collections whose id the state holds now (snapshot + journal), as the next apply
+    would read them; creates sent but not yet answered (no id yet) are left out."""
+    entries = State(sprunner.state_dir, sprunner.emulator.url, persist=False).entries()
+    return {name: entry for name, entry in entries.items() if entry.id}
 
 
 def wait_quiet(sprunner: Sprunner, seconds: float = 0.1) -> None:

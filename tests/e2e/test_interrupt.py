@@ -140,6 +140,8 @@ def test_kill_mid_create_then_apply_converges(sprunner: Sprunner, tmp_path: Path
     assert_converged(sprunner, report)
     assert engine.calls["create"] == 2  # the unrecorded one was found and PUT, not created
     assert sorted(actions(report).values()) == ["unchanged", "updated"]
+    # The create was marked pending before it was sent: it is still sprunner's to prune.
+    assert all(entry.created for entry in recorded(sprunner).values())
 
 
 def test_kill_right_after_a_create_answered(sprunner: Sprunner, tmp_path: Path) -> None:

@@ -1,0 +1,67 @@
+"""The never-twice rules of execute.py, against the emulator over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from sprunner.api.client import ApiClient
+from sprunner.api.errors import AmbiguousApiError
+from sprunner.emulator.server import running_emulator
+from sprunner.jobfile.model import DesiredCollection
+from sprunner.reconcile import execute
+from sprunner.state import Entry, State
+
+SHOP = DesiredCollection(
+    name="shop", file="jobs.yaml", line=1, tags=(), requests=({"url": "https://a.example/"},)
+)
+
+
+def test_a_create_is_marked_pending_before_it_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(execute, "RETRY_BASE", 0.001)
+    with running_emulator(faults=["error-before:1@create"]) as emulator:
+        state = State(tmp_path, emulator.url)
+
+        async def go() -> None:
+            async with ApiClient(base_url=emulator.url, api_key=emulator.api_key) as client:
+                await execute.create(client, state, SHOP, apply_id="a")
+
+        with pytest.raises(AmbiguousApiError):
+            asyncio.run(go())
+    # As after a kill between the POST and its answer: the journal says a create was sent.
+    assert State(tmp_path, emulator.url).get("shop") == Entry(id="", creating=True)
+
+
+def test_a_collection_found_after_a_pending_create_counts_as_created(tmp_path: Path) -> None:
+    with running_emulator() as emulator:
+        remote = emulator.engine.create_collection({"name": "shop", "requests": []})
+        state = State(tmp_path, emulator.url)
+        state.update("shop", id="", creating=True)
+
+        async def go() -> execute.Applied:
+            async with ApiClient(base_url=emulator.url, api_key=emulator.api_key) as client:
+                return await execute.update(client, state, SHOP, remote["id"], apply_id="a")
+
+        applied = asyncio.run(go())
+    entry = state.get("shop")
+    assert applied.action == "updated" and entry is not None
+    assert (entry.id, entry.created, entry.creating) == (remote["id"], True, False)
+    assert entry.fingerprint == SHOP.fingerprint
+
+
+def test_someone_elses_collection_is_never_marked_created(tmp_path: Path) -> None:
+    with running_emulator() as emulator:
+        remote = emulator.engine.create_collection({"name": "shop", "requests": []})
+        state = State(tmp_path, emulator.url)
+
+        async def go() -> None:
+            async with ApiClient(base_url=emulator.url, api_key=emulator.api_key) as client:
+                await execute.update(client, state, SHOP, remote["id"], apply_id="a")
+
+        asyncio.run(go())
+    entry = state.get("shop")
+    assert entry is not None and not entry.created
