@@ -62,6 +62,10 @@ class Entry:
     # remotely, sprunner made it, and it may be pruned like any collection it created.
     creating: bool = False
 
+    def created_by_sprunner(self, remote_id: str) -> bool:
+        """Whether the remote collection `remote_id` is one sprunner created."""
+        return self.created if self.id == remote_id else self.creating
+
     @property
     def known_run_ids(self) -> set[str]:
         return {r.run_id for r in (self.last_run, self.inflight) if r and r.run_id}

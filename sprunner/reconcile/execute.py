@@ -109,10 +109,7 @@ async def update(
 ) -> Applied:
     name = desired.name
     entry = state.get(name)
-    if entry is None:
-        created = False
-    else:
-        created = entry.created if entry.id == remote_id else entry.creating
+    created = entry is not None and entry.created_by_sprunner(remote_id)
     state.update(name, id=remote_id, fingerprint=None, created=created, creating=False)
     try:
         answer = await client.update_collection(remote_id, name, desired.requests)
