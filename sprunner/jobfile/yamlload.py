@@ -320,7 +320,11 @@ def parse_text(text: str, display: str) -> tuple[PMap | None, list[Problem]]:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = (mark.line + 1, mark.column + 1) if mark is not None else None
         reason = getattr(e, "problem", None) or getattr(e, "reason", None) or str(e)
-        builder.problem(where, f"invalid YAML: {reason}")
+        if "nesting depth" in str(reason):
+            # PyYAML >= 6.0.4 caps depth itself, before our own check: one message for both.
+            builder.problem(where, f"nesting deeper than {MAX_DEPTH} levels")
+        else:
+            builder.problem(where, f"invalid YAML: {reason}")
         return None, builder.problems
     finally:
         loader.dispose()

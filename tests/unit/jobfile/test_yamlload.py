@@ -109,8 +109,9 @@ def test_alias_bomb_fails_fast() -> None:
 
 def test_deep_nesting_fails_without_recursion_error() -> None:
     depth = 200_000
-    problems = messages("a: " + "[" * depth + "]" * depth + "\n")
-    assert problems == [f"f.yaml:1:{4 + yamlload.MAX_DEPTH - 1}: nesting deeper than 100 levels"]
+    (problem,) = messages("a: " + "[" * depth + "]" * depth + "\n")
+    # The column depends on the PyYAML version: from 6.0.4 its scanner stops first, at 1,000.
+    assert problem.startswith("f.yaml:1:") and problem.endswith("nesting deeper than 100 levels")
 
 
 def test_nesting_up_to_the_cap_is_fine() -> None:
