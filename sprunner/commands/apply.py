@@ -4,7 +4,7 @@ Nothing is sent to the API before every job file has loaded cleanly. The lock is
 before the first call until the state is compacted. SIGINT and SIGTERM cancel the work in
 flight; the state already holds every id and run id (it is journaled as they arrive), a
 partial report is written, and the exit code is 130 / 143. The next apply adopts the runs.
-The handlers cover the whole command, from loading to the report (`sprunner.interruption`).
+The handlers cover the command from the lock to the report (`sprunner.interruption`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ from sprunner.state import State, locked
 
 
 def run(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOptions) -> int:
+    # Loading sends nothing and may take seconds on huge files: until it is done, a signal
+    # keeps Python's default and ends the command at once.
+    loaded = load(selection)
+    for warning in loaded.warnings:
+        ui.warn(str(warning))
+    for collection in loaded.collections:
+        ui.add_secrets(collection.secrets)
     with Interruption().installed() as interruption:
-        loaded = load(selection)
-        for warning in loaded.warnings:
-            ui.warn(str(warning))
-        for collection in loaded.collections:
-            ui.add_secrets(collection.secrets)
         with target(options, local=apply_options.local) as api, locked(api.state_dir):
             state = State(api.state_dir, api.api_url)
             try:
@@ -68,7 +70,7 @@ async def _apply(
         main.cancel()
 
     interruption.on_first = lambda: loop.call_soon_threadsafe(cancel)
-    if interruption.signum is not None:  # it came while loading or locking
+    if interruption.signum is not None:  # it came while locking or starting up
         cancel()
 
     started_at = time.time()
