@@ -73,6 +73,8 @@ def build_app(engine: Engine, faults: Faults, *, api_key: str) -> Starlette:
                 "Too many requests: rate limit exceeded (emulator)",
                 {"Retry-After": str(decision.retry_after)},
             )
+        if decision.reject == "quota":
+            return _detail(429, "Monthly quota exceeded for this plan (injected fault)")
         if decision.reject == "error":
             return _detail(503, "Service temporarily unavailable (injected fault)")
         given = request.headers.get("authorization", "").encode()

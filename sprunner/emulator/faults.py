@@ -9,6 +9,7 @@ or from Python while the server runs (tests flip faults on and off mid-apply):
 | `error-after`    | probability (default 1) | do the work, then answer 500                      |
 | `drop-after`     | probability (default 1) | do the work, then close the connection unanswered |
 | `rate-429`       | probability (default 1) | 429 with `Retry-After`, no work done              |
+| `quota`          | probability (default 1) | 429 "monthly quota exceeded", no work done        |
 | `slow`           | seconds                 | wait before handling                              |
 | `rate-limit`     | requests per second     | token bucket (one second of burst); 429 if empty  |
 | `no-idempotency` | —                       | ignore `Idempotency-Key`, like an old deployment  |
@@ -30,14 +31,22 @@ from dataclasses import dataclass, field
 from typing import Literal, cast, get_args
 
 FaultKind = Literal[
-    "error-before", "error-after", "drop-after", "rate-429", "slow", "rate-limit", "no-idempotency"
+    "error-before",
+    "error-after",
+    "drop-after",
+    "rate-429",
+    "quota",
+    "slow",
+    "rate-limit",
+    "no-idempotency",
 ]
 KINDS: tuple[str, ...] = get_args(FaultKind)
 ROUTES = ("list", "get", "create", "update", "delete", "run", "get_run", "list_runs")
-_PROBABILISTIC = ("error-before", "error-after", "drop-after", "rate-429")
+_PROBABILISTIC = ("error-before", "error-after", "drop-after", "rate-429", "quota")
 # Faults that act before the work are decided first: a rejected call does no work, so it must
 # not use up a one-shot fault meant for after the work.
-_ORDER: tuple[str, ...] = ("slow", "no-idempotency", "rate-limit", "rate-429", "error-before")
+_ORDER: tuple[str, ...] = ("slow", "no-idempotency", "quota", "rate-limit", "rate-429")
+_ORDER += ("error-before",)
 _ORDER += ("error-after", "drop-after")
 
 
@@ -88,7 +97,7 @@ class Decision:
     """What the faults say about one incoming call, decided when it arrives."""
 
     delay: float = 0.0
-    reject: Literal["error", "429"] | None = None
+    reject: Literal["error", "429", "quota"] | None = None
     retry_after: int = 1
     after: Literal["error", "drop"] | None = None
     idempotency: bool = True
@@ -208,6 +217,8 @@ class Faults:
             decision.reject = "error"
         elif kind == "rate-429":
             decision.reject, decision.retry_after = "429", fault.retry_after
+        elif kind == "quota":
+            decision.reject = "quota"
         else:
             decision.after = "error" if kind == "error-after" else "drop"
         return True

@@ -291,6 +291,16 @@ def test_exit_3_for_a_bad_key(sprunner: Sprunner, tmp_path: Path) -> None:
     assert "401" in result.output and "wrong-key" not in result.output
 
 
+def test_exit_3_when_the_quota_is_spent(sprunner: Sprunner, tmp_path: Path) -> None:
+    sprunner.emulator.faults.add("quota", route="run")
+    result, report = sprunner.apply(write_job(tmp_path, TWO))
+    assert result.exit_code == 3, result.output
+    assert "quota" in result.output
+    # Never retried: at most one start per collection (both may be in flight together).
+    assert sprunner.calls()["run"] <= 2
+    assert [c["action"] for c in report["collections"]] == ["created", "created"]
+
+
 def test_exit_3_when_unreachable(tmp_path: Path) -> None:
     import socket
 
