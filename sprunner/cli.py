@@ -329,7 +329,8 @@ def schema(which: str, markdown: bool) -> None:
     multiple=True,
     metavar="SPEC",
     help="Inject a fault: KIND[:VALUE][@ROUTE], e.g. 'error-before:0.1', 'error-after:0.1', "
-    "'drop-after:0.1@create', 'rate-429:0.1', 'slow:0.5', 'rate-limit:25', 'no-idempotency'. "
+    "'drop-after:0.1@create', 'rate-429:0.1', 'quota@run', 'slow:0.5', 'rate-limit:25', "
+    "'no-idempotency'. "
     "May repeat.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for faults.")
