@@ -12,10 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 from sprunner import ui
 from sprunner.errors import StateError
 from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+from sprunner.state import write_atomically
 
 SUITE_NAME = "sprunner"
 # A collection can have tens of thousands of failed jobs; CI viewers choke on that, and the
@@ -158,23 +156,6 @@ def write_junit(
     """Write the JUnit report to `path` atomically: the old file or the new one, never half."""
     data = to_xml(outcome, max_failed_jobs=max_failed_jobs)
     try:
-        _replace(path, data)
+        write_atomically(path, data)
     except OSError as e:
         raise StateError(f"cannot write the JUnit report {path}: {e}") from e
-
-
-def _replace(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file 0600; a report is meant to be read by CI and colleagues.
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise

@@ -85,7 +85,7 @@ def _entry_from_json(data: Mapping[str, Any]) -> Entry:
     )
 
 
-def write_atomically(path: Path, text: str, *, sync: bool = True) -> None:
+def write_atomically(path: Path, text: str | bytes, *, sync: bool = True) -> None:
     """Replace `path` with `text` so that readers see the old or the new file, never half.
 
     Without `sync` the rename is still atomic for readers, but a power cut may leave the
@@ -96,8 +96,9 @@ def write_atomically(path: Path, text: str, *, sync: bool = True) -> None:
     try:
         # mkstemp makes 0600 files; reports are meant to be read by CI and colleagues.
         os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             if sync:
                 os.fsync(handle.fileno())
