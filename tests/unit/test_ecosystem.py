@@ -119,7 +119,6 @@ def test_pre_commit_entry_is_the_installed_console_script() -> None:
 def test_pre_commit_entry_runs_validate_on_the_files_it_is_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("sprunner.commands.validate")
     monkeypatch.chdir(tmp_path)
     Path("good.yaml").write_text(VALID_JOB_FILE, encoding="utf-8")
     Path("typo.yml").write_text(VALID_JOB_FILE.replace("requests:", "reqests:"), encoding="utf-8")
