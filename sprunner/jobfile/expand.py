@@ -58,6 +58,29 @@ def custom_id_problem(value: Any) -> str | None:
 
 
 _CHECKS = {"url": url_problem, "custom_id": custom_id_problem}
+
+# Enum fields written as templates pass the schema (it sees the template's text, see
+# schema.validate_document); what they render to is checked here instead.
+RENDERED_ENUMS = {
+    "format": ("html", "markdown"),
+    "browser_type": ("light", "heavy", "stealth"),
+    "window_size": ("desktop", "mobile", "any"),
+}
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value in allowed:
+            return None
+        from sprunner.jobfile.schema import got
+
+        words = ", ".join(allowed[:-1]) + " or " + allowed[-1]
+        return f"expected {words} after rendering, got {got(value)}"
+
+    return check
+
+
+_RENDERED_CHECKS = {**_CHECKS, **{k: _one_of(v) for k, v in RENDERED_ENUMS.items()}}
 _OBJECTS_WITH_X_KEYS = ("use_proxy", "http_method")
 
 
@@ -211,7 +234,11 @@ class CollectionExpander:
         """Requests in order; with `check`, an entry stops at its first problem."""
         for entry in self.entries:
             names, fields = entry.loop_names, entry.fields
-            checks = [(k, _CHECKS[k]) for k, _, r in fields if r is not None and k in _CHECKS]
+            checks = [
+                (k, _RENDERED_CHECKS[k])
+                for k, _, r in fields
+                if r is not None and k in _RENDERED_CHECKS
+            ]
             for combo in itertools.product(*entry.loop_values):
                 ctx = base
                 if names:

@@ -180,10 +180,26 @@ def _explain_branches(error: Any, custom: str | None) -> Iterator[_Explained]:
     yield from _explain(best_match(error.context))
 
 
+def _is_template_for(error: Any, fields: Any) -> bool:
+    """An enum error about a template string: the schema cannot judge it before rendering."""
+    instance, path = error.instance, error.absolute_path
+    return (
+        error.validator == "enum"
+        and isinstance(instance, str)
+        and ("{{" in instance or "{%" in instance)
+        and bool(path)
+        and path[-1] in fields
+    )
+
+
 def validate_document(root: PMap, display: str) -> list[Problem]:
     """Every schema problem of one parsed job file, in file order."""
+    from sprunner.jobfile.expand import RENDERED_ENUMS
+
     problems = []
     for error in _validator().iter_errors(root):
+        if _is_template_for(error, RENDERED_ENUMS):
+            continue  # checked once rendered (expand.py)
         for item in _explain(error):
             mark = locate(root, item.path, key=item.at_key)
             line, col = mark if mark else (None, None)
