@@ -6,6 +6,7 @@ No logic lives here. Each command imports its module lazily so that `--version` 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -91,6 +92,38 @@ _max_requests = click.option(
 _json = click.option("--json", "as_json", is_flag=True, help="Plain, stable JSON on stdout.")
 
 
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int | bool) -> None:
+    """-v / -q given after the command name (`sprunner apply -q`), as well as before it."""
+    if not value:
+        return
+    options: GlobalOptions = ctx.obj
+    quiet = param.name == "quiet"
+    verbosity = -1 if quiet else max(options.verbosity, 0) + int(value)
+    ctx.obj = dataclasses.replace(options, verbosity=verbosity)
+    from sprunner import ui
+
+    ui.configure(verbosity=verbosity, color=options.color)
+
+
+def _verbosity(command: Callable[..., None]) -> Callable[..., None]:
+    command = click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="More detail on stderr; repeat for more.",
+    )(command)
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="Print only problems.",
+    )(command)
+
+
 _EXIT_CODES = """\b
 Exit codes:
   0    everything applied; every run met its max_failed
@@ -155,6 +188,7 @@ def cli(
 @_shard
 @_max_requests
 @_json
+@_verbosity
 @click.pass_context
 def validate(
     ctx: click.Context,
@@ -177,6 +211,7 @@ def validate(
 @_shard
 @_max_requests
 @_json
+@_verbosity
 @click.pass_context
 def render(
     ctx: click.Context,
@@ -205,6 +240,7 @@ def render(
     help="Exit 10 when changes are pending, 0 when there are none.",
 )
 @click.option("--local", is_flag=True, help="Plan against a fresh in-process emulator.")
+@_verbosity
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -259,6 +295,7 @@ def plan(
     type=click.FloatRange(min=0.1),
     help="A fixed ceiling on API requests per second (the limiter also adapts to 429s).",
 )
+@_verbosity
 @click.pass_context
 def apply(
     ctx: click.Context,

@@ -32,9 +32,15 @@ def configure(*, verbosity: int, color: bool) -> None:
     _config.color = color
 
 
+# Masking is by substring, a safety net behind the exact masking of `render` and `plan`
+# (which show every env() value as ***). A value shorter than this would garble ordinary
+# words ("ok", "us", "prod") wherever it occurs, and is too short to be a credential.
+MIN_SECRET_LENGTH = 6
+
+
 def add_secrets(values: Iterable[str]) -> None:
     """Register values that must never be printed (env() values, the API key)."""
-    _config.secrets.update(v for v in values if v)
+    _config.secrets.update(v for v in values if len(v) >= MIN_SECRET_LENGTH)
 
 
 def redact(text: str) -> str:

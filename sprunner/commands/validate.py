@@ -59,6 +59,8 @@ def run(selection: Selection, *, options: GlobalOptions, as_json: bool = False) 
         return 0
     for warning in loaded.warnings:
         ui.warn(str(warning))
+    if options.verbosity < 0:
+        return 0  # -q: silence is success, as with any linter
     ui.out(
         f"ok: {_plural(loaded.files, 'file')}, {_plural(len(loaded.collections), 'collection')}, "
         f"{_plural(requests, 'request')}"
