@@ -208,5 +208,9 @@ def plan_table(plan: Plan) -> None:
         f"{deletes} to delete, {len(plan.of('unchanged'))} unchanged, "
         f"{len(plan.of('error'))} in error. One run of each costs {plan.credits} credits."
     )
+    if not plan.prune and plan.of("delete"):
+        out(
+            f"{len(plan.of('delete'))} created by sprunner and no longer declared: --prune deletes."
+        )
     if not plan.has_changes:
         out("No changes: the remote collections match the job files.")
