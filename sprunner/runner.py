@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from sprunner import ui
 from sprunner.api.client import ApiClient
-from sprunner.api.errors import ApiError, ApiUnusableError
+from sprunner.api.errors import ApiError, ApiUnusableError, NotFoundError
 from sprunner.api.models import Run
 from sprunner.outcome import Action, CollectionOutcome, RunOutcome, RunState
 from sprunner.reconcile import execute
@@ -230,9 +230,21 @@ class Runner:
             started = row.adopted
             ui.info(f"{row.name}: adopted run {started.run.run_id} ({started.run.status})")
         else:
-            started = await starter.start(
-                self.client, self.state, name=row.name, collection_id=row.collection_id
-            )
+            try:
+                started = await starter.start(
+                    self.client, self.state, name=row.name, collection_id=row.collection_id
+                )
+            except NotFoundError:
+                # Deleted remotely since it was reconciled: the job file still wants it.
+                self.state.forget(row.name)
+                applied = await execute.create(
+                    self.client, self.state, desired, apply_id=self.apply_id
+                )
+                row.action, row.collection_id = "created", applied.collection_id
+                ui.info(f"{row.name}: gone remotely; created again ({applied.collection_id})")
+                started = await starter.start(
+                    self.client, self.state, name=row.name, collection_id=row.collection_id
+                )
             row.credits = desired.credits
             if started.adopted:
                 row.adopted = started

@@ -1,15 +1,18 @@
 """Carrying out one planned change, with the never-twice rules of SPEC §4.
 
-- A create sends an Idempotency-Key derived from the desired content and this apply, so
-  that retries of one apply replay instead of creating again on deployments that honour
-  it. On deployments that do not, the real guard is the next point.
+- A create sends an Idempotency-Key derived from the desired content, this apply and this
+  create, so that its retries replay instead of creating again on deployments that honour
+  it; a collection created again later (deleted remotely meanwhile) gets a new key, since a
+  replay would hand back the deleted one. On deployments that ignore the key, the real
+  guard is the next point.
 - After an ambiguous failure of a create (5xx, dropped connection, timeout), the remote
   list is read again by name before anything is repeated: a collection that appeared is
   adopted, not created a second time.
 - Each new id goes to the state as soon as the API answers. Before a PUT, the state's
   fingerprint is cleared: if we die mid-PUT, the next apply PUTs again rather than trusting
   a remote side it cannot see.
-- A 404 on a collection known from the state means it was deleted remotely: create again.
+- A 404 on a collection known from the state means it was deleted remotely: create again
+  (here for a PUT; `runner.py` does the same when starting its run answers 404).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,8 +48,11 @@ class Applied:
     notes: tuple[str, ...] = ()  # what the API said about the body (duplicates, blocked...)
 
 
-def idempotency_key(desired: DesiredCollection, apply_id: str) -> str:
-    return hashlib.sha256(f"{apply_id}\n{desired.fingerprint}".encode()).hexdigest()[:40]
+def idempotency_key(desired: DesiredCollection, apply_id: str, attempt: str) -> str:
+    """The content, this apply and this create: retries of one create replay its answer,
+    while a create made again later (the first one deleted remotely meanwhile) is new."""
+    text = f"{apply_id}\n{attempt}\n{desired.fingerprint}"
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def _notes(answer: Any) -> tuple[str, ...]:
@@ -75,7 +82,7 @@ async def create(
     client: ApiClient, state: State, desired: DesiredCollection, *, apply_id: str
 ) -> Applied:
     name = desired.name
-    key = idempotency_key(desired, apply_id)
+    key = idempotency_key(desired, apply_id, uuid.uuid4().hex)
     requests: Sequence[Mapping[str, Any]] = desired.requests
     # Durable before the POST: if we die before the answer, the next apply knows that the
     # collection it finds under this name is one sprunner created.
