@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sprunner import ui
 from sprunner.api.client import ApiClient
@@ -49,7 +49,6 @@ class Row:
     run_reason: str | None = None
     refused: bool = False
     credits: int = 0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -104,7 +103,6 @@ class Runner:
     ) -> None:
         self.client = client
         self.state = state
-        self.plan = plan
         self.apply_id = apply_id
         self.run_enabled = run
         self.max_credits = max_credits

@@ -91,7 +91,3 @@ class DesiredCollection:
 
     def shown_requests(self) -> tuple[Mapping[str, Any], ...]:
         return self.requests if self.display_requests is None else self.display_requests
-
-    def body(self) -> dict[str, Any]:
-        """The create / PUT body."""
-        return {"name": self.name, "requests": list(self.requests)}
