@@ -5,9 +5,9 @@
   looks for the run that POST started instead of starting another.
 - After an ambiguous failure of the POST (5xx, dropped connection), the runs of the
   collection are listed and a run this attempt started is adopted — in progress *or
-  already completed*, since a short run can end before we look. Ours are the runs not
-  known before the attempt whose `created_at` is not older than the attempt (less a margin
-  for clock skew between us and the API).
+  already completed*, since a short run can end before we look. Ours is a run newer (in
+  the API's newest-first list) than every run known before the attempt, whose `created_at`
+  is not older than the attempt less a margin for clock skew between us and the API.
 - A run an interrupted apply left in flight is adopted by the next apply, whatever the
   policy says: it was started for a reason and never reported.
 - With `overlap: skip`, when the policy wants a run and one is already in progress
@@ -42,9 +42,11 @@ class Started:
 
 def _ours(runs: list[Run], *, since: float, known: Collection[str]) -> Run | None:
     for run in runs:  # newest first
-        if run.run_id in known or run.created_at is None:
-            continue
-        if run.created_at >= since - CLOCK_SKEW_SECONDS:
+        if run.run_id in known:
+            # Every run after this one in the list is older than a run we already knew:
+            # none of them can be the one this attempt started, however recent its time.
+            return None
+        if run.created_at is not None and run.created_at >= since - CLOCK_SKEW_SECONDS:
             return run
     return None
 
