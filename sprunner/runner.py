@@ -230,7 +230,11 @@ class Runner:
         else:
             try:
                 started = await starter.start(
-                    self.client, self.state, name=row.name, collection_id=row.collection_id
+                    self.client,
+                    self.state,
+                    name=row.name,
+                    collection_id=row.collection_id,
+                    fresh=row.action == "created",
                 )
             except NotFoundError:
                 # Deleted remotely since it was reconciled: the job file still wants it.
@@ -241,7 +245,11 @@ class Runner:
                 row.action, row.collection_id = "created", applied.collection_id
                 ui.info(f"{row.name}: gone remotely; created again ({applied.collection_id})")
                 started = await starter.start(
-                    self.client, self.state, name=row.name, collection_id=row.collection_id
+                    self.client,
+                    self.state,
+                    name=row.name,
+                    collection_id=row.collection_id,
+                    fresh=True,
                 )
             row.credits = desired.credits
             if started.adopted:

@@ -58,9 +58,22 @@ async def find_started(
     return _ours(runs, since=since, known=known)
 
 
-async def start(client: ApiClient, state: State, *, name: str, collection_id: str) -> Started:
-    """Start one run, recording it before and after; adopt it after an ambiguous failure."""
+async def start(
+    client: ApiClient, state: State, *, name: str, collection_id: str, fresh: bool = False
+) -> Started:
+    """Start one run, recording it before and after; adopt it after an ambiguous failure.
+
+    `fresh`: the collection was created by this apply, so it has no runs yet.
+    """
     entry = state.get(name)
+    if not fresh and (entry is None or entry.last_run is None):
+        # What ran before is unknown (a lost state): learn the newest run first, so that an
+        # ambiguous start (now, or after a kill) never takes an older run for its own.
+        runs = await client.list_runs(collection_id, name=name)
+        if runs:
+            newest = runs[0]
+            seen = RunRecord(newest.run_id, newest.created_at or 0.0)
+            entry = state.update(name, id=collection_id, last_run=seen)
     known = entry.known_run_ids if entry is not None else set()
     since = time.time()
     state.update(name, inflight=RunRecord(None, since))

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from sprunner.api.client import ApiClient
 from sprunner.api.models import Run
+from sprunner.emulator.server import running_emulator
+from sprunner.runs import starter
 from sprunner.runs.starter import CLOCK_SKEW_SECONDS, _ours
+from sprunner.state import State
 
 
 def run(run_id: str, created_at: float | None) -> Run:
@@ -25,3 +34,29 @@ def test_runs_before_the_attempt_less_the_skew_margin_are_not_ours() -> None:
     assert _ours([run("r", 100.0 - CLOCK_SKEW_SECONDS - 1)], since=100.0, known=()) is None
     assert _ours([run("r", None)], since=100.0, known=()) is None
     assert _ours([run("r", 100.0 - CLOCK_SKEW_SECONDS + 1)], since=100.0, known=()) is not None
+
+
+def test_with_a_lost_state_an_older_run_is_never_taken_for_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(starter, "RETRY_BASE", 0.001)
+    with running_emulator(run_seconds=0.01) as emulator:
+        collection = emulator.engine.create_collection(
+            {"name": "shop", "requests": [{"url": "https://a.example/"}]}
+        )
+        old = emulator.engine.start_run(collection["id"])  # a second ago, say
+        state = State(tmp_path, emulator.url)
+        state.update("shop", id=collection["id"])  # the state knows no run of it
+        # The next start fails before doing anything, in a way that looks ambiguous.
+        emulator.faults.once("error-before", route="run")
+
+        async def go() -> starter.Started:
+            async with ApiClient(base_url=emulator.url, api_key=emulator.api_key) as client:
+                return await starter.start(
+                    client, state, name="shop", collection_id=collection["id"]
+                )
+
+        started = asyncio.run(go())
+        runs = [r for r in emulator.engine.runs.values() if r.collection_id == collection["id"]]
+    assert started.run.run_id != old["run_id"] and not started.adopted
+    assert len(runs) == 2
