@@ -6,79 +6,53 @@
   and a connection that could not even be opened sent nothing: both are retried. Any other
   transient failure may have taken effect, so it is raised as `AmbiguousApiError` at once:
   the reconciler must look (list by name, list runs) before it repeats.
-- Every call goes through one semaphore (`parallel`) and one shared `RateLimiter`.
+- Every call goes through one adaptive window of calls in flight (`CallWindow`, capped by
+  `parallel`) and one shared `RateLimiter`.
+- A wrong endpoint (TLS refused, a peer that does not speak HTTP, web pages instead of the
+  API) is an `EndpointError` at once, never retried: waiting does not fix a URL. Failures
+  name the URL tried, without its user-info or query.
+- Each HTTP exchange can be reported to `on_call` as a `CallRecord` (route template, status,
+  duration): no id, name or secret in it.
 - The key travels only in the `Authorization` header. It is never put in an error, a log
   line or `repr`, and it is refused over plain http to anything but loopback.
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
-import ipaddress
-import json
 import random
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from sprunner.api import parse
+from sprunner.api import parse, parse_jobs, routes
+from sprunner.api.calls import (
+    CallRecord,
+    parse_retry_after,
+)
 from sprunner.api.errors import (
     AmbiguousApiError,
-    ApiError,
-    AuthenticationError,
-    BadAnswerError,
-    ForbiddenError,
-    InvalidRequestError,
-    NotFoundError,
-    PermanentApiError,
-    QuotaExceededError,
     RateLimitedError,
     ServerError,
     TransientApiError,
     TransportError,
     UnreachableError,
-    shorten,
 )
-from sprunner.api.limiter import DEFAULT_PAUSE, RateLimiter
-from sprunner.api.models import CollectionRef, Run, WriteResult
+from sprunner.api.exchange import Exchange, NotSent
+from sprunner.api.limiter import RateLimiter
+from sprunner.api.models import CollectionRef, JobPage, Run, WriteResult
+from sprunner.api.routes import COLLECTIONS, OrderBy, OrderDir
+from sprunner.api.transport import (
+    is_loopback,
+)
+from sprunner.api.window import CallWindow
 from sprunner.errors import UsageError
 
-COLLECTIONS = "/v1/async/collections"
+__all__ = ["ApiClient", "CallRecord", "is_loopback", "parse_retry_after"]
+
 FIRST_BACKOFF = 0.5
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """`Retry-After` is seconds or an HTTP date; anything else is ignored."""
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-class _NotSent(TransportError):
-    """The connection could not be opened: the request never left, so even a POST may retry."""
 
 
 class ApiClient:
@@ -95,6 +69,7 @@ class ApiClient:
         parallel: int = 8,
         max_attempts: int = 6,
         max_backoff: float = 30.0,
+        on_call: Callable[[CallRecord], None] | None = None,
     ) -> None:
         base_url = base_url.rstrip("/")
         parts = urlsplit(base_url)
@@ -106,26 +81,47 @@ class ApiClient:
                 "use https (plain http is allowed only for loopback)"
             )
         self.base_url = base_url
-        self.calls = 0
-        self.rate_limited = 0
-        self.limiter = limiter or RateLimiter()
         self._has_key = bool(api_key)
-        # Kept only to scrub it from answers: a server that echoes headers must not leak it.
-        self._scrub_key = api_key or None
-        self._semaphore = asyncio.Semaphore(parallel)
         self._max_attempts = max(1, max_attempts)
         self._max_backoff = max_backoff
-        self._reached = False  # has any call ever got an HTTP answer?
         headers = {"Accept": "application/json", "User-Agent": "sprunner"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.AsyncClient(
+        self._wire = Exchange(
             base_url=base_url,
             headers=headers,
             transport=transport,
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
+            timeout=timeout,
+            limiter=limiter or RateLimiter(),
+            # `parallel` is the cap; the window adapts below it (see window.py).
+            window=CallWindow(max(1, parallel)),
+            retry_after_cap=max_backoff,
+            scrub_key=api_key or None,
+            on_call=on_call,
         )
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._wire.limiter
+
+    @property
+    def window(self) -> CallWindow:
+        """The adaptive bound on calls in flight (its `size` now, its `cap`)."""
+        return self._wire.window
+
+    @property
+    def calls(self) -> int:
+        """HTTP exchanges sent so far, retries included."""
+        return self._wire.calls
+
+    @property
+    def rate_limited(self) -> int:
+        """Answers that were 429 so far."""
+        return self._wire.rate_limited
+
+    @property
+    def _reached(self) -> bool:
+        return self._wire.reached
 
     def __repr__(self) -> str:
         key = "set" if self._has_key else "none"
@@ -138,7 +134,7 @@ class ApiClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._wire.aclose()
 
     # --- the calls of SPEC §1 -------------------------------------------------------------
 
@@ -149,7 +145,7 @@ class ApiClient:
 
     async def get_collection(self, collection_id: str, *, name: str | None = None) -> CollectionRef:
         answer = await self._idempotent(
-            "GET", _one(collection_id), "get collection", name or collection_id
+            "GET", routes.collection(collection_id), "get collection", name or collection_id
         )
         return parse.collection_ref(answer, answer.data)
 
@@ -160,7 +156,7 @@ class ApiClient:
             COLLECTIONS,
             "create collection",
             name,
-            body=_collection_body(name, requests),
+            body=routes.collection_body(name, requests),
             headers={"Idempotency-Key": idempotency_key},
         )
         return parse.write_result(answer)
@@ -170,28 +166,32 @@ class ApiClient:
     ) -> WriteResult:
         answer = await self._idempotent(
             "PUT",
-            _one(collection_id),
+            routes.collection(collection_id),
             "update collection",
             name,
-            body=_collection_body(name, requests),
+            body=routes.collection_body(name, requests),
         )
         return parse.write_result(answer)
 
     async def delete_collection(self, collection_id: str, *, name: str | None = None) -> None:
         await self._idempotent(
-            "DELETE", _one(collection_id), "delete collection", name or collection_id, empty_ok=True
+            "DELETE",
+            routes.collection(collection_id),
+            "delete collection",
+            name or collection_id,
+            empty_ok=True,
         )
 
     async def start_run(self, collection_id: str, *, name: str | None = None) -> Run:
         answer = await self._post(
-            f"{_one(collection_id)}/run", "start run", name or collection_id, body=None
+            f"{routes.collection(collection_id)}/run", "start run", name or collection_id, body=None
         )
         return parse.run(answer, answer.data, collection_id=collection_id)
 
     async def get_run(self, collection_id: str, run_id: str, *, name: str | None = None) -> Run:
         answer = await self._idempotent(
             "GET",
-            f"{_one(collection_id)}/runs/{quote(run_id, safe='')}",
+            routes.run(collection_id, run_id),
             "get run",
             name or collection_id,
         )
@@ -210,9 +210,54 @@ class ApiClient:
     ) -> list[Run]:
         params = {"status_filter": status} if status is not None else None
         answer = await self._idempotent(
-            "GET", f"{_one(collection_id)}/runs", "list runs", name or collection_id, params=params
+            "GET",
+            f"{routes.collection(collection_id)}/runs",
+            "list runs",
+            name or collection_id,
+            params=params,
         )
         return parse.runs(answer, collection_id=collection_id)
+
+    async def list_jobs(
+        self,
+        collection_id: str,
+        run_id: str,
+        *,
+        name: str,
+        cursor: str | None = None,
+        limit: int | None = None,
+        status_filter: Sequence[str] = (),
+        order_by: OrderBy | None = None,
+        order_dir: OrderDir | None = None,
+        since_completed_at: str | None = None,
+        include_results: bool = False,
+    ) -> JobPage:
+        """One page of a run's jobs. `limit` is 1..1000; with `include_results` pages hold at
+        most 100 (a larger `limit` is capped). Raises ValueError for a bad argument."""
+        params, page = routes.jobs_query(
+            cursor=cursor,
+            limit=limit,
+            status_filter=status_filter,
+            order_by=order_by,
+            order_dir=order_dir,
+            since_completed_at=since_completed_at,
+            include_results=include_results,
+        )
+        answer = await self._idempotent(
+            "GET", routes.jobs(collection_id, run_id), "list jobs", name, params=params
+        )
+        return parse_jobs.job_page(
+            answer, run_id=run_id, collection_id=collection_id, cursor=cursor, limit=page
+        )
+
+    async def get_job_result(
+        self, collection_id: str, run_id: str, job_id: str, *, name: str
+    ) -> Mapping[str, Any]:
+        """The scrape body of one job. A documented 404 is a `ResultUnavailableError`."""
+        answer = await self._idempotent(
+            "GET", routes.result(collection_id, run_id, job_id), "get job result", name
+        )
+        return parse_jobs.result_body(answer)
 
     # --- retry policies ---------------------------------------------------------------------
 
@@ -237,7 +282,10 @@ class ApiClient:
             if not self._reached:
                 # Not one answer, ever: the API is unusable, not just this collection.
                 raise UnreachableError(
-                    "cannot reach the API", call=call, collection=collection, detail=error.detail
+                    f"cannot reach the API ({error.reason})",
+                    call=call,
+                    collection=collection,
+                    detail=error.detail,
                 ) from error
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -253,13 +301,13 @@ class ApiClient:
     ) -> parse.Answer:
         try:
             async for attempt in self._retrying(
-                lambda e: isinstance(e, (RateLimitedError, _NotSent))
+                lambda e: isinstance(e, (RateLimitedError, NotSent))
             ):
                 with attempt:
                     return await self._send(
                         "POST", path, call, collection, body=body, headers=headers
                     )
-        except _NotSent as error:
+        except NotSent as error:
             raise TransportError(
                 error.reason, call=call, collection=collection, detail=error.detail
             ) from error
@@ -299,102 +347,13 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         empty_ok: bool = False,
     ) -> parse.Answer:
-        async with self._semaphore:
-            await self.limiter.acquire()
-            self.calls += 1
-            try:
-                if isinstance(body, bytes):
-                    response = await self._http.request(
-                        method,
-                        path,
-                        params=params,
-                        content=body,
-                        headers={**(headers or {}), "Content-Type": "application/json"},
-                    )
-                else:
-                    response = await self._http.request(
-                        method, path, params=params, json=body, headers=headers
-                    )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-                raise _NotSent(
-                    "could not connect", call=call, collection=collection, detail=_describe(error)
-                ) from error
-            except httpx.TimeoutException as error:
-                raise TransportError(
-                    "timed out", call=call, collection=collection, detail=_describe(error)
-                ) from error
-            except httpx.TransportError as error:
-                raise TransportError(
-                    "connection failed", call=call, collection=collection, detail=_describe(error)
-                ) from error
-        self._reached = True
-        if response.status_code == 429:
-            self.rate_limited += 1
-        else:
-            self.limiter.on_success()
-        if response.status_code >= 400:
-            raise self._error(response, call, collection)
-        if empty_ok and not response.content.strip():
-            return parse.Answer(None, call=call, collection=collection)
-        try:
-            data = json.loads(response.content)
-        except (ValueError, RecursionError) as error:  # "[[[[…" nests past the recursion limit
-            raise BadAnswerError(
-                "answer is not JSON",
-                call=call,
-                collection=collection,
-                status=response.status_code,
-                detail=self._scrub(shorten(response.text)),
-            ) from error
-        return parse.Answer(data, call=call, collection=collection)
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._scrub_key, "***") if self._scrub_key else text
-
-    def _error(self, response: httpx.Response, call: str, collection: str | None) -> ApiError:
-        status = response.status_code
-        detail = self._scrub(parse.error_detail(response.content))
-        kw: dict[str, Any] = {"call": call, "collection": collection, "status": status}
-        if status == 429:
-            if "quota" in detail.lower():
-                return QuotaExceededError("monthly quota spent", detail=detail, **kw)
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                retry_after = min(retry_after, self._max_backoff)
-            self.limiter.on_rate_limited(
-                retry_after if retry_after is not None else min(DEFAULT_PAUSE, self._max_backoff)
-            )
-            return RateLimitedError("rate limited", retry_after=retry_after, detail=detail, **kw)
-        if status == 401:
-            return AuthenticationError("the API key was refused", detail=detail, **kw)
-        if status == 403:
-            return ForbiddenError("forbidden", detail=detail, **kw)
-        if status == 404:
-            return NotFoundError("not found", detail=detail, **kw)
-        if status in (400, 422):
-            return InvalidRequestError("request refused", detail=detail, **kw)
-        if status >= 500:
-            return ServerError("server error", detail=detail, **kw)
-        return PermanentApiError("unexpected status", detail=detail, **kw)
-
-
-def _collection_body(name: str, requests: Sequence[Mapping[str, Any]]) -> bytes:
-    """The create / PUT body, serialised once: every retry sends the same bytes.
-
-    The request tuple is serialised in place (no list copy) and compactly; for a
-    50,000-request collection this is the one copy of the body that exists besides the
-    requests themselves.
-    """
-    items = requests if isinstance(requests, (list, tuple)) else list(requests)
-    text = json.dumps({"name": name, "requests": items}, separators=(",", ":"), ensure_ascii=False)
-    return text.encode()
-
-
-def _one(collection_id: str) -> str:
-    return f"{COLLECTIONS}/{quote(collection_id, safe='')}"
-
-
-def _describe(error: httpx.HTTPError) -> str:
-    # httpx messages name the URL at most, never headers; keep the type for readability.
-    text = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+        return await self._wire.send(
+            method,
+            path,
+            call,
+            collection,
+            params=params,
+            body=body,
+            headers=headers,
+            empty_ok=empty_ok,
+        )

@@ -100,6 +100,26 @@ class NotFoundError(PermanentApiError):
     """404."""
 
 
+class ResultUnavailableError(NotFoundError):
+    """404 on a job's result with one of the documented codes (SPEC §1).
+
+    `code` is `result_pending` (not finished yet: ask later), `result_expired` (kept 24 hours
+    only), `result_lost` or `job_id_invalid`.
+    """
+
+    def __init__(self, message: str, *, code: str, **kw: object) -> None:
+        self.code = code
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class EndpointError(PermanentApiError, ApiUnusableError):
+    """The URL does not lead to the API: TLS failed, the peer does not speak HTTP (wrong
+    port, http to an https port or the reverse), or it answers pages that are not the API.
+
+    Never retried: unlike a dropped connection, waiting does not change any of these.
+    """
+
+
 class ForbiddenError(PermanentApiError):
     """403, e.g. a country proxy that the account may not use."""
 

@@ -13,6 +13,12 @@ the client, so the limiter learns it, AIMD style (as TCP does with its congestio
   enough to find a raised limit within a minute. A fixed step per second instead would probe
   a 30-a-minute plan far too fast and a 2,000-a-minute plan far too slowly.
 
+When the API states its limit (`X-RateLimit-Limit`, per minute as the plans are sold, with
+`-Remaining` and `-Reset`), the first answer that says so sets the rate: nothing is learned
+from 429s that the API told us how to avoid. The stated rate is a ceiling that probing never
+passes; a 429 still cuts below it (another client may share the key). `Remaining: 0`
+pauses everyone until `Reset`.
+
 Callers are spaced evenly (a reserved time slot each) rather than released in bursts, because
 a burst is what empties the server's token bucket.
 """
@@ -20,9 +26,10 @@ a burst is what empties the server's token bucket.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 DEFAULT_PAUSE = 1.0  # when a 429 carries no Retry-After
 DECREASE_FACTOR = 0.85
@@ -34,6 +41,9 @@ LONG_WINDOW = 10.0  # ...or this, for plans too slow to show in one second
 # Below this share of the allowed rate the limiter is not the bottleneck: do not probe up,
 # or an idle period would let the rate drift far above what was ever tested.
 BINDING_SHARE = 0.8
+RATE_LIMIT_WINDOW = 60.0  # seconds that X-RateLimit-Limit counts over (plans are per minute)
+# A Reset this large is a Unix time, not a number of seconds from now.
+EPOCH_THRESHOLD = 1e9
 
 
 class RateLimiter:
@@ -49,7 +59,8 @@ class RateLimiter:
             raise ValueError("max_rps must be positive")
         self.max_rps = max_rps
         self._clock = clock
-        self._learned: float | None = None  # None until the first 429
+        self._learned: float | None = None  # None until the first 429 or rate headers
+        self._stated: float | None = None  # the rate the API's headers state
         self._paused_until = 0.0
         self._cut_blocked_until = 0.0
         self._next_slot = 0.0
@@ -59,11 +70,8 @@ class RateLimiter:
     @property
     def rate(self) -> float | None:
         """The allowed requests per second now; None means unthrottled."""
-        if self._learned is None:
-            return self.max_rps
-        if self.max_rps is None:
-            return self._learned
-        return min(self._learned, self.max_rps)
+        rates = [r for r in (self._learned, self._stated, self.max_rps) if r is not None]
+        return min(rates) if rates else None
 
     @property
     def paused_for(self) -> float:
@@ -121,9 +129,31 @@ class RateLimiter:
         if self._observed_rate(now) < BINDING_SHARE * (self.rate or 0.0):
             return
         self._learned += INCREASE_PER_SUCCESS
+        if self._stated is not None:
+            # The API said what it allows: probing past it only earns 429s.
+            self._learned = min(self._learned, self._stated)
         if self.max_rps is not None:
             # Never learn far past the ceiling: it would take many 429s to come back down.
             self._learned = min(self._learned, self.max_rps * 1.5)
+
+    def on_rate_headers(
+        self, limit: float | None, remaining: float | None, reset: float | None
+    ) -> None:
+        """An answer carried `X-RateLimit-*`: take the stated rate, and wait out an empty budget.
+
+        `reset` is seconds from now, or a Unix time (told apart by size).
+        """
+        now = self._clock()
+        if limit is not None and limit > 0:
+            self._stated = max(MIN_RATE, limit / RATE_LIMIT_WINDOW)
+            if self._learned is None or self._learned > self._stated:
+                self._learned = self._stated
+        if remaining is not None and remaining <= 0 and reset is not None:
+            wait = reset - time.time() if reset > EPOCH_THRESHOLD else reset
+            wait = min(max(0.0, wait), RATE_LIMIT_WINDOW)
+            if wait > 0:
+                self._paused_until = max(self._paused_until, now + wait)
+                self._next_slot = max(self._next_slot, self._paused_until)
 
     def _observed_rate(self, now: float) -> float:
         """Successes per second over the last second, or the last ten on slow plans."""
@@ -134,3 +164,20 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         return f"RateLimiter(max_rps={self.max_rps!r}, rate={self.rate!r})"
+
+
+def rate_headers(headers: Mapping[str, str]) -> tuple[float | None, float | None, float | None]:
+    """`(limit, remaining, reset)` from `X-RateLimit-*`; a missing or garbled one is None."""
+
+    def number(name: str) -> float | None:
+        try:
+            value = float(headers.get(name, ""))
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+
+    return (
+        number("X-RateLimit-Limit"),
+        number("X-RateLimit-Remaining"),
+        number("X-RateLimit-Reset"),
+    )

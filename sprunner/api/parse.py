@@ -128,7 +128,25 @@ def run(answer: Answer, value: Any, *, collection_id: str, where: str = "answer"
         if jobs is not None
         else (),
         created_at=None if created_at is None else float(created_at),
+        job_ids=_job_ids(answer, obj.get("job_ids"), f"{where}.job_ids"),
+        all_jobs_persisted=_optional_bool(answer, obj, "all_jobs_persisted", where),
     )
+
+
+def _job_ids(answer: Answer, value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    ids = answer.items(value, where)
+    if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+        raise answer.bad(f"{where} holds something that is not an id")
+    return tuple(str(i) for i in ids)
+
+
+def _optional_bool(answer: Answer, obj: Mapping[str, Any], key: str, where: str) -> bool | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise answer.bad(f"{where}.{key} is not a bool")
+    return value
 
 
 def runs(answer: Answer, *, collection_id: str) -> list[Run]:
@@ -141,8 +159,23 @@ def runs(answer: Answer, *, collection_id: str) -> list[Run]:
     ]
 
 
-def error_detail(body: bytes) -> str:
+def looks_like_a_page(body: bytes, content_type: str) -> bool:
+    """An HTML page (a web site, a proxy's error page) rather than anything the API says."""
+    if "html" in content_type.lower():
+        return True
+    return body.lstrip()[:15].lower().startswith((b"<!doctype", b"<html", b"<?xml", b"<head"))
+
+
+def page_summary(body: bytes, content_type: str) -> str:
+    """What to say instead of printing a page: nobody reads 300 characters of markup."""
+    kind = content_type.split(";")[0].strip() or "no Content-Type"
+    return f"a web page ({kind}, {len(body)} bytes), which does not look like the API"
+
+
+def error_detail(body: bytes, content_type: str = "") -> str:
     """The human part of an error body: `detail` or `message`, else the text itself."""
+    if looks_like_a_page(body, content_type):
+        return page_summary(body, content_type)
     text = body.decode("utf-8", errors="replace")
     try:
         data = json.loads(text)

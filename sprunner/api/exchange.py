@@ -1,0 +1,249 @@
+"""One HTTP exchange with the API: window, rate limiter, transport errors, error answers.
+
+Below the retry policies of `client.py`: this sends once and says what happened, as an
+`Answer` or as an error of the `ApiError` tree. It owns what every attempt shares: the
+adaptive window of calls in flight, the rate limiter, the httpx client, the per-call
+records, and whether the API has ever answered (before that, a transport failure means
+"unreachable", and a web page means "this URL is not the API").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from sprunner.api import parse
+from sprunner.api.calls import CallRecord, body_text, error_for, parse_retry_after, route_template
+from sprunner.api.errors import (
+    ApiError,
+    BadAnswerError,
+    EndpointError,
+    ResultUnavailableError,
+    TransportError,
+)
+from sprunner.api.limiter import DEFAULT_PAUSE, RateLimiter, rate_headers
+from sprunner.api.transport import (
+    describe,
+    endpoint_problem,
+    hung_up_silently,
+    safe_url,
+    speaks_tls,
+)
+from sprunner.api.window import CallWindow, Signal
+
+
+class NotSent(TransportError):
+    """The connection could not be opened: the request never left, so even a POST may retry."""
+
+
+class Exchange:
+    """Sends one request at a time per caller; shared by every caller of one client."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        headers: Mapping[str, str],
+        transport: httpx.AsyncBaseTransport | None,
+        timeout: float,
+        limiter: RateLimiter,
+        window: CallWindow,
+        retry_after_cap: float,
+        scrub_key: str | None,
+        on_call: Callable[[CallRecord], None] | None,
+    ) -> None:
+        self.base_url = base_url
+        self.limiter = limiter
+        self.window = window
+        self.calls = 0
+        self.rate_limited = 0
+        self.observer_failures = 0
+        self.reached = False  # has any call ever got an HTTP answer?
+        self._retry_after_cap = retry_after_cap
+        # Kept only to scrub it from answers: a server that echoes headers must not leak it.
+        self._scrub_key = scrub_key
+        self._on_call = on_call
+        self._tls_probed = False
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers=dict(headers),
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        call: str,
+        collection: str | None,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        empty_ok: bool = False,
+    ) -> parse.Answer:
+        started = await self.window.acquire()
+        signal: Signal = "neutral"
+        sent = time.monotonic()
+        try:
+            await self.limiter.acquire()
+            self.calls += 1
+            sent = time.monotonic()
+            response = await self._request(method, path, call, collection, params, body, headers)
+            status = response.status_code
+            signal = "congestion" if status == 429 or status >= 500 else "ok"
+            self._record(call, method, path, status, time.monotonic() - sent, None)
+        except (TransportError, EndpointError) as error:
+            # A wrong endpoint says nothing about load; a failed connection may be overload.
+            signal = "neutral" if isinstance(error, EndpointError) else "congestion"
+            self._record(call, method, path, None, time.monotonic() - sent, error.reason)
+            raise
+        finally:
+            # A body's size, not the server's load, sets how long a create or PUT takes.
+            self.window.release(
+                started,
+                signal=signal,
+                route=route_template(method, path),
+                judge_latency=body is None,
+            )
+        return self._answer(response, call, collection, path, empty_ok=empty_ok)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        call: str,
+        collection: str | None,
+        params: Mapping[str, str] | None,
+        body: Any,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """One HTTP request; transport failures become our errors, naming the URL."""
+        url = safe_url(self.base_url, path)
+        kw: dict[str, Any] = {"call": call, "collection": collection}
+        try:
+            if isinstance(body, bytes):
+                headers = {**(headers or {}), "Content-Type": "application/json"}
+                return await self._http.request(
+                    method, path, params=params, content=body, headers=headers
+                )
+            return await self._http.request(method, path, params=params, json=body, headers=headers)
+        except httpx.TransportError as error:
+            scheme = urlsplit(self.base_url).scheme
+            problem = endpoint_problem(error, scheme, first_contact=not self.reached)
+            if problem is None and hung_up_silently(error) and await self._tls_port():
+                problem = "the port speaks TLS: use https:// in the API URL"
+            if problem is not None:
+                raise EndpointError(f"{problem} [{url}]", **kw) from error
+            detail = describe(error)
+            if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+                raise NotSent(f"could not connect to {url}", detail=detail, **kw) from error
+            if isinstance(error, httpx.TimeoutException):
+                raise TransportError(f"timed out at {url}", detail=detail, **kw) from error
+            raise TransportError(f"connection to {url} failed", detail=detail, **kw) from error
+
+    async def _tls_port(self) -> bool:
+        """Before the API ever answered an http:// URL, is a silent hang-up a TLS port?"""
+        parts = urlsplit(self.base_url)
+        if self.reached or self._tls_probed or parts.scheme != "http" or not parts.hostname:
+            return False
+        self._tls_probed = True  # one probe per client: a real outage must not pay it often
+        return await speaks_tls(parts.hostname, parts.port or 80)
+
+    def _answer(
+        self,
+        response: httpx.Response,
+        call: str,
+        collection: str | None,
+        path: str,
+        *,
+        empty_ok: bool,
+    ) -> parse.Answer:
+        first_answer = not self.reached
+        self.reached = True
+        if response.status_code == 429:
+            self.rate_limited += 1
+        else:
+            self.limiter.on_success()
+        self.limiter.on_rate_headers(*rate_headers(response.headers))
+        content_type = response.headers.get("Content-Type", "")
+        status = response.status_code
+        if (
+            first_answer
+            and status != 429
+            and 400 <= status < 500  # a proxy's 502 page in front of the real API may pass
+            and parse.looks_like_a_page(response.content, content_type)
+        ):
+            # The first thing this URL says is a web page: it is not the API.
+            raise EndpointError(
+                f"{parse.page_summary(response.content, content_type)} "
+                f"[HTTP {response.status_code} from {safe_url(self.base_url, path)}]; "
+                "is the API URL right?",
+                call=call,
+                collection=collection,
+            )
+        if response.status_code >= 400:
+            raise self._error(response, call, collection)
+        if empty_ok and not response.content.strip():
+            return parse.Answer(None, call=call, collection=collection)
+        try:
+            data = json.loads(response.content)
+        except (ValueError, RecursionError) as error:  # "[[[[…" nests past the recursion limit
+            raise BadAnswerError(
+                "answer is not JSON",
+                call=call,
+                collection=collection,
+                status=response.status_code,
+                detail=self._scrub(body_text(response)),
+            ) from error
+        return parse.Answer(data, call=call, collection=collection)
+
+    def _record(
+        self,
+        call: str,
+        method: str,
+        path: str,
+        status: int | None,
+        duration: float,
+        error: str | None,
+    ) -> None:
+        if self._on_call is None:
+            return
+        record = CallRecord(call, method, route_template(method, path), status, duration, error)
+        try:
+            self._on_call(record)
+        except Exception:
+            self.observer_failures += 1
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._scrub_key, "***") if self._scrub_key else text
+
+    def _error(self, response: httpx.Response, call: str, collection: str | None) -> ApiError:
+        content_type = response.headers.get("Content-Type", "")
+        detail = self._scrub(parse.error_detail(response.content, content_type))
+        retry_after = None
+        if response.status_code == 429 and "quota" not in detail.lower():
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                retry_after = min(retry_after, self._retry_after_cap)
+            self.limiter.on_rate_limited(
+                retry_after
+                if retry_after is not None
+                else min(DEFAULT_PAUSE, self._retry_after_cap)
+            )
+        error = error_for(
+            response, call=call, collection=collection, detail=detail, retry_after=retry_after
+        )
+        if isinstance(error, ResultUnavailableError) and error.detail:
+            error.detail = self._scrub(error.detail)
+        return error

@@ -1,0 +1,117 @@
+"""Tell a wrong endpoint from a passing network fault, and say which URL was tried.
+
+A dropped connection or a timeout may heal: those are retried. A TLS failure (a refused
+certificate, https to a port that speaks plain http), or a peer whose bytes are not HTTP
+(a wrong port), does not heal by waiting: the caller gets an `EndpointError` at once.
+
+http to a port that speaks TLS looks, from the HTTP side, exactly like a dropped
+connection (the server hangs up without a word). So when that happens before the API ever
+answered, `speaks_tls` asks the port directly with a TLS handshake, once.
+
+URLs shown to users never carry credentials: the user-info and the query of the base URL
+are dropped (the key itself only ever travels in a header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import ssl
+from urllib.parse import urlsplit
+
+import httpx
+
+TLS_PROBE_TIMEOUT = 2.0
+# Failures of the TLS layer that a dropped or reset connection also produces: transient.
+_TLS_TRANSIENT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+_DISCONNECTED = "disconnected without sending a response"
+# What httpx says when a connection drops mid-answer: a passing fault, not a wrong port.
+_DROPPED = (_DISCONNECTED, "peer closed", "incomplete", "connection reset")
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def safe_url(base_url: str, path: str) -> str:
+    """`base_url` + `path`, without user-info or query: fit for a message or a log line."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}{path}"
+
+
+def describe(error: BaseException) -> str:
+    # httpx messages name the URL at most, never headers; keep the type for readability.
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+def _tls_error(error: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return None if isinstance(seen, _TLS_TRANSIENT) else seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def endpoint_problem(
+    error: httpx.TransportError, scheme: str, *, first_contact: bool
+) -> str | None:
+    """Why this failure means a wrong endpoint, or None when it may be a passing fault.
+
+    Bytes that are not HTTP count only before the API ever answered: after that, the URL is
+    known to be right and a garbled answer is a fault of the moment.
+    """
+    tls = _tls_error(error)
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        return f"the server's TLS certificate was refused ({tls.verify_message or tls.reason})"
+    if tls is not None:
+        reason = str(tls.reason or tls).lower()
+        if any(word in reason for word in ("wrong_version", "wrong version", "record", "length")):
+            return (
+                "TLS failed: the server does not speak TLS on this port "
+                "(use http://, or the right port)"
+            )
+        return f"TLS failed ({tls.reason or tls})"
+    text = str(error).lower()
+    if (
+        first_contact
+        and isinstance(error, httpx.RemoteProtocolError)
+        and not any(words in text for words in _DROPPED)
+    ):
+        return f"the server's answer is not HTTP ({describe(error)}): wrong port" + (
+            ", or http:// to an https port?" if scheme == "http" else "?"
+        )
+    return None
+
+
+def hung_up_silently(error: httpx.TransportError) -> bool:
+    return isinstance(error, httpx.RemoteProtocolError) and _DISCONNECTED in str(error).lower()
+
+
+async def speaks_tls(host: str, port: int, *, timeout: float = TLS_PROBE_TIMEOUT) -> bool:
+    """Does this port complete a TLS handshake? (Certificates are not checked: it is a probe.)"""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=context), timeout
+        )
+    except (OSError, asyncio.TimeoutError, ssl.SSLError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError, asyncio.TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), timeout)
+    return True

@@ -1,0 +1,140 @@
+"""The adaptive window of API calls in flight (AIMD, as TCP does with its congestion window).
+
+A fixed bound is either too low for a fast API (calls wait behind each other while the
+server idles) or too high for a struggling one. So the window starts at `START` (8, the old
+fixed bound) and moves between 1 and `cap` (`--parallel`):
+
+- Growth: +1 per fast answer until the first sign of congestion (slow start), then
+  +1/window per fast answer (about +1 per round trip). It grows only while callers actually
+  wait for a slot: an idle window would otherwise drift far above what was ever tested.
+- Cut: x0.5 on a 429, a 5xx or a transport failure; x0.8 when latency rises (the smoothed
+  ratio of each answer's time to the best time seen for its route passes `SLOW_RATIO`).
+  Only answers to calls sent *after* the last cut may cut again: the answers to calls
+  already in flight then reflect the old window and carry no new information.
+
+Latency is judged per route (a poll and a listing take different times), only for calls
+without a body (a PUT's time grows with its request list, not with the server's load), and
+each answer's ratio is clamped so that one outlier cannot cut the window by itself.
+Time comes from an injected clock, so the behaviour is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+START = 8
+CONGESTION_CUT = 0.5
+LATENCY_CUT = 0.8
+SLOW_RATIO = 2.0  # smoothed latency / best latency above which the window shrinks
+FAST_RATIO = 1.5  # an answer at most this much slower than the best one is "fast"
+RATIO_CLAMP = 4.0
+SMOOTHING = 0.2  # weight of the newest answer in the smoothed ratio
+MIN_SAMPLES = 3  # answers on a route before its latency is judged
+MIN_BASE = 0.005  # seconds: below this, differences are scheduling noise
+BASE_DRIFT = 1.01  # the best time may rise 1 % an answer, so a lasting change is accepted
+
+Signal = Literal["ok", "congestion", "neutral"]
+
+
+class CallWindow:
+    """How many calls may be in flight now; shared by every caller of one client."""
+
+    def __init__(
+        self, cap: int, *, start: int = START, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if cap < 1:
+            raise ValueError("the window's cap must be at least 1")
+        self.cap = cap
+        self._size = float(min(start, cap))
+        self._threshold = float(cap)  # slow start until the first cut
+        self._clock = clock
+        self._in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._last_cut = float("-inf")
+        self._best: dict[str, float] = {}
+        self._samples: dict[str, int] = {}
+        self._ratio = 1.0
+
+    @property
+    def size(self) -> int:
+        return max(1, int(self._size))
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def acquire(self) -> float:
+        """Wait for a slot; returns the time the call starts, to hand back to `release`."""
+        if self._in_flight < self.size and not self._waiters:
+            self._in_flight += 1
+            return self._clock()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._in_flight -= 1  # the slot was ours already: give it on
+                self._wake()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(future)
+            raise
+        return self._clock()
+
+    def release(
+        self, started: float, *, signal: Signal, route: str = "", judge_latency: bool = True
+    ) -> None:
+        """A call ended: adapt the window to what its answer says, then free its slot."""
+        now = self._clock()
+        demand = bool(self._waiters) or self._in_flight >= self.size
+        self._in_flight -= 1
+        if signal == "congestion":
+            self._cut(started, CONGESTION_CUT)
+        elif signal == "ok":
+            ratio = self._observe(route, now - started) if judge_latency else 1.0
+            if self._ratio > SLOW_RATIO:
+                self._cut(started, LATENCY_CUT)
+            elif ratio <= FAST_RATIO and demand:
+                self._grow()
+        self._wake()
+
+    def _observe(self, route: str, latency: float) -> float:
+        """This answer's time over the best for its route; updates the smoothed ratio."""
+        latency = max(latency, MIN_BASE)
+        best = min(latency, self._best.get(route, latency) * BASE_DRIFT)
+        self._best[route] = best
+        self._samples[route] = count = self._samples.get(route, 0) + 1
+        if count < MIN_SAMPLES:
+            return 1.0
+        ratio = min(latency / best, RATIO_CLAMP)
+        self._ratio += SMOOTHING * (ratio - self._ratio)
+        return ratio
+
+    def _grow(self) -> None:
+        step = 1.0 if self._size < self._threshold else 1.0 / self._size
+        self._size = min(float(self.cap), self._size + step)
+
+    def _cut(self, started: float, factor: float) -> None:
+        if started <= self._last_cut:
+            return
+        self._last_cut = self._clock()
+        self._size = max(1.0, self._size * factor)
+        self._threshold = self._size
+        self._ratio = 1.0  # judge the new window by the answers it gets
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self.size:
+            future = self._waiters.popleft()
+            if future.done():
+                continue
+            future.set_result(None)
+            self._in_flight += 1
+
+    def __repr__(self) -> str:
+        return f"CallWindow(size={self.size}, cap={self.cap}, in_flight={self._in_flight})"
