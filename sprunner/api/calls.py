@@ -33,10 +33,11 @@ from sprunner.api.errors import (
 class CallRecord:
     """One HTTP exchange, for `-vv` logs and metrics: nothing in it names a collection.
 
-    `call` is the call's name ("get run"); `route` the method and path template
-    (`GET /v1/async/collections/{id}/runs/{run_id}`); `status` is None when no HTTP answer
-    came, and then `error` says what happened instead; `duration` is seconds from sending to
-    the answer, waits for the rate limiter and the window excluded.
+        `call` is the call's name ("get run"); `route` the method and path template
+        (`GET /v1/async/collections/{id}/runs/{run_id}`); `status` is None when no HTTP answer
+        came, and then `error` names the kind of failure (`ReadTimeout`, `ConnectError`,
+    `EndpointError`); `duration` is seconds from sending to
+        the answer, waits for the rate limiter and the window excluded.
     """
 
     call: str

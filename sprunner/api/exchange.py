@@ -31,8 +31,8 @@ from sprunner.api.transport import (
     describe,
     endpoint_problem,
     hung_up_silently,
+    port_problem,
     safe_url,
-    speaks_tls,
 )
 from sprunner.api.window import CallWindow, Signal
 
@@ -68,7 +68,7 @@ class Exchange:
         # Kept only to scrub it from answers: a server that echoes headers must not leak it.
         self._scrub_key = scrub_key
         self._on_call = on_call
-        self._tls_probed = False
+        self._probed = False
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers=dict(headers),
@@ -106,7 +106,9 @@ class Exchange:
         except (TransportError, EndpointError) as error:
             # A wrong endpoint says nothing about load; a failed connection may be overload.
             signal = "neutral" if isinstance(error, EndpointError) else "congestion"
-            self._record(call, method, path, None, time.monotonic() - sent, error.reason)
+            # The kind of failure only: its message names the URL, which holds ids.
+            kind = type(error.__cause__ or error).__name__
+            self._record(call, method, path, None, time.monotonic() - sent, kind)
             raise
         finally:
             # A body's size, not the server's load, sets how long a create or PUT takes.
@@ -141,8 +143,8 @@ class Exchange:
         except httpx.TransportError as error:
             scheme = urlsplit(self.base_url).scheme
             problem = endpoint_problem(error, scheme, first_contact=not self.reached)
-            if problem is None and hung_up_silently(error) and await self._tls_port():
-                problem = "the port speaks TLS: use https:// in the API URL"
+            if problem is None and hung_up_silently(error):
+                problem = await self._probe()
             if problem is not None:
                 raise EndpointError(f"{problem} [{url}]", **kw) from error
             detail = describe(error)
@@ -152,13 +154,13 @@ class Exchange:
                 raise TransportError(f"timed out at {url}", detail=detail, **kw) from error
             raise TransportError(f"connection to {url} failed", detail=detail, **kw) from error
 
-    async def _tls_port(self) -> bool:
-        """Before the API ever answered an http:// URL, is a silent hang-up a TLS port?"""
+    async def _probe(self) -> str | None:
+        """Before the API ever answered an http:// URL: is a silent hang-up a wrong port?"""
         parts = urlsplit(self.base_url)
-        if self.reached or self._tls_probed or parts.scheme != "http" or not parts.hostname:
-            return False
-        self._tls_probed = True  # one probe per client: a real outage must not pay it often
-        return await speaks_tls(parts.hostname, parts.port or 80)
+        if self.reached or self._probed or parts.scheme != "http" or not parts.hostname:
+            return None
+        self._probed = True  # one probe per client: a real outage must not pay it often
+        return await port_problem(parts.hostname, parts.port or 80)
 
     def _answer(
         self,

@@ -4,9 +4,10 @@ A dropped connection or a timeout may heal: those are retried. A TLS failure (a 
 certificate, https to a port that speaks plain http), or a peer whose bytes are not HTTP
 (a wrong port), does not heal by waiting: the caller gets an `EndpointError` at once.
 
-http to a port that speaks TLS looks, from the HTTP side, exactly like a dropped
-connection (the server hangs up without a word). So when that happens before the API ever
-answered, `speaks_tls` asks the port directly with a TLS handshake, once.
+http to a port that speaks TLS, or to a service that is not HTTP (ssh, smtp), looks from
+the HTTP side exactly like a dropped connection: the server hangs up without an answer.
+So when that happens before the API ever answered, `port_problem` asks the port directly
+(a plain request, then a TLS handshake), once per client.
 
 URLs shown to users never carry credentials: the user-info and the query of the base URL
 are dropped (the key itself only ever travels in a header).
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-TLS_PROBE_TIMEOUT = 2.0
+PROBE_TIMEOUT = 2.0
 # Failures of the TLS layer that a dropped or reset connection also produces: transient.
 _TLS_TRANSIENT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 _DISCONNECTED = "disconnected without sending a response"
@@ -100,7 +101,39 @@ def hung_up_silently(error: httpx.TransportError) -> bool:
     return isinstance(error, httpx.RemoteProtocolError) and _DISCONNECTED in str(error).lower()
 
 
-async def speaks_tls(host: str, port: int, *, timeout: float = TLS_PROBE_TIMEOUT) -> bool:
+async def port_problem(host: str, port: int, *, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """Why an http:// port that hung up silently is the wrong one, or None if it looks fine."""
+    said = await _first_bytes(host, port, timeout)
+    if said.startswith(b"HTTP/"):
+        return None  # it speaks HTTP: the hang-up was a fault of the moment
+    if said[:1] in (b"\x15", b"\x16"):  # a TLS alert or handshake record
+        return "the port speaks TLS: use https:// in the API URL"
+    if said:
+        shown = said.split(b"\n")[0].decode("ascii", errors="replace").strip()[:40]
+        return f"the server does not speak HTTP (it says {shown!r}): wrong port?"
+    if await speaks_tls(host, port, timeout=timeout):
+        return "the port speaks TLS: use https:// in the API URL"
+    return None
+
+
+async def _first_bytes(host: str, port: int, timeout: float) -> bytes:
+    """What the port says to a plain HTTP request (empty when it says nothing in time)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return b""
+    try:
+        writer.write(f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode("idna"))
+        return await asyncio.wait_for(reader.read(64), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return b""
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), timeout)
+
+
+async def speaks_tls(host: str, port: int, *, timeout: float = PROBE_TIMEOUT) -> bool:
     """Does this port complete a TLS handshake? (Certificates are not checked: it is a probe.)"""
     context = ssl.create_default_context()
     context.check_hostname = False

@@ -56,13 +56,14 @@ class CallWindow:
         self._in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._last_cut = float("-inf")
+        self._last_full = float("-inf")  # when callers last had to wait for a slot
         self._best: dict[str, float] = {}
         self._samples: dict[str, int] = {}
         self._ratio = 1.0
 
     @property
     def size(self) -> int:
-        return max(1, int(self._size))
+        return max(1, int(self._size + 1e-9))  # 7 sevenths of a slot make one slot
 
     @property
     def in_flight(self) -> int:
@@ -72,7 +73,10 @@ class CallWindow:
         """Wait for a slot; returns the time the call starts, to hand back to `release`."""
         if self._in_flight < self.size and not self._waiters:
             self._in_flight += 1
+            if self._in_flight >= self.size:
+                self._last_full = self._clock()
             return self._clock()
+        self._last_full = self._clock()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         try:
@@ -92,7 +96,8 @@ class CallWindow:
     ) -> None:
         """A call ended: adapt the window to what its answer says, then free its slot."""
         now = self._clock()
-        demand = bool(self._waiters) or self._in_flight >= self.size
+        # Grow only if the window was full while this call was out: it was the bottleneck.
+        demand = bool(self._waiters) or self._last_full >= started
         self._in_flight -= 1
         if signal == "congestion":
             self._cut(started, CONGESTION_CUT)
@@ -117,7 +122,7 @@ class CallWindow:
         return ratio
 
     def _grow(self) -> None:
-        step = 1.0 if self._size < self._threshold else 1.0 / self._size
+        step = 1.0 if self._size < self._threshold else 1.0 / self.size
         self._size = min(float(self.cap), self._size + step)
 
     def _cut(self, started: float, factor: float) -> None:
