@@ -28,10 +28,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from sprunner.api import parse, parse_jobs, routes
-from sprunner.api.calls import (
-    CallRecord,
-    parse_retry_after,
-)
+from sprunner.api.calls import CallRecord, parse_retry_after
 from sprunner.api.errors import (
     AmbiguousApiError,
     RateLimitedError,
@@ -44,9 +41,7 @@ from sprunner.api.exchange import Exchange, NotSent
 from sprunner.api.limiter import RateLimiter
 from sprunner.api.models import CollectionRef, JobPage, Run, WriteResult
 from sprunner.api.routes import COLLECTIONS, OrderBy, OrderDir
-from sprunner.api.transport import (
-    is_loopback,
-)
+from sprunner.api.transport import is_loopback, safe_url
 from sprunner.api.window import CallWindow
 from sprunner.errors import UsageError
 
@@ -125,7 +120,7 @@ class ApiClient:
 
     def __repr__(self) -> str:
         key = "set" if self._has_key else "none"
-        return f"ApiClient(base_url={self.base_url!r}, api_key=<{key}>)"
+        return f"ApiClient(base_url={safe_url(self.base_url, '')!r}, api_key=<{key}>)"
 
     async def __aenter__(self) -> ApiClient:
         return self

@@ -97,6 +97,8 @@ class Exchange:
         sent = time.monotonic()
         try:
             await self.limiter.acquire()
+            # Latency counts from here: time spent waiting for the limiter is not the server's.
+            started = self.window.now()
             self.calls += 1
             sent = time.monotonic()
             response = await self._request(method, path, call, collection, params, body, headers)

@@ -69,6 +69,10 @@ class CallWindow:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def now(self) -> float:
+        """The window's clock: a call's start, when it starts later than its slot was given."""
+        return self._clock()
+
     async def acquire(self) -> float:
         """Wait for a slot; returns the time the call starts, to hand back to `release`."""
         if self._in_flight < self.size and not self._waiters:
