@@ -65,7 +65,11 @@ def job(answer: Answer, value: Any, *, run_id: str, collection_id: str, where: s
     return Job(
         job_id=answer.ident(obj, "job_public_id", where),
         run_id=run_id,
-        collection_id=str(obj.get("collection_id") or collection_id),
+        collection_id=(
+            answer.ident(obj, "collection_id", where)
+            if obj.get("collection_id") is not None
+            else collection_id
+        ),
         status=status,  # narrowed by the check against JOB_STATUSES above
         url=answer.field(obj, "url", str, where),
         status_code=_optional(answer, obj, "status_code", int, where),
@@ -90,7 +94,7 @@ def _number(answer: Answer, obj: Mapping[str, Any], key: str, where: str) -> flo
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise answer.bad(f"{where}.{key} is not a number")
-    return float(value)
+    return value  # an int stays an int: it is written back out as the API gave it
 
 
 def result_body(answer: Answer) -> Mapping[str, Any]:

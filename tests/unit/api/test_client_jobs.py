@@ -78,7 +78,7 @@ def test_every_query_parameter_is_sent_and_every_field_parsed() -> None:
                 queued_at="2026-11-28T12:00:00.000Z",
                 started_at="2026-11-28T12:00:01.000Z",
                 completed_at="2026-11-28T12:00:02.123Z",
-                execution_time_ms=812.0,
+                execution_time_ms=812,
                 retries_attempted=0,
                 block_reason=None,
                 is_success=True,
@@ -88,6 +88,7 @@ def test_every_query_parameter_is_sent_and_every_field_parsed() -> None:
         has_more=True,
     )
     assert not page.items[0].has_result and page.items[0].finished
+    assert isinstance(page.items[0].execution_time_ms, int)
 
 
 def test_defaults_send_no_query_and_tolerate_sparse_jobs() -> None:
