@@ -103,7 +103,7 @@ def test_readers_never_see_a_partial_file(tmp_path: Path) -> None:
             try:
                 got = _samples(path)
                 seen.append(sum(1 for name, _ in got if name == "sprunner_collection_ok"))
-            except BaseException as e:  # noqa: BLE001  # reported by the main thread
+            except BaseException as e:  # reported by the main thread
                 errors.append(e)
                 return
 
