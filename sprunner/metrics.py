@@ -24,15 +24,18 @@ The registry is a fresh `CollectorRegistry` per write: nothing global is touched
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sprunner.errors import SprunnerError
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
+
+    from sprunner.outcome import ApplyOutcome
 
 PREFIX = "sprunner_"
 REQUEST_STATUSES = ("success", "failed", "timeout")
@@ -72,6 +75,53 @@ class ApplyMetrics:
     exit_code: int
     collections: tuple[CollectionMetrics, ...] = ()
     api_calls: tuple[ApiCallCount, ...] = ()
+
+
+class CallLike(Protocol):
+    """What `count_calls` needs of a call record (the API client's `CallRecord` has it)."""
+
+    @property
+    def call(self) -> str: ...
+
+    @property
+    def status(self) -> int | None: ...
+
+
+def count_calls(records: Iterable[CallLike]) -> tuple[ApiCallCount, ...]:
+    """Group call records by call name and status code ("error" when no HTTP answer came)."""
+    counts = Counter((r.call, "error" if r.status is None else str(r.status)) for r in records)
+    return tuple(ApiCallCount(call, code, n) for (call, code), n in sorted(counts.items()))
+
+
+def from_outcome(
+    outcome: ApplyOutcome, *, exit_code: int, calls: Iterable[CallLike] = ()
+) -> ApplyMetrics:
+    """The metrics of a finished apply. Credits are charged ones: successful requests times
+    the run's cost per request (failed jobs are refunded)."""
+    collections = []
+    for c in outcome.collections:
+        run = c.run
+        if run is None or run.run_id is None:
+            collections.append(CollectionMetrics(c.name, ok=c.ok))
+            continue
+        per_request = run.credits / run.total_requests if run.total_requests else 0.0
+        collections.append(
+            CollectionMetrics(
+                c.name,
+                success=run.success_requests,
+                failed=run.failed_requests,
+                timeout=run.timeout_requests,
+                credits=round(run.success_requests * per_request),
+                ok=c.ok,
+            )
+        )
+    return ApplyMetrics(
+        finished_at=outcome.finished_at,
+        duration_s=max(0.0, outcome.finished_at - outcome.started_at),
+        exit_code=exit_code,
+        collections=tuple(collections),
+        api_calls=count_calls(calls),
+    )
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,42 @@ def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
             write_metrics(directory / "sprunner.prom", _apply(0))
     finally:
         directory.chmod(0o700)
+
+
+def test_from_outcome_counts_charged_credits_and_calls(tmp_path: Path) -> None:
+    from dataclasses import dataclass
+
+    from sprunner.metrics import from_outcome
+    from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+
+    @dataclass(frozen=True)
+    class Call:
+        call: str
+        status: int | None
+
+    run = RunOutcome(
+        "completed", "r1", total_requests=4, success_requests=3, failed_requests=1, credits=20
+    )
+    outcome = ApplyOutcome(
+        "https://api.example.com",
+        100.0,
+        130.0,
+        (
+            CollectionOutcome("shop", "a.yaml", "created", "c1", 4, run),
+            CollectionOutcome("later", "a.yaml", "unchanged", "c2", 1, RunOutcome("skipped")),
+            CollectionOutcome("bad", "a.yaml", "error", error="422"),
+        ),
+    )
+    calls = [Call("list runs", 200), Call("list runs", 200), Call("start run", None)]
+    metrics = from_outcome(outcome, exit_code=1, calls=calls)
+    assert (metrics.finished_at, metrics.duration_s, metrics.exit_code) == (130.0, 30.0, 1)
+    shop, later, bad = metrics.collections
+    assert (shop.success, shop.failed, shop.credits, shop.ok) == (3, 1, 15, True)
+    assert later.ok and not bad.ok and later.credits == 0
+    assert metrics.api_calls == (
+        ApiCallCount("list runs", "200", 2),
+        ApiCallCount("start run", "error", 1),
+    )
+    write_metrics(tmp_path / "m.prom", metrics)
+    got = _samples(tmp_path / "m.prom")
+    assert got[("sprunner_collection_ok", (("collection", "bad"),))] == 0
