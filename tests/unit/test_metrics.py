@@ -183,3 +183,17 @@ def test_from_outcome_counts_charged_credits_and_calls(tmp_path: Path) -> None:
     write_metrics(tmp_path / "m.prom", metrics)
     got = _samples(tmp_path / "m.prom")
     assert got[("sprunner_collection_ok", (("collection", "bad"),))] == 0
+
+
+def test_the_documented_sample_is_what_sprunner_writes(tmp_path: Path) -> None:
+    import re
+
+    readme = Path(__file__).resolve().parents[2] / "examples" / "deploy" / "README.md"
+    section = readme.read_text(encoding="utf-8").split("## Monitoring", 1)[1]
+    sample = re.search(r"```text\n(.*?)```", section, re.DOTALL)
+    assert sample is not None
+    documented = {f.name for f in text_string_to_metric_families(sample[1])}
+    path = tmp_path / "sprunner.prom"
+    write_metrics(path, _apply(0))
+    text = path.read_text(encoding="utf-8")
+    assert documented == {f.name for f in text_string_to_metric_families(text)}
