@@ -421,5 +421,36 @@ def emulator(
     )
 
 
+@cli.command()
+@_paths
+@_select
+@_shard
+@_max_requests
+@_json
+@click.option(
+    "--runs",
+    type=click.IntRange(min=0, max=100),
+    default=10,
+    show_default=True,
+    help="How many of each collection's last runs to show.",
+)
+@_verbosity
+@click.pass_context
+def status(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    select: tuple[str, ...],
+    shard: Shard | None,
+    max_requests: int,
+    as_json: bool,
+    runs: int,
+) -> None:
+    """Read-only: each collection's last runs, run in flight, next run and pending change."""
+    from sprunner.commands import status as command
+
+    selection = _selection(paths, select, shard=shard, max_requests=max_requests)
+    _handle(lambda: command.run(selection, options=_globals(ctx), as_json=as_json, runs=runs))
+
+
 def main() -> None:
     cli(prog_name="sprunner")

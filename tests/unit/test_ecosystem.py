@@ -104,10 +104,21 @@ def test_pre_commit_hook_declares_sprunner_validate() -> None:
     hook = _hook()
     assert shlex.split(hook["entry"]) == ["sprunner", "validate"]
     assert hook["language"] == "python"
-    assert hook["pass_filenames"] is True
+    # The whole tree in one process: pre-commit would split file names over parallel runs,
+    # and a name declared twice is only seen with both files together.
+    assert hook["pass_filenames"] is False
+    assert hook["require_serial"] is True
     files = re.compile(hook["files"])
-    assert all(files.search(n) for n in ("jobfiles/shop.yaml", "a/b.yml"))
-    assert not any(files.search(n) for n in ("schema.json", "notes.yaml.txt", "README.md"))
+    changed = ("jobfiles/shop.yaml", "jobfiles/sub/a.yml", "jobfiles/data/skus.txt")
+    assert all(files.search(n) for n in changed)
+    other = (
+        ".pre-commit-config.yaml",
+        ".github/workflows/ci.yml",
+        "docker-compose.yaml",
+        "examples/jobs/shop.yaml",
+        "src/jobfiles.yaml",
+    )
+    assert not any(files.search(n) for n in other)
 
 
 def test_pre_commit_entry_is_the_installed_console_script() -> None:
@@ -116,20 +127,39 @@ def test_pre_commit_entry_is_the_installed_console_script() -> None:
     assert project["scripts"][shlex.split(_hook()["entry"])[0]] == "sprunner.cli:main"
 
 
-def test_pre_commit_entry_runs_validate_on_the_files_it_is_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    Path("good.yaml").write_text(VALID_JOB_FILE, encoding="utf-8")
-    Path("typo.yml").write_text(VALID_JOB_FILE.replace("requests:", "reqests:"), encoding="utf-8")
-    args = shlex.split(_hook()["entry"])[1:]  # pre-commit appends the staged file names
+def _run_hook(cwd: Path) -> subprocess.CompletedProcess[str]:
+    """What pre-commit runs: the entry plus the hook's args, no file names, in the repo root."""
+    hook = _hook()
+    argv = [*shlex.split(hook["entry"])[1:], *hook.get("args", [])]
+    return subprocess.run(
+        [sys.executable, "-m", "sprunner", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
-    good = CliRunner().invoke(cli, [*args, "good.yaml"], catch_exceptions=False)
-    assert good.exit_code == 0, good.output
 
-    bad = CliRunner().invoke(cli, [*args, "good.yaml", "typo.yml"], catch_exceptions=False)
-    assert bad.exit_code == 2
-    assert "typo.yml" in bad.output
+def test_pre_commit_hook_validates_the_whole_tree(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobfiles"
+    (jobs / "team").mkdir(parents=True)
+    (jobs / "a.yaml").write_text(VALID_JOB_FILE, encoding="utf-8")
+    (tmp_path / ".pre-commit-config.yaml").write_text("repos: []\n", encoding="utf-8")
+    good = _run_hook(tmp_path)
+    assert good.returncode == 0, good.stderr
+
+    # Only this file is staged, but its name clashes with one in an unchanged file.
+    (jobs / "team" / "b.yaml").write_text(VALID_JOB_FILE, encoding="utf-8")
+    clash = _run_hook(tmp_path)
+    assert clash.returncode == 2
+    assert "duplicate collection name 'hello'" in clash.stderr
+
+    (jobs / "team" / "b.yaml").write_text(
+        VALID_JOB_FILE.replace("requests:", "reqests:"), encoding="utf-8"
+    )
+    typo = _run_hook(tmp_path)
+    assert typo.returncode == 2
+    assert "b.yaml" in typo.stderr
 
 
 # --- cron --------------------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""`sprunner status [PATH...]`: read-only. Per declared collection, what the API says.
+
+No write and no lock: the state is read (never created), and the API is only listed, so
+status is safe to run while an apply holds the lock. On a terminal the table gains a
+sparkline of the success ratio of the last runs; `--json` is for scripts.
+
+Exit codes: 0, or 1 when the API could not tell about a collection (or it is present more
+than once remotely); 3 when the API cannot be used at all (the list call fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from sprunner import ui
+from sprunner.errors import EXIT_FAILED, EXIT_OK
+from sprunner.jobfile.load import load
+from sprunner.session import Target, target
+from sprunner.settings import GlobalOptions, Selection
+from sprunner.state import State
+from sprunner.status import DEFAULT_RUNS
+
+if TYPE_CHECKING:
+    from sprunner.jobfile.model import DesiredCollection
+    from sprunner.state import Entry
+    from sprunner.status import CollectionStatus
+
+
+def run(
+    selection: Selection,
+    *,
+    options: GlobalOptions,
+    as_json: bool = False,
+    runs: int = DEFAULT_RUNS,
+) -> int:
+    from sprunner import status
+
+    loaded = load(selection)
+    for warning in loaded.warnings:
+        ui.warn(str(warning))
+    now = time.time()
+    with target(options, local=False) as api:
+        entries = State(api.state_dir, api.api_url, persist=False).entries()
+        statuses = asyncio.run(_gather(api, loaded.collections, entries, runs, now))
+    if as_json:
+        import json
+
+        ui.out(json.dumps(status.to_json(statuses, now=now), indent=2, ensure_ascii=False))
+    else:
+        ui.out(status.render_text(statuses, with_trend=ui.is_terminal(), detail=runs > 0))
+    return EXIT_FAILED if any(s.error for s in statuses) else EXIT_OK
+
+
+async def _gather(
+    api: Target,
+    collections: tuple[DesiredCollection, ...],
+    entries: Mapping[str, Entry],
+    runs: int,
+    now: float,
+) -> tuple[CollectionStatus, ...]:
+    from sprunner.api.client import ApiClient
+    from sprunner.status import gather
+
+    async with ApiClient(base_url=api.api_url, api_key=api.api_key) as client:
+        return await gather(collections, entries, client, runs=runs, now=now)
