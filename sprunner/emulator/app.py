@@ -91,7 +91,9 @@ def build_app(
     ) -> Response:
         engine.calls[route] += 1
         decision = faults.decide(route)
-        authorized = hmac.compare_digest(request.headers.get("authorization", "").encode(), expected)
+        authorized = hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), expected
+        )
         raw, close = b"", False
         if request.method in ("POST", "PUT"):
             try:

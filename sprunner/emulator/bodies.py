@@ -70,7 +70,11 @@ def synthetic_result(job: Job, execution_ms: int) -> dict[str, Any]:
         return result
     seed = hashlib.sha256(f"{job.url}\0{job.custom_id}".encode()).hexdigest()
     title = html_lib.escape(job.url)
-    head, tail, md_head = f"<html><head><title>{title}</title></head><body><p>", "</p></body></html>", f"# {job.url}\n\n"
+    head, tail, md_head = (
+        f"<html><head><title>{title}</title></head><body><p>",
+        "</p></body></html>",
+        f"# {job.url}\n\n",
+    )
     result["html"], result["markdown"] = head + tail, md_head
     room = max(0, job.body_size - len(encode(result)))
     html_room = room * 2 // 3

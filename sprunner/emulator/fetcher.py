@@ -30,7 +30,9 @@ class Fetcher:
         await self._http.aclose()
 
     async def fetch_run(self, run: StoredRun, requests: list[dict[str, Any]]) -> None:
-        await asyncio.gather(*(self._fetch_job(run, j, r) for j, r in zip(run.jobs, requests)))
+        await asyncio.gather(
+            *(self._fetch_job(run, j, r) for j, r in zip(run.jobs, requests, strict=True))
+        )
         run.fetch_done = True
 
     async def _fetch_job(self, run: StoredRun, job: Job, request: Mapping[str, Any]) -> None:

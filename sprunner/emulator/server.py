@@ -18,8 +18,8 @@ from starlette.types import ASGIApp
 
 from sprunner.emulator.app import MAX_BODY_BYTES, build_app
 from sprunner.emulator.engine import Engine, Mode
-from sprunner.emulator.results import DEFAULT_RETENTION
 from sprunner.emulator.faults import Fault, Faults
+from sprunner.emulator.results import DEFAULT_RETENTION
 
 STARTUP_TIMEOUT = 10.0
 
@@ -112,9 +112,7 @@ def running_emulator(
         allow_private=allow_private,
     )
     active = faults if isinstance(faults, Faults) else Faults(faults, seed=seed)
-    server = make_server(
-        engine, active, api_key=api_key, wrap=wrap, max_body_bytes=max_body_bytes
-    )
+    server = make_server(engine, active, api_key=api_key, wrap=wrap, max_body_bytes=max_body_bytes)
     sock = bind(host, port)
     errors: list[BaseException] = []
 

@@ -50,7 +50,9 @@ def plan_outcome(url: str, attempt: int) -> Planned:
             return Planned("completed", 200, "OK")
         if "timeout" in url:
             return Planned("timeout", None, f"Timed out (simulated flaky, attempt {attempt + 1})")
-        return Planned("failed", 503, f"HTTP 503 from target (simulated flaky, attempt {attempt + 1})")
+        return Planned(
+            "failed", 503, f"HTTP 503 from target (simulated flaky, attempt {attempt + 1})"
+        )
     if "timeout" in url:
         return Planned("timeout", None, "Timed out (simulated)")
     if "fail" in url:

@@ -34,7 +34,9 @@ def parse_json(raw: bytes) -> Any:
     try:
         value = json.loads(raw)
     except RecursionError:
-        raise EngineError(422, f"body is nested too deep (at most {MAX_JSON_DEPTH} levels)") from None
+        raise EngineError(
+            422, f"body is nested too deep (at most {MAX_JSON_DEPTH} levels)"
+        ) from None
     except ValueError:
         raise EngineError(422, "body is not valid JSON") from None
     if _depth_over(value, MAX_JSON_DEPTH):
