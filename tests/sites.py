@@ -1,7 +1,7 @@
 """A small target site on loopback for fetch-mode tests: pages that work, fail and hang.
 
-`/ok` answers 200, `/page` 200 with an HTML page (`PAGE`), `/error` 500, `/hang` never answers (until the client gives up), and
-`refused_url()` names a port where nothing listens.
+`/ok` answers 200, `/page` 200 with an HTML page (`PAGE`), `/error` 500, `/hang` never
+answers (until the client gives up), and `refused_url()` names a port where nothing listens.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def test_refuses_to_serve_off_loopback_without_a_key_of_its_own(
 ) -> None:
     process = sprunner_emulator(*args, "--port", "0", env=env)
     try:
-        out, err = process.communicate(timeout=DEADLINE)
+        _, err = process.communicate(timeout=DEADLINE)
     finally:
         process.kill()  # only if it is (wrongly) serving
         process.wait()
@@ -156,7 +156,8 @@ def test_deeply_nested_bodies_are_422_without_a_traceback(
     emulator: EmulatorHandle, caplog: pytest.LogCaptureFixture, depth: int
 ) -> None:
     nested = "[" * depth + "]" * depth
-    raw = '{"name": "a", "requests": [{"url": "https://x.test/", "extract": %s}]}' % nested
+    raw = '{"name": "a", "requests": [{"url": "https://x.test/", "extract": NESTED}]}'
+    raw = raw.replace("NESTED", nested)
     with caplog.at_level(logging.ERROR), http(emulator) as client:
         answer = client.post(PREFIX, content=raw, headers={"Content-Type": "application/json"})
         alive = client.get(PREFIX)
