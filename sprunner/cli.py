@@ -349,9 +349,9 @@ def schema(which: str, markdown: bool) -> None:
 @click.option(
     "--api-key",
     envvar="SPRUNNER_EMULATOR_API_KEY",
-    default="emulator-key",
-    show_default=True,
-    help="The bearer key the emulator accepts.",
+    default=None,
+    help="The bearer key the emulator accepts (default on loopback: emulator-key). "
+    "Required off loopback.",
 )
 @click.option(
     "--mode",
@@ -392,18 +392,44 @@ def schema(which: str, markdown: bool) -> None:
     show_default=True,
     help="fetch: URLs fetched at once, across all runs.",
 )
+@click.option(
+    "--result-retention",
+    type=click.FloatRange(min=0),
+    default=86400.0,
+    show_default=True,
+    help="Seconds a job's result is kept after the job finishes (then: result_expired).",
+)
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="fetch: also fetch loopback, private, link-local and metadata addresses.",
+)
 def emulator(
     host: str,
     port: int,
-    api_key: str,
+    api_key: str | None,
     mode: str,
     faults: tuple[str, ...],
     seed: int,
     run_seconds: float,
     fetch_timeout: float,
     fetch_concurrency: int,
+    result_retention: float,
+    allow_private: bool,
 ) -> None:
-    """Serve a local stand-in of the ScrapingPros API, for demos and tests."""
+    """Serve a local stand-in of the ScrapingPros API, for demos and tests.
+
+    \b
+    simulate mode: outcomes follow words in each URL
+      flaky / flakyN   first N attempts (default 1) fail, later ones succeed;
+                       attempts count per (url, custom_id) across all runs
+      timeout          times out        fail     fails (HTTP 500)
+      blocked          fails (HTTP 403, block_reason captcha)
+      result-lost      succeeds, but its result answers result_lost
+      size=N (query)   the result body is N bytes of JSON (inline cap: 262144)
+    Jobs finish in pairs with the same completed_at millisecond.
+    fetch mode refuses loopback/private/link-local/metadata targets unless --allow-private.
+    """
     from sprunner.commands import emulator as command
 
     _handle(
@@ -417,6 +443,8 @@ def emulator(
             run_seconds=run_seconds,
             fetch_timeout=fetch_timeout,
             fetch_concurrency=fetch_concurrency,
+            result_retention=result_retention,
+            allow_private=allow_private,
         )
     )
 

@@ -1,7 +1,7 @@
 """A small target site on loopback for fetch-mode tests: pages that work, fail and hang.
 
-`/ok` answers 200, `/error` 500, `/hang` never answers (until the client gives up), and
-`refused_url()` names a port where nothing listens.
+`/ok` answers 200, `/page` 200 with an HTML page (`PAGE`), `/error` 500, `/hang` never
+answers (until the client gives up), and `refused_url()` names a port where nothing listens.
 """
 
 from __future__ import annotations
@@ -17,9 +17,14 @@ from dataclasses import dataclass, field
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+PAGE = (
+    "<html><head><title>Shop</title><style>p {color: red}</style></head><body>"
+    "<h1>Shoes</h1><p>Red &amp; blue, <a href='/c/shoes?page=2'>next page</a></p>"
+    "<ul><li>Boots</li><li>Sandals</li></ul></body></html>"
+)
 HANG_LIMIT = 30.0  # a hung page gives up by itself eventually, so shutdown never blocks
 
 
@@ -45,6 +50,10 @@ def target_site() -> Iterator[Site]:
         site.hits.append(request.url.path)
         return PlainTextResponse("<html>ok</html>")
 
+    async def page(request: Request) -> Response:
+        site.hits.append(request.url.path)
+        return HTMLResponse(PAGE)
+
     async def error(request: Request) -> Response:
         site.hits.append(request.url.path)
         return PlainTextResponse("broken", status_code=500)
@@ -56,7 +65,8 @@ def target_site() -> Iterator[Site]:
             await asyncio.sleep(0.02)
         return PlainTextResponse("too late")
 
-    app = Starlette(routes=[Route("/ok", ok), Route("/error", error), Route("/hang", hang)])
+    routes = [Route("/ok", ok), Route("/page", page), Route("/error", error), Route("/hang", hang)]
+    app = Starlette(routes=routes)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none")
     server = uvicorn.Server(config)
     sock = socket.socket()

@@ -1,4 +1,9 @@
-"""`sprunner emulator`: serve the local stand-in of the API in the foreground until Ctrl-C."""
+"""`sprunner emulator`: serve the local stand-in of the API in the foreground until Ctrl-C.
+
+Off loopback it refuses to start without a key of the user's own (`--api-key` or
+`SPRUNNER_EMULATOR_API_KEY`): the documented demo key would open it to anyone. A key the
+user chose is never printed.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +12,44 @@ from collections.abc import Sequence
 
 from sprunner.errors import EXIT_OK, UsageError
 
+DEMO_KEY = "emulator-key"
+
+
+def _key_for(host: str, api_key: str | None) -> str:
+    from sprunner.emulator.server import is_loopback_host
+
+    if is_loopback_host(host):
+        return api_key or DEMO_KEY
+    if not api_key or api_key == DEMO_KEY:
+        raise UsageError(
+            f"refusing to serve on {host}, which is not loopback, without a key of your own: "
+            "pass --api-key (or set SPRUNNER_EMULATOR_API_KEY)"
+        )
+    return api_key
+
 
 def run(
     *,
     host: str,
     port: int,
-    api_key: str,
+    api_key: str | None,
     mode: str,
     faults: Sequence[str],
     seed: int,
     run_seconds: float = 1.0,
     fetch_timeout: float = 10.0,
     fetch_concurrency: int = 16,
+    result_retention: float = 24 * 3600.0,
+    allow_private: bool = False,
 ) -> int:
     # Imported here: starlette and uvicorn are not needed by any other command.
     from sprunner.emulator.engine import Engine
     from sprunner.emulator.faults import Faults, FaultSpecError
-    from sprunner.emulator.server import bind, is_loopback_host, make_server, url_for
+    from sprunner.emulator.server import bind, make_server, url_for
 
     if mode not in ("fetch", "simulate"):
         raise UsageError(f"--mode must be fetch or simulate, got {mode!r}")
+    key = _key_for(host, api_key)
     try:
         active = Faults(faults, seed=seed)
     except FaultSpecError as error:
@@ -36,20 +59,23 @@ def run(
         run_seconds=run_seconds,
         fetch_timeout=fetch_timeout,
         fetch_concurrency=fetch_concurrency,
+        result_retention=result_retention,
+        allow_private=allow_private,
     )
     try:
         sock = bind(host, port)
     except OSError as error:
         raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     url = url_for(host, sock.getsockname()[1])
-    if not is_loopback_host(host):
-        print(f"warning: serving on {host}, which is not loopback", file=sys.stderr)
     print(f"sprunner emulator ({mode}) listening on {url}", file=sys.stderr)
     print(f"  SCRAPINGPROS_API_URL={url}", file=sys.stderr)
-    print(f"  SCRAPINGPROS_API_KEY={api_key}", file=sys.stderr)
+    shown = key if key == DEMO_KEY else "<the key given with --api-key>"
+    print(f"  SCRAPINGPROS_API_KEY={shown}", file=sys.stderr)
+    if mode == "fetch" and allow_private:
+        print("  warning: --allow-private: fetches loopback and private targets", file=sys.stderr)
     for fault in active.active:
         print(f"  fault: {fault}", file=sys.stderr)
-    server = make_server(engine, active, api_key=api_key, log_level="info")
+    server = make_server(engine, active, api_key=key, log_level="info")
     try:
         server.run(sockets=[sock])  # uvicorn handles SIGINT/SIGTERM in the main thread
     finally:

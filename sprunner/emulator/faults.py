@@ -41,7 +41,8 @@ FaultKind = Literal[
     "no-idempotency",
 ]
 KINDS: tuple[str, ...] = get_args(FaultKind)
-ROUTES = ("list", "get", "create", "update", "delete", "run", "get_run", "list_runs")
+ROUTES: tuple[str, ...] = ("list", "get", "create", "update", "delete", "run", "get_run")
+ROUTES += ("list_runs", "list_jobs", "get_result")
 _PROBABILISTIC = ("error-before", "error-after", "drop-after", "rate-429", "quota")
 # Faults that act before the work are decided first: a rejected call does no work, so it must
 # not use up a one-shot fault meant for after the work.

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
-from sprunner.emulator.app import build_app
+from sprunner.emulator.app import MAX_BODY_BYTES, build_app
 from sprunner.emulator.engine import Engine, Mode
 from sprunner.emulator.faults import Fault, Faults
+from sprunner.emulator.results import DEFAULT_RETENTION
 
 STARTUP_TIMEOUT = 10.0
 
@@ -60,8 +61,9 @@ def make_server(
     api_key: str,
     log_level: str = "warning",
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> uvicorn.Server:
-    app: ASGIApp = build_app(engine, faults, api_key=api_key)
+    app: ASGIApp = build_app(engine, faults, api_key=api_key, max_body_bytes=max_body_bytes)
     config = uvicorn.Config(
         app if wrap is None else wrap(app),
         log_level=log_level,
@@ -89,20 +91,28 @@ def running_emulator(
     host: str = "127.0.0.1",
     port: int = 0,
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+    result_retention: float = DEFAULT_RETENTION,
+    allow_private: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Iterator[EmulatorHandle]:
     """Serve the emulator on `host:port` (0: a free port) in a thread for the `with` block.
 
     `wrap` puts ASGI middleware around the app: tests use it to answer some calls in ways
     no fault models (broken bodies, wrong shapes, a collection deleted mid-call).
+    `result_retention` shortens how long results are kept (seconds; 24 h by default).
+    `allow_private=True` lets fetch mode reach loopback and private targets, such as the
+    test sites of `tests/sites.py`; like the command, it refuses them by default.
     """
     engine = Engine(
         mode=mode,
         run_seconds=run_seconds,
         fetch_timeout=fetch_timeout,
         fetch_concurrency=fetch_concurrency,
+        result_retention=result_retention,
+        allow_private=allow_private,
     )
     active = faults if isinstance(faults, Faults) else Faults(faults, seed=seed)
-    server = make_server(engine, active, api_key=api_key, wrap=wrap)
+    server = make_server(engine, active, api_key=api_key, wrap=wrap, max_body_bytes=max_body_bytes)
     sock = bind(host, port)
     errors: list[BaseException] = []
 

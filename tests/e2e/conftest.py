@@ -26,6 +26,7 @@ def target_site() -> Iterator[Site]:
 
 @pytest.fixture
 def fetch_emulator() -> Iterator[EmulatorHandle]:
-    """A fetch-mode emulator with a short per-request timeout, for the /hang page."""
-    with running_emulator(mode="fetch", fetch_timeout=0.5) as handle:
+    """A fetch-mode emulator with a short per-request timeout, for the /hang page; it may
+    fetch loopback targets, since the test sites live there."""
+    with running_emulator(mode="fetch", fetch_timeout=0.5, allow_private=True) as handle:
         yield handle

@@ -157,7 +157,7 @@ def test_statuses_and_shapes(emulator: EmulatorHandle) -> None:
         assert started.status_code == 201
         assert set(started.json()) == {
             "run_id", "status", "total_requests", "success_requests", "failed_requests",
-            "timeout_requests", "collection_id",
+            "timeout_requests", "collection_id", "created_at", "job_ids", "all_jobs_persisted",
         }  # fmt: skip
         listed = http.get(f"{PREFIX}/{cid}/runs").json()
         assert listed["total"] == 1 and isinstance(listed["items"][0]["created_at"], float)
