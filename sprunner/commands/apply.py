@@ -35,7 +35,7 @@ def run(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOpt
         ui.add_secrets(collection.secrets)
     with Interruption().installed() as interruption:
         with target(options, local=apply_options.local) as api, locked(api.state_dir):
-            state = State(api.state_dir, api.api_url)
+            state = State(api.state_dir, api.api_url, key=api.api_key)
             try:
                 outcome = asyncio.run(_apply(loaded, api, state, apply_options, interruption))
             finally:
@@ -87,6 +87,7 @@ async def _apply(
                 loaded.collections,
                 remote,
                 state.entries(),
+                hasher=state.hasher,
                 declared=loaded.declared,
                 prune=apply_options.prune,
             )

@@ -33,14 +33,19 @@ def run(
     for warning in loaded.warnings:
         ui.warn(str(warning))
     with target(options, local=local) as api:
-        state = State(api.state_dir, api.api_url, persist=False)
+        state = State(api.state_dir, api.api_url, key=api.api_key, persist=False)
         remote = asyncio.run(_list(api))
         from sprunner.reconcile.plan import build_plan
 
         entries = state.entries()
         applied = {c.name: d for c in loaded.collections if (d := state.load_applied(c.name))}
         plan = build_plan(
-            loaded.collections, remote, entries, declared=loaded.declared, applied=applied
+            loaded.collections,
+            remote,
+            entries,
+            hasher=state.hasher,
+            declared=loaded.declared,
+            applied=applied,
         )
     if as_json:
         import json

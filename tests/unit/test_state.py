@@ -12,7 +12,7 @@ from sprunner.state import RunRecord, State, locked
 
 
 def test_changes_survive_without_compaction(tmp_path: Path) -> None:
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     state.update("shop", id="c1", fingerprint="f", created=True)
     state.update("shop", inflight=RunRecord("r1", 10.0))
     # No compact(): as after a kill -9.
@@ -31,7 +31,7 @@ def test_ids_are_fsynced_and_forgetting_a_finished_run_is_not(
     synced: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     state.update("shop", id="c1")
     state.update("shop", inflight=RunRecord(None, 10.0))
     state.update("shop", inflight=RunRecord("r1", 10.0))
@@ -45,7 +45,7 @@ def test_ids_are_fsynced_and_forgetting_a_finished_run_is_not(
 
 
 def test_compaction_folds_the_journal(tmp_path: Path) -> None:
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     state.update("shop", id="c1")
     state.update("blog", id="c2")
     state.forget("blog")
@@ -56,7 +56,7 @@ def test_compaction_folds_the_journal(tmp_path: Path) -> None:
 
 
 def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     state.update("shop", id="c1")
     with (tmp_path / "journal.jsonl").open("a") as journal:
         journal.write('{"api": "https://api", "name": "blog", "ent')
@@ -76,10 +76,10 @@ def test_unreadable_state_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_applied_digests_round_trip(tmp_path: Path) -> None:
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     assert state.load_applied("shop") is None
     state.save_applied("shop", ["a:b", "c:d"])
-    assert state.load_applied("shop") == ["a:b", "c:d"]
+    assert State(tmp_path, "https://api", key="k").load_applied("shop") == ["a:b", "c:d"]
 
 
 def _hold_lock(

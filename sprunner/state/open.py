@@ -1,0 +1,62 @@
+"""Opening the state a command asked for: `--state-dir` (default) or `--state-url`.
+
+`opened()` is the one entry point for commands: it takes the directory's OS lock (unless
+told not to), or connects to PostgreSQL, and on the way out folds the journal and
+releases every lock, even when the command failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from sprunner.errors import StateError, UsageError
+from sprunner.state.base import StateStore
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+class StateConnectionLost(StateError):
+    """The state database cannot be reached any more: the locks this apply held are gone,
+    so nothing new may be started; runs already started may still be waited for."""
+
+
+def check_state_url(url: str) -> None:
+    if not url.startswith(URL_SCHEMES):
+        raise UsageError(
+            f"--state-url must start with {' or '.join(URL_SCHEMES)}; "
+            "for a directory use --state-dir"
+        )
+
+
+@contextlib.contextmanager
+def opened(
+    *,
+    state_dir: Path,
+    state_url: str | None,
+    api_url: str,
+    key: str | None,
+    lock: bool = True,
+    persist: bool = True,
+) -> Iterator[StateStore]:
+    """The state of `api_url`, from the database when `state_url` is set, else the
+    directory (under its OS lock when `lock`). Compacted and closed on the way out."""
+    if state_url is not None:
+        check_state_url(state_url)
+        from sprunner.state.postgres import PostgresState
+
+        store: StateStore = PostgresState.connect(state_url, api_url, key=key)
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    from sprunner.state.directory import State, locked
+
+    with locked(state_dir) if lock else contextlib.nullcontext():
+        store = State(state_dir, api_url, key=key, persist=persist)
+        try:
+            yield store
+        finally:
+            store.compact()
