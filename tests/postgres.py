@@ -81,6 +81,10 @@ def _why_not() -> str | None:
     return None
 
 
+def _run(command: list[str]) -> None:
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=START_TIMEOUT)
+
+
 def _start(folder: Path) -> PostgresServer:
     data, sockets = folder / "data", folder / "sockets"
     sockets.mkdir()
@@ -89,29 +93,18 @@ def _start(folder: Path) -> PostgresServer:
         for path in (folder, sockets):
             os.chown(path, entry.pw_uid, entry.pw_gid)
     port = _free_port()
-    run = {"check": True, "capture_output": True, "text": True, "timeout": START_TIMEOUT}
-    subprocess.run(
-        _as_owner([_binary("initdb") or "", "-D", str(data), "-U", "postgres", "-A", "trust"])
-        + ["--no-sync", "-E", "UTF8"],
-        **run,  # type: ignore[call-overload]
-    )
+    initdb = [_binary("initdb") or "", "-D", str(data), "-U", "postgres", "-A", "trust"]
+    _run(_as_owner([*initdb, "--no-sync", "-E", "UTF8"]))
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    start = [_binary("pg_ctl") or "", "-D", str(data), "-o", options, "-w", "-t", "60"]
-    subprocess.run(
-        _as_owner([*start, "-l", str(folder / "log"), "start"]),
-        **run,  # type: ignore[call-overload]
-    )
+    pg_ctl = [_binary("pg_ctl") or "", "-D", str(data), "-o", options, "-w", "-t", "60"]
+    _run(_as_owner([*pg_ctl, "-l", str(folder / "log"), "start"]))
     return PostgresServer(port)
 
 
 def _stop(folder: Path) -> None:
     with contextlib.suppress(Exception):
-        subprocess.run(
-            _as_owner([_binary("pg_ctl") or "", "-D", str(folder / "data"), "-m", "immediate"])
-            + ["stop"],
-            capture_output=True,
-            timeout=START_TIMEOUT,
-        )
+        stop = [_binary("pg_ctl") or "", "-D", str(folder / "data"), "-m", "immediate", "stop"]
+        _run(_as_owner(stop))
     shutil.rmtree(folder, ignore_errors=True)
 
 
