@@ -121,7 +121,9 @@ def postgres_server() -> Iterator[PostgresServer]:
     if reason is not None:
         _unavailable(reason)
     # Not under pytest's tmp_path: its parents are private to root, closed to `postgres`.
-    folder = Path(tempfile.mkdtemp(prefix="sprunner-pg-"))
+    # /tmp itself, whatever TMPDIR says: the `postgres` user must be able to reach it.
+    root = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None
+    folder = Path(tempfile.mkdtemp(prefix="sprunner-pg-", dir=root))
     try:
         try:
             server = _start(folder)

@@ -81,6 +81,9 @@ def test_export_and_import_through_a_database_keep_fingerprints_so_no_put_follow
     assert result.exit_code == 0, result.output
     assert [c["action"] for c in report["collections"]] == ["unchanged", "unchanged"]
     assert sprunner.calls() == {"list": 1}
+    planned = sprunner("--state-url", state_db, "plan", str(job), "--json")
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.stdout)["summary"]["unchanged"] == 2
 
     other = tmp_path / "other-state"
     back = tmp_path / "from-db.json"
