@@ -158,6 +158,13 @@ Exit codes:
     show_default=True,
     help="Where sprunner keeps ids, fingerprints and runs (env SPRUNNER_STATE_DIR).",
 )
+@click.option(
+    "--state-url",
+    envvar="SPRUNNER_STATE_URL",
+    metavar="URL",
+    help="postgresql://... : keep the state in a database shared by many hosts "
+    "(env SPRUNNER_STATE_URL; needs the postgres extra).",
+)
 @click.option("-v", "--verbose", count=True, help="More detail on stderr; repeat for more.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
 @click.pass_context
@@ -166,6 +173,7 @@ def cli(
     api_url: str,
     api_key_file: Path | None,
     state_dir: Path,
+    state_url: str | None,
     verbose: int,
     quiet: bool,
 ) -> None:
@@ -174,6 +182,7 @@ def cli(
         api_url=api_url.rstrip("/"),
         api_key_file=api_key_file,
         state_dir=state_dir,
+        state_url=state_url or None,
         verbosity=-1 if quiet else verbose,
         color=not os.environ.get("NO_COLOR"),  # no-color.org: only a non-empty value counts
     )
@@ -478,6 +487,34 @@ def status(
 
     selection = _selection(paths, select, shard=shard, max_requests=max_requests)
     _handle(lambda: command.run(selection, options=_globals(ctx), as_json=as_json, runs=runs))
+
+
+# --- state: export / import, owned by sprunner/commands/state.py ----------------------------
+@cli.group(name="state")
+def state_group() -> None:
+    """Move the state between a directory and a database (JSON, no secret)."""
+
+
+@state_group.command(name="export")
+@click.option(
+    "--to", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not stdout."
+)
+@click.pass_context
+def state_export(ctx: click.Context, to: Path | None) -> None:
+    """Print the state (every API URL) as JSON."""
+    from sprunner.commands import state as command
+
+    _handle(lambda: command.export(options=_globals(ctx), to=to))
+
+
+@state_group.command(name="import")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_context
+def state_import(ctx: click.Context, source: Path) -> None:
+    """Merge an exported state into this one (imported collections win)."""
+    from sprunner.commands import state as command
+
+    _handle(lambda: command.import_(options=_globals(ctx), source=source))
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from sprunner.outcome import Action, CollectionOutcome, RunOutcome, RunState
 from sprunner.reconcile import execute
 from sprunner.reconcile.plan import Plan, PlannedCollection
 from sprunner.runs import policy, poller, starter
-from sprunner.state import State
+from sprunner.state import StateStore as State
 
 # The error of a collection whose change was still in flight when the apply was stopped.
 CUT_SHORT = "interrupted before its change was confirmed; the next apply checks it again"

@@ -33,6 +33,7 @@ class GlobalOptions:
     api_url: str = DEFAULT_API_URL
     api_key_file: Path | None = None
     state_dir: Path = DEFAULT_STATE_DIR
+    state_url: str | None = None  # postgresql://...: a shared state instead of state_dir
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
     color: bool = True  # False with NO_COLOR or when output is not a terminal
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import PostgresServer, postgres_server
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -24,3 +26,16 @@ def _fresh_ui(monkeypatch: pytest.MonkeyPatch) -> None:
     from sprunner import ui
 
     monkeypatch.setattr(ui, "_config", ui._Config())
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on loopback for this test session (`tests/postgres.py`)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def state_db(postgres: PostgresServer) -> str:
+    """The URL of a fresh, empty database on that server."""
+    return postgres.create_database()

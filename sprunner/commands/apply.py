@@ -10,6 +10,7 @@ The handlers cover the command from the lock to the report (`sprunner.interrupti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -22,7 +23,8 @@ from sprunner.jobfile.load import Loaded, load
 from sprunner.outcome import ApplyOutcome
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
-from sprunner.state import State, locked
+from sprunner.state import StateStore as State
+from sprunner.state import opened
 
 
 def run(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOptions) -> int:
@@ -34,12 +36,8 @@ def run(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOpt
     for collection in loaded.collections:
         ui.add_secrets(collection.secrets)
     with Interruption().installed() as interruption:
-        with target(options, local=apply_options.local) as api, locked(api.state_dir):
-            state = State(api.state_dir, api.api_url)
-            try:
-                outcome = asyncio.run(_apply(loaded, api, state, apply_options, interruption))
-            finally:
-                state.compact()
+        with target(options, local=apply_options.local) as api, _state(options, api) as state:
+            outcome = asyncio.run(_apply(loaded, api, state, apply_options, interruption))
         if interruption.signum is not None and outcome.interrupted_by is None:
             # It came after the work was done: the report says so, as the exit code will.
             outcome = dataclasses.replace(outcome, interrupted_by=interruption.signum)
@@ -47,6 +45,16 @@ def run(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOpt
     if interruption.signum is not None:
         raise Interrupted(interruption.signum)
     return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextManager[State]:
+    """The state under its lock, compacted on the way out (`--local` keeps its own)."""
+    return opened(
+        state_dir=api.state_dir,
+        state_url=None if api.local else options.state_url,
+        api_url=api.api_url,
+        key=api.api_key,
+    )
 
 
 async def _apply(
@@ -87,6 +95,7 @@ async def _apply(
                 loaded.collections,
                 remote,
                 state.entries(),
+                hasher=state.hasher,
                 declared=loaded.declared,
                 prune=apply_options.prune,
             )

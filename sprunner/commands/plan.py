@@ -15,7 +15,7 @@ from sprunner.jobfile.load import load
 from sprunner.reconcile.plan import Plan
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import GlobalOptions, Selection
-from sprunner.state import State
+from sprunner.state import opened
 
 if TYPE_CHECKING:
     from sprunner.api.models import CollectionRef
@@ -32,15 +32,29 @@ def run(
     loaded = load(selection)
     for warning in loaded.warnings:
         ui.warn(str(warning))
-    with target(options, local=local) as api:
-        state = State(api.state_dir, api.api_url, persist=False)
+    with (
+        target(options, local=local) as api,
+        opened(
+            state_dir=api.state_dir,
+            state_url=None if api.local else options.state_url,
+            api_url=api.api_url,
+            key=api.api_key,
+            lock=False,
+            persist=False,
+        ) as state,
+    ):
         remote = asyncio.run(_list(api))
         from sprunner.reconcile.plan import build_plan
 
         entries = state.entries()
         applied = {c.name: d for c in loaded.collections if (d := state.load_applied(c.name))}
         plan = build_plan(
-            loaded.collections, remote, entries, declared=loaded.declared, applied=applied
+            loaded.collections,
+            remote,
+            entries,
+            hasher=state.hasher,
+            declared=loaded.declared,
+            applied=applied,
         )
     if as_json:
         import json

@@ -29,8 +29,7 @@ from typing import Any, Literal
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import AmbiguousApiError, ApiError, NotFoundError
 from sprunner.jobfile.model import DesiredCollection
-from sprunner.reconcile.plan import request_digest
-from sprunner.state import State
+from sprunner.state import StateStore as State
 
 CREATE_ATTEMPTS = 4
 # Seconds before a repeat that found nothing to adopt; doubled per attempt, capped, jittered.
@@ -69,8 +68,9 @@ def _notes(answer: Any) -> tuple[str, ...]:
 def _record_applied(
     state: State, desired: DesiredCollection, collection_id: str, **kw: Any
 ) -> None:
-    state.update(desired.name, id=collection_id, fingerprint=desired.fingerprint, **kw)
-    state.save_applied(desired.name, (request_digest(r) for r in desired.requests))
+    fingerprint = state.fingerprint_of(desired)  # keyed: see sprunner/state/hashing.py
+    state.update(desired.name, id=collection_id, fingerprint=fingerprint, **kw)
+    state.save_applied(desired.name, (state.request_digest(r) for r in desired.requests))
 
 
 async def _find_by_name(client: ApiClient, name: str) -> list[str]:

@@ -14,15 +14,14 @@ Rules (SPEC §4):
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sprunner.api.models import CollectionRef
-from sprunner.jobfile.model import DesiredCollection, canonical_json
-from sprunner.state import Entry
+from sprunner.jobfile.model import DesiredCollection
+from sprunner.state import Entry, Hasher
 
 PlanAction = Literal["create", "update", "unchanged", "delete", "error", "skip"]
 
@@ -75,12 +74,10 @@ class Plan:
         return sum(item.credits for item in self.items if item.action != "delete")
 
 
-def request_digest(request: Mapping[str, Any]) -> str:
-    """`key content`: the key follows a request across edits (custom_id, else url)."""
-    key = request.get("custom_id") or request.get("url") or ""
-    key_digest = hashlib.sha256(str(key).encode()).hexdigest()[:16]
-    content_digest = hashlib.sha256(canonical_json(request).encode()).hexdigest()[:16]
-    return f"{key_digest}:{content_digest}"
+def request_digest(request: Mapping[str, Any], hasher: Hasher) -> str:
+    """`key:content`, keyed (no secret can be guessed from the state): the key follows a
+    request across edits (custom_id, else url)."""
+    return hasher.request_digest(request)
 
 
 def diff_requests(before: Iterable[str], after: Iterable[str]) -> RequestDiff:
@@ -103,6 +100,7 @@ def build_plan(
     remote: Sequence[CollectionRef],
     entries: Mapping[str, Entry],
     *,
+    hasher: Hasher,
     declared: Iterable[str],
     applied: Mapping[str, Sequence[str]] | None = None,
     prune: bool = False,
@@ -112,6 +110,7 @@ def build_plan(
     `declared` holds every name of every loaded file (selected or not): a collection left
     out by --select or --shard is not undeclared and is never a delete candidate.
     `applied` maps names to the request digests last applied (for the diff column).
+    `hasher` is the state's (`state.hasher`): fingerprints are compared keyed.
     """
     remote_ids: dict[str, list[str]] = defaultdict(list)
     for ref in remote:
@@ -130,7 +129,7 @@ def build_plan(
             reason = f"{len(ids)} remote collections share this name: {', '.join(ids)}"
             items.append(PlannedCollection(name, "error", reason, collection))
             continue
-        new_digests = [request_digest(r) for r in collection.requests]
+        new_digests = [hasher.request_digest(r) for r in collection.requests]
         old_digests = applied.get(name)
         diff = None if old_digests is None else diff_requests(old_digests, new_digests)
         if not ids:
@@ -140,7 +139,7 @@ def build_plan(
             continue
         remote_id = ids[0]
         if entry is not None and entry.id == remote_id and entry.fingerprint is not None:
-            if entry.fingerprint == collection.fingerprint:
+            if entry.fingerprint == hasher.fingerprint(collection):
                 items.append(PlannedCollection(name, "unchanged", "", collection, remote_id))
             else:
                 items.append(

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import AmbiguousApiError, NotFoundError
 from sprunner.api.models import Run
-from sprunner.state import RunRecord, State
+from sprunner.state import RunRecord
+from sprunner.state import StateStore as State
 
 CLOCK_SKEW_SECONDS = 5.0
 START_ATTEMPTS = 4

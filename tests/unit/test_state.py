@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
 import pytest
 
 from sprunner.errors import LockHeldError, StateError
-from sprunner.state import RunRecord, State, locked
+from sprunner.state import Entry, RunRecord, State, locked
 
 
 def test_changes_survive_without_compaction(tmp_path: Path) -> None:
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     state.update("shop", id="c1", fingerprint="f", created=True)
     state.update("shop", inflight=RunRecord("r1", 10.0))
     # No compact(): as after a kill -9.
@@ -31,7 +32,7 @@ def test_ids_are_fsynced_and_forgetting_a_finished_run_is_not(
     synced: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     state.update("shop", id="c1")
     state.update("shop", inflight=RunRecord(None, 10.0))
     state.update("shop", inflight=RunRecord("r1", 10.0))
@@ -45,7 +46,7 @@ def test_ids_are_fsynced_and_forgetting_a_finished_run_is_not(
 
 
 def test_compaction_folds_the_journal(tmp_path: Path) -> None:
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     state.update("shop", id="c1")
     state.update("blog", id="c2")
     state.forget("blog")
@@ -56,7 +57,7 @@ def test_compaction_folds_the_journal(tmp_path: Path) -> None:
 
 
 def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     state.update("shop", id="c1")
     with (tmp_path / "journal.jsonl").open("a") as journal:
         journal.write('{"api": "https://api", "name": "blog", "ent')
@@ -76,10 +77,10 @@ def test_unreadable_state_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_applied_digests_round_trip(tmp_path: Path) -> None:
-    state = State(tmp_path, "https://api")
+    state = State(tmp_path, "https://api", key="k")
     assert state.load_applied("shop") is None
     state.save_applied("shop", ["a:b", "c:d"])
-    assert state.load_applied("shop") == ["a:b", "c:d"]
+    assert State(tmp_path, "https://api", key="k").load_applied("shop") == ["a:b", "c:d"]
 
 
 def _hold_lock(
@@ -107,4 +108,93 @@ def test_a_second_holder_is_refused_at_once_and_a_dead_holder_leaves_no_lock(
         holder.kill()  # dies holding the lock
         holder.join()
     with locked(tmp_path):
+        pass
+
+
+def test_an_append_after_a_torn_line_starts_on_a_fresh_line(tmp_path: Path) -> None:
+    state = State(tmp_path, "https://api", key="k")
+    state.update("shop", id="c1")
+    with (tmp_path / "journal.jsonl").open("a") as journal:
+        journal.write('{"api": "https://api", "name": "blog", "ent')  # power loss mid-write
+    # The next apply reads it, then records a create: that mark must survive a kill.
+    again = State(tmp_path, "https://api", key="k")
+    again.update("news", id="c3", created=True)
+    # On a line of its own, readable by any JSON-lines reader, not only by our salvage.
+    last_line = (tmp_path / "journal.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last_line)["entry"]["created"] is True
+    entries = State(tmp_path, "https://api", key="k").entries()
+    assert sorted(entries) == ["news", "shop"]
+    assert entries["news"].created
+
+
+def test_a_record_joined_to_a_torn_line_by_an_older_version_is_kept(tmp_path: Path) -> None:
+    record = '{"api": "https://api", "name": "news", "entry": {"id": "c3", "created": true}}'
+    (tmp_path / "journal.jsonl").write_text('{"api": "https://api", "name": "bl' + record + "\n")
+    entry = State(tmp_path, "https://api").get("news")
+    assert entry is not None and entry.created
+
+
+def test_a_version_1_state_loads_with_every_fingerprint_unknown(tmp_path: Path) -> None:
+    old = {"id": "c1", "fingerprint": "ab" * 32, "created": True, "last_run": None}
+    (tmp_path / "state.json").write_text(
+        json.dumps({"version": 1, "apis": {"https://api": {"shop": old}}})
+    )
+    (tmp_path / "applied").mkdir()
+    unkeyed = tmp_path / "applied" / "0123456789abcdef01234567.txt"
+    unkeyed.write_text("0123456789abcdef:0123456789abcdef\n")
+    state = State(tmp_path, "https://api", key="k")
+    assert state.get("shop") == Entry(id="c1", fingerprint=None, created=True)
+    # Unkeyed digests are a brute-force oracle for short secrets: gone at the first apply.
+    assert not unkeyed.exists()
+    state.compact()
+    assert json.loads((tmp_path / "state.json").read_text())["version"] == 2
+
+
+def test_content_of_the_last_started_run_is_kept_apart_from_what_was_applied(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.state.helpers import collection
+
+    before = collection("shop", "https://shop.example/1")
+    after = collection("shop", "https://shop.example/2")
+    state = State(tmp_path, "https://api", key="k")
+    assert state.changed_since_started("shop", before)  # nothing known: changed
+    state.update("shop", id="c1", fingerprint=state.fingerprint_of(before))
+    assert state.changed_since_started("shop", before)  # applied, never run
+    state.mark_started("shop", before)
+    assert not state.changed_since_started("shop", before)
+    # Applied with --no-run: the change stays pending until a run starts with it.
+    state.update("shop", fingerprint=state.fingerprint_of(after))
+    again = State(tmp_path, "https://api", key="k")
+    assert again.changed_since_started("shop", after)
+    again.mark_started("shop", after)
+    assert not State(tmp_path, "https://api", key="k").changed_since_started("shop", after)
+    # Another key (or a lost state) knows nothing: changed.
+    assert State(tmp_path, "https://api", key="other").changed_since_started("shop", after)
+
+
+def test_per_collection_values_survive_a_kill_and_a_compaction(tmp_path: Path) -> None:
+    state = State(tmp_path, "https://api", key="k")
+    state.put_blob("shop", "results", {"mark": 1})
+    state.put_blob("shop", "results", {"mark": 2})
+    state.put_blob("blog", "results", {"mark": 9})
+    state.put_blob("blog", "results", None)
+    assert State(tmp_path, "https://api").get_blob("shop", "results") == {"mark": 2}
+    state.compact()
+    again = State(tmp_path, "https://api")
+    assert again.get_blob("shop", "results") == {"mark": 2}
+    assert again.get_blob("blog", "results") is None
+    assert State(tmp_path, "https://other").get_blob("shop", "results") is None
+
+
+def test_the_directory_lock_covers_every_collection(tmp_path: Path) -> None:
+    state = State(tmp_path, "https://api", key="k")
+    assert state.try_lock("shop", apply_id="a") and state.try_lock("shop", apply_id="b")
+    assert state.holder("shop") is None
+    state.unlock("shop")
+
+
+def test_a_lock_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "lock").mkdir()
+    with pytest.raises(StateError, match="cannot lock the state directory"), locked(tmp_path):
         pass

@@ -24,7 +24,7 @@ def test_a_create_is_marked_pending_before_it_is_sent(
 ) -> None:
     monkeypatch.setattr(execute, "RETRY_BASE", 0.001)
     with running_emulator(faults=["error-before:1@create"]) as emulator:
-        state = State(tmp_path, emulator.url)
+        state = State(tmp_path, emulator.url, key=emulator.api_key)
 
         async def go() -> None:
             async with ApiClient(base_url=emulator.url, api_key=emulator.api_key) as client:
@@ -33,13 +33,15 @@ def test_a_create_is_marked_pending_before_it_is_sent(
         with pytest.raises(AmbiguousApiError):
             asyncio.run(go())
     # As after a kill between the POST and its answer: the journal says a create was sent.
-    assert State(tmp_path, emulator.url).get("shop") == Entry(id="", creating=True)
+    assert State(tmp_path, emulator.url, key=emulator.api_key).get("shop") == Entry(
+        id="", creating=True
+    )
 
 
 def test_a_collection_found_after_a_pending_create_counts_as_created(tmp_path: Path) -> None:
     with running_emulator() as emulator:
         remote = emulator.engine.create_collection({"name": "shop", "requests": []})
-        state = State(tmp_path, emulator.url)
+        state = State(tmp_path, emulator.url, key=emulator.api_key)
         state.update("shop", id="", creating=True)
 
         async def go() -> execute.Applied:
@@ -50,13 +52,13 @@ def test_a_collection_found_after_a_pending_create_counts_as_created(tmp_path: P
     entry = state.get("shop")
     assert applied.action == "updated" and entry is not None
     assert (entry.id, entry.created, entry.creating) == (remote["id"], True, False)
-    assert entry.fingerprint == SHOP.fingerprint
+    assert entry.fingerprint == state.fingerprint_of(SHOP)
 
 
 def test_someone_elses_collection_is_never_marked_created(tmp_path: Path) -> None:
     with running_emulator() as emulator:
         remote = emulator.engine.create_collection({"name": "shop", "requests": []})
-        state = State(tmp_path, emulator.url)
+        state = State(tmp_path, emulator.url, key=emulator.api_key)
 
         async def go() -> None:
             async with ApiClient(base_url=emulator.url, api_key=emulator.api_key) as client:

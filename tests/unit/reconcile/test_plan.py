@@ -5,7 +5,9 @@ from __future__ import annotations
 from sprunner.api.models import CollectionRef
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile.plan import build_plan, diff_requests, request_digest
-from sprunner.state import Entry
+from sprunner.state import Entry, Hasher
+
+HASHER = Hasher.from_api_key("test-key")
 
 
 def desired(name: str, *urls: str, browser: bool = False) -> DesiredCollection:
@@ -15,7 +17,7 @@ def desired(name: str, *urls: str, browser: bool = False) -> DesiredCollection:
 
 def test_missing_remotely_is_created() -> None:
     shop = desired("shop", "https://a.example/1", "https://a.example/2")
-    plan = build_plan([shop], [], {}, declared=["shop"])
+    plan = build_plan([shop], [], {}, hasher=HASHER, declared=["shop"])
     (item,) = plan.items
     assert (item.action, item.reason, item.requests, item.credits) == (
         "create",
@@ -28,8 +30,10 @@ def test_missing_remotely_is_created() -> None:
 
 def test_same_fingerprint_and_id_is_unchanged() -> None:
     shop = desired("shop", "https://a.example/1")
-    entries = {"shop": Entry(id="c1", fingerprint=shop.fingerprint, created=True)}
-    plan = build_plan([shop], [CollectionRef("c1", "shop")], entries, declared=["shop"])
+    entries = {"shop": Entry(id="c1", fingerprint=HASHER.fingerprint(shop), created=True)}
+    plan = build_plan(
+        [shop], [CollectionRef("c1", "shop")], entries, hasher=HASHER, declared=["shop"]
+    )
     assert [i.action for i in plan.items] == ["unchanged"]
     assert not plan.has_changes
 
@@ -46,10 +50,15 @@ def test_changed_content_is_updated_with_a_diff() -> None:
             {"url": "https://a.example/3"},
         ),
     )
-    entries = {"shop": Entry(id="c1", fingerprint=before.fingerprint)}
-    applied = {"shop": [request_digest(r) for r in before.requests]}
+    entries = {"shop": Entry(id="c1", fingerprint=HASHER.fingerprint(before))}
+    applied = {"shop": [request_digest(r, HASHER) for r in before.requests]}
     plan = build_plan(
-        [after], [CollectionRef("c1", "shop")], entries, declared=["shop"], applied=applied
+        [after],
+        [CollectionRef("c1", "shop")],
+        entries,
+        hasher=HASHER,
+        declared=["shop"],
+        applied=applied,
     )
     (item,) = plan.items
     assert item.action == "update" and item.remote_id == "c1"
@@ -59,22 +68,24 @@ def test_changed_content_is_updated_with_a_diff() -> None:
 
 def test_unknown_state_means_one_put_never_a_create() -> None:
     shop = desired("shop", "https://a.example/1")
-    plan = build_plan([shop], [CollectionRef("c1", "shop")], {}, declared=["shop"])
+    plan = build_plan([shop], [CollectionRef("c1", "shop")], {}, hasher=HASHER, declared=["shop"])
     (item,) = plan.items
     assert (item.action, item.remote_id, item.diff) == ("update", "c1", None)
 
 
 def test_state_for_another_id_is_not_trusted() -> None:
     shop = desired("shop", "https://a.example/1")
-    entries = {"shop": Entry(id="old", fingerprint=shop.fingerprint)}
-    plan = build_plan([shop], [CollectionRef("new", "shop")], entries, declared=["shop"])
+    entries = {"shop": Entry(id="old", fingerprint=HASHER.fingerprint(shop))}
+    plan = build_plan(
+        [shop], [CollectionRef("new", "shop")], entries, hasher=HASHER, declared=["shop"]
+    )
     assert [(i.action, i.remote_id) for i in plan.items] == [("update", "new")]
 
 
 def test_remote_duplicates_are_an_error_for_that_collection_only() -> None:
     shop, blog = desired("shop", "https://a.example/"), desired("blog", "https://b.example/")
     remote = [CollectionRef("c1", "shop"), CollectionRef("c2", "shop")]
-    plan = build_plan([shop, blog], remote, {}, declared=["shop", "blog"])
+    plan = build_plan([shop, blog], remote, {}, hasher=HASHER, declared=["shop", "blog"])
     assert [(i.name, i.action) for i in plan.items] == [("shop", "error"), ("blog", "create")]
     assert "c1, c2" in plan.items[0].reason
 
@@ -91,7 +102,7 @@ def test_prune_candidates_are_only_what_sprunner_created() -> None:
         "gone-adopted": Entry(id="c2", created=False),
         "not-selected": Entry(id="c4", created=True),
     }
-    plan = build_plan([], remote, entries, declared=["not-selected"], prune=True)
+    plan = build_plan([], remote, entries, hasher=HASHER, declared=["not-selected"], prune=True)
     assert [(i.name, i.action, i.remote_id) for i in plan.items] == [
         ("gone-created", "delete", "c1")
     ]
@@ -101,13 +112,13 @@ def test_prune_candidates_are_only_what_sprunner_created() -> None:
 
 def test_delete_candidates_are_not_changes_without_prune() -> None:
     entries = {"old": Entry(id="c1", created=True)}
-    plan = build_plan([], [CollectionRef("c1", "old")], entries, declared=[])
+    plan = build_plan([], [CollectionRef("c1", "old")], entries, hasher=HASHER, declared=[])
     assert [i.action for i in plan.items] == ["delete"]
     assert not plan.has_changes
 
 
 def test_empty_collection_is_skipped() -> None:
-    plan = build_plan([desired("empty")], [], {}, declared=["empty"])
+    plan = build_plan([desired("empty")], [], {}, hasher=HASHER, declared=["empty"])
     assert [(i.action, i.reason) for i in plan.items] == [("skip", "expands to no request")]
 
 
@@ -116,12 +127,13 @@ def test_credits_count_browser_requests_five_times() -> None:
         [desired("a", "https://a.example/1", browser=True), desired("b", "https://b.example/")],
         [],
         {},
+        hasher=HASHER,
         declared=["a", "b"],
     )
     assert plan.credits == 6
 
 
 def test_diff_follows_custom_id_across_url_changes() -> None:
-    old = [request_digest({"url": "https://a.example/1", "custom_id": "one"})]
-    new = [request_digest({"url": "https://a.example/2", "custom_id": "one"})]
+    old = [request_digest({"url": "https://a.example/1", "custom_id": "one"}, HASHER)]
+    new = [request_digest({"url": "https://a.example/2", "custom_id": "one"}, HASHER)]
     assert str(diff_requests(old, new)) == "+0 -0 ~1"

@@ -1,0 +1,144 @@
+"""What every state backend offers: the entries of one API URL, changed one at a time.
+
+Backends (`directory.State`, `postgres.PostgresState`) keep the entries in memory and make
+each change durable before returning from `update`/`forget`: the caller may rely on it at
+once (a new id, a pending run start, a run id). They differ in how they persist and lock:
+
+- the state directory is guarded by one OS lock for the whole apply, so `try_lock` always
+  succeeds and `holder` knows nobody;
+- PostgreSQL takes a session-level advisory lock per collection: `try_lock(name)` says
+  whether this apply may touch the collection; the server releases the locks when the
+  session dies, so a killed apply leaves no stale lock.
+
+Fingerprints are keyed (`hashing.py`): the store is opened with the API key (`key=`), or
+without it for tools that only copy the state (export, import), which cannot fingerprint.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from sprunner.state.hashing import Hasher
+from sprunner.state.model import Entry, LockHolder
+
+if TYPE_CHECKING:
+    from sprunner.jobfile.model import DesiredCollection
+
+
+class StateStore(ABC):
+    """The entries of one API URL, with every change persisted before it is relied on."""
+
+    def __init__(self, api_url: str, *, key: str | None) -> None:
+        self.api_url = api_url
+        self._hasher = None if key is None else Hasher.from_api_key(key)
+        self._entries: dict[str, Entry] = {}
+
+    # -- keyed content ---------------------------------------------------------------------
+    @property
+    def hasher(self) -> Hasher:
+        if self._hasher is None:
+            raise RuntimeError("this state was opened without the API key: it cannot hash")
+        return self._hasher
+
+    def fingerprint_of(self, collection: DesiredCollection) -> str:
+        return self.hasher.fingerprint(collection)
+
+    def request_digest(self, request: Mapping[str, Any]) -> str:
+        return self.hasher.request_digest(request)
+
+    # -- entries ---------------------------------------------------------------------------
+    def get(self, name: str) -> Entry | None:
+        return self._entries.get(name)
+
+    def entries(self) -> Mapping[str, Entry]:
+        return dict(self._entries)
+
+    def update(self, name: str, *, durable: bool = True, **changes: Any) -> Entry:
+        """Change some fields of an existing entry (or create it when `id` is given).
+
+        `durable=False` is for changes nothing relies on (a run seen to its end): a backend
+        may let them reach the disk with the next durable change.
+        """
+        current = self._entries.get(name)
+        entry = Entry(**changes) if current is None else replace(current, **changes)
+        self._write_entry(name, entry, durable=durable)
+        self._entries[name] = entry
+        return entry
+
+    def forget(self, name: str) -> None:
+        self._write_entry(name, None, durable=True)
+        self._entries.pop(name, None)
+
+    def mark_started(self, name: str, collection: DesiredCollection) -> Entry | None:
+        """Record that a run started with `collection`'s current content (`when: changed`).
+
+        Call it once a run is known to be ours (its id recorded, or adopted as the run this
+        apply or a killed one started); never for an older run adopted under overlap: skip.
+        """
+        if name not in self._entries:
+            return None
+        return self.update(name, started_fingerprint=self.fingerprint_of(collection))
+
+    def changed_since_started(self, name: str, collection: DesiredCollection) -> bool:
+        """`when: changed`: whether the content differs from the last started run's.
+        Unknown (no entry, no record, another key) counts as changed."""
+        entry = self._entries.get(name)
+        if entry is None or entry.started_fingerprint is None:
+            return True
+        return entry.started_fingerprint != self.fingerprint_of(collection)
+
+    # -- per-collection locks --------------------------------------------------------------
+    def try_lock(self, name: str, *, apply_id: str) -> bool:
+        """Take `name`'s lock for this apply; False when another apply holds it.
+
+        After True, `get(name)` is fresh (a shared backend re-reads it): plan that
+        collection again from it. Taking a lock this apply already holds returns True.
+        """
+        return True
+
+    def unlock(self, name: str) -> None:
+        """Release `name`'s lock (held until the run waited for is done)."""
+        return None
+
+    def holder(self, name: str) -> LockHolder | None:
+        """Who holds `name`'s lock, as far as the backend knows."""
+        return None
+
+    def close(self) -> None:
+        """Release every lock and connection this store holds."""
+        return None
+
+    # -- what the backends provide ---------------------------------------------------------
+    @abstractmethod
+    def _write_entry(self, name: str, entry: Entry | None, *, durable: bool) -> None: ...
+
+    @abstractmethod
+    def compact(self) -> None:
+        """Fold pending changes into their lasting form (end of an apply)."""
+
+    @abstractmethod
+    def save_applied(self, name: str, digests: Iterable[str]) -> None:
+        """The request digests last applied (display only: `plan`'s diff column)."""
+
+    @abstractmethod
+    def load_applied(self, name: str) -> list[str] | None: ...
+
+    @abstractmethod
+    def get_blob(self, name: str, kind: str) -> Any:
+        """A per-collection JSON value that another module defines (`kind` names it),
+        e.g. the results high-water mark; None when absent."""
+
+    @abstractmethod
+    def put_blob(self, name: str, kind: str, value: Any, *, durable: bool = True) -> None:
+        """Replace (or with None remove) a per-collection JSON value; durable on return."""
+
+    @abstractmethod
+    def dump(self) -> dict[str, Any]:
+        """Everything, for every API URL, as the export document's `apis` value."""
+
+    @abstractmethod
+    def restore(self, apis: Mapping[str, Any]) -> None:
+        """Merge an export document's `apis` value in (imported names win)."""

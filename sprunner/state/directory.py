@@ -1,0 +1,296 @@
+"""The state directory: what sprunner last applied, and the lock that serialises applies.
+
+The state is a cache, not the truth. Losing it costs at most one PUT per collection (every
+fingerprint becomes unknown) and never a duplicate: the remote list decides what exists.
+
+Layout of the directory:
+
+- `state.json`  a snapshot, replaced atomically (temp file, fsync, rename): `version` 2,
+  `apis` {api_url: {name: entry}} and `blobs` {api_url: {name: {kind: value}}}. Version 1
+  (no blobs, unkeyed fingerprints) is read too: its fingerprints count as unknown;
+- `journal.jsonl`  one line per change since the snapshot (`journal.py`), written and
+  flushed as soon as it is made (a kill -9 loses nothing the OS has), and fsynced when it
+  carries something sprunner relies on: a new id, a pending run start (before the POST), a
+  run id. So even a power loss right after a create or a run start keeps the new id.
+  Changes that only forget (a run seen to its end) are not fsynced on their own: losing
+  one to a power cut makes the next apply adopt that finished run again, as after any
+  interruption; the snapshot written at the end of the apply is fsynced. At 200
+  collections this halves the fsyncs of an apply (1,000 to 600 measured). Appending a line
+  is O(1) where rewriting the snapshot would be O(collections);
+- `applied/<hash>.txt`  per collection, a `#<key id>` line then one line per request last
+  applied (keyed `key:content` digests), so `plan` can tell requests added, removed and
+  changed. Display only, so replaced atomically but not fsynced: a power cut can at worst
+  make a diff unknown. Files of state version 1 (unkeyed digests, a brute-force oracle for
+  short secrets) are deleted when an apply first opens the directory;
+- `lock`  an OS file lock (flock): released by the kernel when the process dies, so there
+  are never stale locks. It covers every collection, so `try_lock` always succeeds.
+
+Entries are kept per API URL: ids from one deployment mean nothing to another.
+No secret is ever written here: fingerprints and digests are keyed one-way hashes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sprunner.errors import LockHeldError, StateError
+from sprunner.state import journal
+from sprunner.state.base import StateStore
+from sprunner.state.model import Entry, entry_from_json, entry_to_json
+
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+def write_atomically(path: Path, text: str | bytes, *, sync: bool = True) -> None:
+    """Replace `path` with `text` so that readers see the old or the new file, never half.
+
+    Without `sync` the rename is still atomic for readers, but a power cut may leave the
+    old file or an empty one: only for files that are a convenience, never for state.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # mkstemp makes 0600 files; reports are meant to be read by CI and colleagues.
+        os.fchmod(fd, 0o644)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if sync:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class State(StateStore):
+    """The state directory's entries of one API URL, every change journaled first."""
+
+    def __init__(
+        self, directory: Path, api_url: str, *, key: str | None = None, persist: bool = True
+    ) -> None:
+        super().__init__(api_url, key=key)
+        self.directory = directory
+        self.persist = persist
+        self._all: dict[str, dict[str, Any]] = {}  # api_url -> name -> entry json
+        self._blobs: dict[str, dict[str, dict[str, Any]]] = {}  # api_url -> name -> kind -> v
+        self._load()
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.directory / "state.json"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.directory / "journal.jsonl"
+
+    def _error(self, verb: str, error: BaseException) -> StateError:
+        return StateError(f"cannot {verb} the state in {self.directory}: {error}")
+
+    # -- reading ---------------------------------------------------------------------------
+    def _load(self) -> None:
+        try:
+            version = self._load_snapshot()
+            if self.journal_path.exists():
+                for record in journal.records(self.journal_path):
+                    self._replay(record)
+            self._entries = {
+                name: entry_from_json(value, self._hasher)
+                for name, value in self._all.get(self.api_url, {}).items()
+            }
+            if self.persist and self._hasher is not None and version != STATE_VERSION:
+                self._drop_unkeyed_applied()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise self._error("read", e) from e
+
+    def _load_snapshot(self) -> int | None:
+        if not self.snapshot_path.exists():
+            return None
+        data = json.loads(self.snapshot_path.read_text(encoding="utf-8"))
+        version = data.get("version")
+        if version not in READABLE_VERSIONS:
+            raise StateError(
+                f"{self.snapshot_path}: state version {version!r} is not one of "
+                f"{READABLE_VERSIONS}; move the directory aside to start afresh"
+            )
+        self._all = data.get("apis", {})
+        self._blobs = data.get("blobs", {})
+        return int(version)
+
+    def _replay(self, record: Mapping[str, Any]) -> None:
+        api, name = record["api"], record["name"]
+        if "blob" in record:
+            kinds = self._blobs.setdefault(api, {}).setdefault(name, {})
+            if record.get("value") is None:
+                kinds.pop(record["blob"], None)
+            else:
+                kinds[record["blob"]] = record["value"]
+            return
+        names = self._all.setdefault(api, {})
+        if record["entry"] is None:
+            names.pop(name, None)
+        else:
+            names[name] = record["entry"]
+
+    def _drop_unkeyed_applied(self) -> None:
+        """Delete digest files without a key line: state version 1 wrote them unkeyed."""
+        folder = self.directory / "applied"
+        if not folder.is_dir():
+            return
+        for path in folder.glob("*.txt"):
+            with path.open("rb") as handle:
+                keyed = handle.read(1) == b"#"
+            if not keyed:
+                path.unlink(missing_ok=True)
+
+    # -- writing ---------------------------------------------------------------------------
+    def _append(self, record: dict[str, Any], *, durable: bool) -> None:
+        if not self.persist:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            journal.append(self.journal_path, record, durable=durable)
+        except OSError as e:
+            raise self._error("write", e) from e
+
+    def _write_entry(self, name: str, entry: Entry | None, *, durable: bool) -> None:
+        value = None if entry is None else entry_to_json(entry)
+        self._append({"api": self.api_url, "name": name, "entry": value}, durable=durable)
+        names = self._all.setdefault(self.api_url, {})
+        if value is None:
+            names.pop(name, None)
+        else:
+            names[name] = value
+
+    def get_blob(self, name: str, kind: str) -> Any:
+        return self._blobs.get(self.api_url, {}).get(name, {}).get(kind)
+
+    def put_blob(self, name: str, kind: str, value: Any, *, durable: bool = True) -> None:
+        record = {"api": self.api_url, "name": name, "blob": kind, "value": value}
+        self._append(record, durable=durable)
+        self._replay(record)
+
+    def compact(self) -> None:
+        """Fold the journal into a new snapshot. Crash-safe in any order of events."""
+        if not self.persist:
+            return
+        document = {"version": STATE_VERSION, "apis": self._all, "blobs": self._blobs}
+        text = json.dumps(document, indent=1, sort_keys=True)
+        try:
+            write_atomically(self.snapshot_path, text + "\n")
+            # Replaying an already-folded journal is harmless, so truncating last is safe.
+            self.journal_path.unlink(missing_ok=True)
+        except OSError as e:
+            raise self._error("write", e) from e
+
+    # -- what was applied, request by request ---------------------------------------------
+    def _applied_path(self, api_url: str, name: str) -> Path:
+        key = hashlib.sha256(f"{api_url}\n{name}".encode()).hexdigest()[:24]
+        return self.directory / "applied" / f"{key}.txt"
+
+    def save_applied(self, name: str, digests: Iterable[str]) -> None:
+        self._save_applied(self.api_url, name, self.hasher.key_id, digests)
+
+    def _save_applied(self, api_url: str, name: str, key_id: str, digests: Iterable[str]) -> None:
+        if not self.persist:
+            return
+        try:
+            text = f"#{key_id}\n" + "".join(f"{d}\n" for d in digests)
+            write_atomically(self._applied_path(api_url, name), text, sync=False)
+        except OSError as e:
+            raise self._error("write", e) from e
+
+    def load_applied(self, name: str) -> list[str] | None:
+        found = self._read_applied(self.api_url, name)
+        if found is None or self._hasher is None or found[0] != self._hasher.key_id:
+            return None  # unknown, or made under another key: not comparable
+        return found[1]
+
+    def _read_applied(self, api_url: str, name: str) -> tuple[str, list[str]] | None:
+        try:
+            lines = self._applied_path(api_url, name).read_text(encoding="utf-8").split()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise self._error("read", e) from e
+        if not lines or not lines[0].startswith("#"):
+            return None
+        return lines[0][1:], lines[1:]
+
+    # -- export and import ----------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        apis: dict[str, Any] = {}
+        for api_url in sorted(set(self._all) | set(self._blobs)):
+            names = self._all.get(api_url, {})
+            applied = {}
+            for name in sorted(names):
+                found = self._read_applied(api_url, name)
+                if found is not None:
+                    applied[name] = {"key_id": found[0], "digests": found[1]}
+            apis[api_url] = {
+                "entries": {name: names[name] for name in sorted(names)},
+                "applied": applied,
+                "blobs": self._blobs.get(api_url, {}),
+            }
+        return apis
+
+    def restore(self, apis: Mapping[str, Any]) -> None:
+        for api_url, part in apis.items():
+            for name, value in part.get("entries", {}).items():
+                record = {"api": api_url, "name": name, "entry": value}
+                self._append(record, durable=False)
+                self._replay(record)
+            for name, kinds in part.get("blobs", {}).items():
+                for kind, value in kinds.items():
+                    record = {"api": api_url, "name": name, "blob": kind, "value": value}
+                    self._append(record, durable=False)
+                    self._replay(record)
+            for name, applied in part.get("applied", {}).items():
+                self._save_applied(api_url, name, applied["key_id"], applied["digests"])
+        self._entries = {
+            name: entry_from_json(value, self._hasher)
+            for name, value in self._all.get(self.api_url, {}).items()
+        }
+        self.compact()
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold the apply lock on `directory`, or raise LockHeldError at once.
+
+    A directory that cannot hold the lock (read-only, under a file, a `lock` that is a
+    directory) is a StateError naming the path, never a traceback.
+    """
+    from filelock import FileLock, Timeout
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StateError(f"cannot create the state directory {directory}: {e}") from e
+    lock = FileLock(str(directory / "lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockHeldError(
+            f"another sprunner apply holds the lock on {directory}; "
+            "it is released when that process ends"
+        ) from None
+    except OSError as e:
+        raise StateError(
+            f"cannot lock the state directory {directory}: {e.strerror or e} "
+            f"({directory / 'lock'}); it must be a writable directory"
+        ) from e
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,77 @@
+"""Keyed one-way hashes for everything the state stores about request content.
+
+An unsalted sha256 of a request is a brute-force oracle: a short secret in a header or a
+URL is recovered by hashing guesses. So every fingerprint and request digest the state
+keeps is an HMAC-SHA256 under a key derived from the API key, and the key is never
+written anywhere: without the API key, the stored values cannot be reproduced, so they
+tell nothing about the content.
+
+Derivation: `state_key = HMAC-SHA256(api_key, "sprunner state v2")`. A short public
+`key_id` (an HMAC of a constant under that key) prefixes each collection fingerprint, so a
+fingerprint made under another key (or unkeyed, by state version 1) is recognised and
+treated as unknown, never compared.
+
+This is the one keyed function: `reconcile/plan.py` compares and `reconcile/execute.py`
+records through a `Hasher`, which the state hands out as `state.hasher`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sprunner.jobfile.model import DesiredCollection
+
+DERIVATION_LABEL = b"sprunner state v2"
+KEY_ID_LENGTH = 12  # hex characters
+REQUEST_DIGEST_LENGTH = 16  # hex characters, each half of `key:content`
+
+
+@dataclass(frozen=True)
+class Hasher:
+    """HMAC-SHA256 under a key derived from the API key. Never shows its key."""
+
+    key: bytes = field(repr=False)
+
+    @classmethod
+    def from_api_key(cls, api_key: str) -> Hasher:
+        key = hmac.new(api_key.encode("utf-8"), DERIVATION_LABEL, hashlib.sha256).digest()
+        return cls(key)
+
+    def _mac(self, label: str, *parts: str) -> str:
+        mac = hmac.new(self.key, label.encode(), hashlib.sha256)
+        for part in parts:
+            mac.update(b"\x00")
+            mac.update(part.encode("utf-8"))
+        return mac.hexdigest()
+
+    @cached_property
+    def key_id(self) -> str:
+        return self._mac("key id")[:KEY_ID_LENGTH]
+
+    def owns(self, fingerprint: str) -> bool:
+        """Whether `fingerprint` was made under this key."""
+        return fingerprint.startswith(self.key_id + ":")
+
+    def fingerprint(self, collection: DesiredCollection) -> str:
+        """The keyed fingerprint of a collection's content (name and requests, in order).
+
+        Keyed over the collection's own content digest, which is cached and never stored,
+        so a 50,000-request collection is serialised once per apply, not twice.
+        """
+        return f"{self.key_id}:{self._mac('collection', collection.name, collection.fingerprint)}"
+
+    def request_digest(self, request: Mapping[str, Any]) -> str:
+        """`key:content`, both keyed; the key follows a request across edits (custom_id,
+        else url), for the added / removed / changed counts of `plan`."""
+        from sprunner.jobfile.model import canonical_json
+
+        key = str(request.get("custom_id") or request.get("url") or "")
+        key_digest = self._mac("request key", key)[:REQUEST_DIGEST_LENGTH]
+        content_digest = self._mac("request", canonical_json(request))[:REQUEST_DIGEST_LENGTH]
+        return f"{key_digest}:{content_digest}"
