@@ -193,6 +193,7 @@ class _Loader:
                 run=policy,
                 secrets=expansion.secrets,
                 display_requests=expansion.display,
+                masked=expansion.masked,
             )
         )
 

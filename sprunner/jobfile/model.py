@@ -74,6 +74,10 @@ class DesiredCollection:
     # The same requests rendered with every env() value shown as "***", for `render` and
     # `plan`; None when the collection used no env() value (then `requests` is shown).
     display_requests: tuple[Mapping[str, Any], ...] | None = None
+    # Every rendered string made with env() (directly, through filters, loops or
+    # concatenation) -> its display form (the same template rendered with env() as "***").
+    # See masking.py: this is taint, not a search for the raw value.
+    masked: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -88,6 +92,32 @@ class DesiredCollection:
     def credits(self) -> int:
         """What one run costs: 1 credit per plain request, 5 per browser request."""
         return sum(request_credits(r) for r in self.requests)
+
+    @cached_property
+    def _masked_urls(self) -> dict[str, str]:
+        from sprunner.jobfile.masking import url_keys
+
+        return url_keys(self.masked)
+
+    def mask_value(self, value: str) -> str | None:
+        """The display form of a rendered secret-bearing string; None for any other."""
+        return self.masked.get(value)
+
+    def mask_url(self, url: str) -> str | None:
+        """The display form of a URL the API echoes back (a failed job's `url`).
+
+        Matches one of this collection's secret-bearing rendered URLs exactly, or after the
+        API's normalisation (percent-encoding, host case, default port; masking.url_key).
+        None when the URL is not secret-bearing: then it is shown as it is.
+        """
+        if not self.masked:
+            return None
+        exact = self.masked.get(url)
+        if exact is not None:
+            return exact
+        from sprunner.jobfile.masking import url_key
+
+        return self._masked_urls.get(url_key(url))
 
     def shown_requests(self) -> tuple[Mapping[str, Any], ...]:
         return self.requests if self.display_requests is None else self.display_requests

@@ -22,13 +22,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from sprunner.jobfile.masking import SECRET_MASK
 from sprunner.jobfile.yamlload import PMap
+
+__all__ = ["SECRET_MASK"]  # re-exported: load.py and expand.py take it from here
 
 ITER_LIMIT = 10_000_000  # a lazy sequence longer than this is never listed
 MAX_LINES_BYTES = 50 * 1024 * 1024
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 _EXPRESSION = re.compile(r"\s*\{\{(.*)\}\}\s*\Z", re.DOTALL)
-SECRET_MASK = "***"
 _MISSING: Any = object()
 
 Path_ = tuple[str | int, ...]
@@ -153,6 +155,9 @@ class Functions:
         self.base_dir, self.root, self.masked = base_dir, root, masked
         self.cache = {} if cache is None else cache
         self.used_env = False
+        # Counts every env() call: a render during which it moved is secret-bearing
+        # (expand.py tracks taint with it, whatever filters the value went through).
+        self.env_calls = 0
         self.secrets: set[str] = set()
 
     def as_dict(self) -> dict[str, Any]:
@@ -167,6 +172,7 @@ class Functions:
 
     def env(self, name: str, default: Any = _MISSING) -> Any:
         self.used_env = True
+        self.env_calls += 1
         _defined(name, default)
         value = os.environ.get(str(name))
         if value is None:

@@ -193,10 +193,16 @@ def test_env_values_are_secret_and_masked(tmp_path: Path, monkeypatch: pytest.Mo
     (collection,) = load(Selection(paths=(path,))).collections
     assert collection.secrets == {"hunter2", "7,8"}
     assert [r["headers"]["Authorization"] for r in collection.requests] == ["Bearer hunter2"] * 2
+    # Loop values made with env() are secret-bearing too (taint, not a search for "7,8").
     assert collection.shown_requests() == (
-        {"url": "https://a.example.com/7", "headers": {"Authorization": "Bearer ***"}},
-        {"url": "https://a.example.com/8", "headers": {"Authorization": "Bearer ***"}},
+        {"url": "https://a.example.com/***", "headers": {"Authorization": "Bearer ***"}},
+        {"url": "https://a.example.com/***", "headers": {"Authorization": "Bearer ***"}},
     )
+    assert collection.masked == {
+        "https://a.example.com/7": "https://a.example.com/***",
+        "https://a.example.com/8": "https://a.example.com/***",
+        "Bearer hunter2": "Bearer ***",
+    }
 
 
 def test_a_value_computed_from_a_secret_is_masked_whole(
