@@ -194,14 +194,14 @@ class Functions:
 
 
 def _read_lines(target: Path, name: str) -> tuple[str, ...]:
+    from sprunner.jobfile.files import Refused, read_regular
+
     try:
-        if target.stat().st_size > MAX_LINES_BYTES:
-            raise FunctionError(f"lines({name!r}): file larger than {MAX_LINES_BYTES:,} bytes")
-        text = target.read_text("utf-8")
+        text = read_regular(target, MAX_LINES_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise FunctionError(f"lines({name!r}): not valid UTF-8") from None
-    except OSError as e:
-        raise FunctionError(f"lines({name!r}): {e.strerror or e}") from None
+    except Refused as e:
+        raise FunctionError(f"lines({name!r}): {e.reason}") from None
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
