@@ -135,6 +135,7 @@ class CollectionExpander:
         self.variables = variables
         self.base = {**compiler.jinja_globals, **self.functions.as_dict(), **variables}
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def _problem(self, entry: _Entry, error: TemplateProblem) -> None:
         head, *rest = error.path
@@ -184,8 +185,20 @@ class CollectionExpander:
                     raise
                 raise self._shown_loop_error(name, value, e) from None
             tainted.append(self.functions.env_calls != before)
+            self._note((*entry.path, "foreach", name), tainted=tainted[-1])
         entry.loop_names, entry.loop_values = tuple(names), tuple(values)
         entry.loop_tainted = tuple(tainted)
+
+    def _note(self, at: Path_, *, tainted: bool = True) -> None:
+        """Turn what the functions noted (a reversed date_range) into warnings at `at`.
+
+        Dates made with env() are not quoted (`tainted`; assumed while rendering requests).
+        """
+        for note in sorted(self.functions.notes):
+            if tainted and self.functions.used_env:
+                note = re.sub(r"date_range\([^)]*\)", "date_range(...)", note)
+            self.warnings.append(self.report(at, f"{note}, in collection {self.name!r}"))
+        self.functions.notes.clear()
 
     def _shown_loop_error(self, name: str, value: Any, error: TemplateProblem) -> TemplateProblem:
         """A loop that failed with env(): its error as the masked evaluation words it."""
@@ -237,7 +250,8 @@ class CollectionExpander:
             kept.append(request)
         if self.problems:
             return None
-        warnings = []
+        self._note(self.path)  # noted while rendering the requests themselves
+        warnings = self.warnings
         if dropped:
             count = len(dropped)
             message = (

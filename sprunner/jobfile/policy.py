@@ -46,6 +46,35 @@ def parse_max_failed(value: Any) -> MaxFailed | None:
     return None
 
 
+# A leap day fires every 4 years, but 2100 is not a leap year: 2096 to 2104 is 8.
+_NEVER_YEARS = 10
+
+
+def schedule_problem(schedule: Any) -> str | None:
+    """Why `schedule` is not a 5-field cron expression that fires; None when it is.
+
+    croniter accepts 6 and 7 fields (seconds, years) and `@daily`, and accepts `0 0 31 2 *`
+    only to raise CroniterBadDateError later, when the next fire time is computed during an
+    apply: the next fire time is computed here instead, so that apply never meets it.
+    """
+    # croniter costs an import; only files with a schedule pay for it.
+    import datetime as dt
+
+    from croniter import CroniterError, croniter
+
+    text = str(schedule)
+    if len(text.split()) != 5:
+        return f"expected a cron expression of 5 fields (minute hour day month weekday), got {text!r}"
+    if not croniter.is_valid(text):
+        return f"not a valid cron expression: {text!r}"
+    start = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    try:
+        croniter(text, start, max_years_between_matches=_NEVER_YEARS).get_next(dt.datetime)
+    except (CroniterError, ValueError, OverflowError):
+        return f"the cron expression {text!r} never fires (no such date)"
+    return None
+
+
 def parse_policy(run: dict[str, Any] | None, report: Report) -> tuple[RunPolicy, list[Problem]]:
     """The policy, and a problem for each value the schema could not rule out."""
     if not run:
@@ -67,11 +96,9 @@ def parse_policy(run: dict[str, Any] | None, report: Report) -> tuple[RunPolicy,
             values["max_failed"] = max_failed
     schedule = run.get("schedule")
     if schedule is not None:
-        # croniter costs an import; only files with a schedule pay for it.
-        from croniter import croniter
-
-        if not croniter.is_valid(schedule):
-            problems.append(report("schedule", f"not a valid cron expression: {schedule!r}"))
+        problem = schedule_problem(schedule)
+        if problem:
+            problems.append(report("schedule", problem))
         values["schedule"] = schedule
     for key in ("when", "overlap"):
         if key in run:
