@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sprunner.errors import Problem
+from sprunner.jobfile.masking import secret_pairs, tidy_display
 from sprunner.jobfile.model import canonical_json
 from sprunner.jobfile.templates import (
     SECRET_MASK,
@@ -32,7 +33,6 @@ from sprunner.jobfile.templates import (
     TemplateProblem,
     as_loop_values,
 )
-from sprunner.jobfile.masking import secret_pairs, tidy_display
 
 _URL = re.compile(
     r"https?://(?:[^/?#@\s]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^/?#@\s:\[\]]+)(?::\d*)?(?:[/?#]\S*)?\Z",

@@ -18,7 +18,7 @@ from typing import Any
 from sprunner.errors import JobFileError, Problem, UsageError
 from sprunner.jobfile.expand import CollectionExpander
 from sprunner.jobfile.model import DesiredCollection
-from sprunner.jobfile.policy import parse_policy
+from sprunner.jobfile.policy import parse_policy, parse_results
 from sprunner.jobfile.schema import locate, validate_document
 from sprunner.jobfile.templates import SECRET_MASK, Functions, Path_, TemplateCompiler, plain
 from sprunner.jobfile.yamlload import PMap, format_path, load_yaml
@@ -236,12 +236,12 @@ class _Loader:
                 tags=tuple(spec.get("tags") or ()),
                 requests=expansion.requests,
                 run=policy,
+                results=parse_results(spec.get("results"), os.path.dirname(job.path) or "."),
                 secrets=expansion.secrets,
                 display_requests=expansion.display,
                 masked=expansion.masked,
             )
         )
-
 
     def _check_case(self, name: str, here: Problem) -> None:
         """Warn on names equal but for case: easy to confuse, and a service may fold case."""

@@ -7,12 +7,19 @@ duration above zero) and the conversion of durations to seconds.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 from sprunner.errors import Problem
-from sprunner.jobfile.model import MaxFailed, RunPolicy
+from sprunner.jobfile.model import (
+    DEFAULT_RESULT_FIELDS,
+    MaxFailed,
+    ResultsSpec,
+    RetryPolicy,
+    RunPolicy,
+)
 
 _DURATION = re.compile(r"(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?\Z")
 
@@ -64,7 +71,9 @@ def schedule_problem(schedule: Any) -> str | None:
 
     text = str(schedule)
     if len(text.split()) != 5:
-        return f"expected a cron expression of 5 fields (minute hour day month weekday), got {text!r}"
+        return (
+            f"expected a cron expression of 5 fields (minute hour day month weekday), got {text!r}"
+        )
     if not croniter.is_valid(text):
         return f"not a valid cron expression: {text!r}"
     start = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
@@ -103,4 +112,41 @@ def parse_policy(run: dict[str, Any] | None, report: Report) -> tuple[RunPolicy,
     for key in ("when", "overlap"):
         if key in run:
             values[key] = run[key]
+    if "retry" in run:
+        retry, retry_problems = parse_retry(run["retry"], report)
+        values["retry"] = retry
+        problems += retry_problems
     return RunPolicy(**values), problems
+
+
+def parse_retry(retry: dict[str, Any], report: Report) -> tuple[RetryPolicy, list[Problem]]:
+    """`run.retry`; the schema has checked attempts (0..10), `on` and the delay's shape."""
+    values: dict[str, Any] = {}
+    if "attempts" in retry:
+        values["attempts"] = int(retry["attempts"])
+    if "on" in retry:
+        values["on"] = frozenset(retry["on"])
+    if "delay" in retry:
+        seconds = parse_duration(retry["delay"])
+        if seconds is None or seconds < 0:
+            return RetryPolicy(**values), [
+                report("retry.delay", "expected a duration such as 30s or 1m, or 0")
+            ]
+        values["delay"] = seconds
+    return RetryPolicy(**values), []
+
+
+def parse_results(results: dict[str, Any] | None, folder: str) -> ResultsSpec | None:
+    """The `results:` block, with a local `to` made absolute against `folder`.
+
+    `folder` is the folder of the job file as the user named it (not resolved through
+    symlinks), so `to: results/` lands beside the job file whatever the current directory.
+    An fsspec URL (anything with `://`) is kept as written.
+    """
+    if results is None:
+        return None
+    to = str(results["to"])
+    if "://" not in to:
+        to = os.path.abspath(os.path.join(folder, os.path.expanduser(to)))
+    fields = tuple(results.get("fields") or DEFAULT_RESULT_FIELDS)
+    return ResultsSpec(to=to, format=results.get("format", "jsonl.gz"), fields=fields)

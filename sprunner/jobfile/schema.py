@@ -139,6 +139,8 @@ def _simple_message(kind: str, expected: Any, instance: Any, error: Any) -> str:
         return "must not be empty"
     if kind == "minimum":
         return f"must be at least {expected}, got {got(instance)}"
+    if kind == "maximum":
+        return f"must be at most {expected}, got {got(instance)}"
     if kind == "exclusiveMinimum":
         return f"must be more than {expected}, got {got(instance)}"
     if kind == "uniqueItems":

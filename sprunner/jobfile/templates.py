@@ -130,7 +130,12 @@ def _now(fmt: str | None = None) -> str:
 
 
 def _date_range(
-    start: Any, end: Any, step_days: int = 1, fmt: str = "%Y-%m-%d", *, notes: set[str] | None = None
+    start: Any,
+    end: Any,
+    step_days: int = 1,
+    fmt: str = "%Y-%m-%d",
+    *,
+    notes: set[str] | None = None,
 ) -> LazySeq:
     """Dates from `start` to `end`, both included, every `step_days` days.
 

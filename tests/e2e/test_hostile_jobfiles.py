@@ -322,7 +322,7 @@ def test_lines_of_a_fifo_or_a_folder_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "urls.txt")
     (tmp_path / "dir.txt").mkdir()  # (a device resolves outside the tree: refused earlier)
     for name, reason in (("urls.txt", "FIFO"), ("dir.txt", "a directory")):
-        request = f"url: \"{{{{ u }}}}\"\nforeach: {{u: \"{{{{ lines('{name}') }}}}\"}}"
+        request = f'url: "{{{{ u }}}}"\nforeach: {{u: "{{{{ lines(\'{name}\') }}}}"}}'
         path = one_request(tmp_path, request)
         result = validate_json(path)
         assert result["exit_code"] == 2, result

@@ -56,7 +56,9 @@ def job(var: str = VAR) -> dict[str, object]:
                         # A loop value made with env() taints every template using it.
                         "url": "https://a.example.com/{{ i }}/{{ t | urlencode }}",
                         "foreach": {
-                            "t": "{{ [env('VAR') | upper, env('VAR') ~ '-2'] }}".replace("VAR", var),
+                            "t": "{{ [env('VAR') | upper, env('VAR') ~ '-2'] }}".replace(
+                                "VAR", var
+                            ),
                             "i": [1, 2],
                         },
                     },
@@ -99,13 +101,15 @@ def strings(value: object) -> Iterator[str]:
 
 # Secrets of 1 to 5 characters, with quotes, backslashes, spaces, %, + and non-ASCII.
 short_secrets = st.text(
-    alphabet=st.sampled_from('ab"\\ %+/?#&=\'Zé€1_'), min_size=1, max_size=5
+    alphabet=st.sampled_from("ab\"\\ %+/?#&='Zé€1_"), min_size=1, max_size=5
 ).filter(lambda s: s.strip() and "***" not in s)
 
 
 @settings(max_examples=40, deadline=None)
 @given(first=short_secrets, second=short_secrets)
-def test_display_never_depends_on_the_secret(tmp_path_factory: pytest.TempPathFactory, first: str, second: str) -> None:
+def test_display_never_depends_on_the_secret(
+    tmp_path_factory: pytest.TempPathFactory, first: str, second: str
+) -> None:
     folder = tmp_path_factory.mktemp("taint")
     with secret(first):
         one = load_one(folder, job())
@@ -179,7 +183,10 @@ def test_a_plain_collection_has_nothing_masked(tmp_path: Path) -> None:
     ],
 )
 def test_errors_never_quote_a_value_made_with_env(tmp_path: Path, url: str, quoted: str) -> None:
-    document = {"version": 1, "collections": [{"name": "c", "requests": [{"url": url.replace("VAR", VAR)}]}]}
+    document = {
+        "version": 1,
+        "collections": [{"name": "c", "requests": [{"url": url.replace("VAR", VAR)}]}],
+    }
     with secret(quoted), pytest.raises(JobFileError) as caught:
         load_one(tmp_path, document)
     text = str(caught.value)
