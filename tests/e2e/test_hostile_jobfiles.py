@@ -17,10 +17,15 @@ security view of the same ground, with the bounds measured.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 import time
 import tracemalloc
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 from click.testing import CliRunner, Result
@@ -251,11 +256,6 @@ def job_file(folder: Path, name: str, collection: str) -> Path:
 
 def validate_json(*paths: Path) -> dict[str, object]:
     """`validate --json` in a subprocess with a deadline: a hang fails, never blocks."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     command = [sys.executable, "-m", "sprunner", "validate", "--json", *map(str, paths)]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=60, env={**os.environ}, check=False
@@ -295,8 +295,6 @@ def test_a_symlinked_folder_leaving_the_tree_is_refused(tmp_path: Path) -> None:
 
 
 def test_special_files_named_yaml_are_refused_without_hanging(tmp_path: Path) -> None:
-    import os
-
     tree = tmp_path / "jobs"
     job_file(tree, "good.yaml", "good")
     os.mkfifo(tree / "fifo.yaml")
@@ -317,8 +315,6 @@ def test_special_files_named_yaml_are_refused_without_hanging(tmp_path: Path) ->
 
 
 def test_lines_of_a_fifo_or_a_folder_is_refused(tmp_path: Path) -> None:
-    import os
-
     os.mkfifo(tmp_path / "urls.txt")
     (tmp_path / "dir.txt").mkdir()  # (a device resolves outside the tree: refused earlier)
     for name, reason in (("urls.txt", "FIFO"), ("dir.txt", "a directory")):
@@ -352,3 +348,49 @@ def test_names_differing_only_by_case_warn(tmp_path: Path) -> None:
     assert warning["file"] == str(tmp_path / "b.yaml") and warning["line"] == 3
     assert "'shop' differs from 'Shop'" in warning["message"]
     assert str(tmp_path / "a.yaml") in warning["message"]
+
+
+# -- env() values through filters, loops and escapes (issue #12 points 1-2) ----------------
+def test_render_and_validate_never_show_a_short_secret_through_filters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = 'Zq"\\7'  # 5 characters (under the old 6-character floor), a quote, a backslash
+    monkeypatch.setenv("SPRUNNER_HOSTILE_TOKEN", secret)
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            collections:
+              - name: c
+                requests:
+                  - url: "https://x.example/?t={{ env('SPRUNNER_HOSTILE_TOKEN') | urlencode }}"
+                    headers:
+                      A: "{{ env('SPRUNNER_HOSTILE_TOKEN') | upper | trim }}"
+                      B: "{{ env('SPRUNNER_HOSTILE_TOKEN') | replace('q', 'Q') }}-suffix"
+                      C: "{{ env('SPRUNNER_HOSTILE_TOKEN') | tojson }}"
+                  - url: "https://x.example/{{ t | urlencode }}"
+                    foreach: {t: "{{ [env('SPRUNNER_HOSTILE_TOKEN') | lower] }}"}
+            """
+        )
+    )
+    result = CliRunner().invoke(cli, ["render", "--json", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    forms = {secret, secret.upper(), secret.lower(), secret.replace("q", "Q")}
+    forms |= {quote(f, safe="") for f in forms} | {json.dumps(f)[1:-1] for f in forms}
+    forms |= {quote_plus(f) for f in forms}
+    leaked = sorted(f for f in forms if f in result.output)
+    assert not leaked, (leaked, result.output)
+    assert "https://x.example/?t=***" in result.output
+    assert "https://x.example/***" in result.output
+
+
+def test_a_bad_url_made_with_env_is_reported_without_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPRUNNER_HOSTILE_HOST", "intranet-db")
+    path = one_request(tmp_path, "url: \"{{ env('SPRUNNER_HOSTILE_HOST') | upper }}/x\"")
+    result = validate(path)
+    assert result.exit_code == 2
+    assert "jobs.yaml:5:" in result.output and "made with env()" in result.output
+    assert "INTRANET-DB" not in result.output and "intranet-db" not in result.output
