@@ -109,11 +109,39 @@ class Expansion:
     masked: dict[str, str]  # secret-bearing rendered string -> its masked form
 
 
-def _dedupe_key(request: dict[str, Any]) -> Any:
+def _digest(request: dict[str, Any]) -> int:
     try:  # flat requests (the common case) hash as they are, far cheaper than JSON
-        return frozenset(request.items())
+        return hash(frozenset(request.items()))
     except TypeError:
-        return canonical_json(request)
+        return hash(canonical_json(request))
+
+
+class _Dedup:
+    """Exact duplicate detection that keeps one int per request, not a copy of its key.
+
+    Keeping the full keys (a frozenset per request) was half the memory of a 5,000,000
+    request validate (issue #17). A digest alone could drop a distinct request on a hash
+    collision, so an equal digest is confirmed by comparing with the kept request itself.
+    """
+
+    def __init__(self, kept: list[dict[str, Any]]) -> None:
+        self.kept = kept
+        self.first: dict[int, int] = {}  # digest -> index in kept
+        self.clashes: dict[int, list[int]] = {}  # digest -> later distinct requests
+
+    def add(self, request: dict[str, Any]) -> bool:
+        """Keep `request` unless an equal one is kept already; True when it was kept."""
+        digest = _digest(request)
+        first = self.first.get(digest)
+        if first is None:
+            self.first[digest] = len(self.kept)
+        else:
+            others = self.clashes.get(digest, ())
+            if self.kept[first] == request or any(self.kept[i] == request for i in others):
+                return False
+            self.clashes.setdefault(digest, []).append(len(self.kept))
+        self.kept.append(request)
+        return True
 
 
 class CollectionExpander:
@@ -238,16 +266,15 @@ class CollectionExpander:
             )
             self.problems.append(self.report((*self.path, "requests"), message))
             return None
-        kept, dropped, first_dup = [], set(), None
-        seen: set[Any] = set()
+        kept: list[dict[str, Any]] = []
+        dropped: set[int] = set()
+        first_dup = None
+        dedup = _Dedup(kept)
         for index, (entry, request) in enumerate(self._render(self.base, check=True)):
-            key = _dedupe_key(request)
-            if key in seen:
+            if not dedup.add(request):
                 dropped.add(index)
                 first_dup = first_dup or entry.path
-                continue
-            seen.add(key)
-            kept.append(request)
+        del dedup
         if self.problems:
             return None
         self._note(self.path)  # noted while rendering the requests themselves

@@ -328,3 +328,20 @@ def test_a_reversed_date_range_warns(tmp_path: Path) -> None:
         "date_range(2024-01-31, 2024-01-01) gives no date: the end is before the start "
         "(step +1 days), in collection 'c'"
     )
+
+
+def test_dedup_by_digest_survives_hash_collisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sprunner.jobfile import expand
+
+    monkeypatch.setattr(expand, "_digest", lambda request: 0)  # every request collides
+    body = (
+        '      - url: "https://a.example.com/{{ i % 3 }}"\n'
+        '        foreach: {i: "{{ range(9) }}"}\n'
+        "      - url: https://a.example.com/9\n"
+    )
+    loaded = load(Selection(paths=(write(tmp_path, "f.yaml", collection_file("c", body)),)))
+    urls = [r["url"] for r in loaded.collections[0].requests]
+    assert urls == [f"https://a.example.com/{n}" for n in (0, 1, 2, 9)]
+    assert "6 requests of collection 'c' are identical" in str(loaded.warnings[0])
