@@ -5,6 +5,9 @@ Runs `sprunner validate` in a subprocess so the peak RSS measured is that of the
 validation alone, not of this script.
 
     python bench/bench_validate.py [--collections 20] [--per 50000]
+    python bench/bench_validate.py --collections 1 --per 1000000   # one big collection
+
+With more than 50,000 requests a collection, `--max-requests` is raised to match.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ def main() -> int:
         folder = Path(tmp)
         write_files(folder, args.collections, args.per)
         command = [sys.executable, "-m", "sprunner", "validate", str(folder)]
+        command += ["--max-requests", str(max(args.per, 50_000))]
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start

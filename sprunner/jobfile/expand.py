@@ -17,11 +17,12 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sprunner.errors import Problem
+from sprunner.jobfile.masking import secret_pairs, tidy_display
 from sprunner.jobfile.model import canonical_json
 from sprunner.jobfile.templates import (
     SECRET_MASK,
@@ -91,6 +92,8 @@ class _Entry:
     fields: list[tuple[str, Any, Renderable | None]]
     loop_names: tuple[str, ...] = ()
     loop_values: tuple[Any, ...] = ()
+    loop_tainted: tuple[bool, ...] = ()  # the loop's values were computed with env()
+    foreach: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -103,13 +106,42 @@ class Expansion:
     display: tuple[dict[str, Any], ...] | None
     secrets: frozenset[str]
     warnings: tuple[Problem, ...]
+    masked: dict[str, str]  # secret-bearing rendered string -> its masked form
 
 
-def _dedupe_key(request: dict[str, Any]) -> Any:
+def _digest(request: dict[str, Any]) -> int:
     try:  # flat requests (the common case) hash as they are, far cheaper than JSON
-        return frozenset(request.items())
+        return hash(frozenset(request.items()))
     except TypeError:
-        return canonical_json(request)
+        return hash(canonical_json(request))
+
+
+class _Dedup:
+    """Exact duplicate detection that keeps one int per request, not a copy of its key.
+
+    Keeping the full keys (a frozenset per request) was half the memory of a 5,000,000
+    request validate (issue #17). A digest alone could drop a distinct request on a hash
+    collision, so an equal digest is confirmed by comparing with the kept request itself.
+    """
+
+    def __init__(self, kept: list[dict[str, Any]]) -> None:
+        self.kept = kept
+        self.first: dict[int, int] = {}  # digest -> index in kept
+        self.clashes: dict[int, list[int]] = {}  # digest -> later distinct requests
+
+    def add(self, request: dict[str, Any]) -> bool:
+        """Keep `request` unless an equal one is kept already; True when it was kept."""
+        digest = _digest(request)
+        first = self.first.get(digest)
+        if first is None:
+            self.first[digest] = len(self.kept)
+        else:
+            others = self.clashes.get(digest, ())
+            if self.kept[first] == request or any(self.kept[i] == request for i in others):
+                return False
+            self.clashes.setdefault(digest, []).append(len(self.kept))
+        self.kept.append(request)
+        return True
 
 
 class CollectionExpander:
@@ -131,6 +163,7 @@ class CollectionExpander:
         self.variables = variables
         self.base = {**compiler.jinja_globals, **self.functions.as_dict(), **variables}
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def _problem(self, entry: _Entry, error: TemplateProblem) -> None:
         head, *rest = error.path
@@ -161,26 +194,59 @@ class CollectionExpander:
             if message:
                 self.problems.append(self.report(origin[key], message))
             entry.fields.append((key, const, renderable))
+        entry.foreach = merged.get("foreach") or {}
         try:
-            self._loops(entry, merged.get("foreach") or {})
+            self._loops(entry, entry.foreach)
         except TemplateProblem as e:
             self._problem(entry, e)
         self.entries.append(entry)
 
     def _loops(self, entry: _Entry, foreach: dict[str, Any]) -> None:
-        names, values = [], []
+        names, values, tainted = [], [], []
         for name, value in foreach.items():
-            where: Path_ = ("foreach", name)
-            if isinstance(value, str):
-                items = as_loop_values(self.compiler.evaluate(value, self.base, where), where)
-            else:
-                items = []
-                for i, item in enumerate(value):
-                    const, renderable = self.compiler.compile_value(item, (*where, i))
-                    items.append(const if renderable is None else renderable.render(self.base))
+            before = self.functions.env_calls
             names.append(name)
-            values.append(items)
+            try:
+                values.append(self._loop_values(self.base, name, value))
+            except TemplateProblem as e:
+                if self.functions.env_calls == before:
+                    raise
+                raise self._shown_loop_error(name, value, e) from None
+            tainted.append(self.functions.env_calls != before)
+            self._note((*entry.path, "foreach", name), tainted=tainted[-1])
         entry.loop_names, entry.loop_values = tuple(names), tuple(values)
+        entry.loop_tainted = tuple(tainted)
+
+    def _note(self, at: Path_, *, tainted: bool = True) -> None:
+        """Turn what the functions noted (a reversed date_range) into warnings at `at`.
+
+        Dates made with env() are not quoted (`tainted`; assumed while rendering requests).
+        """
+        for note in sorted(self.functions.notes):
+            if tainted and self.functions.used_env:
+                note = re.sub(r"date_range\([^)]*\)", "date_range(...)", note)
+            self.warnings.append(self.report(at, f"{note}, in collection {self.name!r}"))
+        self.functions.notes.clear()
+
+    def _shown_loop_error(self, name: str, value: Any, error: TemplateProblem) -> TemplateProblem:
+        """A loop that failed with env(): its error as the masked evaluation words it."""
+        try:
+            self._loop_values(self._masked_base(), name, value)
+        except TemplateProblem as masked_error:
+            return masked_error
+        return TemplateProblem(
+            error.path, "fails with the value of env() (not shown: the error may quote it)"
+        )
+
+    def _loop_values(self, base: dict[str, Any], name: str, value: Any) -> Sequence[Any]:
+        where: Path_ = ("foreach", name)
+        if isinstance(value, str):
+            return as_loop_values(self.compiler.evaluate(value, base, where), where)
+        items = []
+        for i, item in enumerate(value):
+            const, renderable = self.compiler.compile_value(item, (*where, i))
+            items.append(const if renderable is None else renderable.render(base))
+        return items
 
     entries: list[_Entry]
 
@@ -200,20 +266,19 @@ class CollectionExpander:
             )
             self.problems.append(self.report((*self.path, "requests"), message))
             return None
-        loops_used_env = self.functions.used_env
-        kept, dropped, first_dup = [], set(), None
-        seen: set[Any] = set()
+        kept: list[dict[str, Any]] = []
+        dropped: set[int] = set()
+        first_dup = None
+        dedup = _Dedup(kept)
         for index, (entry, request) in enumerate(self._render(self.base, check=True)):
-            key = _dedupe_key(request)
-            if key in seen:
+            if not dedup.add(request):
                 dropped.add(index)
                 first_dup = first_dup or entry.path
-                continue
-            seen.add(key)
-            kept.append(request)
+        del dedup
         if self.problems:
             return None
-        warnings = []
+        self._note(self.path)  # noted while rendering the requests themselves
+        warnings = self.warnings
         if dropped:
             count = len(dropped)
             message = (
@@ -222,14 +287,20 @@ class CollectionExpander:
                 "and sent once"
             )
             warnings.append(self.report(first_dup or self.path, message))
-        display = None
         secrets = frozenset(s for s in self.functions.secrets if s)
-        if self.functions.used_env:
-            display = self._display(dropped, secrets if loops_used_env else frozenset())
-        return Expansion(tuple(kept), display, secrets, tuple(warnings))
+        if not self.functions.used_env:
+            return Expansion(tuple(kept), None, secrets, tuple(warnings), {})
+        display = self._display(dropped)
+        return Expansion(
+            tuple(kept), display, secrets, tuple(warnings), secret_pairs(kept, display)
+        )
 
     def _render(
-        self, base: dict[str, Any], *, check: bool
+        self,
+        base: dict[str, Any],
+        *,
+        check: bool,
+        loops: Callable[[_Entry], tuple[Sequence[Any], ...]] | None = None,
     ) -> Iterator[tuple[_Entry, dict[str, Any]]]:
         """Requests in order; with `check`, an entry stops at its first problem."""
         for entry in self.entries:
@@ -239,22 +310,29 @@ class CollectionExpander:
                 for k, _, r in fields
                 if r is not None and k in _RENDERED_CHECKS
             ]
-            for combo in itertools.product(*entry.loop_values):
+            tainted_loop = any(entry.loop_tainted)
+            loop_values = entry.loop_values if loops is None else loops(entry)
+            for combo in itertools.product(*loop_values):
                 ctx = base
                 if names:
                     ctx = base.copy()
                     ctx.update(zip(names, combo, strict=False))
+                calls = self.functions.env_calls
                 try:
                     request = {k: c if r is None else r.render(ctx) for k, c, r in fields}
                 except TemplateProblem as e:
                     if check:
-                        self._problem(entry, e)
+                        tainted = tainted_loop or self.functions.env_calls != calls
+                        self._problem(entry, self._shown_error(entry, combo, e) if tainted else e)
                         break
                     # Display pass: a value computed from a secret is shown masked whole.
                     request = {k: c if r is None else SECRET_MASK for k, c, r in fields}
                 message = None
                 for key, problem_of in checks if check else ():
                     message = problem_of(request[key])
+                    if message and (tainted_loop or self.functions.env_calls != calls):
+                        # The value came from env(): say what is wrong, never what it is.
+                        message = message.split(", got ")[0] + ", got a value made with env()"
                     if message:
                         self.problems.append(self.report(entry.origin[key], message))
                         break
@@ -262,26 +340,70 @@ class CollectionExpander:
                     break
                 yield entry, request
 
-    def _display(
-        self, dropped: set[int], loop_secrets: frozenset[str]
-    ) -> tuple[dict[str, Any], ...]:
+    def _masked_base(self) -> dict[str, Any]:
         masked = self.make_functions(True)
-        base = {**self.compiler.jinja_globals, **masked.as_dict(), **self.variables}
+        return {**self.compiler.jinja_globals, **masked.as_dict(), **self.variables}
+
+    def _masked_loops(self, entry: _Entry, base: dict[str, Any]) -> tuple[Sequence[Any], ...]:
+        """The loop values as the display sees them: env()-made ones computed with "***".
+
+        The display must have the same number of requests in the same order, so a loop
+        whose masked values differ in number (or fail) shows "***" for each of its items.
+        """
+        shown: list[Sequence[Any]] = []
+        for name, real, tainted in zip(
+            entry.loop_names, entry.loop_values, entry.loop_tainted, strict=True
+        ):
+            if not tainted:
+                shown.append(real)
+                continue
+            try:
+                values = self._loop_values(base, name, entry.foreach[name])
+            except (TemplateProblem, ValueError):
+                values = ()
+            shown.append(values if len(values) == len(real) else [SECRET_MASK] * len(real))
+        return tuple(shown)
+
+    def _shown_error(
+        self, entry: _Entry, combo: tuple[Any, ...], error: TemplateProblem
+    ) -> TemplateProblem:
+        """The error of a render that used env(), as the masked render words it.
+
+        Jinja's messages may quote the values they choke on; the same template rendered
+        with env() as "***" fails the same way in nearly every case, quoting only "***".
+        """
+        base = self._masked_base()
+        ctx = base.copy()
+        # The item at the same position of each masked loop stands for the real one.
+        for name, real, values, item in zip(
+            entry.loop_names, entry.loop_values, self._masked_loops(entry, base), combo, strict=True
+        ):
+            ctx[name] = values[_index_of(real, item)]
+        for key, _const, renderable in entry.fields:
+            if renderable is not None and key == error.path[0]:
+                try:
+                    renderable.render(ctx)
+                except TemplateProblem as masked_error:
+                    return masked_error
+        return TemplateProblem(
+            error.path, "fails with the value of env() (not shown: the error may quote it)"
+        )
+
+    def _display(self, dropped: set[int]) -> tuple[dict[str, Any], ...]:
+        base = self._masked_base()
         shown = []
-        for index, (_entry, request) in enumerate(self._render(base, check=False)):
+
+        def loops(entry: _Entry) -> tuple[Sequence[Any], ...]:
+            return self._masked_loops(entry, base)
+
+        for index, (_entry, request) in enumerate(self._render(base, check=False, loops=loops)):
             if index not in dropped:
-                shown.append(_mask(request, loop_secrets) if loop_secrets else request)
+                shown.append(tidy_display(request))
         return tuple(shown)
 
 
-def _mask(value: Any, secrets: frozenset[str]) -> Any:
-    """Replace secret text that reached a request through a `foreach` loop value."""
-    if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):
-            value = value.replace(secret, SECRET_MASK)
-        return value
-    if isinstance(value, dict):
-        return {k: _mask(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, secrets) for v in value]
-    return value
+def _index_of(values: Sequence[Any], item: Any) -> int:
+    for index, value in enumerate(values):
+        if value is item or value == item:
+            return index
+    return 0

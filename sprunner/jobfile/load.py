@@ -18,7 +18,7 @@ from typing import Any
 from sprunner.errors import JobFileError, Problem, UsageError
 from sprunner.jobfile.expand import CollectionExpander
 from sprunner.jobfile.model import DesiredCollection
-from sprunner.jobfile.policy import parse_policy
+from sprunner.jobfile.policy import parse_policy, parse_results
 from sprunner.jobfile.schema import locate, validate_document
 from sprunner.jobfile.templates import SECRET_MASK, Functions, Path_, TemplateCompiler, plain
 from sprunner.jobfile.yamlload import PMap, format_path, load_yaml
@@ -43,35 +43,78 @@ class JobFile:
     path: Path  # to open
     display: str  # as the user named it, for messages and the report
     root: Path  # the job-file tree lines() may read from (resolved)
+    base: Path | None = None  # the resolved folder of the file, where lines() starts
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A folder, or a symlink to one; a symlink loop is not (it is refused when read)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _walk(top: Path, tree: Path, problems: list[Problem]) -> list[Path]:
+    """Job files under `top`, sorted as paths; symlinked folders followed inside `tree`.
+
+    A symlinked folder that leads outside the tree is an error, never skipped: its files
+    would otherwise vanish from the apply (and `--prune` would delete their collections).
+    A folder reached twice (a loop, or two links to one folder) is walked once.
+    """
+    found: list[Path] = []
+    walked = {os.path.realpath(top)}
+
+    def walk(folder: Path) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            problems.append(Problem(str(folder), None, None, "", f"cannot list: {e.strerror}"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if _is_dir(entry):
+                real = os.path.realpath(entry.path)
+                if entry.is_symlink() and not Path(real).is_relative_to(tree):
+                    message = (
+                        f"a symlinked folder that leads outside the job-file tree {tree} "
+                        f"(to {real}): move it inside, or name it as a path of its own"
+                    )
+                    problems.append(Problem(entry.path, None, None, "", message))
+                elif real not in walked:
+                    walked.add(real)
+                    walk(Path(entry.path))
+            elif entry.name.endswith(_SUFFIXES):
+                found.append(Path(entry.path))  # FIFOs, devices, loops: refused when read
+
+    walk(top)
+    return found
 
 
 def discover(paths: Sequence[Path]) -> list[JobFile]:
     """Job files under `paths`: files as given, directories recursively, sorted.
 
-    Hidden folders and files are skipped (.git, .sprunner, editor backups).
+    Hidden folders and files are skipped (.git, .sprunner, editor backups). Raises
+    JobFileError when a symlinked folder leads outside its tree.
     """
     found: list[JobFile] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
+    problems: list[Problem] = []
     for given in paths:
         if given.is_dir():
-            tree = given.resolve()
-            files = []
-            for folder, dirnames, filenames in os.walk(given):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                files += [
-                    Path(folder, f)
-                    for f in filenames
-                    if f.endswith(_SUFFIXES) and not f.startswith(".")
-                ]
-            candidates = [(f, tree) for f in sorted(files, key=lambda p: p.parts)]
-        elif given.exists():
-            candidates = [(given, given.resolve().parent)]
+            tree = Path(os.path.realpath(given))
+            candidates = [(f, tree) for f in _walk(given, tree, problems)]
+        elif os.path.lexists(given):  # not a regular file? load_yaml says what it is
+            candidates = [(given, Path(os.path.realpath(given)).parent)]
         else:
             raise UsageError(f"no such file or directory: {given}")
         for path, tree in candidates:
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
-                found.append(JobFile(path, str(path), tree))
+            real = os.path.realpath(path)  # never raises, even on a symlink loop
+            if real not in seen:
+                seen.add(real)
+                found.append(JobFile(path, str(path), tree, Path(real).parent))
+    if problems:
+        raise JobFileError(problems)
     if not found:
         raise UsageError(f"no job files (*.yaml, *.yml) in {', '.join(map(str, paths))}")
     return found
@@ -112,6 +155,7 @@ class _Loader:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.names: dict[str, Problem] = {}  # name -> where it was first defined
+        self.folded: dict[str, tuple[str, Problem]] = {}  # casefolded name -> first (name, where)
         self.collections: list[DesiredCollection] = []
 
     def file(self, job: JobFile) -> None:
@@ -149,6 +193,7 @@ class _Loader:
             )
         else:
             self.names[name] = here
+            self._check_case(name, here)
         policy, problems = parse_policy(
             spec.get("run"), lambda key, m: report((*path, "run", key), m)
         )
@@ -156,7 +201,7 @@ class _Loader:
 
         def functions(masked: bool) -> Functions:
             return Functions(
-                base_dir=job.path.resolve().parent,
+                base_dir=job.base or job.path.resolve().parent,
                 root=job.root,
                 masked=masked,
                 cache=self.lines_cache,
@@ -191,10 +236,23 @@ class _Loader:
                 tags=tuple(spec.get("tags") or ()),
                 requests=expansion.requests,
                 run=policy,
+                results=parse_results(spec.get("results"), os.path.dirname(job.path) or "."),
                 secrets=expansion.secrets,
                 display_requests=expansion.display,
+                masked=expansion.masked,
             )
         )
+
+    def _check_case(self, name: str, here: Problem) -> None:
+        """Warn on names equal but for case: easy to confuse, and a service may fold case."""
+        first_name, first = self.folded.setdefault(name.casefold(), (name, here))
+        if first_name != name:
+            where = f"{first.file}:{first.line}" if first.line else first.file
+            message = (
+                f"collection name {name!r} differs from {first_name!r} ({where}) only by "
+                "case: they are two collections"
+            )
+            self.warnings.append(replace(here, message=message))
 
 
 def load(selection: Selection) -> Loaded:

@@ -16,6 +16,29 @@ from typing import Any, Literal
 
 When = Literal["always", "changed", "never"]
 Overlap = Literal["skip", "allow"]
+RetryOn = Literal["failed", "timeout"]
+ResultsFormat = Literal["jsonl.gz", "jsonl", "parquet"]
+
+# The fields a results line may carry (SPEC section 7; the schema's results.fields enum).
+RESULT_METADATA_FIELDS = (
+    "url",
+    "custom_id",
+    "status",
+    "status_code",
+    "message",
+    "block_reason",
+    "completed_at",
+    "job_id",
+    "queued_at",
+    "started_at",
+    "execution_time_ms",
+    "retries_attempted",
+    "attempts",  # runs the request took, retries included (SPEC section 8)
+)
+RESULT_BODY_FIELDS = ("html", "markdown", "extracted_data", "screenshot")
+RESULT_FIELDS = RESULT_METADATA_FIELDS + RESULT_BODY_FIELDS
+DEFAULT_RESULT_FIELDS = tuple(f for f in RESULT_FIELDS if f != "screenshot")
+MAX_RETRY_ATTEMPTS = 10
 
 DEFAULT_TIMEOUT = 3600.0
 DEFAULT_POLL_INTERVAL = 5.0
@@ -41,6 +64,29 @@ class MaxFailed:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """`run.retry`: re-run what failed in `<name>.retry`, up to `attempts` more times."""
+
+    attempts: int = 0  # 0..MAX_RETRY_ATTEMPTS; 0 = no retry
+    on: frozenset[RetryOn] = frozenset({"failed", "timeout"})  # never empty
+    delay: float = 0.0  # seconds before each retry run
+
+
+@dataclass(frozen=True)
+class ResultsSpec:
+    """`results`: where each run's results go. Not part of the API content fingerprint."""
+
+    to: str  # an absolute local directory (resolved against the job file's folder) or an fsspec URL
+    format: ResultsFormat = "jsonl.gz"
+    fields: tuple[str, ...] = DEFAULT_RESULT_FIELDS  # in the order the user gave
+
+    @property
+    def is_url(self) -> bool:
+        """True for an fsspec URL (s3://, gs://, memory://...), False for a local directory."""
+        return "://" in self.to
+
+
+@dataclass(frozen=True)
 class RunPolicy:
     when: When = "always"
     schedule: str | None = None
@@ -48,6 +94,7 @@ class RunPolicy:
     poll_interval: float = DEFAULT_POLL_INTERVAL  # seconds
     max_failed: MaxFailed = field(default_factory=MaxFailed)
     overlap: Overlap = "skip"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 def canonical_json(value: Any) -> str:
@@ -69,11 +116,18 @@ class DesiredCollection:
     tags: tuple[str, ...]
     requests: tuple[Mapping[str, Any], ...]
     run: RunPolicy = field(default_factory=RunPolicy)
+    # Where results go; None when the collection declares no `results:` block. Like `run`,
+    # it is not sent to the API, so it is not part of `fingerprint`.
+    results: ResultsSpec | None = None
     # env() values used while rendering: redacted from every output, never persisted.
     secrets: frozenset[str] = frozenset()
     # The same requests rendered with every env() value shown as "***", for `render` and
     # `plan`; None when the collection used no env() value (then `requests` is shown).
     display_requests: tuple[Mapping[str, Any], ...] | None = None
+    # Every rendered string made with env() (directly, through filters, loops or
+    # concatenation) -> its display form (the same template rendered with env() as "***").
+    # See masking.py: this is taint, not a search for the raw value.
+    masked: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -88,6 +142,32 @@ class DesiredCollection:
     def credits(self) -> int:
         """What one run costs: 1 credit per plain request, 5 per browser request."""
         return sum(request_credits(r) for r in self.requests)
+
+    @cached_property
+    def _masked_urls(self) -> dict[str, str]:
+        from sprunner.jobfile.masking import url_keys
+
+        return url_keys(self.masked)
+
+    def mask_value(self, value: str) -> str | None:
+        """The display form of a rendered secret-bearing string; None for any other."""
+        return self.masked.get(value)
+
+    def mask_url(self, url: str) -> str | None:
+        """The display form of a URL the API echoes back (a failed job's `url`).
+
+        Matches one of this collection's secret-bearing rendered URLs exactly, or after the
+        API's normalisation (percent-encoding, host case, default port; masking.url_key).
+        None when the URL is not secret-bearing: then it is shown as it is.
+        """
+        if not self.masked:
+            return None
+        exact = self.masked.get(url)
+        if exact is not None:
+            return exact
+        from sprunner.jobfile.masking import url_key
+
+        return self._masked_urls.get(url_key(url))
 
     def shown_requests(self) -> tuple[Mapping[str, Any], ...]:
         return self.requests if self.display_requests is None else self.display_requests

@@ -7,12 +7,19 @@ duration above zero) and the conversion of durations to seconds.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 from sprunner.errors import Problem
-from sprunner.jobfile.model import MaxFailed, RunPolicy
+from sprunner.jobfile.model import (
+    DEFAULT_RESULT_FIELDS,
+    MaxFailed,
+    ResultsSpec,
+    RetryPolicy,
+    RunPolicy,
+)
 
 _DURATION = re.compile(r"(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?\Z")
 
@@ -46,6 +53,37 @@ def parse_max_failed(value: Any) -> MaxFailed | None:
     return None
 
 
+# A leap day fires every 4 years, but 2100 is not a leap year: 2096 to 2104 is 8.
+_NEVER_YEARS = 10
+
+
+def schedule_problem(schedule: Any) -> str | None:
+    """Why `schedule` is not a 5-field cron expression that fires; None when it is.
+
+    croniter accepts 6 and 7 fields (seconds, years) and `@daily`, and accepts `0 0 31 2 *`
+    only to raise CroniterBadDateError later, when the next fire time is computed during an
+    apply: the next fire time is computed here instead, so that apply never meets it.
+    """
+    # croniter costs an import; only files with a schedule pay for it.
+    import datetime as dt
+
+    from croniter import CroniterError, croniter
+
+    text = str(schedule)
+    if len(text.split()) != 5:
+        return (
+            f"expected a cron expression of 5 fields (minute hour day month weekday), got {text!r}"
+        )
+    if not croniter.is_valid(text):
+        return f"not a valid cron expression: {text!r}"
+    start = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    try:
+        croniter(text, start, max_years_between_matches=_NEVER_YEARS).get_next(dt.datetime)
+    except (CroniterError, ValueError, OverflowError):
+        return f"the cron expression {text!r} never fires (no such date)"
+    return None
+
+
 def parse_policy(run: dict[str, Any] | None, report: Report) -> tuple[RunPolicy, list[Problem]]:
     """The policy, and a problem for each value the schema could not rule out."""
     if not run:
@@ -67,13 +105,48 @@ def parse_policy(run: dict[str, Any] | None, report: Report) -> tuple[RunPolicy,
             values["max_failed"] = max_failed
     schedule = run.get("schedule")
     if schedule is not None:
-        # croniter costs an import; only files with a schedule pay for it.
-        from croniter import croniter
-
-        if not croniter.is_valid(schedule):
-            problems.append(report("schedule", f"not a valid cron expression: {schedule!r}"))
+        problem = schedule_problem(schedule)
+        if problem:
+            problems.append(report("schedule", problem))
         values["schedule"] = schedule
     for key in ("when", "overlap"):
         if key in run:
             values[key] = run[key]
+    if "retry" in run:
+        retry, retry_problems = parse_retry(run["retry"], report)
+        values["retry"] = retry
+        problems += retry_problems
     return RunPolicy(**values), problems
+
+
+def parse_retry(retry: dict[str, Any], report: Report) -> tuple[RetryPolicy, list[Problem]]:
+    """`run.retry`; the schema has checked attempts (0..10), `on` and the delay's shape."""
+    values: dict[str, Any] = {}
+    if "attempts" in retry:
+        values["attempts"] = int(retry["attempts"])
+    if "on" in retry:
+        values["on"] = frozenset(retry["on"])
+    if "delay" in retry:
+        seconds = parse_duration(retry["delay"])
+        if seconds is None or seconds < 0:
+            return RetryPolicy(**values), [
+                report("retry.delay", "expected a duration such as 30s or 1m, or 0")
+            ]
+        values["delay"] = seconds
+    return RetryPolicy(**values), []
+
+
+def parse_results(results: dict[str, Any] | None, folder: str) -> ResultsSpec | None:
+    """The `results:` block, with a local `to` made absolute against `folder`.
+
+    `folder` is the folder of the job file as the user named it (not resolved through
+    symlinks), so `to: results/` lands beside the job file whatever the current directory.
+    An fsspec URL (anything with `://`) is kept as written.
+    """
+    if results is None:
+        return None
+    to = str(results["to"])
+    if "://" not in to:
+        to = os.path.abspath(os.path.join(folder, os.path.expanduser(to)))
+    fields = tuple(results.get("fields") or DEFAULT_RESULT_FIELDS)
+    return ResultsSpec(to=to, format=results.get("format", "jsonl.gz"), fields=fields)

@@ -48,6 +48,12 @@ def markdown(schema: Mapping[str, Any]) -> str:
         ("A collection (`collections[]`)", collection["properties"], ""),
         ("A request (`requests[]`)", request["properties"], ""),
         ("The run policy (`run`)", collection["properties"]["run"]["properties"], "run."),
+        (
+            "Retrying failed jobs (`run.retry`)",
+            collection["properties"]["run"]["properties"]["retry"]["properties"],
+            "run.retry.",
+        ),
+        ("Results (`results`)", collection["properties"]["results"]["properties"], "results."),
     ]
     lines = [BEGIN]
     for title, properties, prefix in sections:

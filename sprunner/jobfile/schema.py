@@ -23,6 +23,7 @@ from typing import Any
 from sprunner.errors import Problem
 from sprunner.jobfile.yamlload import Mark, PMap, PSeq, format_path
 
+_TRUE_END = r"(?![\s\S])"  # the end of the text in both ECMA and Python regex
 _TYPE_NAMES = {
     "array": "a list",
     "object": "a mapping",
@@ -138,12 +139,14 @@ def _simple_message(kind: str, expected: Any, instance: Any, error: Any) -> str:
         return "must not be empty"
     if kind == "minimum":
         return f"must be at least {expected}, got {got(instance)}"
+    if kind == "maximum":
+        return f"must be at most {expected}, got {got(instance)}"
     if kind == "exclusiveMinimum":
         return f"must be more than {expected}, got {got(instance)}"
     if kind == "uniqueItems":
         return "has duplicate items"
-    if kind == "pattern":
-        return f"{got(instance)} does not match {expected}"
+    if kind == "pattern":  # patterns end in (?![\s\S]): "$" would accept a final newline
+        return f"{got(instance)} does not match {expected.replace(_TRUE_END, '$')}"
     if kind == "not":
         return "not allowed here"
     return str(error.message)

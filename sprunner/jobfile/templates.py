@@ -22,13 +22,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from sprunner.jobfile.masking import SECRET_MASK
 from sprunner.jobfile.yamlload import PMap
+
+__all__ = ["SECRET_MASK"]  # re-exported: load.py and expand.py take it from here
 
 ITER_LIMIT = 10_000_000  # a lazy sequence longer than this is never listed
 MAX_LINES_BYTES = 50 * 1024 * 1024
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 _EXPRESSION = re.compile(r"\s*\{\{(.*)\}\}\s*\Z", re.DOTALL)
-SECRET_MASK = "***"
 _MISSING: Any = object()
 
 Path_ = tuple[str | int, ...]
@@ -108,8 +110,18 @@ def _to_date(value: Any, what: str) -> dt.date:
 
 
 def _today(fmt: str = "%Y-%m-%d", days: int = 0) -> str:
+    """Today (UTC) plus `days` days, formatted: `today('%Y-%m-%d', -1)` is yesterday."""
     _defined(fmt, days)
-    return (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=days)).strftime(fmt)
+    if not isinstance(fmt, str):
+        raise FunctionError(f"today(): the format must be a string such as '%Y-%m-%d', got {fmt!r}")
+    if not isinstance(days, int) or isinstance(days, bool):
+        raise FunctionError(
+            f"today(): days must be a whole number of days such as -1 (yesterday), got {days!r}"
+        )
+    try:
+        return (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=days)).strftime(fmt)
+    except OverflowError:
+        raise FunctionError(f"today(): {days} days is out of the calendar") from None
 
 
 def _now(fmt: str | None = None) -> str:
@@ -117,17 +129,34 @@ def _now(fmt: str | None = None) -> str:
     return moment.isoformat() if fmt is None else moment.strftime(fmt)
 
 
-def _date_range(start: Any, end: Any, step_days: int = 1, fmt: str = "%Y-%m-%d") -> LazySeq:
-    """Dates from `start` to `end`, both included, every `step_days` days."""
+def _date_range(
+    start: Any,
+    end: Any,
+    step_days: int = 1,
+    fmt: str = "%Y-%m-%d",
+    *,
+    notes: set[str] | None = None,
+) -> LazySeq:
+    """Dates from `start` to `end`, both included, every `step_days` days.
+
+    A reversed range (end before start with a positive step, or the converse) gives no date;
+    it is added to `notes` so the loader can warn instead of silently dropping requests.
+    """
     _defined(start, end, step_days, fmt)
     first, last = _to_date(start, "date_range start"), _to_date(end, "date_range end")
-    if not isinstance(step_days, int) or step_days == 0:
+    if not isinstance(step_days, int) or isinstance(step_days, bool) or step_days == 0:
         raise FunctionError("date_range(): step_days must be a non-zero integer")
     span = (last - first).days
     if step_days > 0:
         length = span // step_days + 1 if span >= 0 else 0
     else:
         length = span // step_days + 1 if span <= 0 else 0
+    if length == 0 and notes is not None:
+        way = "before" if step_days > 0 else "after"
+        notes.add(
+            f"date_range({first}, {last}) gives no date: the end is {way} the start "
+            f"(step {step_days:+d} days)"
+        )
     step = dt.timedelta(days=step_days)
     return LazySeq(
         length, lambda i: (first + i * step).strftime(fmt), f"date_range({start}, {end})"
@@ -153,7 +182,11 @@ class Functions:
         self.base_dir, self.root, self.masked = base_dir, root, masked
         self.cache = {} if cache is None else cache
         self.used_env = False
+        # Counts every env() call: a render during which it moved is secret-bearing
+        # (expand.py tracks taint with it, whatever filters the value went through).
+        self.env_calls = 0
         self.secrets: set[str] = set()
+        self.notes: set[str] = set()  # warnings worth showing (a reversed date_range)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -162,11 +195,17 @@ class Functions:
             "env": self.env,
             "today": _today,
             "now": _now,
-            "date_range": _date_range,
+            "date_range": self.date_range,
         }
+
+    def date_range(
+        self, start: Any, end: Any, step_days: int = 1, fmt: str = "%Y-%m-%d"
+    ) -> LazySeq:
+        return _date_range(start, end, step_days, fmt, notes=self.notes)
 
     def env(self, name: str, default: Any = _MISSING) -> Any:
         self.used_env = True
+        self.env_calls += 1
         _defined(name, default)
         value = os.environ.get(str(name))
         if value is None:
@@ -188,14 +227,14 @@ class Functions:
 
 
 def _read_lines(target: Path, name: str) -> tuple[str, ...]:
+    from sprunner.jobfile.files import Refused, read_regular
+
     try:
-        if target.stat().st_size > MAX_LINES_BYTES:
-            raise FunctionError(f"lines({name!r}): file larger than {MAX_LINES_BYTES:,} bytes")
-        text = target.read_text("utf-8")
+        text = read_regular(target, MAX_LINES_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise FunctionError(f"lines({name!r}): not valid UTF-8") from None
-    except OSError as e:
-        raise FunctionError(f"lines({name!r}): {e.strerror or e}") from None
+    except Refused as e:
+        raise FunctionError(f"lines({name!r}): {e.reason}") from None
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 

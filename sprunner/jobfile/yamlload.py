@@ -344,14 +344,13 @@ def parse_text(text: str, display: str) -> tuple[PMap | None, list[Problem]]:
 
 def load_yaml(path: Path, display: str) -> tuple[PMap | None, list[Problem]]:
     """Read and build one job file; every problem is returned, none is raised."""
+    from sprunner.jobfile.files import Refused, read_regular
+
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            message = f"the file is too large ({size:,} bytes; at most {MAX_FILE_BYTES:,})"
-            return None, [Problem(display, None, None, "", message)]
-        text = _decode(path.read_bytes(), display)
+        text = _decode(read_regular(path, MAX_FILE_BYTES), display)
     except _FileProblems as e:
         return None, e.problems
-    except OSError as e:
-        return None, [Problem(display, None, None, "", f"cannot read: {e.strerror or e}")]
+    except Refused as e:
+        message = f"cannot read: {e.reason}" if e.unreadable else e.reason
+        return None, [Problem(display, None, None, "", message)]
     return parse_text(text, display)

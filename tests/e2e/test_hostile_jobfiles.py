@@ -17,10 +17,15 @@ security view of the same ground, with the bounds measured.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 import time
 import tracemalloc
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 from click.testing import CliRunner, Result
@@ -236,3 +241,156 @@ def test_modest_values_are_still_fine(tmp_path: Path) -> None:
     expression = "'a' * 10 ~ 2 ** 64 ~ '%05d' % 7 ~ '{:0>5}'.format('x') ~ 'x' | center(9) | trim"
     result = validate(one_request(tmp_path, f'url: "https://x.example/{{{{ {expression} }}}}"'))
     assert result.exit_code == 0, result.output
+
+
+# -- the job-file tree: symlinked folders, FIFOs, devices, loops (issue #12 points 4-6) ----
+def job_file(folder: Path, name: str, collection: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(
+        f"version: 1\ncollections:\n  - name: {collection}\n    requests:\n"
+        "      - url: https://x.example/\n"
+    )
+    return path
+
+
+def validate_json(*paths: Path) -> dict[str, object]:
+    """`validate --json` in a subprocess with a deadline: a hang fails, never blocks."""
+    command = [sys.executable, "-m", "sprunner", "validate", "--json", *map(str, paths)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env={**os.environ}, check=False
+    )
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    document: dict[str, object] = json.loads(done.stdout) if done.stdout.strip() else {}
+    document["exit_code"] = done.returncode
+    document["stderr"] = done.stderr
+    return document
+
+
+def test_symlinked_folders_inside_the_tree_are_followed_once(tmp_path: Path) -> None:
+    tree = tmp_path / "jobs"
+    job_file(tree / ".shared", "a.yaml", "from-link")  # hidden: reached only by the link
+    job_file(tree, "b.yaml", "plain")
+    (tree / "linked").symlink_to(tree / ".shared", target_is_directory=True)
+    (tree / "loop").symlink_to(tree, target_is_directory=True)  # a loop back to the top
+    (tree / ".shared" / "again").symlink_to(tree / ".shared", target_is_directory=True)
+    started = time.perf_counter()
+    result = validate_json(tree)
+    assert time.perf_counter() - started < 30
+    assert result["exit_code"] == 0, result
+    names = sorted(c["name"] for c in result["collections"])  # type: ignore[attr-defined]
+    assert names == ["from-link", "plain"]  # each file once, the linked one not skipped
+
+
+def test_a_symlinked_folder_leaving_the_tree_is_refused(tmp_path: Path) -> None:
+    tree = tmp_path / "jobs"
+    job_file(tree, "b.yaml", "plain")
+    job_file(tmp_path / "elsewhere", "a.yaml", "outside")
+    (tree / "out").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    result = validate_json(tree)
+    assert result["exit_code"] == 2, result
+    (error,) = result["errors"]  # type: ignore[misc]
+    assert error["file"] == str(tree / "out")
+    assert "leads outside the job-file tree" in error["message"]
+
+
+def test_special_files_named_yaml_are_refused_without_hanging(tmp_path: Path) -> None:
+    tree = tmp_path / "jobs"
+    job_file(tree, "good.yaml", "good")
+    os.mkfifo(tree / "fifo.yaml")
+    (tree / "loop.yaml").symlink_to(tree / "loop.yaml")
+    (tree / "zero.yaml").symlink_to("/dev/zero")
+    (tree / "gone.yaml").symlink_to(tree / "missing.yaml")
+    started = time.perf_counter()
+    result = validate_json(tree)
+    assert time.perf_counter() - started < 30
+    assert result["exit_code"] == 2, result
+    messages = {Path(e["file"]).name: e["message"] for e in result["errors"]}  # type: ignore[attr-defined]
+    assert messages == {
+        "fifo.yaml": "not a regular file: it is a FIFO (named pipe)",
+        "gone.yaml": "cannot read: No such file or directory",
+        "loop.yaml": "cannot read: a symlink loop",
+        "zero.yaml": "not a regular file: it is a character device",
+    }
+
+
+def test_lines_of_a_fifo_or_a_folder_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "urls.txt")
+    (tmp_path / "dir.txt").mkdir()  # (a device resolves outside the tree: refused earlier)
+    for name, reason in (("urls.txt", "FIFO"), ("dir.txt", "a directory")):
+        request = f'url: "{{{{ u }}}}"\nforeach: {{u: "{{{{ lines(\'{name}\') }}}}"}}'
+        path = one_request(tmp_path, request)
+        result = validate_json(path)
+        assert result["exit_code"] == 2, result
+        (error,) = result["errors"]  # type: ignore[misc]
+        assert error["line"] == 6 and reason in error["message"], error
+
+
+@pytest.mark.parametrize("name", ["shop\\n", "shop\\n\\n", "\\nshop", "shop\\r"])
+def test_a_name_with_a_newline_is_refused(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        f'version: 1\ncollections:\n  - name: "{name}"\n    tags: ["daily\\n"]\n'
+        "    requests:\n      - url: https://x.example/\n"
+    )
+    result = validate(path)
+    assert result.exit_code == 2, result.output
+    assert "jobs.yaml:3:11: collections[0].name: expected letters" in result.output
+    assert "collections[0].tags[0]" in result.output
+
+
+def test_names_differing_only_by_case_warn(tmp_path: Path) -> None:
+    job_file(tmp_path, "a.yaml", "Shop")
+    job_file(tmp_path, "b.yaml", "shop")
+    result = validate_json(tmp_path)
+    assert result["exit_code"] == 0
+    (warning,) = result["warnings"]  # type: ignore[misc]
+    assert warning["file"] == str(tmp_path / "b.yaml") and warning["line"] == 3
+    assert "'shop' differs from 'Shop'" in warning["message"]
+    assert str(tmp_path / "a.yaml") in warning["message"]
+
+
+# -- env() values through filters, loops and escapes (issue #12 points 1-2) ----------------
+def test_render_and_validate_never_show_a_short_secret_through_filters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = 'Zq"\\7'  # 5 characters (under the old 6-character floor), a quote, a backslash
+    monkeypatch.setenv("SPRUNNER_HOSTILE_TOKEN", secret)
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            collections:
+              - name: c
+                requests:
+                  - url: "https://x.example/?t={{ env('SPRUNNER_HOSTILE_TOKEN') | urlencode }}"
+                    headers:
+                      A: "{{ env('SPRUNNER_HOSTILE_TOKEN') | upper | trim }}"
+                      B: "{{ env('SPRUNNER_HOSTILE_TOKEN') | replace('q', 'Q') }}-suffix"
+                      C: "{{ env('SPRUNNER_HOSTILE_TOKEN') | tojson }}"
+                  - url: "https://x.example/{{ t | urlencode }}"
+                    foreach: {t: "{{ [env('SPRUNNER_HOSTILE_TOKEN') | lower] }}"}
+            """
+        )
+    )
+    result = CliRunner().invoke(cli, ["render", "--json", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    forms = {secret, secret.upper(), secret.lower(), secret.replace("q", "Q")}
+    forms |= {quote(f, safe="") for f in forms} | {json.dumps(f)[1:-1] for f in forms}
+    forms |= {quote_plus(f) for f in forms}
+    leaked = sorted(f for f in forms if f in result.output)
+    assert not leaked, (leaked, result.output)
+    assert "https://x.example/?t=***" in result.output
+    assert "https://x.example/***" in result.output
+
+
+def test_a_bad_url_made_with_env_is_reported_without_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPRUNNER_HOSTILE_HOST", "intranet-db")
+    path = one_request(tmp_path, "url: \"{{ env('SPRUNNER_HOSTILE_HOST') | upper }}/x\"")
+    result = validate(path)
+    assert result.exit_code == 2
+    assert "jobs.yaml:5:" in result.output and "made with env()" in result.output
+    assert "INTRANET-DB" not in result.output and "intranet-db" not in result.output

@@ -193,10 +193,16 @@ def test_env_values_are_secret_and_masked(tmp_path: Path, monkeypatch: pytest.Mo
     (collection,) = load(Selection(paths=(path,))).collections
     assert collection.secrets == {"hunter2", "7,8"}
     assert [r["headers"]["Authorization"] for r in collection.requests] == ["Bearer hunter2"] * 2
+    # Loop values made with env() are secret-bearing too (taint, not a search for "7,8").
     assert collection.shown_requests() == (
-        {"url": "https://a.example.com/7", "headers": {"Authorization": "Bearer ***"}},
-        {"url": "https://a.example.com/8", "headers": {"Authorization": "Bearer ***"}},
+        {"url": "https://a.example.com/***", "headers": {"Authorization": "Bearer ***"}},
+        {"url": "https://a.example.com/***", "headers": {"Authorization": "Bearer ***"}},
     )
+    assert collection.masked == {
+        "https://a.example.com/7": "https://a.example.com/***",
+        "https://a.example.com/8": "https://a.example.com/***",
+        "Bearer hunter2": "Bearer ***",
+    }
 
 
 def test_a_value_computed_from_a_secret_is_masked_whole(
@@ -273,3 +279,69 @@ def test_x_keys_are_never_sent(tmp_path: Path) -> None:
             "headers": {"x-api-version": "2"},
         },
     )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ("0 0 31 2 *", "the cron expression '0 0 31 2 *' never fires (no such date)"),
+        ("0 0 30 2 *", "never fires"),
+        ("* * * * * *", "expected a cron expression of 5 fields"),
+        ("@daily", "expected a cron expression of 5 fields"),
+        ("0 0 1 1", "expected a cron expression of 5 fields"),
+    ],
+)
+def test_a_schedule_that_never_fires_or_is_not_5_fields_is_refused(
+    tmp_path: Path, schedule: str, message: str
+) -> None:
+    body = "      - url: https://a.example.com/\n"
+    text = collection_file("c", body) + f'    run:\n      schedule: "{schedule}"\n'
+    (problem,) = problems_of(write(tmp_path, "f.yaml", text))
+    assert problem.startswith(f"{tmp_path / 'f.yaml'}:7:17: collections[0].run.schedule: ")
+    assert message in problem
+
+
+def test_a_leap_day_schedule_is_accepted(tmp_path: Path) -> None:
+    text = collection_file("c", "      - url: https://a.example.com/\n")
+    path = write(tmp_path, "f.yaml", text + '    run:\n      schedule: "0 0 29 2 *"\n')
+    assert load(Selection(paths=(path,))).collections[0].run.schedule == "0 0 29 2 *"
+
+
+@pytest.mark.parametrize("days", ["'yesterday'", "1.5", "true", "none"])
+def test_today_with_days_that_are_not_a_number_is_a_clear_error(tmp_path: Path, days: str) -> None:
+    body = f"      - url: \"https://a.example.com/{{{{ today('%Y-%m-%d', {days}) }}}}\"\n"
+    (problem,) = problems_of(write(tmp_path, "f.yaml", collection_file("c", body)))
+    assert "today(): days must be a whole number of days such as -1 (yesterday)" in problem
+    assert "TypeError" not in problem
+
+
+def test_a_reversed_date_range_warns(tmp_path: Path) -> None:
+    body = (
+        '      - url: "https://a.example.com/{{ d }}"\n'
+        "        foreach: {d: \"{{ date_range('2024-01-31', '2024-01-01') }}\"}\n"
+        "      - url: https://a.example.com/\n"
+    )
+    loaded = load(Selection(paths=(write(tmp_path, "f.yaml", collection_file("c", body)),)))
+    (warning,) = loaded.warnings
+    assert str(warning) == (
+        f"{tmp_path / 'f.yaml'}:6:22: collections[0].requests[0].foreach.d: "
+        "date_range(2024-01-31, 2024-01-01) gives no date: the end is before the start "
+        "(step +1 days), in collection 'c'"
+    )
+
+
+def test_dedup_by_digest_survives_hash_collisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sprunner.jobfile import expand
+
+    monkeypatch.setattr(expand, "_digest", lambda request: 0)  # every request collides
+    body = (
+        '      - url: "https://a.example.com/{{ i % 3 }}"\n'
+        '        foreach: {i: "{{ range(9) }}"}\n'
+        "      - url: https://a.example.com/9\n"
+    )
+    loaded = load(Selection(paths=(write(tmp_path, "f.yaml", collection_file("c", body)),)))
+    urls = [r["url"] for r in loaded.collections[0].requests]
+    assert urls == [f"https://a.example.com/{n}" for n in (0, 1, 2, 9)]
+    assert "6 requests of collection 'c' are identical" in str(loaded.warnings[0])
