@@ -7,20 +7,21 @@ ImportError traceback.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sprunner.results.errors import MissingExtraError, ResultsError
 
-# Which extra brings which protocol's implementation (pyproject's optional-dependencies).
+# Which extra (pyproject's optional-dependencies) and package implement which protocol.
 EXTRAS = {
-    "s3": "s3",
-    "s3a": "s3",
-    "gs": "gcs",
-    "gcs": "gcs",
-    "abfs": "azure",
-    "az": "azure",
+    "s3": ("s3", "s3fs"),
+    "s3a": ("s3", "s3fs"),
+    "gs": ("gcs", "gcsfs"),
+    "gcs": ("gcs", "gcsfs"),
+    "abfs": ("azure", "adlfs"),
+    "az": ("azure", "adlfs"),
 }
 
 
@@ -44,6 +45,12 @@ def protocol_of(url: str) -> str:
 def resolve(url: str, storage_options: Mapping[str, Any] | None = None) -> Destination:
     """The filesystem and path of `url`; MissingExtraError if its extra is not installed."""
     protocol = protocol_of(url)
+    if protocol in EXTRAS:
+        extra, package = EXTRAS[protocol]
+        try:
+            importlib.import_module(package)
+        except ImportError as e:
+            raise MissingExtraError(f"results to {protocol}://", extra) from e
     try:
         import fsspec
         from fsspec.implementations.local import LocalFileSystem
@@ -52,10 +59,7 @@ def resolve(url: str, storage_options: Mapping[str, Any] | None = None) -> Desti
     try:
         fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
     except ImportError as e:
-        extra = EXTRAS.get(protocol)
-        if extra is None:
-            raise ResultsError(f"results to {protocol}:// need a package fsspec names: {e}") from e
-        raise MissingExtraError(f"results to {protocol}://", extra) from e
+        raise ResultsError(f"results to {protocol}:// need a package fsspec names: {e}") from e
     except ValueError as e:
         raise ResultsError(f"cannot write results to {url!r}: {e}") from e
     return Destination(fs=fs, path=path, local=isinstance(fs, LocalFileSystem))
