@@ -107,6 +107,9 @@ class Drain:
         self.restarted = False
         if checkpoint is None:
             checkpoint = self._fresh_checkpoint(target.paths)
+        elif checkpoint.finished:
+            # Draining again would overwrite a published file with what is still kept.
+            raise ValueError(f"the results of run {target.run_id} are already published")
         paths = checkpoint.paths
         self._target = replace(target, paths=paths)
         try:

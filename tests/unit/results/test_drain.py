@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sprunner.results.checkpoint import DrainCheckpoint
 from sprunner.results.drain import Drain, DrainOutcome, DrainTarget
 from sprunner.results.layout import Format, result_paths
@@ -245,3 +247,14 @@ def test_parquet_drain(tmp_path: Path) -> None:
     outcome = _finish(drain, api.run(20, done=True))
     assert outcome.file.data.endswith(".parquet")
     assert _ids(tmp_path, "parquet") == [f"job-{n:05d}" for n in range(20)]
+
+
+def test_a_published_run_is_not_drained_again(tmp_path: Path) -> None:
+    api = FakeJobsApi()
+    api.add(job(1, T.format(1, 0)))
+    drain = _drain(api, tmp_path)
+    _finish(drain, api.run(1, done=True))
+    assert drain.checkpoint.finished
+    with pytest.raises(ValueError, match="already published"):
+        Drain.resume(api, _target(tmp_path), drain.checkpoint)
+    assert _ids(tmp_path) == ["job-00001"]
