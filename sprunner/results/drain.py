@@ -38,6 +38,8 @@ from sprunner.results.writer import PublishedFile, ResultWriter
 TIE_MARGIN = timedelta(milliseconds=1)
 PAGE_WITH_RESULTS = 100  # the API's cap when include_results=true
 PAGE_WITHOUT_RESULTS = 1000
+# Waits (seconds) for a body still `result_pending` at the end before it counts as missing.
+PENDING_RETRIES = (1.0, 2.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -159,11 +161,13 @@ class Drain:
         finished = _finished(run)
         if finished <= self._checkpoint.seen_finished:
             return False
-        await self._drain_listing()
-        self._checkpoint = replace(self._checkpoint, seen_finished=finished)
+        # A body not stored yet (result_pending) leaves its jobs for the next poll to retry.
+        if not await self._drain_listing(defer_pending=True):
+            self._checkpoint = replace(self._checkpoint, seen_finished=finished)
         return True
 
-    async def _drain_listing(self) -> None:
+    async def _drain_listing(self, *, defer_pending: bool) -> bool:
+        """Read from the mark to the end; True if it stopped at a body still pending."""
         mark = self._checkpoint.high_water
         since = before(mark, TIE_MARGIN) if mark else None
         cursor: str | None = None
@@ -180,14 +184,20 @@ class Drain:
                 since_completed_at=since,
                 include_results=True,
             )
-            await self._write_jobs(page.items)
+            if await self._write_jobs(page.items, defer_pending=defer_pending):
+                return True
             if not page.has_more or not page.cursor_next:
-                return
+                return False
             cursor = page.cursor_next
 
-    async def _write_jobs(self, jobs: Collection[Job]) -> None:
-        """Write the new jobs of one page in order, then commit and move the mark."""
+    async def _write_jobs(self, jobs: Collection[Job], *, defer_pending: bool) -> bool:
+        """Write the new jobs of one page in order, then commit and move the mark.
+
+        With `defer_pending`, stop before the first job whose body is still pending (True):
+        the mark stays before it, so the next listing reads it again.
+        """
         batch: list[dict[str, Any]] = []
+        deferred = False
         for job in jobs:
             if job.job_id in self._tally.written or job.status not in FINISHED_STATUSES:
                 continue
@@ -195,6 +205,11 @@ class Drain:
             if job.status == "completed" and job.result is None:
                 body, unavailable = await self._fetch_alone(job)
                 alone = True
+                if unavailable == "result_pending" and defer_pending:
+                    deferred = True
+                    break
+                if unavailable is not None:
+                    self._warn_unavailable(job, unavailable)
             row = job_row(
                 job,
                 body,
@@ -215,6 +230,7 @@ class Drain:
                 if j.completed_at and j.job_id in self._tally.written
             ]
         )
+        return deferred
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -230,13 +246,15 @@ class Drain:
             code = unavailable_code(e)
             if code is None:
                 raise
-            what = "expired" if code == "result_expired" else f"unavailable ({code})"
-            self._warn(
-                f"{target.collection}: the result of job {job.job_id} ({job.url}) is {what}: "
-                "its row has no body"
-            )
             return None, code
         return body, None
+
+    def _warn_unavailable(self, job: Job, code: str) -> None:
+        what = "expired" if code == "result_expired" else f"unavailable ({code})"
+        self._warn(
+            f"{self._target.collection}: the result of job {job.job_id} ({job.url}) is {what}: "
+            "its row has no body"
+        )
 
     async def _commit(self, written: list[tuple[str, str]]) -> None:
         """Make the page durable, then move the mark over the (job id, completed_at) written."""
@@ -267,8 +285,14 @@ class Drain:
     ) -> DrainOutcome:
         """Drain the rest of a completed run, publish the file and its manifest."""
         run = await self._await_persisted(run, refetch, persist_timeout, sleep)
-        if len(self._tally.written) < _finished(run):
-            await self._drain_listing()
+        for delay in (*PENDING_RETRIES, None):
+            if len(self._tally.written) >= _finished(run):
+                break
+            # The last pass writes a still-pending body as missing rather than wait forever.
+            if not await self._drain_listing(defer_pending=delay is not None):
+                break
+            if delay is not None:
+                await sleep(delay)
         if len(self._tally.written) < _finished(run) and run.all_jobs_persisted:
             await self._sweep()
         self._checkpoint = replace(self._checkpoint, seen_finished=_finished(run))
@@ -315,7 +339,7 @@ class Drain:
                 for j in page.items
                 if j.job_id not in self._tally.written
             ]
-            await self._write_jobs(stragglers)
+            await self._write_jobs(stragglers, defer_pending=False)
             if not page.has_more or not page.cursor_next:
                 return
             cursor = page.cursor_next

@@ -68,6 +68,7 @@ class FakeJobsApi:
     bodies: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     expired: set[str] = field(default_factory=set)
     lost: set[str] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def add(self, *entries: tuple[Job, dict[str, Any] | None, bool]) -> None:
@@ -139,7 +140,7 @@ class FakeJobsApi:
     def _with_result(self, record: Job) -> Job:
         body = self.bodies.get(record.job_id)
         inline = body if body is not None and len(str(body)) <= INLINE_CAP else None
-        if record.job_id in self.expired or record.job_id in self.lost:
+        if record.job_id in self.expired | self.lost | self.pending:
             inline = None
         return replace(record, result=inline, has_result=True)
 
@@ -149,6 +150,8 @@ class FakeJobsApi:
         self.calls.append(("get_job_result", {"job_id": job_id}))
         if job_id in self.expired:
             raise ResultUnavailableError("expired", code="result_expired")
+        if job_id in self.pending:
+            raise ResultUnavailableError("not stored yet", code="result_pending")
         if job_id in self.lost:
             raise ResultUnavailableError("lost", code="result_lost")
         body = self.bodies.get(job_id)

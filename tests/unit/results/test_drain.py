@@ -258,3 +258,38 @@ def test_a_published_run_is_not_drained_again(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="already published"):
         Drain.resume(api, _target(tmp_path), drain.checkpoint)
     assert _ids(tmp_path) == ["job-00001"]
+
+
+def test_a_pending_body_is_read_again_at_the_next_poll(tmp_path: Path) -> None:
+    api = FakeJobsApi()
+    api.add(job(1, T.format(1, 0)), job(2, T.format(2, 0)), job(3, T.format(3, 0)))
+    api.pending.add("job-00002")
+    drain = _drain(api, tmp_path)
+    asyncio.run(drain.step(api.run(3)))
+    assert drain.checkpoint.lines == 1 and drain.checkpoint.high_water == T.format(1, 0)
+    api.pending.clear()
+    assert asyncio.run(drain.step(api.run(3))) is True  # same counts, but not all drained
+    assert asyncio.run(drain.step(api.run(3))) is False
+    outcome = _finish(drain, api.run(3, done=True))
+    assert _ids(tmp_path) == ["job-00001", "job-00002", "job-00003"]
+    assert outcome.missing == 0
+
+
+def test_a_body_pending_for_good_counts_as_missing(tmp_path: Path) -> None:
+    api = FakeJobsApi()
+    api.add(job(1, T.format(1, 0)), job(2, T.format(2, 0)))
+    api.pending.add("job-00001")
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    drain = _drain(api, tmp_path)
+    outcome = asyncio.run(drain.finish(api.run(2, done=True), sleep=sleep))
+    assert waits == [1.0, 2.0, 4.0]
+    rows = read_rows(Path(outcome.file.data), "jsonl.gz")
+    assert [(r["job_id"], r["result_unavailable"]) for r in rows] == [
+        ("job-00001", "result_pending"),
+        ("job-00002", None),
+    ]
+    assert outcome.missing == 1
