@@ -129,7 +129,10 @@ class ResultWriter:
         self.part = (
             Path(self._dest.path + ".part") if self._dest.local else spool_path(spool_dir, paths)
         )
-        self._handle = self._open_part(resume)
+        try:
+            self._handle = self._open_part(resume)
+        except OSError as e:
+            raise ResultsError(f"cannot write results to {self.part}: {e}") from e
         self._lines = resume.lines if resume else 0
         self._position = resume or WriterPosition()
         self._member: Any = None  # the open gzip member's compressor, if any
@@ -159,7 +162,12 @@ class ResultWriter:
 
     def write(self, row: Mapping[str, Any]) -> int:
         """Append one row; returns its encoded size. Durable only after `commit()`."""
-        line = encode_row(row)
+        try:
+            return self._write(encode_row(row))
+        except OSError as e:  # a full disk fails the collection, with a message
+            raise ResultsError(f"cannot write results to {self.part}: {e}") from e
+
+    def _write(self, line: bytes) -> int:
         self._lines += 1
         if not self._gzip:
             self._handle.write(line)
@@ -182,9 +190,12 @@ class ResultWriter:
 
     def commit(self) -> WriterPosition:
         """Make every row written so far durable; the returned position may be journaled."""
-        self._flush()
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            self._flush()
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as e:
+            raise ResultsError(f"cannot write results to {self.part}: {e}") from e
         self._position = WriterPosition(lines=self._lines, bytes=self._handle.tell())
         return self._position
 

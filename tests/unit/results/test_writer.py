@@ -196,3 +196,11 @@ def test_a_file_url_is_a_local_directory(tmp_path: Path) -> None:
     writer.publish({})
     (final,) = tmp_path.glob("collection=shop/date=1970-01-01/run-1.jsonl")
     assert read_rows(final, "jsonl") == [_row(1)]
+
+
+def test_an_unwritable_destination_is_a_clear_error(tmp_path: Path) -> None:
+    from sprunner.results.errors import ResultsError
+
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(ResultsError, match="cannot write results to"):
+        ResultWriter(_paths(tmp_path / "file"))
