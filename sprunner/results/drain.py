@@ -88,7 +88,12 @@ def _default_warn(text: str) -> None:
 
 
 class Drain:
-    """Drains one run into its result file; see the module docstring for the rules."""
+    """Drains one run into its result file; see the module docstring for the rules.
+
+    The constructor opens the file (and, on a resume, reads the committed rows back to
+    rebuild ids, counts and failed jobs): blocking I/O, so from async code build it with
+    `asyncio.to_thread`. `step` and `finish` of one drain must not overlap.
+    """
 
     def __init__(
         self,
