@@ -1,9 +1,7 @@
 """What the results code needs from the API, as small local types (the swap point).
 
-`Job` and `JobPage` mirror the frozen models that `sprunner.api.models` gains with the jobs
-listing; `JobsApi` is the part of the client the drain calls. When the real models land,
-this module re-exports them and nothing else changes: the drain only reads the fields
-listed here.
+`Job` and `JobPage` are the frozen models of `sprunner.api.models`, re-exported here;
+`JobsApi` is the part of the client the drain calls.
 
 `get_job_result` raises an error with a `.code` attribute (one of `RESULT_CODES`) when a
 result is unavailable; `unavailable_code` reads it without importing the client's error
@@ -13,41 +11,15 @@ classes, so a local fake and the real client are interchangeable.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from sprunner.api.models import Job, JobPage
 from sprunner.errors import SprunnerError
+
+__all__ = ["RESULT_CODES", "Job", "JobPage", "JobsApi", "ResultUnavailableError", "unavailable_code"]
 
 JobStatus = Literal["processing", "completed", "failed", "timeout"]
 RESULT_CODES = frozenset({"result_pending", "result_expired", "result_lost", "job_id_invalid"})
-
-
-@dataclass(frozen=True)
-class Job:
-    job_id: str
-    run_id: str
-    collection_id: str
-    status: str
-    status_code: int | None = None
-    message: str | None = None
-    url: str | None = None
-    custom_id: str | None = None
-    queued_at: str | None = None
-    started_at: str | None = None
-    completed_at: str | None = None
-    execution_time_ms: int | None = None
-    retries_attempted: int | None = None
-    block_reason: str | None = None
-    is_success: bool | None = None
-    result: Mapping[str, Any] | None = None
-    has_result: bool = False
-
-
-@dataclass(frozen=True)
-class JobPage:
-    items: tuple[Job, ...]
-    cursor_next: str | None
-    has_more: bool
 
 
 class ResultUnavailableError(SprunnerError):
