@@ -16,7 +16,14 @@ from typing import Any, Literal, Protocol
 from sprunner.api.models import Job, JobPage
 from sprunner.errors import SprunnerError
 
-__all__ = ["RESULT_CODES", "Job", "JobPage", "JobsApi", "ResultUnavailableError", "unavailable_code"]
+__all__ = [
+    "RESULT_CODES",
+    "Job",
+    "JobPage",
+    "JobsApi",
+    "ResultUnavailableError",
+    "unavailable_code",
+]
 
 JobStatus = Literal["processing", "completed", "failed", "timeout"]
 RESULT_CODES = frozenset({"result_pending", "result_expired", "result_lost", "job_id_invalid"})
