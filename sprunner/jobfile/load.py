@@ -201,7 +201,7 @@ class _Loader:
 
         def functions(masked: bool) -> Functions:
             return Functions(
-                base_dir=job.base or job.path.resolve().parent,
+                base_dir=job.base or Path(os.path.realpath(job.path)).parent,
                 root=job.root,
                 masked=masked,
                 cache=self.lines_cache,

@@ -218,7 +218,8 @@ class Functions:
     def lines(self, name: str) -> tuple[str, ...]:
         _defined(name)
         name = str(name)
-        target = (self.base_dir / name).resolve()
+        # realpath, not Path.resolve(): it never raises, even on a symlink loop.
+        target = Path(os.path.realpath(self.base_dir / name))
         if not target.is_relative_to(self.root):
             raise FunctionError(f"lines({name!r}) may not read outside the job-file tree")
         if target not in self.cache:

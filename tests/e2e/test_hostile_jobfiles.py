@@ -317,7 +317,9 @@ def test_special_files_named_yaml_are_refused_without_hanging(tmp_path: Path) ->
 def test_lines_of_a_fifo_or_a_folder_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "urls.txt")
     (tmp_path / "dir.txt").mkdir()  # (a device resolves outside the tree: refused earlier)
-    for name, reason in (("urls.txt", "FIFO"), ("dir.txt", "a directory")):
+    (tmp_path / "loop.txt").symlink_to(tmp_path / "loop.txt")
+    cases = (("urls.txt", "FIFO"), ("dir.txt", "a directory"), ("loop.txt", "a symlink loop"))
+    for name, reason in cases:
         request = f'url: "{{{{ u }}}}"\nforeach: {{u: "{{{{ lines(\'{name}\') }}}}"}}'
         path = one_request(tmp_path, request)
         result = validate_json(path)
