@@ -45,7 +45,7 @@ class Engine:
         allow_private: bool = False,
     ) -> None:
         self.mode = mode
-        self.run_seconds = run_seconds
+        self._run_seconds = run_seconds
         self.fetch_timeout = fetch_timeout
         self.allow_private = allow_private
         self.results = Results(mode, result_retention)
@@ -59,6 +59,20 @@ class Engine:
         self._fetcher: Fetcher | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._swept = time.monotonic()
+
+    @property
+    def run_seconds(self) -> float:
+        """simulate: how long a run takes. Changing it also speeds up (or slows down) the
+        runs under way, as tests do to let left-over runs complete."""
+        return self._run_seconds
+
+    @run_seconds.setter
+    def run_seconds(self, value: float) -> None:
+        self._run_seconds = value
+        if self.mode == "simulate":
+            now = time.monotonic()
+            for run in list(self.runs.values()):
+                schedule(run.jobs, value, elapsed=max(run.elapsed(now), 1e-9))
 
     async def aclose(self) -> None:
         for task in self._tasks:

@@ -62,13 +62,22 @@ def plan_outcome(url: str, attempt: int) -> Planned:
     return Planned("completed", 200, "OK")
 
 
-def schedule(jobs: list[Job], run_seconds: float) -> None:
-    """Set when each job starts and finishes, pairs together, evenly over `run_seconds`."""
+def schedule(jobs: list[Job], run_seconds: float, elapsed: float = 0.0) -> None:
+    """Set when each job starts and finishes, pairs together, evenly over `run_seconds`.
+
+    With `elapsed` (a run already under way, whose `run_seconds` changed): jobs finished
+    by then keep their times, and the others finish no earlier than now, so that no
+    `completed_at` ever moves into the past.
+    """
     groups = math.ceil(len(jobs) / TIE_GROUP)
     for job in jobs:
+        if elapsed and job.done_offset <= elapsed:
+            continue
         group = job.index // TIE_GROUP
         if run_seconds <= 0:
-            job.started_offset = job.done_offset = 0.0
+            started, done = 0.0, 0.0
         else:
-            job.started_offset = run_seconds * group / groups
-            job.done_offset = run_seconds * (group + 1) / groups
+            started = run_seconds * group / groups
+            done = run_seconds * (group + 1) / groups
+        job.done_offset = max(done, elapsed)
+        job.started_offset = min(started, job.done_offset)

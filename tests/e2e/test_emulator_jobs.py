@@ -252,3 +252,13 @@ def test_fetch_mode_results_keep_the_page_status_and_markdown(
     assert (broken["status"], broken["status_code"], broken["result"]) == ("failed", 500, None)
     assert alone[urls[1]]["html"] == "broken" and alone[urls[1]]["statusCode"] == 500
     assert jobs[urls[2]]["status"] == "failed" and alone[urls[2]]["html"] is None
+
+
+def test_shortening_run_seconds_completes_the_runs_under_way() -> None:
+    """Tests let a left-over run complete by shortening `engine.run_seconds`."""
+    with running_emulator(run_seconds=60) as emulator, http(emulator) as client:
+        run = start(client, [{"url": f"https://x.test/{i}"} for i in range(5)])
+        emulator.engine.run_seconds = 0.05
+        wait_done(client, run, deadline=5)
+        times = [j["completed_at"] for j in all_jobs(client, run, order_by="completed_at")]
+        assert times == sorted(times) and all(times)
