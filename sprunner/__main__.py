@@ -1,3 +1,3 @@
 from sprunner.cli import main
 
-main()
+raise SystemExit(main())

@@ -9,8 +9,12 @@ Three phases, each concurrent across collections under the client's bound:
 3. start (or adopt) and wait for every run.
 
 A collection's failure is recorded in its row and never stops the others; only an error
-that makes the API unusable (bad key, quota spent) ends the apply. Progress lives in
-mutable rows read by the terminal display and, after an interruption, by the partial report.
+that makes the API unusable (bad key, quota spent) ends the apply. Progress lives in the
+runner's rows; the terminal display reads frozen `Progress` snapshots of them
+(`snapshot()`), and a partial report after an interruption reads `outcomes()`.
+
+The client, the clock, the output and the write backoff are injected, so one apply can be
+run against an in-memory fake of the API in a unit test.
 """
 
 from __future__ import annotations
@@ -20,15 +24,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sprunner import ui
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError, NotFoundError
 from sprunner.api.models import Run
-from sprunner.outcome import Action, CollectionOutcome, RunOutcome, RunState
+from sprunner.backoff import WRITE_BACKOFF, Backoff
+from sprunner.jobfile.model import DesiredCollection
+from sprunner.outcome import Action, CollectionOutcome, Progress, RunOutcome, RunState
 from sprunner.reconcile import execute
+from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan, PlannedCollection
 from sprunner.runs import policy, poller, starter
 from sprunner.state import State
+from sprunner.ui import Output
 
 # The error of a collection whose change was still in flight when the apply was stopped.
 CUT_SHORT = "interrupted before its change was confirmed; the next apply checks it again"
@@ -53,6 +60,9 @@ class Row:
     @property
     def name(self) -> str:
         return self.item.name
+
+    def snapshot(self) -> Progress:
+        return Progress(self.name, self.action, self.run_state, self.run)
 
     def outcome(self) -> CollectionOutcome:
         desired = self.item.desired
@@ -96,22 +106,22 @@ class Runner:
         state: State,
         plan: Plan,
         *,
+        output: Output,
         apply_id: str,
         run: bool = True,
         max_credits: int | None = None,
         clock: Callable[[], float] = time.time,
+        backoff: Backoff = WRITE_BACKOFF,
     ) -> None:
         self.client = client
+        self.output = output
+        self.backoff = backoff
         self.state = state
         self.apply_id = apply_id
         self.run_enabled = run
         self.max_credits = max_credits
         self.clock = clock
-        self.rows = [
-            Row(item)
-            for item in plan.items
-            if item.action != "skip" and (item.action != "delete" or plan.prune)
-        ]
+        self.rows = [Row(item) for item in plan.items if item.action != "skip"]
 
     async def execute(self) -> None:
         await self._each(self._reconcile)
@@ -124,7 +134,7 @@ class Runner:
             if decision.decision == "skip":
                 row.wants_run, row.refused = False, True
                 row.run_state, row.run_reason = "skipped", decision.reason
-                ui.warn(f"{row.name}: run {decision.reason}")
+                self.output.warn(f"{row.name}: run {decision.reason}")
         await self._each(self._run)
 
     async def _each(self, step: Callable[[Row], Awaitable[None]]) -> None:
@@ -139,7 +149,7 @@ class Runner:
                     row.action = "error"
                 elif row.run_state is None or row.run_state == "in_progress":
                     row.run_state, row.run_reason = "error", str(error)
-                ui.error(f"{row.name}: {error}")
+                self.output.error(f"{row.name}: {error}")
 
         # Not a TaskGroup: it would wrap the one error that must end the apply
         # (ApiUnusableError) in an ExceptionGroup, and it is not in Python 3.10.
@@ -156,33 +166,44 @@ class Runner:
         item = row.item
         if item.action == "error":
             row.action, row.error = "error", item.reason
-            ui.error(f"{row.name}: {item.reason}")
+            self.output.error(f"{row.name}: {item.reason}")
             return
         if item.action == "delete":
             assert item.remote_id is not None
             await execute.delete(self.client, self.state, row.name, item.remote_id)
             row.action, row.collection_id = "deleted", item.remote_id
-            ui.info(f"{row.name}: deleted ({item.remote_id})")
+            self.output.info(f"{row.name}: deleted ({item.remote_id})")
             return
         desired = item.desired
         assert desired is not None
         if item.action == "create":
-            applied = await execute.create(self.client, self.state, desired, apply_id=self.apply_id)
+            applied = await execute.create(
+                self.client, self.state, desired, apply_id=self.apply_id, backoff=self.backoff
+            )
         elif item.action == "update":
             assert item.remote_id is not None
             applied = await execute.update(
-                self.client, self.state, desired, item.remote_id, apply_id=self.apply_id
+                self.client,
+                self.state,
+                desired,
+                item.remote_id,
+                apply_id=self.apply_id,
+                backoff=self.backoff,
             )
         else:
             assert item.remote_id is not None
             applied = execute.Applied(item.remote_id, "unchanged")
         row.action, row.collection_id = applied.action, applied.collection_id
         for note in applied.notes:
-            ui.warn(f"{row.name}: {note}")
+            self.output.warn(f"{row.name}: {note}")
         if applied.action != "unchanged":
-            ui.info(f"{row.name}: {applied.action} ({applied.collection_id})")
-        if not self.run_enabled:
-            return
+            self.output.info(f"{row.name}: {applied.action} ({applied.collection_id})")
+        if self.run_enabled:
+            await self._decide(row, desired, applied)
+
+    async def _decide(self, row: Row, desired: DesiredCollection, applied: Applied) -> None:
+        """Whether the collection runs: an interrupted run to adopt, `when`, `schedule`, and
+        with `overlap: skip` a run in progress to adopt instead of starting one."""
         run_policy = desired.run
         existing = applied.action != "created"
         adopted = None
@@ -205,7 +226,7 @@ class Runner:
             )
             if decision.decision == "skip":
                 row.run_state, row.run_reason = "skipped", decision.reason
-                ui.debug(f"{row.name}: run skipped: {decision.reason}")
+                self.output.debug(f"{row.name}: run skipped: {decision.reason}")
                 return
             if existing and run_policy.overlap == "skip":
                 adopted = await starter.adopt_running(
@@ -223,39 +244,49 @@ class Runner:
             return
         desired = row.item.desired
         assert desired is not None and row.collection_id is not None
-        loop = asyncio.get_running_loop()
         if row.adopted is not None:
             started = row.adopted
-            ui.info(f"{row.name}: adopted run {started.run.run_id} ({started.run.status})")
+            self.output.info(f"{row.name}: adopted run {started.run.run_id} ({started.run.status})")
         else:
-            try:
-                started = await starter.start(
-                    self.client,
-                    self.state,
-                    name=row.name,
-                    collection_id=row.collection_id,
-                    fresh=row.action == "created",
-                )
-            except NotFoundError:
-                # Deleted remotely since it was reconciled: the job file still wants it.
-                self.state.forget(row.name)
-                applied = await execute.create(
-                    self.client, self.state, desired, apply_id=self.apply_id
-                )
-                row.action, row.collection_id = "created", applied.collection_id
-                ui.info(f"{row.name}: gone remotely; created again ({applied.collection_id})")
-                started = await starter.start(
-                    self.client,
-                    self.state,
-                    name=row.name,
-                    collection_id=row.collection_id,
-                    fresh=True,
-                )
-            row.credits = desired.credits
-            if started.adopted:
-                row.adopted = started
-            ui.info(f"{row.name}: run {started.run.run_id} started")
+            started = await self._start(row, desired)
         row.run, row.run_state = started.run, "in_progress"
+        await self._wait(row, desired, started)
+
+    async def _start(self, row: Row, desired: DesiredCollection) -> starter.Started:
+        assert row.collection_id is not None
+        try:
+            started = await starter.start(
+                self.client,
+                self.state,
+                name=row.name,
+                collection_id=row.collection_id,
+                fresh=row.action == "created",
+                backoff=self.backoff,
+            )
+        except NotFoundError:
+            # Deleted remotely since it was reconciled: the job file still wants it.
+            self.state.forget(row.name)
+            applied = await execute.create(
+                self.client, self.state, desired, apply_id=self.apply_id, backoff=self.backoff
+            )
+            row.action, row.collection_id = "created", applied.collection_id
+            self.output.info(f"{row.name}: gone remotely; created again ({applied.collection_id})")
+            started = await starter.start(
+                self.client,
+                self.state,
+                name=row.name,
+                collection_id=row.collection_id,
+                fresh=True,
+                backoff=self.backoff,
+            )
+        row.credits = desired.credits
+        if started.adopted:
+            row.adopted = started
+        self.output.info(f"{row.name}: run {started.run.run_id} started")
+        return started
+
+    async def _wait(self, row: Row, desired: DesiredCollection, started: starter.Started) -> None:
+        loop = asyncio.get_running_loop()
         # Event-loop time of the run's start, for the pace estimate of the poller. A run we
         # just started began between the POST and its answer: `started_at` was taken before
         # the POST waited for a free slot and the rate limiter, so with hundreds of starts it
@@ -283,10 +314,12 @@ class Runner:
         if waited.timed_out:
             row.run_state = "timed_out"
             row.run_reason = f"still in progress after {desired.run.timeout:g}s; left running"
-            ui.error(f"{row.name}: run {waited.run.run_id} {row.run_reason}")
+            self.output.error(f"{row.name}: run {waited.run.run_id} {row.run_reason}")
             return
         row.run_state = "completed"
-        run = waited.run
+        self._judge(row, desired, waited.run)
+
+    def _judge(self, row: Row, desired: DesiredCollection, run: Run) -> None:
         bad = run.failed_requests + run.timeout_requests
         line = (
             f"{row.name}: run {run.run_id} completed: {run.success_requests}/"
@@ -294,12 +327,16 @@ class Runner:
             f"{run.timeout_requests} timed out"
         )
         if desired.run.max_failed.allows(bad, run.total_requests):
-            ui.info(line)
+            self.output.info(line)
         else:
             row.run_reason = (
                 f"{bad} failed or timed-out jobs; max_failed is {desired.run.max_failed}"
             )
-            ui.error(f"{line} (over max_failed {desired.run.max_failed})")
+            self.output.error(f"{line} (over max_failed {desired.run.max_failed})")
+
+    def snapshot(self) -> tuple[Progress, ...]:
+        """What the live display shows: one frozen value per collection, as of now."""
+        return tuple(row.snapshot() for row in self.rows)
 
     def outcomes(self) -> tuple[CollectionOutcome, ...]:
         return tuple(row.outcome() for row in self.rows)

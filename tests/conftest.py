@@ -16,11 +16,3 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SPRUNNER_STATE_DIR", str(tmp_path / "state"))
     yield
-
-
-@pytest.fixture(autouse=True)
-def _fresh_ui(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Secrets one test registers (an API key "k", say) must not redact the next one's output."""
-    from sprunner import ui
-
-    monkeypatch.setattr(ui, "_config", ui._Config())

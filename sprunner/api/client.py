@@ -46,10 +46,10 @@ from sprunner.api.errors import (
 )
 from sprunner.api.limiter import DEFAULT_PAUSE, RateLimiter
 from sprunner.api.models import CollectionRef, Run, WriteResult
+from sprunner.backoff import API_BACKOFF, Backoff
 from sprunner.errors import UsageError
 
 COLLECTIONS = "/v1/async/collections"
-FIRST_BACKOFF = 0.5
 
 
 def is_loopback(host: str) -> bool:
@@ -93,8 +93,9 @@ class ApiClient:
         timeout: float = 30.0,
         limiter: RateLimiter | None = None,
         parallel: int = 8,
-        max_attempts: int = 6,
-        max_backoff: float = 30.0,
+        backoff: Backoff = API_BACKOFF,
+        max_attempts: int | None = None,
+        max_backoff: float | None = None,
     ) -> None:
         base_url = base_url.rstrip("/")
         parts = urlsplit(base_url)
@@ -113,8 +114,9 @@ class ApiClient:
         # Kept only to scrub it from answers: a server that echoes headers must not leak it.
         self._scrub_key = api_key or None
         self._semaphore = asyncio.Semaphore(parallel)
-        self._max_attempts = max(1, max_attempts)
-        self._max_backoff = max_backoff
+        self._backoff = backoff  # max_attempts / max_backoff override its attempts / cap
+        self._max_attempts = max(1, backoff.attempts if max_attempts is None else max_attempts)
+        self._max_backoff = backoff.cap if max_backoff is None else max_backoff
         self._reached = False  # has any call ever got an HTTP answer?
         headers = {"Accept": "application/json", "User-Agent": "sprunner"}
         if api_key:
@@ -282,7 +284,7 @@ class ApiClient:
             wait = min(error.retry_after, self._max_backoff)
             return wait + random.uniform(0, min(0.1 * wait + 0.05, self._max_backoff - wait))
         # "Full jitter" exponential backoff.
-        ceiling = min(self._max_backoff, FIRST_BACKOFF * 2 ** (state.attempt_number - 1))
+        ceiling = min(self._max_backoff, self._backoff.base * 2 ** (state.attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)
 
     # --- one HTTP exchange --------------------------------------------------------------------

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from sprunner.errors import EXIT_OK, UsageError
+from sprunner.ui import Output
 
 
 def run(
     *,
+    output: Output,
     host: str,
     port: int,
     api_key: str,
@@ -43,12 +44,12 @@ def run(
         raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     url = url_for(host, sock.getsockname()[1])
     if not is_loopback_host(host):
-        print(f"warning: serving on {host}, which is not loopback", file=sys.stderr)
-    print(f"sprunner emulator ({mode}) listening on {url}", file=sys.stderr)
-    print(f"  SCRAPINGPROS_API_URL={url}", file=sys.stderr)
-    print(f"  SCRAPINGPROS_API_KEY={api_key}", file=sys.stderr)
+        output.warn(f"serving on {host}, which is not loopback")
+    output.note(f"sprunner emulator ({mode}) listening on {url}")
+    output.note(f"  SCRAPINGPROS_API_URL={url}")
+    output.note(f"  SCRAPINGPROS_API_KEY={api_key}")
     for fault in active.active:
-        print(f"  fault: {fault}", file=sys.stderr)
+        output.note(f"  fault: {fault}")
     server = make_server(engine, active, api_key=api_key, log_level="info")
     try:
         server.run(sockets=[sock])  # uvicorn handles SIGINT/SIGTERM in the main thread

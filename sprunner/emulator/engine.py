@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from sprunner.schemafiles import request_enums
+
 Mode = Literal["fetch", "simulate"]
 Outcome = Literal["success", "failed", "timeout"]
 
@@ -36,11 +38,7 @@ REQUEST_FIELDS = frozenset(
         *("network_capture", "retry_on_block", "block_resources", "block_requests", "custom_id"),
     }
 )
-_ENUMS = {
-    "format": ("html", "markdown"),
-    "browser_type": ("light", "heavy", "stealth"),
-    "window_size": ("desktop", "mobile", "any"),
-}
+_ENUMS = request_enums()
 _BOOLS = ("browser", "screenshot", "retry_on_block")
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from sprunner.errors import Problem
 from sprunner.jobfile.model import canonical_json
+from sprunner.jobfile.quote import got
 from sprunner.jobfile.templates import (
     SECRET_MASK,
     Functions,
@@ -32,6 +33,7 @@ from sprunner.jobfile.templates import (
     TemplateProblem,
     as_loop_values,
 )
+from sprunner.schemafiles import request_enums
 
 _URL = re.compile(
     r"https?://(?:[^/?#@\s]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^/?#@\s:\[\]]+)(?::\d*)?(?:[/?#]\S*)?\Z",
@@ -46,8 +48,6 @@ Report = Callable[[Path_, str], Problem]
 def url_problem(url: Any) -> str | None:
     if isinstance(url, str) and _URL.match(url):
         return None
-    from sprunner.jobfile.schema import got
-
     return f"expected an absolute http or https URL with a host, got {got(url)}"
 
 
@@ -61,19 +61,14 @@ _CHECKS = {"url": url_problem, "custom_id": custom_id_problem}
 
 # Enum fields written as templates pass the schema (it sees the template's text, see
 # schema.validate_document); what they render to is checked here instead.
-RENDERED_ENUMS = {
-    "format": ("html", "markdown"),
-    "browser_type": ("light", "heavy", "stealth"),
-    "window_size": ("desktop", "mobile", "any"),
-}
+# (Read from the schema: one source for the validator, these checks and the emulator.)
+RENDERED_ENUMS = request_enums()
 
 
 def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if value in allowed:
             return None
-        from sprunner.jobfile.schema import got
-
         words = ", ".join(allowed[:-1]) + " or " + allowed[-1]
         return f"expected {words} after rendering, got {got(value)}"
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from sprunner.jobfile.quote import got
 from sprunner.jobfile.yamlload import PMap
 
 ITER_LIMIT = 10_000_000  # a lazy sequence longer than this is never listed
@@ -364,8 +365,6 @@ class TemplateCompiler:
 
 def as_loop_values(value: Any, path: Path_) -> Sequence[Any]:
     """A foreach value as a sized sequence; strings and mappings are refused."""
-    from sprunner.jobfile.schema import got
-
     if isinstance(value, (LazySeq, range)):
         return value
     if isinstance(value, (list, tuple)):
