@@ -34,7 +34,7 @@ from sprunner.outcome import CollectionOutcome, Progress
 from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
-from sprunner.runs import policy, poller, starter
+from sprunner.runs import decision, poller, starter
 from sprunner.state import State
 from sprunner.track import (
     Begun,
@@ -88,14 +88,14 @@ class Runner:
     async def execute(self) -> None:
         await self._each(self._reconcile)
         wanted = [(i, t) for i, t in enumerate(self._tracks) if t.wants_run and t.adopted is None]
-        budget = policy.apply_budget(
+        budget = decision.apply_budget(
             [(t.name, t.item.credits) for _, t in wanted], self.max_credits
         )
         for index, track in wanted:
-            decision = budget[track.name]
-            if decision.decision == "skip":
-                self._fold(index, Decided(False, skipped=decision.reason, refused=True))
-                self.output.warn(f"{track.name}: run {decision.reason}")
+            verdict = budget[track.name]
+            if verdict.decision == "skip":
+                self._fold(index, Decided(False, skipped=verdict.reason, refused=True))
+                self.output.warn(f"{track.name}: run {verdict.reason}")
         await self._each(self._run)
 
     async def _each(self, phase: Phase) -> None:
@@ -179,15 +179,15 @@ class Runner:
             last_run_at = await starter.last_run_time(
                 self.client, self.state, name=name, collection_id=collection_id
             )
-        decision = policy.decide(
+        verdict = decision.decide(
             run_policy,
             changed=applied.action in ("created", "updated"),
             last_run_at=last_run_at,
             now=self.clock(),
         )
-        if decision.decision == "skip":
-            self.output.debug(f"{name}: run skipped: {decision.reason}")
-            return Decided(False, skipped=decision.reason)
+        if verdict.decision == "skip":
+            self.output.debug(f"{name}: run skipped: {verdict.reason}")
+            return Decided(False, skipped=verdict.reason)
         if existing and run_policy.overlap == "skip":
             adopted = await starter.adopt_running(
                 self.client, self.state, name=name, collection_id=collection_id

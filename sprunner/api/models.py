@@ -6,7 +6,6 @@ missing field raises `BadAnswerError` naming the call, never a KeyError later.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -56,6 +55,3 @@ class Run:
     @property
     def done(self) -> bool:
         return self.status == "completed"
-
-
-JsonObject = Mapping[str, Any]
