@@ -34,7 +34,7 @@ def _imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
     """Every sprunner module `name` imports, anywhere in the file (TYPE_CHECKING excluded)."""
     package = name if name in known and _is_package(name) else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -50,22 +50,27 @@ def _imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
                 target = target.rpartition(".")[0]
             if target and target != name:
                 found.add(target)
-    return found - _type_checking_only(tree, known)
+    return found
 
 
 def _is_package(name: str) -> bool:
     return (PACKAGE.parent / name.replace(".", "/") / "__init__.py").exists()
 
 
-def _type_checking_only(tree: ast.Module, known: set[str]) -> set[str]:
-    """Imports under `if TYPE_CHECKING:` exist for the type checker only, never at run time."""
-    only: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            for child in node.body:
-                if isinstance(child, ast.ImportFrom) and child.module in known:
-                    only.add(child.module)
-    return only
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under `if TYPE_CHECKING:` (imports for the type checker only,
+    never executed); imports inside functions are kept: they run, later."""
+    nodes: list[ast.AST] = []
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and getattr(child.test, "id", None) == "TYPE_CHECKING":
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+    return nodes
 
 
 def import_graph() -> dict[str, set[str]]:
