@@ -1,3 +1,5 @@
+"""`python -m sprunner`: the same as the `sprunner` command."""
+
 from sprunner.cli import main
 
-main()
+raise SystemExit(main())

@@ -1,14 +1,18 @@
 """The one error hierarchy, and the one place that maps errors to exit codes (SPEC §3).
 
 Every error a user can cause or meet is a `SprunnerError`; third-party exceptions are
-wrapped where they enter (`raise JobFileError(...) from e`). `exit_code_for` is the only
-function that knows the numbers.
+wrapped where they enter (`raise JobFileError(...) from e`). Each class carries its exit
+code (`exit_code`); subclasses elsewhere (the API errors) take theirs from the constants
+here, so the numbers are written in this module only and this module imports nothing of
+sprunner. `exit_code_for` maps any exception: a `SprunnerError` to its code, an interrupt
+to 130, anything else (a bug) to 70.
 """
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -17,6 +21,8 @@ EXIT_API_UNUSABLE: Final = 3
 EXIT_LOCKED: Final = 4
 EXIT_SIGINT: Final = 130
 EXIT_SIGTERM: Final = 143
+# A bug in sprunner (an unexpected exception): one line on stderr names the crash log.
+EXIT_CRASH: Final = 70
 # `plan --detailed-exitcode`: like terraform, 2 would clash with "invalid", so we use 10.
 EXIT_CHANGES_PENDING: Final = 10
 
@@ -24,9 +30,13 @@ EXIT_CHANGES_PENDING: Final = 10
 class SprunnerError(Exception):
     """Base of every error sprunner reports to a user (never with a traceback)."""
 
+    exit_code: ClassVar[int] = EXIT_FAILED
+
 
 class UsageError(SprunnerError):
     """A bad option or argument."""
+
+    exit_code: ClassVar[int] = EXIT_INVALID
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,8 @@ class Problem:
 class JobFileError(SprunnerError):
     """One or more invalid job files; carries every problem found, not just the first."""
 
+    exit_code: ClassVar[int] = EXIT_INVALID
+
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
@@ -59,17 +71,21 @@ class JobFileError(SprunnerError):
 class LockHeldError(SprunnerError):
     """Another apply holds the lock on the state directory."""
 
+    exit_code: ClassVar[int] = EXIT_LOCKED
+
 
 class StateError(SprunnerError):
     """The state directory cannot be read or written."""
+
+
+class ReportError(SprunnerError):
+    """A report (`--report`, `--junit`) cannot be written."""
 
 
 class Interrupted(SprunnerError):
     """SIGINT or SIGTERM arrived; state and a partial report were saved."""
 
     def __init__(self, signum: int) -> None:
-        import signal
-
         self.signum = signum
         name = signal.Signals(signum).name
         super().__init__(
@@ -77,22 +93,17 @@ class Interrupted(SprunnerError):
             "the runs still in flight"
         )
 
+    @property
+    def signal_exit_code(self) -> int:
+        return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
+
 
 def exit_code_for(error: BaseException) -> int:
-    """Map an error to its documented exit code (SPEC §3)."""
-    import signal
-
-    # Imported here so that `sprunner --version` does not pay for the API package.
-    from sprunner.api.errors import ApiUnusableError
-
+    """Map an exception to its documented exit code (SPEC §3)."""
     if isinstance(error, Interrupted):
-        return EXIT_SIGTERM if error.signum == signal.SIGTERM else EXIT_SIGINT
+        return error.signal_exit_code
     if isinstance(error, KeyboardInterrupt):
         return EXIT_SIGINT
-    if isinstance(error, LockHeldError):
-        return EXIT_LOCKED
-    if isinstance(error, ApiUnusableError):
-        return EXIT_API_UNUSABLE
-    if isinstance(error, (JobFileError, UsageError)):
-        return EXIT_INVALID
-    return EXIT_FAILED
+    if isinstance(error, SprunnerError):
+        return error.exit_code
+    return EXIT_CRASH

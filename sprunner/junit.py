@@ -3,9 +3,9 @@
 Invariants:
 - The file is written atomically (a temporary file in the same directory, then
   `os.replace`): a CI step that reads it never sees half a file.
-- Every string that reaches the file passes through `ui.redact`, so `env()` values and the
-  API key never leak into CI artefacts; characters XML 1.0 cannot carry (control characters
-  in an API error, say) are dropped, so the file is always well-formed.
+- Every string that reaches the file passes through the command's redactor, so `env()`
+  values and the API key never leak into CI artefacts; characters XML 1.0 cannot carry
+  (control characters in an API error, say) are dropped, so the file is always well-formed.
 - Pass, failure and skip follow `CollectionOutcome.ok` and `RunOutcome` exactly; this module
   decides nothing, it only words what the outcome already says.
 """
@@ -17,10 +17,11 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sprunner import ui
-from sprunner.errors import StateError
+from sprunner import redact
+from sprunner.atomic import write_atomically
+from sprunner.errors import ReportError
 from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
-from sprunner.state import write_atomically
+from sprunner.redact import Redactor
 
 SUITE_NAME = "sprunner"
 # A collection can have tens of thousands of failed jobs; CI viewers choke on that, and the
@@ -32,7 +33,7 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _text(value: object) -> str:
-    return _NOT_XML.sub("", ui.redact(str(value)))
+    return _NOT_XML.sub("", redact.current().redact(str(value)))
 
 
 def _failure(collection: CollectionOutcome) -> tuple[str, str]:
@@ -52,8 +53,7 @@ def _failure(collection: CollectionOutcome) -> tuple[str, str]:
         return "error", f"run failed{reason}"
     if run.status == "in_progress":
         return "interrupted", f"run still in progress{reason}"
-    bad = run.failed_requests + run.timeout_requests
-    return "max_failed", f"{bad} failed/timed-out jobs over max_failed"
+    return "max_failed", f"{run.bad_jobs} failed/timed-out jobs over max_failed"
 
 
 def _run_lines(run: RunOutcome, *, max_failed_jobs: int) -> list[str]:
@@ -151,11 +151,19 @@ def to_xml(outcome: ApplyOutcome, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_J
 
 
 def write_junit(
-    outcome: ApplyOutcome, path: Path, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_JOBS
+    outcome: ApplyOutcome,
+    path: Path,
+    *,
+    redactor: Redactor | None = None,
+    max_failed_jobs: int = DEFAULT_MAX_FAILED_JOBS,
 ) -> None:
-    """Write the JUnit report to `path` atomically: the old file or the new one, never half."""
-    data = to_xml(outcome, max_failed_jobs=max_failed_jobs)
+    """Write the JUnit report to `path` atomically: the old file or the new one, never half.
+
+    `redactor`: the command's (default: the current one, see `sprunner.redact`).
+    """
+    with redact.using(redactor or redact.current()):
+        data = to_xml(outcome, max_failed_jobs=max_failed_jobs)
     try:
         write_atomically(path, data)
     except OSError as e:
-        raise StateError(f"cannot write the JUnit report {path}: {e}") from e
+        raise ReportError(f"cannot write the JUnit report {path}: {e}") from e

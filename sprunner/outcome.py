@@ -1,7 +1,12 @@
 """What an apply did, as frozen data: the input of the report, the JUnit file and the summary.
 
-`ok` is decided here, once: a collection is ok when its reconcile succeeded and its run
-(if one was waited for) completed within `max_failed`.
+The failure rule is decided here, once: a run's `bad_jobs` (failed + timed out) against
+its `max_failed` (`within_max_failed`); a collection is ok when its reconcile succeeded and
+its run (if one was waited for) completed within `max_failed`; `failure_reason` words why
+not. The summary, the JSON report and the JUnit file only read these.
+
+`Progress` is the frozen snapshot of one collection that the runner publishes while it
+works; the live display reads snapshots, never the runner's working values.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sprunner.api.models import FailedJob
+from sprunner.api.models import FailedJob, Run
 
 Action = Literal["created", "updated", "unchanged", "deleted", "error"]
 RunState = Literal["completed", "timed_out", "skipped", "error", "in_progress"]
@@ -29,6 +34,11 @@ class RunOutcome:
     reason: str | None = None  # why skipped, timed out or failed
     within_max_failed: bool = True
     refused: bool = False  # skipped because --max-credits would be passed
+
+    @property
+    def bad_jobs(self) -> int:
+        """The jobs that count against `max_failed`: failed plus timed out."""
+        return self.failed_requests + self.timeout_requests
 
     @property
     def ok(self) -> bool:
@@ -54,6 +64,24 @@ class CollectionOutcome:
         if self.error is not None or self.action == "error":
             return False
         return self.run is None or self.run.ok
+
+    @property
+    def failure_reason(self) -> str:
+        """Why this collection failed, in one line (meaningful when not `ok`)."""
+        run = self.run
+        if run is not None and run.status == "completed" and not run.within_max_failed:
+            return f"{run.bad_jobs} of {run.total_requests} jobs failed or timed out"
+        return self.error or (run.reason if run is not None else None) or "failed"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One collection as the live display sees it at one moment."""
+
+    name: str
+    action: str | None
+    run_state: RunState | None
+    run: Run | None
 
 
 @dataclass(frozen=True)

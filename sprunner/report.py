@@ -11,10 +11,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sprunner import ui
-from sprunner.errors import StateError
+from sprunner import redact
+from sprunner.atomic import write_atomically
+from sprunner.errors import ReportError
 from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
-from sprunner.state import write_atomically
+from sprunner.redact import Redactor
 
 REPORT_VERSION = 1
 
@@ -89,12 +90,14 @@ def to_json(outcome: ApplyOutcome) -> dict[str, Any]:
     }
 
 
-def dumps(outcome: ApplyOutcome) -> str:
-    return ui.redact(json.dumps(to_json(outcome), indent=2, ensure_ascii=False)) + "\n"
+def dumps(outcome: ApplyOutcome, redactor: Redactor | None = None) -> str:
+    """The report as text, masked by `redactor` (default: the current one)."""
+    text = json.dumps(to_json(outcome), indent=2, ensure_ascii=False)
+    return (redactor or redact.current()).redact(text) + "\n"
 
 
-def write_report(outcome: ApplyOutcome, path: Path) -> None:
+def write_report(outcome: ApplyOutcome, path: Path, redactor: Redactor | None = None) -> None:
     try:
-        write_atomically(path, dumps(outcome))
+        write_atomically(path, dumps(outcome, redactor))
     except OSError as e:
-        raise StateError(f"cannot write the report {path}: {e}") from e
+        raise ReportError(f"cannot write the report {path}: {e}") from e

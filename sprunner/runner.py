@@ -8,9 +8,15 @@ Three phases, each concurrent across collections under the client's bound:
    depend on which call answered first;
 3. start (or adopt) and wait for every run.
 
-A collection's failure is recorded in its row and never stops the others; only an error
-that makes the API unusable (bad key, quota spent) ends the apply. Progress lives in
-mutable rows read by the terminal display and, after an interruption, by the partial report.
+Each phase of a collection returns a frozen result (`sprunner.track`) that the runner folds
+into that collection's `Track`, replacing it: nothing is changed in place. A collection's
+failure is a `Failed` result and never stops the others; only an error that makes the API
+unusable (bad key, quota spent) ends the apply. The terminal display reads frozen
+`Progress` snapshots (`snapshot()`), and a partial report after an interruption reads
+`outcomes()`.
+
+The client, the clock, the output and the write backoff are injected, so one apply can be
+run against an in-memory fake of the API in a unit test.
 """
 
 from __future__ import annotations
@@ -18,75 +24,33 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-from sprunner import ui
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError, NotFoundError
 from sprunner.api.models import Run
-from sprunner.outcome import Action, CollectionOutcome, RunOutcome, RunState
+from sprunner.backoff import WRITE_BACKOFF, Backoff
+from sprunner.jobfile.model import DesiredCollection
+from sprunner.outcome import CollectionOutcome, Progress
 from sprunner.reconcile import execute
-from sprunner.reconcile.plan import Plan, PlannedCollection
-from sprunner.runs import policy, poller, starter
+from sprunner.reconcile.execute import Applied
+from sprunner.reconcile.plan import Plan
+from sprunner.runs import decision, poller, starter
 from sprunner.state import StateStore as State
+from sprunner.track import (
+    Begun,
+    Decided,
+    Failed,
+    Finished,
+    PhaseResult,
+    Reconciled,
+    Recreated,
+    Seen,
+    Track,
+)
+from sprunner.ui import Output
 
-# The error of a collection whose change was still in flight when the apply was stopped.
-CUT_SHORT = "interrupted before its change was confirmed; the next apply checks it again"
-
-
-@dataclass
-class Row:
-    """The live progress of one collection (mutable: the display reads it as it changes)."""
-
-    item: PlannedCollection
-    action: Action | None = None
-    collection_id: str | None = None
-    error: str | None = None
-    wants_run: bool = False
-    adopted: starter.Started | None = None
-    run: Run | None = None
-    run_state: RunState | None = None
-    run_reason: str | None = None
-    refused: bool = False
-    credits: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.item.name
-
-    def outcome(self) -> CollectionOutcome:
-        desired = self.item.desired
-        run = None
-        if self.run_state is not None:
-            counts = self.run
-            max_failed = desired.run.max_failed if desired is not None else None
-            within = True
-            if counts is not None and max_failed is not None:
-                bad = counts.failed_requests + counts.timeout_requests
-                within = max_failed.allows(bad, counts.total_requests)
-            run = RunOutcome(
-                status=self.run_state,
-                run_id=counts.run_id if counts else None,
-                total_requests=counts.total_requests if counts else 0,
-                success_requests=counts.success_requests if counts else 0,
-                failed_requests=counts.failed_requests if counts else 0,
-                timeout_requests=counts.timeout_requests if counts else 0,
-                failed_jobs=counts.failed_jobs if counts else (),
-                credits=self.credits,
-                adopted=self.adopted is not None,
-                reason=self.run_reason,
-                within_max_failed=within,
-                refused=self.refused,
-            )
-        return CollectionOutcome(
-            name=self.name,
-            file=desired.file if desired is not None else None,
-            action=self.action or "error",
-            collection_id=self.collection_id or self.item.remote_id,
-            requests=self.item.requests,
-            run=run,
-            error=self.error if self.action is not None else self.error or CUT_SHORT,
-        )
+# A phase of one collection: it publishes its results through the callback it is given.
+Phase = Callable[[int, Track], Awaitable[None]]
 
 
 class Runner:
@@ -96,54 +60,57 @@ class Runner:
         state: State,
         plan: Plan,
         *,
+        output: Output,
         apply_id: str,
         run: bool = True,
         max_credits: int | None = None,
         clock: Callable[[], float] = time.time,
+        backoff: Backoff = WRITE_BACKOFF,
     ) -> None:
         self.client = client
+        self.output = output
+        self.backoff = backoff
         self.state = state
         self.apply_id = apply_id
         self.run_enabled = run
         self.max_credits = max_credits
         self.clock = clock
-        self.rows = [
-            Row(item)
-            for item in plan.items
-            if item.action != "skip" and (item.action != "delete" or plan.prune)
-        ]
+        self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
+
+    @property
+    def tracks(self) -> tuple[Track, ...]:
+        return tuple(self._tracks)
+
+    def _fold(self, index: int, result: PhaseResult) -> Track:
+        track = self._tracks[index] = self._tracks[index].fold(result)
+        return track
 
     async def execute(self) -> None:
         await self._each(self._reconcile)
-        wanted = [row for row in self.rows if row.wants_run and row.adopted is None]
-        budget = policy.apply_budget(
-            [(row.name, row.item.credits) for row in wanted], self.max_credits
+        wanted = [(i, t) for i, t in enumerate(self._tracks) if t.wants_run and t.adopted is None]
+        budget = decision.apply_budget(
+            [(t.name, t.item.credits) for _, t in wanted], self.max_credits
         )
-        for row in wanted:
-            decision = budget[row.name]
-            if decision.decision == "skip":
-                row.wants_run, row.refused = False, True
-                row.run_state, row.run_reason = "skipped", decision.reason
-                ui.warn(f"{row.name}: run {decision.reason}")
+        for index, track in wanted:
+            verdict = budget[track.name]
+            if verdict.decision == "skip":
+                self._fold(index, Decided(False, skipped=verdict.reason, refused=True))
+                self.output.warn(f"{track.name}: run {verdict.reason}")
         await self._each(self._run)
 
-    async def _each(self, step: Callable[[Row], Awaitable[None]]) -> None:
-        async def guarded(row: Row) -> None:
+    async def _each(self, phase: Phase) -> None:
+        async def guarded(index: int) -> None:
             try:
-                await step(row)
+                await phase(index, self._tracks[index])
             except ApiUnusableError:
                 raise
             except ApiError as error:
-                row.error = str(error)
-                if row.action is None:
-                    row.action = "error"
-                elif row.run_state is None or row.run_state == "in_progress":
-                    row.run_state, row.run_reason = "error", str(error)
-                ui.error(f"{row.name}: {error}")
+                self._fold(index, Failed(str(error)))
+                self.output.error(f"{self._tracks[index].name}: {error}")
 
         # Not a TaskGroup: it would wrap the one error that must end the apply
         # (ApiUnusableError) in an ExceptionGroup, and it is not in Python 3.10.
-        tasks = [asyncio.ensure_future(guarded(row)) for row in self.rows]
+        tasks = [asyncio.ensure_future(guarded(i)) for i in range(len(self._tracks))]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -151,111 +118,136 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- phase 1 ------------------------------------------------------------------------
-    async def _reconcile(self, row: Row) -> None:
-        item = row.item
+    # -- phase 1: reconcile, then decide ------------------------------------------------
+    async def _reconcile(self, index: int, track: Track) -> None:
+        reconciled, applied = await self._change(track)
+        track = self._fold(index, reconciled)
+        if applied is not None and self.run_enabled:
+            assert track.item.desired is not None
+            self._fold(index, await self._decide(track, track.item.desired, applied))
+
+    async def _change(self, track: Track) -> tuple[Reconciled, Applied | None]:
+        """Create, update or delete per the plan (or nothing: unchanged)."""
+        item, name = track.item, track.name
         if item.action == "error":
-            row.action, row.error = "error", item.reason
-            ui.error(f"{row.name}: {item.reason}")
-            return
+            self.output.error(f"{name}: {item.reason}")
+            return Reconciled("error", error=item.reason), None
         if item.action == "delete":
             assert item.remote_id is not None
-            await execute.delete(self.client, self.state, row.name, item.remote_id)
-            row.action, row.collection_id = "deleted", item.remote_id
-            ui.info(f"{row.name}: deleted ({item.remote_id})")
-            return
+            await execute.delete(self.client, self.state, name, item.remote_id)
+            self.output.info(f"{name}: deleted ({item.remote_id})")
+            return Reconciled("deleted", item.remote_id), None
         desired = item.desired
         assert desired is not None
         if item.action == "create":
-            applied = await execute.create(self.client, self.state, desired, apply_id=self.apply_id)
+            applied = await execute.create(
+                self.client, self.state, desired, apply_id=self.apply_id, backoff=self.backoff
+            )
         elif item.action == "update":
             assert item.remote_id is not None
             applied = await execute.update(
-                self.client, self.state, desired, item.remote_id, apply_id=self.apply_id
+                self.client,
+                self.state,
+                desired,
+                item.remote_id,
+                apply_id=self.apply_id,
+                backoff=self.backoff,
             )
         else:
             assert item.remote_id is not None
-            applied = execute.Applied(item.remote_id, "unchanged")
-        row.action, row.collection_id = applied.action, applied.collection_id
+            applied = Applied(item.remote_id, "unchanged")
         for note in applied.notes:
-            ui.warn(f"{row.name}: {note}")
+            self.output.warn(f"{name}: {note}")
         if applied.action != "unchanged":
-            ui.info(f"{row.name}: {applied.action} ({applied.collection_id})")
-        if not self.run_enabled:
-            return
-        run_policy = desired.run
+            self.output.info(f"{name}: {applied.action} ({applied.collection_id})")
+        return Reconciled(applied.action, applied.collection_id), applied
+
+    async def _decide(self, track: Track, desired: DesiredCollection, applied: Applied) -> Decided:
+        """Whether the collection runs: an interrupted run to adopt, `when`, `schedule`, and
+        with `overlap: skip` a run in progress to adopt instead of starting one."""
+        run_policy, name, collection_id = desired.run, track.name, applied.collection_id
         existing = applied.action != "created"
-        adopted = None
         if existing:
             # A run that an interrupted apply left in flight is ours: always waited for.
             adopted = await starter.adopt_ours(
-                self.client, self.state, name=row.name, collection_id=applied.collection_id
+                self.client, self.state, name=name, collection_id=collection_id
             )
-        if adopted is None:
-            last_run_at = None
-            if run_policy.schedule is not None and existing:
-                last_run_at = await starter.last_run_time(
-                    self.client, self.state, name=row.name, collection_id=applied.collection_id
-                )
-            decision = policy.decide(
-                run_policy,
-                changed=applied.action in ("created", "updated"),
-                last_run_at=last_run_at,
-                now=self.clock(),
+            if adopted is not None:
+                return Decided(True, adopted=adopted)
+        last_run_at = None
+        if run_policy.schedule is not None and existing:
+            last_run_at = await starter.last_run_time(
+                self.client, self.state, name=name, collection_id=collection_id
             )
-            if decision.decision == "skip":
-                row.run_state, row.run_reason = "skipped", decision.reason
-                ui.debug(f"{row.name}: run skipped: {decision.reason}")
-                return
-            if existing and run_policy.overlap == "skip":
-                adopted = await starter.adopt_running(
-                    self.client, self.state, name=row.name, collection_id=applied.collection_id
-                )
-        row.wants_run = True
-        if adopted is not None:
-            row.adopted = adopted
-            # In flight from now on: a partial report after a signal lists it with its id.
-            row.run, row.run_state = adopted.run, "in_progress"
+        verdict = decision.decide(
+            run_policy,
+            changed=applied.action in ("created", "updated"),
+            last_run_at=last_run_at,
+            now=self.clock(),
+        )
+        if verdict.decision == "skip":
+            self.output.debug(f"{name}: run skipped: {verdict.reason}")
+            return Decided(False, skipped=verdict.reason)
+        if existing and run_policy.overlap == "skip":
+            adopted = await starter.adopt_running(
+                self.client, self.state, name=name, collection_id=collection_id
+            )
+            return Decided(True, adopted=adopted)
+        return Decided(True)
 
-    # -- phase 3 ------------------------------------------------------------------------
-    async def _run(self, row: Row) -> None:
-        if not row.wants_run:
+    # -- phase 3: start or adopt, then wait ---------------------------------------------
+    async def _run(self, index: int, track: Track) -> None:
+        if not track.wants_run:
             return
-        desired = row.item.desired
-        assert desired is not None and row.collection_id is not None
-        loop = asyncio.get_running_loop()
-        if row.adopted is not None:
-            started = row.adopted
-            ui.info(f"{row.name}: adopted run {started.run.run_id} ({started.run.status})")
+        desired = track.item.desired
+        assert desired is not None
+        if track.adopted is not None:
+            started = track.adopted
+            self.output.info(
+                f"{track.name}: adopted run {started.run.run_id} ({started.run.status})"
+            )
+            track = self._fold(index, Begun(started))
         else:
-            try:
-                started = await starter.start(
-                    self.client,
-                    self.state,
-                    name=row.name,
-                    collection_id=row.collection_id,
-                    fresh=row.action == "created",
-                )
-            except NotFoundError:
-                # Deleted remotely since it was reconciled: the job file still wants it.
-                self.state.forget(row.name)
-                applied = await execute.create(
-                    self.client, self.state, desired, apply_id=self.apply_id
-                )
-                row.action, row.collection_id = "created", applied.collection_id
-                ui.info(f"{row.name}: gone remotely; created again ({applied.collection_id})")
-                started = await starter.start(
-                    self.client,
-                    self.state,
-                    name=row.name,
-                    collection_id=row.collection_id,
-                    fresh=True,
-                )
-            row.credits = desired.credits
-            if started.adopted:
-                row.adopted = started
-            ui.info(f"{row.name}: run {started.run.run_id} started")
-        row.run, row.run_state = started.run, "in_progress"
+            begun = await self._start(index, track, desired)
+            track = self._fold(index, begun)
+            started = begun.started
+        self._fold(index, await self._wait(index, track, desired, started))
+
+    async def _start(self, index: int, track: Track, desired: DesiredCollection) -> Begun:
+        assert track.collection_id is not None
+        name, collection_id, fresh = track.name, track.collection_id, track.action == "created"
+        try:
+            started = await starter.start(
+                self.client,
+                self.state,
+                name=name,
+                collection_id=collection_id,
+                fresh=fresh,
+                backoff=self.backoff,
+            )
+        except NotFoundError:
+            # Deleted remotely since it was reconciled: the job file still wants it.
+            self.state.forget(name)
+            applied = await execute.create(
+                self.client, self.state, desired, apply_id=self.apply_id, backoff=self.backoff
+            )
+            self._fold(index, Recreated(applied.collection_id))
+            self.output.info(f"{name}: gone remotely; created again ({applied.collection_id})")
+            started = await starter.start(
+                self.client,
+                self.state,
+                name=name,
+                collection_id=applied.collection_id,
+                fresh=True,
+                backoff=self.backoff,
+            )
+        self.output.info(f"{name}: run {started.run.run_id} started")
+        return Begun(started, credits=desired.credits)
+
+    async def _wait(
+        self, index: int, track: Track, desired: DesiredCollection, started: starter.Started
+    ) -> Finished:
+        loop = asyncio.get_running_loop()
         # Event-loop time of the run's start, for the pace estimate of the poller. A run we
         # just started began between the POST and its answer: `started_at` was taken before
         # the POST waited for a free slot and the rate limiter, so with hundreds of starts it
@@ -265,41 +257,43 @@ class Runner:
             begun = loop.time()
         else:
             begun = loop.time() - max(0.0, self.clock() - started.started_at)
-
-        def seen(run: Run) -> None:
-            row.run = run
-
         waited = await poller.wait_for_run(
             self.client,
             started.run,
-            name=row.name,
+            name=track.name,
             poll_interval=desired.run.poll_interval,
             deadline=loop.time() + desired.run.timeout,
             started=begun,
-            on_update=seen,
+            on_update=lambda run: self._see(index, run),
         )
-        row.run = waited.run
-        starter.finish(self.state, name=row.name)
+        starter.finish(self.state, name=track.name)
         if waited.timed_out:
-            row.run_state = "timed_out"
-            row.run_reason = f"still in progress after {desired.run.timeout:g}s; left running"
-            ui.error(f"{row.name}: run {waited.run.run_id} {row.run_reason}")
-            return
-        row.run_state = "completed"
-        run = waited.run
+            reason = f"still in progress after {desired.run.timeout:g}s; left running"
+            self.output.error(f"{track.name}: run {waited.run.run_id} {reason}")
+            return Finished(waited.run, "timed_out", reason)
+        return self._judge(track.name, desired, waited.run)
+
+    def _judge(self, name: str, desired: DesiredCollection, run: Run) -> Finished:
         bad = run.failed_requests + run.timeout_requests
         line = (
-            f"{row.name}: run {run.run_id} completed: {run.success_requests}/"
+            f"{name}: run {run.run_id} completed: {run.success_requests}/"
             f"{run.total_requests} ok, {run.failed_requests} failed, "
             f"{run.timeout_requests} timed out"
         )
-        if desired.run.max_failed.allows(bad, run.total_requests):
-            ui.info(line)
-        else:
-            row.run_reason = (
-                f"{bad} failed or timed-out jobs; max_failed is {desired.run.max_failed}"
-            )
-            ui.error(f"{line} (over max_failed {desired.run.max_failed})")
+        max_failed = desired.run.max_failed
+        if max_failed.allows(bad, run.total_requests):
+            self.output.info(line)
+            return Finished(run, "completed")
+        self.output.error(f"{line} (over max_failed {max_failed})")
+        reason = f"{bad} failed or timed-out jobs; max_failed is {max_failed}"
+        return Finished(run, "completed", reason)
+
+    def _see(self, index: int, run: Run) -> None:
+        self._fold(index, Seen(run))
+
+    def snapshot(self) -> tuple[Progress, ...]:
+        """What the live display shows: one frozen value per collection, as of now."""
+        return tuple(track.progress() for track in self._tracks)
 
     def outcomes(self) -> tuple[CollectionOutcome, ...]:
-        return tuple(row.outcome() for row in self.rows)
+        return tuple(track.outcome() for track in self._tracks)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sprunner import ui
 from sprunner.errors import UsageError
 from sprunner.settings import GlobalOptions
+from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
@@ -39,7 +39,7 @@ class Target:
         return f"Target(api_url={self.api_url!r}, state_dir={self.state_dir!r})"
 
 
-def read_api_key(options: GlobalOptions) -> str:
+def read_api_key(options: GlobalOptions, output: Output) -> str:
     if options.api_key_file is not None:
         try:
             key = options.api_key_file.read_text(encoding="utf-8").strip()
@@ -54,28 +54,28 @@ def read_api_key(options: GlobalOptions) -> str:
                 f"no API key: set {KEY_VARIABLE} or pass --api-key-file PATH "
                 "(or try the demo with --local)"
             )
-    ui.add_secrets([key])
+    output.add_secrets([key])
     return key
 
 
 @contextlib.contextmanager
-def target(options: GlobalOptions, *, local: bool) -> Iterator[Target]:
+def target(options: GlobalOptions, output: Output, *, local: bool) -> Iterator[Target]:
     """The real API, or with `local` a fresh in-process emulator in simulate mode.
 
     A local emulator starts empty every time, so its state lives in a temporary directory:
     ids recorded against one emulator mean nothing to the next.
     """
     if not local:
-        yield Target(options.api_url, read_api_key(options), options.state_dir)
+        yield Target(options.api_url, read_api_key(options, output), options.state_dir)
         return
     from sprunner.emulator.server import running_emulator
 
-    ui.info("starting a local emulator (simulate mode): nothing leaves this machine")
+    output.info("starting a local emulator (simulate mode): nothing leaves this machine")
     with (
         running_emulator(mode="simulate") as emulator,
         tempfile.TemporaryDirectory(prefix="sprunner-local-") as state_dir,
     ):
-        ui.add_secrets([emulator.api_key])
+        output.add_secrets([emulator.api_key])
         yield Target(emulator.url, emulator.api_key, Path(state_dir), local=True)
 
 

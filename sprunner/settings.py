@@ -6,9 +6,10 @@ environment variables once, and the commands never look at `os.environ` for sett
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from sprunner.backoff import Retries
 from sprunner.jobfile.model import DEFAULT_MAX_REQUESTS
 
 DEFAULT_API_URL = "https://api.scrapingpros.com"
@@ -36,6 +37,7 @@ class GlobalOptions:
     state_url: str | None = None  # postgresql://...: a shared state instead of state_dir
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
     color: bool = True  # False with NO_COLOR or when output is not a terminal
+    retries: Retries = field(default_factory=Retries)  # tests inject faster ones
 
 
 @dataclass(frozen=True)

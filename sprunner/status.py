@@ -25,18 +25,21 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from sprunner.jobfile.model import DesiredCollection, RunPolicy
-from sprunner.runs.policy import next_due
+from sprunner.runs.decision import next_due
 
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
     from sprunner.api.models import CollectionRef, Run
     from sprunner.state import Entry
+
+# The state's fingerprint of a desired collection (keyed: see `sprunner.state.hashing`).
+Fingerprint = Callable[[DesiredCollection], str]
 
 DEFAULT_RUNS = 10
 
@@ -124,13 +127,19 @@ def due(policy: RunPolicy, *, last_run_at: float | None, pending: bool | None, n
 
 
 def pending_change(
-    desired: DesiredCollection, entry: Entry | None, remote_id: str | None
+    desired: DesiredCollection,
+    entry: Entry | None,
+    remote_id: str | None,
+    fingerprint: Fingerprint | None = None,
 ) -> bool | None:
+    """Whether the next apply would change the collection; `fingerprint` is the state's
+    (keyed) fingerprint function, as what the state records was made with it."""
     if remote_id is None:
         return True  # the next apply creates it
     if entry is None or entry.id != remote_id or entry.fingerprint is None:
         return None
-    return entry.fingerprint != desired.fingerprint
+    current = desired.fingerprint if fingerprint is None else fingerprint(desired)
+    return entry.fingerprint != current
 
 
 async def gather(
@@ -140,6 +149,7 @@ async def gather(
     *,
     runs: int = DEFAULT_RUNS,
     now: float,
+    fingerprint: Fingerprint | None = None,
 ) -> tuple[CollectionStatus, ...]:
     """Every declared collection's status, in the given order.
 
@@ -154,7 +164,9 @@ async def gather(
     return tuple(
         await asyncio.gather(
             *(
-                _one(c, by_name.get(c.name, []), entries.get(c.name), client, runs, now)
+                _one(
+                    c, by_name.get(c.name, []), entries.get(c.name), client, runs, now, fingerprint
+                )
                 for c in collections
             )
         )
@@ -168,6 +180,7 @@ async def _one(
     client: ApiClient,
     keep: int,
     now: float,
+    fingerprint: Fingerprint | None,
 ) -> CollectionStatus:
     from sprunner.api.errors import ApiError
 
@@ -176,7 +189,7 @@ async def _one(
         ids = ", ".join(r.id for r in refs)
         return replace(base, error=f"present {len(refs)} times remotely (ids {ids})")
     remote_id = refs[0].id if refs else None
-    pending = pending_change(desired, entry, remote_id)
+    pending = pending_change(desired, entry, remote_id, fingerprint)
     last_started = entry.last_run.started_at if entry and entry.last_run else None
     if remote_id is None:
         when = due(desired.run, last_run_at=None, pending=pending, now=now)

@@ -20,14 +20,6 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     yield
 
 
-@pytest.fixture(autouse=True)
-def _fresh_ui(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Secrets one test registers (an API key "k", say) must not redact the next one's output."""
-    from sprunner import ui
-
-    monkeypatch.setattr(ui, "_config", ui._Config())
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server on loopback for this test session (`tests/postgres.py`)."""

@@ -43,11 +43,10 @@ from sprunner.api.models import CollectionRef, JobPage, Run, WriteResult
 from sprunner.api.routes import COLLECTIONS, OrderBy, OrderDir
 from sprunner.api.transport import is_loopback, safe_url
 from sprunner.api.window import CallWindow
+from sprunner.backoff import API_BACKOFF, Backoff
 from sprunner.errors import UsageError
 
 __all__ = ["ApiClient", "CallRecord", "is_loopback", "parse_retry_after"]
-
-FIRST_BACKOFF = 0.5
 
 
 class ApiClient:
@@ -62,8 +61,9 @@ class ApiClient:
         timeout: float = 30.0,
         limiter: RateLimiter | None = None,
         parallel: int = 8,
-        max_attempts: int = 6,
-        max_backoff: float = 30.0,
+        backoff: Backoff = API_BACKOFF,
+        max_attempts: int | None = None,
+        max_backoff: float | None = None,
         on_call: Callable[[CallRecord], None] | None = None,
     ) -> None:
         base_url = base_url.rstrip("/")
@@ -77,8 +77,9 @@ class ApiClient:
             )
         self.base_url = base_url
         self._has_key = bool(api_key)
-        self._max_attempts = max(1, max_attempts)
-        self._max_backoff = max_backoff
+        self._backoff = backoff  # max_attempts / max_backoff override its attempts / cap
+        self._max_attempts = max(1, backoff.attempts if max_attempts is None else max_attempts)
+        self._max_backoff = backoff.cap if max_backoff is None else max_backoff
         headers = {"Accept": "application/json", "User-Agent": "sprunner"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -90,7 +91,7 @@ class ApiClient:
             limiter=limiter or RateLimiter(),
             # `parallel` is the cap; the window adapts below it (see window.py).
             window=CallWindow(max(1, parallel)),
-            retry_after_cap=max_backoff,
+            retry_after_cap=self._max_backoff,
             scrub_key=api_key or None,
             on_call=on_call,
         )
@@ -325,7 +326,7 @@ class ApiClient:
             wait = min(error.retry_after, self._max_backoff)
             return wait + random.uniform(0, min(0.1 * wait + 0.05, self._max_backoff - wait))
         # "Full jitter" exponential backoff.
-        ceiling = min(self._max_backoff, FIRST_BACKOFF * 2 ** (state.attempt_number - 1))
+        ceiling = min(self._max_backoff, self._backoff.base * 2 ** (state.attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)
 
     # --- one HTTP exchange --------------------------------------------------------------------

@@ -14,7 +14,10 @@ the API key: the client never puts headers into an error.
 
 from __future__ import annotations
 
-from sprunner.errors import SprunnerError
+from typing import ClassVar
+
+from sprunner import redact
+from sprunner.errors import EXIT_API_UNUSABLE, SprunnerError
 
 BODY_LIMIT = 300
 
@@ -25,9 +28,7 @@ def shorten(text: str, limit: int = BODY_LIMIT) -> str:
     Secrets are masked before the cut: cut first, and a server that echoes the key could
     leave half of it behind, which no later redaction would recognise.
     """
-    from sprunner.ui import redact
-
-    text = redact(text).strip()
+    text = redact.current().redact(text).strip()
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text) - limit} more characters)"
@@ -66,6 +67,8 @@ class PermanentApiError(ApiError):
 
 class ApiUnusableError(ApiError):
     """The API cannot be used at all; mixed into the classes that end an apply (exit 3)."""
+
+    exit_code: ClassVar[int] = EXIT_API_UNUSABLE
 
 
 class RateLimitedError(TransientApiError):

@@ -104,6 +104,3 @@ class JobPage:
     items: tuple[Job, ...]
     cursor_next: str | None
     has_more: bool
-
-
-JsonObject = Mapping[str, Any]

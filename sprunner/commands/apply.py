@@ -14,34 +14,60 @@ import contextlib
 import dataclasses
 import time
 import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sprunner import report, ui
+from sprunner import report
 from sprunner.api.errors import ApiUnusableError
+from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from sprunner.interruption import Interruption
-from sprunner.jobfile.load import Loaded, load
+from sprunner.jobfile.load import Loaded
 from sprunner.outcome import ApplyOutcome
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 from sprunner.state import StateStore as State
 from sprunner.state import opened
+from sprunner.ui import Output
+
+if TYPE_CHECKING:
+    from sprunner.api.client import ApiClient
+    from sprunner.runner import Runner
 
 
-def run(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOptions) -> int:
+@dataclass(frozen=True)
+class _Apply:
+    """What one apply works with, once the target is known."""
+
+    loaded: Loaded
+    api: Target
+    state: State
+    options: GlobalOptions
+    apply_options: ApplyOptions
+    output: Output
+
+
+def run(
+    selection: Selection,
+    *,
+    options: GlobalOptions,
+    output: Output,
+    apply_options: ApplyOptions,
+) -> int:
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
-    loaded = load(selection)
-    for warning in loaded.warnings:
-        ui.warn(str(warning))
-    for collection in loaded.collections:
-        ui.add_secrets(collection.secrets)
+    loaded = load_jobs(selection, output)
     with Interruption().installed() as interruption:
-        with target(options, local=apply_options.local) as api, _state(options, api) as state:
-            outcome = asyncio.run(_apply(loaded, api, state, apply_options, interruption))
+        with (
+            target(options, output, local=apply_options.local) as api,
+            _state(options, api) as state,
+        ):
+            work = _Apply(loaded, api, state, options, apply_options, output)
+            outcome = asyncio.run(_apply(work, interruption))
         if interruption.signum is not None and outcome.interrupted_by is None:
             # It came after the work was done: the report says so, as the exit code will.
             outcome = dataclasses.replace(outcome, interrupted_by=interruption.signum)
-        _write_outputs(outcome, apply_options)
+        _write_outputs(outcome, apply_options, output)
     if interruption.signum is not None:
         raise Interrupted(interruption.signum)
     return EXIT_OK if outcome.ok else EXIT_FAILED
@@ -57,24 +83,13 @@ def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextMan
     )
 
 
-async def _apply(
-    loaded: Loaded,
-    api: Target,
-    state: State,
-    apply_options: ApplyOptions,
-    interruption: Interruption,
-) -> ApplyOutcome:
-    from sprunner.api.client import ApiClient
-    from sprunner.api.limiter import RateLimiter
-    from sprunner.reconcile.plan import build_plan
-    from sprunner.runner import Runner
-
+async def _apply(work: _Apply, interruption: Interruption) -> ApplyOutcome:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
 
     def cancel() -> None:
-        ui.warn("interrupted: saving the state and a partial report")
+        work.output.warn("interrupted: saving the state and a partial report")
         main.cancel()
 
     interruption.on_first = lambda: loop.call_soon_threadsafe(cancel)
@@ -82,62 +97,77 @@ async def _apply(
         cancel()
 
     started_at = time.time()
-    runner: Runner | None = None
+    runners: list[Runner] = []  # filled once the plan is made: a partial report reads it
     try:
-        async with ApiClient(
-            base_url=api.api_url,
-            api_key=api.api_key,
-            limiter=RateLimiter(max_rps=apply_options.max_rps),
-            parallel=apply_options.parallel,
-        ) as client:
-            remote = await list_remote(client)
-            plan = build_plan(
-                loaded.collections,
-                remote,
-                state.entries(),
-                hasher=state.hasher,
-                declared=loaded.declared,
-                prune=apply_options.prune,
-            )
-            runner = Runner(
-                client,
-                state,
-                plan,
-                apply_id=uuid.uuid4().hex,
-                run=apply_options.run,
-                max_credits=apply_options.max_credits,
-            )
-            with ui.progress(runner.rows):
-                await runner.execute()
-            ui.debug(f"{client.calls} API calls, {client.rate_limited} answered 429")
+        async with _client(work) as client:
+            await _run(work, client, runners)
     except asyncio.CancelledError:
         if interruption.signum is None:
             raise
     except ApiUnusableError:
-        if runner is not None and apply_options.report is not None:
-            partial = ApplyOutcome(api.api_url, started_at, time.time(), runner.outcomes())
-            report.write_report(partial, apply_options.report)
+        if runners and work.apply_options.report is not None:
+            partial = ApplyOutcome(work.api.api_url, started_at, time.time(), runners[0].outcomes())
+            report.write_report(partial, work.apply_options.report, work.output.redactor)
         raise
     finally:
         interruption.on_first = None
     return ApplyOutcome(
-        api_url=api.api_url,
+        api_url=work.api.api_url,
         started_at=started_at,
         finished_at=time.time(),
-        collections=runner.outcomes() if runner is not None else (),
-        warnings=tuple(str(w) for w in loaded.warnings),
+        collections=runners[0].outcomes() if runners else (),
+        warnings=tuple(str(w) for w in work.loaded.warnings),
         interrupted_by=interruption.signum,
     )
 
 
-def _write_outputs(outcome: ApplyOutcome, apply_options: ApplyOptions) -> None:
+def _client(work: _Apply) -> ApiClient:
+    from sprunner.api.client import ApiClient
+    from sprunner.api.limiter import RateLimiter
+
+    return ApiClient(
+        base_url=work.api.api_url,
+        api_key=work.api.api_key,
+        limiter=RateLimiter(max_rps=work.apply_options.max_rps),
+        parallel=work.apply_options.parallel,
+        backoff=work.options.retries.api,
+    )
+
+
+async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
+    from sprunner.reconcile.plan import build_plan
+    from sprunner.runner import Runner
+
+    remote = await list_remote(client)
+    plan = build_plan(
+        work.loaded.collections,
+        remote,
+        work.state.entries(),
+        hasher=work.state.hasher,
+        declared=work.loaded.declared,
+        prune=work.apply_options.prune,
+    )
+    runner = Runner(
+        client,
+        work.state,
+        plan,
+        output=work.output,
+        apply_id=uuid.uuid4().hex,
+        run=work.apply_options.run,
+        max_credits=work.apply_options.max_credits,
+        backoff=work.options.retries.write,
+    )
+    runners.append(runner)
+    with work.output.progress(runner.snapshot):
+        await runner.execute()
+    work.output.debug(f"{client.calls} API calls, {client.rate_limited} answered 429")
+
+
+def _write_outputs(outcome: ApplyOutcome, apply_options: ApplyOptions, output: Output) -> None:
     if apply_options.report is not None:
-        report.write_report(outcome, apply_options.report)
+        report.write_report(outcome, apply_options.report, output.redactor)
     if apply_options.junit is not None:
         from sprunner.junit import write_junit
 
-        write_junit(outcome, apply_options.junit)
-    if apply_options.json:
-        ui.out(report.dumps(outcome).rstrip("\n"))
-    else:
-        ui.summary(outcome)
+        write_junit(outcome, apply_options.junit, redactor=output.redactor)
+    output.apply_result(outcome)

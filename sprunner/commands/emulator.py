@@ -7,10 +7,10 @@ user chose is never printed.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from sprunner.errors import EXIT_OK, UsageError
+from sprunner.ui import Output
 
 DEMO_KEY = "emulator-key"
 
@@ -30,6 +30,7 @@ def _key_for(host: str, api_key: str | None) -> str:
 
 def run(
     *,
+    output: Output,
     host: str,
     port: int,
     api_key: str | None,
@@ -67,14 +68,14 @@ def run(
     except OSError as error:
         raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     url = url_for(host, sock.getsockname()[1])
-    print(f"sprunner emulator ({mode}) listening on {url}", file=sys.stderr)
-    print(f"  SCRAPINGPROS_API_URL={url}", file=sys.stderr)
+    output.note(f"sprunner emulator ({mode}) listening on {url}")
+    output.note(f"  SCRAPINGPROS_API_URL={url}")
     shown = key if key == DEMO_KEY else "<the key given with --api-key>"
-    print(f"  SCRAPINGPROS_API_KEY={shown}", file=sys.stderr)
+    output.note(f"  SCRAPINGPROS_API_KEY={shown}")
     if mode == "fetch" and allow_private:
-        print("  warning: --allow-private: fetches loopback and private targets", file=sys.stderr)
+        output.warn("--allow-private: fetches loopback and private targets")
     for fault in active.active:
-        print(f"  fault: {fault}", file=sys.stderr)
+        output.note(f"  fault: {fault}")
     server = make_server(engine, active, api_key=key, log_level="info")
     try:
         server.run(sockets=[sock])  # uvicorn handles SIGINT/SIGTERM in the main thread

@@ -7,15 +7,14 @@ cannot use: 2 means invalid input here); exit 1 means a collection is in error.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sprunner import ui
+from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_CHANGES_PENDING, EXIT_FAILED, EXIT_OK
-from sprunner.jobfile.load import load
-from sprunner.reconcile.plan import Plan
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import GlobalOptions, Selection
 from sprunner.state import opened
+from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.api.models import CollectionRef
@@ -25,15 +24,13 @@ def run(
     selection: Selection,
     *,
     options: GlobalOptions,
-    as_json: bool = False,
+    output: Output,
     detailed_exitcode: bool = False,
     local: bool = False,
 ) -> int:
-    loaded = load(selection)
-    for warning in loaded.warnings:
-        ui.warn(str(warning))
+    loaded = load_jobs(selection, output)
     with (
-        target(options, local=local) as api,
+        target(options, output, local=local) as api,
         opened(
             state_dir=api.state_dir,
             state_url=None if api.local else options.state_url,
@@ -43,7 +40,7 @@ def run(
             persist=False,
         ) as state,
     ):
-        remote = asyncio.run(_list(api))
+        remote = asyncio.run(_list(api, options))
         from sprunner.reconcile.plan import build_plan
 
         entries = state.entries()
@@ -56,12 +53,7 @@ def run(
             declared=loaded.declared,
             applied=applied,
         )
-    if as_json:
-        import json
-
-        ui.out(json.dumps(to_json(plan), indent=2, ensure_ascii=False))
-    else:
-        ui.plan_table(plan)
+    output.plan(plan)
     if plan.of("error"):
         return EXIT_FAILED
     if detailed_exitcode and plan.has_changes:
@@ -69,42 +61,10 @@ def run(
     return EXIT_OK
 
 
-async def _list(api: Target) -> list[CollectionRef]:
+async def _list(api: Target, options: GlobalOptions) -> list[CollectionRef]:
     from sprunner.api.client import ApiClient
 
-    async with ApiClient(base_url=api.api_url, api_key=api.api_key) as client:
+    async with ApiClient(
+        base_url=api.api_url, api_key=api.api_key, backoff=options.retries.api
+    ) as client:
         return await list_remote(client)
-
-
-def to_json(plan: Plan) -> dict[str, Any]:
-    def diff(item: Any) -> dict[str, int] | None:
-        d = item.diff
-        return None if d is None else {"added": d.added, "removed": d.removed, "changed": d.changed}
-
-    items = [
-        {
-            "name": item.name,
-            "action": item.action,
-            "reason": item.reason,
-            "file": item.desired.file if item.desired else None,
-            "remote_id": item.remote_id,
-            "requests": item.requests,
-            "credits": item.credits,
-            "diff": diff(item),
-        }
-        for item in plan.items
-    ]
-    return {
-        "changes_pending": plan.has_changes,
-        "collections": items,
-        "unmanaged": [{"name": ref.name, "id": ref.id} for ref in plan.unmanaged],
-        "summary": {
-            "create": len(plan.of("create")),
-            "update": len(plan.of("update")),
-            "unchanged": len(plan.of("unchanged")),
-            "delete": len(plan.of("delete")),
-            "error": len(plan.of("error")),
-            "skip": len(plan.of("skip")),
-            "credits": plan.credits,
-        },
-    }

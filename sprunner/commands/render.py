@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import json
 
-from sprunner import ui
-from sprunner.settings import GlobalOptions, Selection
+from sprunner.settings import Selection
+from sprunner.ui import Output
 
 
-def run(selection: Selection, *, options: GlobalOptions, as_json: bool) -> int:
-    from sprunner.jobfile.load import load
+def run(selection: Selection, *, output: Output, as_json: bool) -> int:
+    from sprunner.commands.common import load_jobs
 
-    loaded = load(selection)
-    for collection in loaded.collections:
-        ui.add_secrets(collection.secrets)
-    for warning in loaded.warnings:
-        ui.warn(str(warning))
+    loaded = load_jobs(selection, output)
     if as_json:
         document = {
             "collections": [
@@ -33,17 +29,17 @@ def run(selection: Selection, *, options: GlobalOptions, as_json: bool) -> int:
                 for c in loaded.collections
             ]
         }
-        ui.out(json.dumps(document, indent=2, ensure_ascii=False))
+        output.document(document)
         return 0
     for number, collection in enumerate(loaded.collections):
         if number:
-            ui.out("")
+            output.out("")
         count = len(collection.requests)
         tags = f" [{', '.join(collection.tags)}]" if collection.tags else ""
-        ui.out(
+        output.out(
             f"# {collection.name}{tags} ({collection.file}): {count:,} "
             f"request{'' if count == 1 else 's'}"
         )
         for request in collection.shown_requests():
-            ui.out(json.dumps(request, separators=(", ", ": "), ensure_ascii=False))
+            output.out(json.dumps(request, separators=(", ", ": "), ensure_ascii=False))
     return 0

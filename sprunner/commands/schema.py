@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Literal
 
+from sprunner.ui import Output
 
-def run(*, which: Literal["jobfile", "report"] | str = "jobfile", markdown: bool = False) -> int:
-    from sprunner.jobfile.schema import schema_text
+
+def run(
+    *,
+    output: Output,
+    which: Literal["jobfile", "report"] | str = "jobfile",
+    markdown: bool = False,
+) -> int:
+    from sprunner.schemafiles import schema_text
 
     text = schema_text("report" if which == "report" else "jobfile")
     if markdown:
@@ -16,5 +22,5 @@ def run(*, which: Literal["jobfile", "report"] | str = "jobfile", markdown: bool
         from sprunner.jobfile.reference import markdown as reference
 
         text = reference(json.loads(schema_text("jobfile")))
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    output.out(text.removesuffix("\n"))
     return 0

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sprunner import ui
 from sprunner.errors import EXIT_OK, UsageError
 from sprunner.settings import GlobalOptions
 from sprunner.state import opened
 from sprunner.state.export import dumps, parse_document
+from sprunner.ui import Output
 
 
-def export(*, options: GlobalOptions, to: Path | None) -> int:
+def export(*, options: GlobalOptions, output: Output, to: Path | None) -> int:
     with opened(
         state_dir=options.state_dir,
         state_url=options.state_url,
@@ -28,19 +28,19 @@ def export(*, options: GlobalOptions, to: Path | None) -> int:
     ) as store:
         text = dumps(store) + "\n"
     if to is None:
-        ui.out(text.rstrip("\n"))
+        output.out(text.rstrip("\n"))
     else:
-        from sprunner.state import write_atomically
+        from sprunner.atomic import write_atomically
 
         try:
             write_atomically(to, text)
         except OSError as e:
             raise UsageError(f"cannot write {to}: {e}") from e
-        ui.info(f"state exported to {to}")
+        output.info(f"state exported to {to}")
     return EXIT_OK
 
 
-def import_(*, options: GlobalOptions, source: Path) -> int:
+def import_(*, options: GlobalOptions, output: Output, source: Path) -> int:
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -54,5 +54,5 @@ def import_(*, options: GlobalOptions, source: Path) -> int:
     ) as store:
         store.restore(apis)
     count = sum(len(part.get("entries", {})) for part in apis.values())
-    ui.info(f"imported {count} collections from {source}")
+    output.info(f"imported {count} collections from {source}")
     return EXIT_OK

@@ -15,42 +15,52 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from sprunner import ui
+from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_FAILED, EXIT_OK
-from sprunner.jobfile.load import load
 from sprunner.session import Target, target
 from sprunner.settings import GlobalOptions, Selection
-from sprunner.state import State
+from sprunner.state import opened
 from sprunner.status import DEFAULT_RUNS
+from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.jobfile.model import DesiredCollection
     from sprunner.state import Entry
-    from sprunner.status import CollectionStatus
+    from sprunner.status import CollectionStatus, Fingerprint
 
 
 def run(
     selection: Selection,
     *,
     options: GlobalOptions,
+    output: Output,
     as_json: bool = False,
     runs: int = DEFAULT_RUNS,
 ) -> int:
     from sprunner import status
 
-    loaded = load(selection)
-    for warning in loaded.warnings:
-        ui.warn(str(warning))
+    loaded = load_jobs(selection, output)
     now = time.time()
-    with target(options, local=False) as api:
-        entries = State(api.state_dir, api.api_url, persist=False).entries()
-        statuses = asyncio.run(_gather(api, loaded.collections, entries, runs, now))
+    with (
+        target(options, output, local=False) as api,
+        opened(
+            state_dir=api.state_dir,
+            state_url=options.state_url,
+            api_url=api.api_url,
+            key=api.api_key,
+            lock=False,
+            persist=False,
+        ) as state,
+    ):
+        entries = state.entries()
+        statuses = asyncio.run(
+            _gather(api, loaded.collections, entries, runs, now, state.fingerprint_of)
+        )
     if as_json:
-        import json
-
-        ui.out(json.dumps(status.to_json(statuses, now=now), indent=2, ensure_ascii=False))
+        output.document(status.to_json(statuses, now=now))
     else:
-        ui.out(status.render_text(statuses, with_trend=ui.is_terminal(), detail=runs > 0))
+        trend = output.is_terminal(output.stdout)
+        output.out(status.render_text(statuses, with_trend=trend, detail=runs > 0))
     return EXIT_FAILED if any(s.error for s in statuses) else EXIT_OK
 
 
@@ -60,9 +70,12 @@ async def _gather(
     entries: Mapping[str, Entry],
     runs: int,
     now: float,
+    fingerprint: Fingerprint,
 ) -> tuple[CollectionStatus, ...]:
     from sprunner.api.client import ApiClient
     from sprunner.status import gather
 
     async with ApiClient(base_url=api.api_url, api_key=api.api_key) as client:
-        return await gather(collections, entries, client, runs=runs, now=now)
+        return await gather(
+            collections, entries, client, runs=runs, now=now, fingerprint=fingerprint
+        )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from sprunner import ui
 from sprunner.errors import EXIT_INVALID, JobFileError, Problem
-from sprunner.settings import GlobalOptions, Selection
+from sprunner.settings import Selection
+from sprunner.ui import Output
 
 
 def _plural(count: int, word: str) -> str:
@@ -24,24 +23,22 @@ def _problem(problem: Problem) -> dict[str, Any]:
     }
 
 
-def run(selection: Selection, *, options: GlobalOptions, as_json: bool = False) -> int:
+def run(selection: Selection, *, output: Output, as_json: bool = False) -> int:
     """Exit 0 with a one-line summary, or raise JobFileError listing every problem.
 
     With `as_json` the result, problems included, is one JSON document on stdout (for
     editors and CI annotations) and invalid files give exit 2 without raising.
     """
-    from sprunner.jobfile.load import load
+    from sprunner.commands.common import load_jobs
 
     try:
-        loaded = load(selection)
+        loaded = load_jobs(selection, output, warn=not as_json)
     except JobFileError as error:
         if not as_json:
             raise
         document = {"ok": False, "errors": [_problem(p) for p in error.problems], "warnings": []}
-        ui.out(json.dumps(document, indent=2, ensure_ascii=False))
+        output.document(document)
         return EXIT_INVALID
-    for collection in loaded.collections:
-        ui.add_secrets(collection.secrets)
     requests = sum(len(c.requests) for c in loaded.collections)
     if as_json:
         document = {
@@ -55,13 +52,11 @@ def run(selection: Selection, *, options: GlobalOptions, as_json: bool = False) 
             "errors": [],
             "warnings": [_problem(w) for w in loaded.warnings],
         }
-        ui.out(json.dumps(document, indent=2, ensure_ascii=False))
+        output.document(document)
         return 0
-    for warning in loaded.warnings:
-        ui.warn(str(warning))
-    if options.verbosity < 0:
+    if output.verbosity < 0:
         return 0  # -q: silence is success, as with any linter
-    ui.out(
+    output.out(
         f"ok: {_plural(loaded.files, 'file')}, {_plural(len(loaded.collections), 'collection')}, "
         f"{_plural(requests, 'request')}"
     )

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sprunner.emulator.model import EngineError
+from sprunner.schemafiles import request_enums
 
 REQUEST_FIELDS = frozenset(
     {
@@ -19,11 +20,7 @@ REQUEST_FIELDS = frozenset(
         *("network_capture", "retry_on_block", "block_resources", "block_requests", "custom_id"),
     }
 )
-_ENUMS = {
-    "format": ("html", "markdown"),
-    "browser_type": ("light", "heavy", "stealth"),
-    "window_size": ("desktop", "mobile", "any"),
-}
+_ENUMS = request_enums()  # read from the job-file schema: the enums are written once
 _BOOLS = ("browser", "screenshot", "retry_on_block")
 # No request of SPEC §1 nests deeper than a handful of levels; a body far deeper is hostile,
 # and must be a 422, not a RecursionError (a 500 with a traceback) somewhere later.

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sprunner.errors import Problem
+from sprunner.jobfile.checks import CHECKS, RENDERED_CHECKS, RENDERED_ENUMS
 from sprunner.jobfile.masking import secret_pairs, tidy_display
 from sprunner.jobfile.model import canonical_json
 from sprunner.jobfile.templates import (
@@ -34,54 +35,12 @@ from sprunner.jobfile.templates import (
     as_loop_values,
 )
 
-_URL = re.compile(
-    r"https?://(?:[^/?#@\s]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^/?#@\s:\[\]]+)(?::\d*)?(?:[/?#]\S*)?\Z",
-    re.IGNORECASE,
-)
-MAX_CUSTOM_ID = 255
+__all__ = ["RENDERED_ENUMS", "CollectionExpander", "Expansion"]  # the enums: for the tests
 
 # (absolute path in the document, message) -> a located Problem.
 Report = Callable[[Path_, str], Problem]
 
 
-def url_problem(url: Any) -> str | None:
-    if isinstance(url, str) and _URL.match(url):
-        return None
-    from sprunner.jobfile.schema import got
-
-    return f"expected an absolute http or https URL with a host, got {got(url)}"
-
-
-def custom_id_problem(value: Any) -> str | None:
-    if isinstance(value, str) and len(value) > MAX_CUSTOM_ID:
-        return f"longer than {MAX_CUSTOM_ID} characters ({len(value)}) after rendering"
-    return None
-
-
-_CHECKS = {"url": url_problem, "custom_id": custom_id_problem}
-
-# Enum fields written as templates pass the schema (it sees the template's text, see
-# schema.validate_document); what they render to is checked here instead.
-RENDERED_ENUMS = {
-    "format": ("html", "markdown"),
-    "browser_type": ("light", "heavy", "stealth"),
-    "window_size": ("desktop", "mobile", "any"),
-}
-
-
-def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if value in allowed:
-            return None
-        from sprunner.jobfile.schema import got
-
-        words = ", ".join(allowed[:-1]) + " or " + allowed[-1]
-        return f"expected {words} after rendering, got {got(value)}"
-
-    return check
-
-
-_RENDERED_CHECKS = {**_CHECKS, **{k: _one_of(v) for k, v in RENDERED_ENUMS.items()}}
 _OBJECTS_WITH_X_KEYS = ("use_proxy", "http_method")
 
 
@@ -189,7 +148,7 @@ class CollectionExpander:
             except TemplateProblem as e:
                 self._problem(entry, e)
                 continue
-            check = _CHECKS.get(key)
+            check = CHECKS.get(key)
             message = check(const) if check and renderable is None else None
             if message:
                 self.problems.append(self.report(origin[key], message))
@@ -306,9 +265,9 @@ class CollectionExpander:
         for entry in self.entries:
             names, fields = entry.loop_names, entry.fields
             checks = [
-                (k, _RENDERED_CHECKS[k])
+                (k, RENDERED_CHECKS[k])
                 for k, _, r in fields
-                if r is not None and k in _RENDERED_CHECKS
+                if r is not None and k in RENDERED_CHECKS
             ]
             tainted_loop = any(entry.loop_tainted)
             loop_values = entry.loop_values if loops is None else loops(entry)

@@ -17,11 +17,12 @@ import functools
 import json
 import re
 from collections.abc import Iterator, Sequence
-from importlib import resources
 from typing import Any
 
 from sprunner.errors import Problem
+from sprunner.jobfile.quote import got
 from sprunner.jobfile.yamlload import Mark, PMap, PSeq, format_path
+from sprunner.schemafiles import request_enums, schema_text
 
 _TRUE_END = r"(?![\s\S])"  # the end of the text in both ECMA and Python regex
 _TYPE_NAMES = {
@@ -33,11 +34,6 @@ _TYPE_NAMES = {
     "boolean": "true or false",
     "null": "null",
 }
-
-
-def schema_text(which: str = "jobfile") -> str:
-    """The text of a packaged schema (`jobfile` or `report`)."""
-    return resources.files("sprunner").joinpath(f"schemas/{which}.schema.json").read_text("utf-8")
 
 
 @functools.cache
@@ -61,18 +57,6 @@ def locate(root: Any, path: Sequence[str | int], *, key: bool = False) -> Mark |
         else:
             break
     return mark
-
-
-def got(value: Any) -> str:
-    """How an offending value is quoted in a message."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-        return text if len(text) <= 60 else text[:56] + '..."'
-    return "a list" if isinstance(value, list) else "a mapping"
 
 
 def _or(words: Sequence[str]) -> str:
@@ -197,11 +181,9 @@ def _is_template_for(error: Any, fields: Any) -> bool:
 
 def validate_document(root: PMap, display: str) -> list[Problem]:
     """Every schema problem of one parsed job file, in file order."""
-    from sprunner.jobfile.expand import RENDERED_ENUMS
-
     problems = []
     for error in _validator().iter_errors(root):
-        if _is_template_for(error, RENDERED_ENUMS):
+        if _is_template_for(error, request_enums()):
             continue  # checked once rendered (expand.py)
         for item in _explain(error):
             mark = locate(root, item.path, key=item.at_key)

@@ -17,23 +17,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
-import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sprunner.api.client import ApiClient
-from sprunner.api.errors import AmbiguousApiError, ApiError, NotFoundError
+from sprunner.api.errors import ApiError, NotFoundError
+from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.state import StateStore as State
-
-CREATE_ATTEMPTS = 4
-# Seconds before a repeat that found nothing to adopt; doubled per attempt, capped, jittered.
-RETRY_BASE = 0.5
 
 
 class DuplicateRemoteError(ApiError):
@@ -79,7 +74,12 @@ async def _find_by_name(client: ApiClient, name: str) -> list[str]:
 
 
 async def create(
-    client: ApiClient, state: State, desired: DesiredCollection, *, apply_id: str
+    client: ApiClient,
+    state: State,
+    desired: DesiredCollection,
+    *,
+    apply_id: str,
+    backoff: Backoff = WRITE_BACKOFF,
 ) -> Applied:
     name = desired.name
     key = idempotency_key(desired, apply_id, uuid.uuid4().hex)
@@ -87,32 +87,35 @@ async def create(
     # Durable before the POST: if we die before the answer, the next apply knows that the
     # collection it finds under this name is one sprunner created.
     state.update(name, id="", fingerprint=None, creating=True)
-    for attempt in range(1, CREATE_ATTEMPTS + 1):
-        try:
-            answer = await client.create_collection(name, requests, idempotency_key=key)
-        except AmbiguousApiError:
-            ids = await _find_by_name(client, name)
-            if len(ids) > 1:
-                raise DuplicateRemoteError(
-                    f"{len(ids)} remote collections share this name: {', '.join(ids)}",
-                    call="create collection",
-                    collection=name,
-                ) from None
-            if ids:
-                # Our create took effect before the failure: adopt it, with our content.
-                _record_applied(state, desired, ids[0], created=True, creating=False)
-                return Applied(ids[0], "created")
-            if attempt == CREATE_ATTEMPTS:
-                raise
-            await asyncio.sleep(min(8.0, RETRY_BASE * 2**attempt) * random.uniform(0.5, 1.0))
-            continue
-        _record_applied(state, desired, answer.id, created=True, creating=False)
+
+    async def send() -> Applied:
+        answer = await client.create_collection(name, requests, idempotency_key=key)
         return Applied(answer.id, "created", _notes(answer))
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    async def look() -> Applied | None:
+        ids = await _find_by_name(client, name)
+        if len(ids) > 1:
+            raise DuplicateRemoteError(
+                f"{len(ids)} remote collections share this name: {', '.join(ids)}",
+                call="create collection",
+                collection=name,
+            ) from None
+        # Our create took effect before the failure: adopt it, with our content.
+        return Applied(ids[0], "created") if ids else None
+
+    applied, _adopted = await send_then_look(send, look, backoff)
+    _record_applied(state, desired, applied.collection_id, created=True, creating=False)
+    return applied
 
 
 async def update(
-    client: ApiClient, state: State, desired: DesiredCollection, remote_id: str, *, apply_id: str
+    client: ApiClient,
+    state: State,
+    desired: DesiredCollection,
+    remote_id: str,
+    *,
+    apply_id: str,
+    backoff: Backoff = WRITE_BACKOFF,
 ) -> Applied:
     name = desired.name
     entry = state.get(name)
@@ -123,7 +126,7 @@ async def update(
     except NotFoundError:
         # Deleted remotely since we listed: the job file still wants it.
         state.forget(name)
-        return await create(client, state, desired, apply_id=apply_id)
+        return await create(client, state, desired, apply_id=apply_id, backoff=backoff)
     _record_applied(state, desired, remote_id, created=created)
     return Applied(remote_id, "updated", _notes(answer))
 

@@ -8,14 +8,17 @@ Rules (SPEC §4):
 - absent remotely → create; present once → update unless the state's fingerprint for
   that very id equals the desired one; present more than once → an error for that
   collection only, naming the ids;
-- remote collections that sprunner created (state) and no loaded file declares → delete,
-  acted on only with --prune; every other remote collection is unmanaged and never touched.
+- remote collections that sprunner created (state) and no loaded file declares → delete
+  with --prune; without it they are `not_pruned` (shown, never acted on); every other
+  remote collection is unmanaged and never touched.
+
+The plan holds what apply will do (`items`), so no reader re-checks `--prune`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -56,17 +59,20 @@ class PlannedCollection:
 
 @dataclass(frozen=True)
 class Plan:
-    items: tuple[PlannedCollection, ...]
+    items: tuple[PlannedCollection, ...]  # what apply does, in file order, deletions last
     unmanaged: tuple[CollectionRef, ...]
-    prune: bool
+    not_pruned: tuple[PlannedCollection, ...] = ()  # deletions left for --prune
 
     def of(self, action: PlanAction) -> tuple[PlannedCollection, ...]:
         return tuple(item for item in self.items if item.action == action)
 
+    def in_file_order(self) -> tuple[PlannedCollection, ...]:
+        """Everything planned, deletions not pruned included (they come last either way)."""
+        return self.items + self.not_pruned
+
     @property
     def has_changes(self) -> bool:
-        actions = {"create", "update"} | ({"delete"} if self.prune else set())
-        return any(item.action in actions for item in self.items)
+        return any(item.action in ("create", "update", "delete") for item in self.items)
 
     @property
     def credits(self) -> int:
@@ -115,58 +121,58 @@ def build_plan(
     remote_ids: dict[str, list[str]] = defaultdict(list)
     for ref in remote:
         remote_ids[ref.name].append(ref.id)
-    applied = applied or {}
-    items: list[PlannedCollection] = []
-
-    for collection in desired:
-        name = collection.name
-        ids = remote_ids.get(name, [])
-        entry = entries.get(name)
-        if not collection.requests:
-            items.append(PlannedCollection(name, "skip", "expands to no request", collection))
-            continue
-        if len(ids) > 1:
-            reason = f"{len(ids)} remote collections share this name: {', '.join(ids)}"
-            items.append(PlannedCollection(name, "error", reason, collection))
-            continue
-        new_digests = [hasher.request_digest(r) for r in collection.requests]
-        old_digests = applied.get(name)
-        diff = None if old_digests is None else diff_requests(old_digests, new_digests)
-        if not ids:
-            reason = "not found remotely" if entry is None else "gone remotely; creating again"
-            added = RequestDiff(len(new_digests), 0, 0)
-            items.append(PlannedCollection(name, "create", reason, collection, None, added))
-            continue
-        remote_id = ids[0]
-        if entry is not None and entry.id == remote_id and entry.fingerprint is not None:
-            if entry.fingerprint == hasher.fingerprint(collection):
-                items.append(PlannedCollection(name, "unchanged", "", collection, remote_id))
-            else:
-                items.append(
-                    PlannedCollection(
-                        name, "update", "content changed", collection, remote_id, diff
-                    )
-                )
-        else:
-            reason = "what was last applied is unknown"
-            items.append(PlannedCollection(name, "update", reason, collection, remote_id, None))
-
+    items = [
+        _plan_one(
+            c, remote_ids.get(c.name, []), entries.get(c.name), (applied or {}).get(c.name), hasher
+        )
+        for c in desired
+    ]
     declared_names = set(declared)
+    deletions = tuple(_deletions(entries, remote_ids, declared_names))
+    managed = {name for name in entries} | declared_names
+    unmanaged = tuple(ref for ref in remote if ref.name not in managed)
+    if prune:
+        return Plan(items=(*items, *deletions), unmanaged=unmanaged)
+    return Plan(items=tuple(items), unmanaged=unmanaged, not_pruned=deletions)
+
+
+def _plan_one(
+    collection: DesiredCollection,
+    ids: Sequence[str],
+    entry: Entry | None,
+    old_digests: Sequence[str] | None,
+    hasher: Hasher,
+) -> PlannedCollection:
+    """What apply does with one desired collection."""
+    name = collection.name
+    if not collection.requests:
+        return PlannedCollection(name, "skip", "expands to no request", collection)
+    if len(ids) > 1:
+        reason = f"{len(ids)} remote collections share this name: {', '.join(ids)}"
+        return PlannedCollection(name, "error", reason, collection)
+    new_digests = [hasher.request_digest(r) for r in collection.requests]
+    diff = None if old_digests is None else diff_requests(old_digests, new_digests)
+    if not ids:
+        reason = "not found remotely" if entry is None else "gone remotely; creating again"
+        added = RequestDiff(len(new_digests), 0, 0)
+        return PlannedCollection(name, "create", reason, collection, None, added)
+    remote_id = ids[0]
+    if entry is not None and entry.id == remote_id and entry.fingerprint is not None:
+        if entry.fingerprint == hasher.fingerprint(collection):
+            return PlannedCollection(name, "unchanged", "", collection, remote_id)
+        return PlannedCollection(name, "update", "content changed", collection, remote_id, diff)
+    reason = "what was last applied is unknown"
+    return PlannedCollection(name, "update", reason, collection, remote_id, None)
+
+
+def _deletions(
+    entries: Mapping[str, Entry], remote_ids: Mapping[str, list[str]], declared: set[str]
+) -> Iterator[PlannedCollection]:
+    """Remote collections sprunner created that no loaded file declares, by name."""
     for name, entry in sorted(entries.items()):
-        if name in declared_names or not entry.created:
+        if name in declared or not entry.created:
             continue
         for remote_id in remote_ids.get(name, []):
             if remote_id == entry.id:
-                items.append(
-                    PlannedCollection(
-                        name,
-                        "delete",
-                        "created by sprunner; no job file declares it",
-                        None,
-                        remote_id,
-                    )
-                )
-
-    managed = {name for name in entries} | declared_names
-    unmanaged = tuple(ref for ref in remote if ref.name not in managed)
-    return Plan(items=tuple(items), unmanaged=unmanaged, prune=prune)
+                reason = "created by sprunner; no job file declares it"
+                yield PlannedCollection(name, "delete", reason, None, remote_id)

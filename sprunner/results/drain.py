@@ -81,12 +81,6 @@ def _finished(run: RunProgress) -> int:
     return run.success_requests + run.failed_requests + run.timeout_requests
 
 
-def _default_warn(text: str) -> None:
-    from sprunner import ui
-
-    ui.warn(text)
-
-
 class Drain:
     """Drains one run into its result file; see the module docstring for the rules.
 
@@ -104,7 +98,7 @@ class Drain:
         spool_dir: Path | None = None,
         storage_options: Mapping[str, Any] | None = None,
         on_commit: Callable[[DrainCheckpoint], None] | None = None,
-        warn: Callable[[str], None] = _default_warn,
+        warn: Callable[[str], None],
     ) -> None:
         self._api = api
         self._target = target

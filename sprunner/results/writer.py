@@ -269,7 +269,7 @@ class ResultWriter:
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
         target = resolve(self.paths.manifest, self._storage_options)
         if target.local:
-            from sprunner.state import write_atomically
+            from sprunner.atomic import write_atomically
 
             write_atomically(Path(target.path), text)
         else:

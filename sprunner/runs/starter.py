@@ -16,22 +16,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from sprunner.api.client import ApiClient
-from sprunner.api.errors import AmbiguousApiError, NotFoundError
+from sprunner.api.errors import NotFoundError
 from sprunner.api.models import Run
+from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
 from sprunner.state import RunRecord
 from sprunner.state import StateStore as State
 
 CLOCK_SKEW_SECONDS = 5.0
-START_ATTEMPTS = 4
-# Seconds before a repeat that found nothing to adopt; doubled per attempt, capped, jittered.
-RETRY_BASE = 0.5
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,13 @@ async def find_started(
 
 
 async def start(
-    client: ApiClient, state: State, *, name: str, collection_id: str, fresh: bool = False
+    client: ApiClient,
+    state: State,
+    *,
+    name: str,
+    collection_id: str,
+    fresh: bool = False,
+    backoff: Backoff = WRITE_BACKOFF,
 ) -> Started:
     """Start one run, recording it before and after; adopt it after an ambiguous failure.
 
@@ -78,22 +80,17 @@ async def start(
     known = entry.known_run_ids if entry is not None else set()
     since = time.time()
     state.update(name, inflight=RunRecord(None, since))
-    for attempt in range(1, START_ATTEMPTS + 1):
-        try:
-            run = await client.start_run(collection_id, name=name)
-            adopted = False
-        except AmbiguousApiError:
-            found = await find_started(client, collection_id, name=name, since=since, known=known)
-            if found is None:
-                if attempt == START_ATTEMPTS:
-                    raise
-                await asyncio.sleep(min(8.0, RETRY_BASE * 2**attempt) * random.uniform(0.5, 1.0))
-                continue
-            run, adopted = found, True
-        record = RunRecord(run.run_id, since)
-        state.update(name, inflight=record, last_run=record)
-        return Started(run, adopted=adopted, started_at=since)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send() -> Run:
+        return await client.start_run(collection_id, name=name)
+
+    async def look() -> Run | None:
+        return await find_started(client, collection_id, name=name, since=since, known=known)
+
+    run, adopted = await send_then_look(send, look, backoff)
+    record = RunRecord(run.run_id, since)
+    state.update(name, inflight=record, last_run=record)
+    return Started(run, adopted=adopted, started_at=since)
 
 
 async def adopt_ours(

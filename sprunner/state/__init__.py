@@ -16,11 +16,12 @@ content is fingerprinted with a key derived from the API key (`hashing.py`).
 
 from __future__ import annotations
 
-from sprunner.state.base import StateStore
-from sprunner.state.directory import STATE_VERSION, State, locked, write_atomically
+from sprunner.atomic import write_atomically
+from sprunner.state.base import StateConnectionLost, StateStore
+from sprunner.state.directory import STATE_VERSION, State, locked
 from sprunner.state.hashing import Hasher
 from sprunner.state.model import Entry, LockHolder, RunRecord
-from sprunner.state.open import StateConnectionLost, opened
+from sprunner.state.open import opened
 
 __all__ = [
     "STATE_VERSION",

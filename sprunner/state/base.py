@@ -21,11 +21,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from sprunner.errors import StateError
 from sprunner.state.hashing import Hasher
 from sprunner.state.model import Entry, LockHolder
 
 if TYPE_CHECKING:
     from sprunner.jobfile.model import DesiredCollection
+
+
+class StateConnectionLost(StateError):
+    """The state database cannot be reached any more: the locks this apply held are gone,
+    so nothing new may be started; runs already started may still be waited for."""
 
 
 class StateStore(ABC):

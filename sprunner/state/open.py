@@ -17,16 +17,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from sprunner.errors import LockHeldError, StateError, UsageError
+from sprunner.errors import LockHeldError, UsageError
 from sprunner.state.base import StateStore
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 WHOLE_STATE = ""  # the lock name that stands for every collection (a name is never empty)
-
-
-class StateConnectionLost(StateError):
-    """The state database cannot be reached any more: the locks this apply held are gone,
-    so nothing new may be started; runs already started may still be waited for."""
 
 
 def check_state_url(url: str) -> None:

@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sprunner.errors import StateError, UsageError
-from sprunner.state.base import StateStore
+from sprunner.state.base import StateConnectionLost, StateStore
 from sprunner.state.model import Entry, LockHolder, entry_from_json, entry_to_json
-from sprunner.state.open import StateConnectionLost
 
 if TYPE_CHECKING:
     from types import ModuleType

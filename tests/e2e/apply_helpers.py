@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from dataclasses import dataclass
@@ -10,8 +11,15 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
+from sprunner.backoff import API_BACKOFF, WRITE_BACKOFF, Retries
 from sprunner.cli import cli
 from sprunner.emulator.server import EmulatorHandle
+
+# The same retries and look-ups as in production, with a tenth of the waiting.
+QUICK_RETRIES = Retries(
+    api=dataclasses.replace(API_BACKOFF, base=API_BACKOFF.base / 10),
+    write=dataclasses.replace(WRITE_BACKOFF, base=WRITE_BACKOFF.base / 10),
+)
 
 REPORT_SCHEMA = json.loads(
     (Path(__file__).parents[2] / "schemas" / "report.schema.json").read_text()
@@ -40,6 +48,7 @@ class Sprunner:
     emulator: EmulatorHandle
     state_dir: Path
     workdir: Path
+    retries: Retries | None = None  # None: production's backoffs
 
     def __call__(self, *args: str, key: str | None = None) -> Result:
         runner = CliRunner()
@@ -49,6 +58,7 @@ class Sprunner:
             ["--api-url", self.emulator.url, "--state-dir", str(self.state_dir), *args],
             env=env,
             catch_exceptions=False,
+            obj=self.retries,
         )
 
     def apply(self, path: Path, *args: str) -> tuple[Result, dict[str, Any]]:

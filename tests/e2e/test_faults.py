@@ -32,7 +32,7 @@ from click.testing import Result
 from sprunner.emulator.server import EmulatorHandle, running_emulator
 from sprunner.jobfile.load import load
 from sprunner.settings import Selection
-from tests.e2e.apply_helpers import Sprunner, check_report, write_job
+from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, check_report, write_job
 
 # Kept small: 16 seeds x 3 applies must stay well under a minute on two cores.
 JOBS = """
@@ -188,18 +188,6 @@ def converged(sprunner: Sprunner, job: Path) -> None:
     }
 
 
-@pytest.fixture(autouse=True)
-def _quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Compress the backoffs tenfold: the same retries and look-ups, in a tenth of the time."""
-    from sprunner.api import client
-    from sprunner.reconcile import execute
-    from sprunner.runs import starter
-
-    monkeypatch.setattr(client, "FIRST_BACKOFF", 0.05)
-    monkeypatch.setattr(execute, "RETRY_BASE", 0.05)
-    monkeypatch.setattr(starter, "RETRY_BASE", 0.05)
-
-
 @pytest.fixture
 def emulator_for_seed(request: pytest.FixtureRequest) -> Iterator[tuple[int, EmulatorHandle]]:
     seed: int = request.param
@@ -213,7 +201,7 @@ def test_faults_never_duplicate_nor_double_run(
     emulator_for_seed: tuple[int, EmulatorHandle], tmp_path: Path
 ) -> None:
     seed, emulator = emulator_for_seed
-    sprunner = Sprunner(emulator, tmp_path / "state", tmp_path)
+    sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
     strict = seed % 4 in (0, 3)  # half the seeds also hold a collection over its max_failed
 
     # 1. create and run everything, under faults

@@ -26,7 +26,7 @@ import pytest
 from click.testing import Result
 
 from sprunner.emulator.server import EmulatorHandle, running_emulator
-from tests.e2e.apply_helpers import Sprunner, check_report, write_job
+from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, check_report, write_job
 from tests.e2e.hostile import CID, HANG, PREFIX, RID, Answer, Call, Hostile, Rule, json_answer
 
 WATCHDOG_SECONDS = 120.0  # a hung test dies with a stack dump instead of hanging CI
@@ -55,18 +55,6 @@ def _watchdog() -> Iterator[None]:
     faulthandler.cancel_dump_traceback_later()
 
 
-@pytest.fixture(autouse=True)
-def _quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same retries as in production, with a tenth of the waiting."""
-    from sprunner.api import client
-    from sprunner.reconcile import execute
-    from sprunner.runs import starter
-
-    monkeypatch.setattr(client, "FIRST_BACKOFF", 0.05)
-    monkeypatch.setattr(execute, "RETRY_BASE", 0.05)
-    monkeypatch.setattr(starter, "RETRY_BASE", 0.05)
-
-
 class Env:
     """An emulator behind a `Hostile`, and `sprunner` pointed at it."""
 
@@ -74,7 +62,7 @@ class Env:
         self.emulator = handle
         self.engine = handle.engine
         self.hostile = hostile
-        self.sprunner = Sprunner(handle, tmp_path / "state", tmp_path)
+        self.sprunner = Sprunner(handle, tmp_path / "state", tmp_path, QUICK_RETRIES)
         self.job = write_job(tmp_path, JOBS)
         self.report_path = tmp_path / "report.json"
 

@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 from sprunner.cli import cli
 from sprunner.emulator.server import EmulatorHandle, running_emulator
+from tests.e2e.apply_helpers import QUICK_RETRIES
 from tests.e2e.hostile import CID, PREFIX, RID, Answer, Call, Hostile, Rule
 
 KEY = "sk-LIVE-7f3a9c2e-SECRET"
@@ -117,17 +118,6 @@ def emulator(hostile: Hostile) -> Iterator[EmulatorHandle]:
         yield handle
 
 
-@pytest.fixture(autouse=True)
-def _quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sprunner.api import client
-    from sprunner.reconcile import execute
-    from sprunner.runs import starter
-
-    monkeypatch.setattr(client, "FIRST_BACKOFF", 0.05)
-    monkeypatch.setattr(execute, "RETRY_BASE", 0.05)
-    monkeypatch.setattr(starter, "RETRY_BASE", 0.05)
-
-
 class Outputs:
     """Runs sprunner and keeps everything it printed."""
 
@@ -140,7 +130,9 @@ class Outputs:
     def __call__(self, *args: str, key: str = KEY, url: str | None = None) -> Result:
         env = {"SCRAPINGPROS_API_KEY": key, ENV_NAME: ENV_VALUE}
         base = ["--api-url", url or self.emulator.url, "--state-dir", str(self.state_dir), "-vv"]
-        result = CliRunner().invoke(cli, [*base, *args], env=env, catch_exceptions=False)
+        result = CliRunner().invoke(
+            cli, [*base, *args], env=env, catch_exceptions=False, obj=QUICK_RETRIES
+        )
         self.printed += [result.stdout, result.stderr]
         assert "Traceback" not in result.output, result.output
         return result

@@ -116,7 +116,7 @@ def test_a_state_url_that_is_not_postgresql_is_a_usage_error(sprunner: Sprunner)
 def test_without_the_postgres_extra_the_error_names_it(sprunner: Sprunner, tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['psycopg'] = None; sys.argv[0] = 'sprunner'; "
-        "from sprunner.cli import main; main()"
+        "from sprunner.cli import main; sys.exit(main())"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     args = ["--state-url", "postgresql://127.0.0.1:1/x", "state", "export"]

@@ -15,7 +15,6 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sprunner import ui
 from sprunner.cli import cli
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
+from sprunner.ui import Output
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "examples" / "deploy"
@@ -39,19 +38,12 @@ collections:
 """
 
 
-@pytest.fixture(autouse=True)
-def _reset_ui() -> Iterator[None]:
-    # The group callback configures ui's module state; leave it as we found it.
-    saved = (ui._config.verbosity, ui._config.color, set(ui._config.secrets))
-    yield
-    ui._config.verbosity, ui._config.color, ui._config.secrets = saved
-
-
 @dataclass
 class ApplyCall:
     selection: Selection
     options: GlobalOptions
     apply_options: ApplyOptions
+    output: Output
 
 
 @pytest.fixture
@@ -61,8 +53,10 @@ def parse_apply(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     calls: list[ApplyCall] = []
 
-    def record(selection: Selection, *, options: GlobalOptions, apply_options: ApplyOptions) -> int:
-        calls.append(ApplyCall(selection, options, apply_options))
+    def record(
+        selection: Selection, *, options: GlobalOptions, output: Output, apply_options: ApplyOptions
+    ) -> int:
+        calls.append(ApplyCall(selection, options, apply_options, output))
         return 0
 
     monkeypatch.setattr(apply_command, "run", record)
@@ -484,5 +478,5 @@ def test_no_color_is_honoured(parse_apply: Any, no_color: str | None, colored: b
     env = {} if no_color is None else {"NO_COLOR": no_color}
     call = parse_apply(["apply"], env=env)
     assert call.options.color is colored
-    assert ui.use_color(_Terminal()) is colored
-    assert ui.use_color(io.StringIO()) is False  # never colour when not a terminal
+    assert call.output.use_color(_Terminal()) is colored
+    assert call.output.use_color(io.StringIO()) is False  # never colour when not a terminal

@@ -5,25 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sprunner import ui
 from sprunner.api.models import FailedJob
-from sprunner.errors import StateError
+from sprunner.errors import ReportError
 from sprunner.junit import to_xml, write_junit
 from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+from sprunner.redact import Redactor
 
 SECRET = "sk-live-0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def _reset_ui() -> Iterator[None]:
-    saved = (ui._config.verbosity, ui._config.color, set(ui._config.secrets))
-    yield
-    ui._config.verbosity, ui._config.color, ui._config.secrets = saved
 
 
 def _job(n: int, *, status: str = "failed", error: str = "Connection timeout") -> FailedJob:
@@ -193,7 +185,6 @@ def test_long_failed_job_lists_are_capped() -> None:
 
 
 def test_secrets_are_redacted(tmp_path: Path) -> None:
-    ui.add_secrets([SECRET])
     outcome = _outcome(
         CollectionOutcome(
             f"c-{SECRET}",
@@ -210,7 +201,7 @@ def test_secrets_are_redacted(tmp_path: Path) -> None:
         warnings=(f"env value {SECRET}",),
     )
     path = tmp_path / "junit.xml"
-    write_junit(outcome, path)
+    write_junit(outcome, path, redactor=Redactor([SECRET]))
     data = path.read_text(encoding="utf-8")
     assert SECRET not in data
     assert "token=***" in data
@@ -235,8 +226,8 @@ def test_replaces_an_existing_report_and_is_readable(tmp_path: Path) -> None:
     assert os.stat(path).st_mode & 0o444 == 0o444
 
 
-def test_an_unwritable_path_is_a_state_error_not_a_traceback(tmp_path: Path) -> None:
+def test_an_unwritable_path_is_a_report_error_not_a_traceback(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="utf-8")
-    with pytest.raises(StateError, match="cannot write the JUnit report"):
+    with pytest.raises(ReportError, match="cannot write the JUnit report"):
         write_junit(_outcome(), blocker / "junit.xml")

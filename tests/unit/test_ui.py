@@ -6,20 +6,20 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from sprunner import ui
 from sprunner.cli import cli
+from sprunner.redact import Redactor
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "jobs"
 
 
 def test_secrets_are_masked_longest_first() -> None:
-    ui.add_secrets(["tok-123456", "tok-123456-extended"])
-    assert ui.redact("a tok-123456-extended b tok-123456") == "a *** b ***"
+    redactor = Redactor(["tok-123456", "tok-123456-extended"])
+    assert redactor.redact("a tok-123456-extended b tok-123456") == "a *** b ***"
 
 
 def test_values_too_short_to_be_credentials_do_not_garble_output() -> None:
-    ui.add_secrets(["ok", "prod"])
-    assert ui.redact("ok: production") == "ok: production"
+    redactor = Redactor(["ok", "prod"])
+    assert redactor.redact("ok: production") == "ok: production"
 
 
 def test_quiet_and_verbose_work_after_the_command_name() -> None:

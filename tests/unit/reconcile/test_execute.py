@@ -9,26 +9,25 @@ import pytest
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import AmbiguousApiError
+from sprunner.backoff import Backoff
 from sprunner.emulator.server import running_emulator
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
 from sprunner.state import Entry, State
 
+FAST = Backoff(base=0.001, cap=0.01, attempts=4)
 SHOP = DesiredCollection(
     name="shop", file="jobs.yaml", line=1, tags=(), requests=({"url": "https://a.example/"},)
 )
 
 
-def test_a_create_is_marked_pending_before_it_is_sent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(execute, "RETRY_BASE", 0.001)
+def test_a_create_is_marked_pending_before_it_is_sent(tmp_path: Path) -> None:
     with running_emulator(faults=["error-before:1@create"]) as emulator:
         state = State(tmp_path, emulator.url, key=emulator.api_key)
 
         async def go() -> None:
             async with ApiClient(base_url=emulator.url, api_key=emulator.api_key) as client:
-                await execute.create(client, state, SHOP, apply_id="a")
+                await execute.create(client, state, SHOP, apply_id="a", backoff=FAST)
 
         with pytest.raises(AmbiguousApiError):
             asyncio.run(go())

@@ -113,7 +113,7 @@ def test_prune_candidates_are_only_what_sprunner_created() -> None:
 def test_delete_candidates_are_not_changes_without_prune() -> None:
     entries = {"old": Entry(id="c1", created=True)}
     plan = build_plan([], [CollectionRef("c1", "old")], entries, hasher=HASHER, declared=[])
-    assert [i.action for i in plan.items] == ["delete"]
+    assert [i.action for i in plan.in_file_order()] == ["delete"]
     assert not plan.has_changes
 
 

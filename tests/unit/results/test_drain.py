@@ -256,7 +256,7 @@ def test_a_published_run_is_not_drained_again(tmp_path: Path) -> None:
     _finish(drain, api.run(1, done=True))
     assert drain.checkpoint.finished
     with pytest.raises(ValueError, match="already published"):
-        Drain.resume(api, _target(tmp_path), drain.checkpoint)
+        Drain.resume(api, _target(tmp_path), drain.checkpoint, warn=lambda _: None)
     assert _ids(tmp_path) == ["job-00001"]
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from sprunner.api.client import ApiClient
 from sprunner.api.models import Run
+from sprunner.backoff import Backoff
 from sprunner.emulator.server import running_emulator
 from sprunner.runs import starter
 from sprunner.runs.starter import CLOCK_SKEW_SECONDS, _ours
 from sprunner.state import State
+
+FAST = Backoff(base=0.001, cap=0.01, attempts=4)
 
 
 def run(run_id: str, created_at: float | None) -> Run:
@@ -36,10 +37,7 @@ def test_runs_before_the_attempt_less_the_skew_margin_are_not_ours() -> None:
     assert _ours([run("r", 100.0 - CLOCK_SKEW_SECONDS + 1)], since=100.0, known=()) is not None
 
 
-def test_with_a_lost_state_an_older_run_is_never_taken_for_ours(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(starter, "RETRY_BASE", 0.001)
+def test_with_a_lost_state_an_older_run_is_never_taken_for_ours(tmp_path: Path) -> None:
     with running_emulator(run_seconds=0.01) as emulator:
         collection = emulator.engine.create_collection(
             {"name": "shop", "requests": [{"url": "https://a.example/"}]}
@@ -53,7 +51,7 @@ def test_with_a_lost_state_an_older_run_is_never_taken_for_ours(
         async def go() -> starter.Started:
             async with ApiClient(base_url=emulator.url, api_key=emulator.api_key) as client:
                 return await starter.start(
-                    client, state, name="shop", collection_id=collection["id"]
+                    client, state, name="shop", collection_id=collection["id"], backoff=FAST
                 )
 
         started = asyncio.run(go())

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sprunner.jobfile.model import RunPolicy
-from sprunner.runs.policy import apply_budget, decide, next_due
+from sprunner.runs.decision import apply_budget, decide, next_due
 
 
 def epoch(text: str) -> float:

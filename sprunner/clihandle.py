@@ -1,0 +1,73 @@
+"""How every click command runs its core function: the output object, the error handler.
+
+Click-layer only. `handle` maps every error to its message and exit code
+(`sprunner.errors`); an unexpected exception is a bug, written to a crash log.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from sprunner.settings import GlobalOptions
+
+if TYPE_CHECKING:
+    from sprunner.ui import Output
+
+
+def handle(ctx: click.Context, output: Output, run: Callable[[], int]) -> None:
+    """Run one command; map every error to its message and exit code (`sprunner.errors`).
+
+    An unexpected exception is a bug: its traceback goes to a crash log (redacted), the
+    user gets one line naming it, and the exit code is 70, never 1 ("a collection failed").
+    """
+    from sprunner.errors import SprunnerError, exit_code_for
+    from sprunner.redact import using
+
+    try:
+        # The output's redactor is the current one for the command: the API errors mask
+        # with it before they cut a long body short (see `sprunner.redact`).
+        with using(output.redactor):
+            code = run()
+    except SprunnerError as error:
+        output.error(str(error))
+        code = exit_code_for(error)
+    except KeyboardInterrupt as error:
+        code = exit_code_for(error)
+    except Exception as error:
+        code = crashed(error, state_dir=globals_of(ctx).state_dir, output=output)
+    sys.exit(code)
+
+
+def crashed(error: Exception, *, state_dir: Path, output: Output | None) -> int:
+    """A bug: the traceback to a crash log (redacted), one line naming it, exit 70."""
+    from sprunner.crash import write_crash_log
+    from sprunner.errors import EXIT_CRASH
+    from sprunner.session import KEY_VARIABLE
+    from sprunner.ui import make_output
+
+    if output is None:
+        output = make_output(json=False, verbosity=0, color=False)
+    # The key may never have been read (the crash came first): mask it all the same.
+    output.add_secrets([os.environ.get(KEY_VARIABLE, "").strip()])
+    path = write_crash_log(error, state_dir=state_dir, redactor=output.redactor)
+    output.error(f"sprunner crashed (a bug); the traceback is in {path}")
+    return EXIT_CRASH
+
+
+def output_for(ctx: click.Context, *, as_json: bool = False) -> Output:
+    """The command's output object, built once from the global options."""
+    from sprunner.ui import make_output
+
+    options = globals_of(ctx)
+    return make_output(json=as_json, verbosity=options.verbosity, color=options.color)
+
+
+def globals_of(ctx: click.Context) -> GlobalOptions:
+    options: GlobalOptions = ctx.obj
+    return options

@@ -1,0 +1,132 @@
+"""The options the job-file commands share, and the exit-code table of `--help`.
+
+Click-layer only: option objects and callbacks that turn option values into the frozen
+settings of `sprunner.settings`. No logic beyond parsing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sprunner.jobfile.model import DEFAULT_MAX_REQUESTS
+from sprunner.settings import DEFAULT_JOBFILES, GlobalOptions, Selection, Shard
+
+Decorator = Callable[[Callable[..., None]], Callable[..., None]]
+
+
+def _parse_shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Shard | None:
+    if value is None:
+        return None
+    try:
+        index_text, count_text = value.split("/")
+        shard = Shard(int(index_text), int(count_text))
+    except ValueError:
+        raise click.BadParameter(f"expected I/N such as 1/3, got {value!r}") from None
+    if not 1 <= shard.index <= shard.count:
+        raise click.BadParameter(f"I must be between 1 and N, got {value!r}")
+    return shard
+
+
+_paths = click.argument(
+    "paths", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=True)
+)
+_select = click.option(
+    "--select",
+    "-s",
+    multiple=True,
+    metavar="SEL",
+    help="Collection name, shell glob or tag:NAME; may repeat.",
+)
+_shard = click.option(
+    "--shard",
+    callback=_parse_shard,
+    metavar="I/N",
+    help="Take only part I of N of the selected collections (stable hash of the name).",
+)
+_max_requests = click.option(
+    "--max-requests",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_REQUESTS,
+    show_default=True,
+    help="Cap on the requests of one collection after expansion.",
+)
+_json = click.option("--json", "as_json", is_flag=True, help="Plain, stable JSON on stdout.")
+
+
+def job_options(*extra: Decorator) -> Decorator:
+    """The options every job-file command shares (paths, --select, --shard, --max-requests,
+    --json, then `extra`, then -v/-q), with the first four folded into one `selection`."""
+
+    def bundle(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def with_selection(
+            *args: Any,
+            paths: tuple[Path, ...],
+            select: tuple[str, ...],
+            shard: Shard | None,
+            max_requests: int,
+            **kw: Any,
+        ) -> None:
+            selection = Selection(
+                paths=paths or (DEFAULT_JOBFILES,),
+                select=select,
+                shard=shard,
+                max_requests=max_requests,
+            )
+            command(*args, selection=selection, **kw)
+
+        decorated: Callable[..., None] = _verbosity(with_selection)
+        shared: tuple[Decorator, ...] = (_paths, _select, _shard, _max_requests, _json)
+        for option in reversed((*shared, *extra)):
+            decorated = option(decorated)
+        return decorated
+
+    return bundle
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int | bool) -> None:
+    """-v / -q given after the command name (`sprunner apply -q`), as well as before it."""
+    if not value:
+        return
+    options: GlobalOptions = ctx.obj
+    quiet = param.name == "quiet"
+    verbosity = -1 if quiet else max(options.verbosity, 0) + int(value)
+    ctx.obj = dataclasses.replace(options, verbosity=verbosity)
+
+
+def _verbosity(command: Callable[..., None]) -> Callable[..., None]:
+    command = click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="More detail on stderr; repeat for more.",
+    )(command)
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="Print only problems.",
+    )(command)
+
+
+EXIT_CODES = """\b
+Exit codes:
+  0    everything applied; every run met its max_failed
+  1    a collection failed (jobs over max_failed, timeout, API error)
+  2    invalid job files or usage; nothing was sent
+  3    the API could not be used (unreachable, bad key, quota spent)
+  4    another apply holds the lock on the state directory
+  10   plan --detailed-exitcode: changes are pending
+  130  interrupted (SIGINT), 143 terminated (SIGTERM); state saved
+  70   a bug in sprunner: stderr names a crash log in the state directory
+"""

@@ -1,0 +1,156 @@
+"""The click commands that are not about job files: `emulator` and `state export|import`.
+
+Kept apart from `cli.py` so that each file stays small; `cli.py` registers them. Like every
+command, each only parses options and calls one function of `sprunner.commands`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sprunner.clihandle import globals_of, handle, output_for
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True)
+@click.option(
+    "--api-key",
+    envvar="SPRUNNER_EMULATOR_API_KEY",
+    help="The bearer key the emulator accepts (on loopback, default: emulator-key; "
+    "required off loopback).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["fetch", "simulate"]),
+    default="fetch",
+    show_default=True,
+    help="fetch: really fetch each URL; simulate: deterministic outcomes, no network.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC",
+    help="Inject a fault: KIND[:VALUE][@ROUTE], e.g. 'error-before:0.1', 'error-after:0.1', "
+    "'drop-after:0.1@create', 'rate-429:0.1', 'quota@run', 'slow:0.5', 'rate-limit:25', "
+    "'no-idempotency'. "
+    "May repeat.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for faults.")
+@click.option(
+    "--run-seconds",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="simulate: how long a run takes (its jobs finish evenly over it).",
+)
+@click.option(
+    "--fetch-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="fetch: seconds before a job times out.",
+)
+@click.option(
+    "--fetch-concurrency",
+    type=click.IntRange(min=1, max=1000),
+    default=16,
+    show_default=True,
+    help="fetch: URLs fetched at once, across all runs.",
+)
+@click.option(
+    "--result-retention",
+    type=click.FloatRange(min=0),
+    default=86400.0,
+    show_default=True,
+    help="Seconds a job's result is kept after the job finishes (then: result_expired).",
+)
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="fetch: also fetch loopback, private, link-local and metadata addresses.",
+)
+@click.pass_context
+def emulator(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    api_key: str | None,
+    mode: str,
+    faults: tuple[str, ...],
+    seed: int,
+    run_seconds: float,
+    fetch_timeout: float,
+    fetch_concurrency: int,
+    result_retention: float,
+    allow_private: bool,
+) -> None:
+    """Serve a local stand-in of the ScrapingPros API, for demos and tests.
+
+    \b
+    simulate mode: outcomes follow words in each URL
+      flaky / flakyN   first N attempts (default 1) fail, later ones succeed;
+                       attempts count per (url, custom_id) across all runs
+      timeout          times out        fail     fails (HTTP 500)
+      blocked          fails (HTTP 403, block_reason captcha)
+      result-lost      succeeds, but its result answers result_lost
+      size=N (query)   the result body is N bytes of JSON (inline cap: 262144)
+    Jobs finish in pairs with the same completed_at millisecond.
+    fetch mode refuses loopback/private/link-local/metadata targets unless --allow-private.
+    """
+    from sprunner.commands import emulator as command
+
+    output = output_for(ctx)
+    handle(
+        ctx,
+        output,
+        lambda: command.run(
+            output=output,
+            host=host,
+            port=port,
+            api_key=api_key,
+            mode=mode,
+            faults=faults,
+            seed=seed,
+            run_seconds=run_seconds,
+            fetch_timeout=fetch_timeout,
+            fetch_concurrency=fetch_concurrency,
+            result_retention=result_retention,
+            allow_private=allow_private,
+        ),
+    )
+
+
+# --- state: export / import, owned by sprunner/commands/state.py ----------------------------
+@click.group(name="state")
+def state_group() -> None:
+    """Move the state between a directory and a database (JSON, no secret)."""
+
+
+@state_group.command(name="export")
+@click.option(
+    "--to", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not stdout."
+)
+@click.pass_context
+def state_export(ctx: click.Context, to: Path | None) -> None:
+    """Print the state (every API URL) as JSON."""
+    from sprunner.commands import state as command
+
+    output = output_for(ctx)
+    handle(ctx, output, lambda: command.export(options=globals_of(ctx), output=output, to=to))
+
+
+@state_group.command(name="import")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_context
+def state_import(ctx: click.Context, source: Path) -> None:
+    """Merge an exported state into this one (imported collections win)."""
+    from sprunner.commands import state as command
+
+    output = output_for(ctx)
+    handle(
+        ctx, output, lambda: command.import_(options=globals_of(ctx), output=output, source=source)
+    )

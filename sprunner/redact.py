@@ -1,0 +1,59 @@
+"""Secret redaction: the values that must never be printed or written (env() values, the
+API key), and the one function that masks them in a text.
+
+A leaf module (it imports nothing of sprunner) because every layer needs it: the output
+object, the reports, the crash log and the API errors. The output object of a command owns
+one `Redactor` (`sprunner.output`); `using()` makes it the *current* one for the command, so
+that code far from the output layer (the API errors, which cut long bodies short and must
+mask before they cut) reaches the same secrets without a process-wide singleton.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterable, Iterator
+
+# Masking is by substring, a safety net behind the exact masking of `render` and `plan`
+# (which show every env() value as ***). A value shorter than this would garble ordinary
+# words ("ok", "us", "prod") wherever it occurs, and is too short to be a credential.
+MIN_SECRET_LENGTH = 6
+MASK = "***"
+
+
+class Redactor:
+    """A set of secrets and the masking of them."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self.add(secrets)
+
+    def add(self, values: Iterable[str]) -> None:
+        """Register values that must never be printed (env() values, the API key)."""
+        self._secrets.update(v for v in values if len(v) >= MIN_SECRET_LENGTH)
+
+    def redact(self, text: str) -> str:
+        # Longest first, so a secret that contains another is masked whole.
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+
+_current: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar(
+    "sprunner_redactor", default=None
+)
+
+
+def current() -> Redactor:
+    """The redactor of the command in progress; an empty one outside any command."""
+    return _current.get() or Redactor()
+
+
+@contextlib.contextmanager
+def using(redactor: Redactor) -> Iterator[Redactor]:
+    """Make `redactor` the current one for the duration (asyncio tasks inherit it)."""
+    token = _current.set(redactor)
+    try:
+        yield redactor
+    finally:
+        _current.reset(token)

@@ -1,0 +1,179 @@
+"""One collection's way through an apply, as frozen values: each phase of the runner returns
+a result, and `Track.fold` makes the next track from the last one and that result.
+
+Phases and their results, in order:
+- reconcile → `Reconciled` (created / updated / unchanged / deleted / error, the id);
+- decide → `Decided` (run or not, a run to adopt, why skipped; the credit brake too);
+- start or adopt → `Recreated` (gone remotely, created again) then `Begun` (the run);
+- wait → `Seen` (each poll), then `Finished` (completed or timed out);
+- any phase → `Failed` (an API error for this collection only).
+
+A `Track` is never changed in place: the runner replaces it, so the live display and a
+partial report after a signal always read a consistent value (`Progress`, `CollectionOutcome`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sprunner.api.models import Run
+from sprunner.outcome import Action, CollectionOutcome, Progress, RunOutcome, RunState
+from sprunner.reconcile.plan import PlannedCollection
+from sprunner.runs.starter import Started
+
+# The error of a collection whose change was still in flight when the apply was stopped.
+CUT_SHORT = "interrupted before its change was confirmed; the next apply checks it again"
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    action: Action
+    collection_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Decided:
+    wants_run: bool
+    adopted: Started | None = None  # a run to wait for instead of starting one
+    skipped: str | None = None  # why no run (when wants_run is False)
+    refused: bool = False  # skipped by --max-credits, not by the job file
+
+
+@dataclass(frozen=True)
+class Recreated:
+    collection_id: str  # gone remotely when its run was started; created again
+
+
+@dataclass(frozen=True)
+class Begun:
+    started: Started
+    credits: int = 0  # what the run costs when this apply started it
+
+
+@dataclass(frozen=True)
+class Seen:
+    run: Run
+
+
+@dataclass(frozen=True)
+class Finished:
+    run: Run
+    state: RunState  # completed or timed_out
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: str
+
+
+PhaseResult = Reconciled | Decided | Recreated | Begun | Seen | Finished | Failed
+
+
+@dataclass(frozen=True)
+class Track:
+    """Everything known about one collection so far in this apply."""
+
+    item: PlannedCollection
+    action: Action | None = None
+    collection_id: str | None = None
+    error: str | None = None
+    wants_run: bool = False
+    adopted: Started | None = None
+    run: Run | None = None
+    run_state: RunState | None = None
+    run_reason: str | None = None
+    refused: bool = False
+    credits: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.item.name
+
+    def fold(self, result: PhaseResult) -> Track:
+        """The track after `result`."""
+        if isinstance(result, Reconciled):
+            return replace(
+                self, action=result.action, collection_id=result.collection_id, error=result.error
+            )
+        if isinstance(result, Decided):
+            return self._decided(result)
+        if isinstance(result, Recreated):
+            return replace(self, action="created", collection_id=result.collection_id)
+        if isinstance(result, Begun):
+            started = result.started
+            adopted = started if started.adopted else self.adopted
+            credits = result.credits or self.credits
+            return replace(
+                self, adopted=adopted, credits=credits, run=started.run, run_state="in_progress"
+            )
+        if isinstance(result, Seen):
+            return replace(self, run=result.run)
+        if isinstance(result, Finished):
+            reason = result.reason if result.reason is not None else self.run_reason
+            return replace(self, run=result.run, run_state=result.state, run_reason=reason)
+        return self._failed(result)
+
+    def _decided(self, result: Decided) -> Track:
+        if not result.wants_run:
+            return replace(
+                self,
+                wants_run=False,
+                refused=result.refused,
+                run_state="skipped",
+                run_reason=result.skipped,
+            )
+        if result.adopted is None:
+            return replace(self, wants_run=True)
+        # In flight from now on: a partial report after a signal lists it with its id.
+        adopted = result.adopted
+        return replace(
+            self, wants_run=True, adopted=adopted, run=adopted.run, run_state="in_progress"
+        )
+
+    def _failed(self, result: Failed) -> Track:
+        if self.action is None:
+            return replace(self, error=result.error, action="error")
+        if self.run_state is None or self.run_state == "in_progress":
+            return replace(self, error=result.error, run_state="error", run_reason=result.error)
+        return replace(self, error=result.error)
+
+    def progress(self) -> Progress:
+        return Progress(self.name, self.action, self.run_state, self.run)
+
+    def outcome(self) -> CollectionOutcome:
+        desired = self.item.desired
+        return CollectionOutcome(
+            name=self.name,
+            file=desired.file if desired is not None else None,
+            action=self.action or "error",
+            collection_id=self.collection_id or self.item.remote_id,
+            requests=self.item.requests,
+            run=self._run_outcome(),
+            error=self.error if self.action is not None else self.error or CUT_SHORT,
+        )
+
+    def _run_outcome(self) -> RunOutcome | None:
+        if self.run_state is None:
+            return None
+        desired, counts = self.item.desired, self.run
+        max_failed = desired.run.max_failed if desired is not None else None
+        within = True
+        if counts is not None and max_failed is not None:
+            bad = counts.failed_requests + counts.timeout_requests
+            within = max_failed.allows(bad, counts.total_requests)
+        return RunOutcome(
+            status=self.run_state,
+            run_id=counts.run_id if counts else None,
+            total_requests=counts.total_requests if counts else 0,
+            success_requests=counts.success_requests if counts else 0,
+            failed_requests=counts.failed_requests if counts else 0,
+            timeout_requests=counts.timeout_requests if counts else 0,
+            failed_jobs=counts.failed_jobs if counts else (),
+            credits=self.credits,
+            adopted=self.adopted is not None,
+            reason=self.run_reason,
+            within_max_failed=within,
+            refused=self.refused,
+        )

@@ -1,0 +1,66 @@
+"""A bug (an unexpected exception) exits 70 with one line naming a crash log; the log holds
+the traceback and no secret."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sprunner.cli import main
+from sprunner.commands import plan as plan_command
+
+KEY = "sk-live-0123456789abcdef"
+
+
+def test_an_unexpected_exception_exits_70_naming_a_crash_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "jobs.yaml"
+    job.write_text(
+        "version: 1\ncollections:\n  - name: a\n    requests:\n      - url: https://a.example/\n"
+    )
+
+    async def broken(*args: object, **kw: object) -> None:
+        raise RuntimeError(f"something is wrong with {KEY}")
+
+    monkeypatch.setattr(plan_command, "_list", broken)
+    monkeypatch.setenv("SCRAPINGPROS_API_KEY", KEY)
+    state_dir = tmp_path / "state"
+
+    code = main(["--state-dir", str(state_dir), "plan", str(job)])
+
+    captured = capsys.readouterr()
+    assert code == 70
+    (line,) = captured.err.splitlines()
+    assert "Traceback" not in captured.err and KEY not in captured.err
+    logs = list(state_dir.glob("crash-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in line
+    log = logs[0].read_text()
+    assert "Traceback" in log and "RuntimeError: something is wrong with ***" in log
+    assert KEY not in log
+
+
+def test_an_unusable_state_directory_puts_the_crash_log_in_a_temporary_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sprunner.commands import schema as schema_command
+
+    def broken(**kw: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(schema_command, "run", broken)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main(["--state-dir", str(blocker / "state"), "schema"])
+    (line,) = capsys.readouterr().err.splitlines()
+    path = Path(line.rsplit(" ", 1)[-1])
+    assert code == 70 and path.exists() and "RuntimeError: boom" in path.read_text()
+    os.unlink(path)
+
+
+def test_main_returns_the_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    assert '"$schema"' in capsys.readouterr().out
+    assert main(["no-such-command"]) == 2
