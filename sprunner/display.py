@@ -85,8 +85,13 @@ def summary_lines(outcome: ApplyOutcome, *, quiet: bool) -> Iterator[str]:
     for c in outcome.collections:
         if c.ok:
             continue
-        yield f"FAILED {c.name}: {c.failure_reason}"
         run = c.run
+        if run is not None and run.status == "in_progress" and c.error is None:
+            # Interrupted while it ran: not a failure, and the next apply adopts it.
+            what = f"run {run.run_id}" if run.run_id else "its run start"
+            yield f"IN PROGRESS {c.name}: {what} is still in progress; the next apply adopts it"
+            continue
+        yield f"FAILED {c.name}: {c.failure_reason}"
         if run is not None:
             for job in run.failed_jobs[:FAILED_JOBS_SHOWN]:
                 yield f"  {job.status}: {job.url}: {job.error}"

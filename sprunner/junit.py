@@ -123,8 +123,17 @@ def to_xml(outcome: ApplyOutcome, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_J
     ET.SubElement(
         properties, "property", name="interrupted", value=str(outcome.interrupted).lower()
     )
+    ET.SubElement(properties, "property", name="exit_code", value=str(outcome.exit_code))
+    ET.SubElement(properties, "property", name="ok", value=str(outcome.ok).lower())
 
-    failures = skipped = 0
+    failures = skipped = errors = 0
+    if outcome.error is not None:
+        # The apply itself failed (invalid files, the API unusable, the state unwritable):
+        # one test case in error, so that CI never reads a stale or empty suite as green.
+        case = ET.SubElement(suite, "testcase", classname="sprunner", name="apply", time="0")
+        message = f"exit code {outcome.exit_code}: {outcome.error}"
+        ET.SubElement(case, "error", message=_text(message), type="apply").text = _text(message)
+        errors += 1
     for collection in outcome.collections:
         failed, was_skipped = _testcase(suite, collection, max_failed_jobs=max_failed_jobs)
         failures += failed
@@ -137,9 +146,9 @@ def to_xml(outcome: ApplyOutcome, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_J
         ET.SubElement(suite, "system-err").text = _text("\n".join(notes))
 
     counts = {
-        "tests": str(len(outcome.collections)),
+        "tests": str(len(outcome.collections) + errors),
         "failures": str(failures),
-        "errors": "0",
+        "errors": str(errors),
         "skipped": str(skipped),
     }
     for element in (root, suite):

@@ -11,10 +11,12 @@ works; the live display reads snapshots, never the runner's working values.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from typing import Literal
 
 from sprunner.api.models import FailedJob, Run
+from sprunner.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 
 Action = Literal["created", "updated", "unchanged", "deleted", "error"]
 RunState = Literal["completed", "timed_out", "skipped", "error", "in_progress"]
@@ -92,6 +94,10 @@ class ApplyOutcome:
     collections: tuple[CollectionOutcome, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     interrupted_by: int | None = None  # the signal that stopped the apply, if one did
+    # Why the apply as a whole failed (invalid files, the API unusable, the state unwritable,
+    # a crash), with the exit code it ends with; None when it ran to its end.
+    error: str | None = None
+    failed_exit_code: int | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -99,7 +105,19 @@ class ApplyOutcome:
 
     @property
     def ok(self) -> bool:
+        """True exactly when the exit code is 0."""
+        if self.error is not None or self.failed_exit_code is not None:
+            return False
         return not self.interrupted and all(c.ok for c in self.collections)
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code this outcome ends the command with (SPEC §3)."""
+        if self.failed_exit_code is not None:
+            return self.failed_exit_code
+        if self.interrupted_by is not None:
+            return EXIT_SIGTERM if self.interrupted_by == signal.SIGTERM else EXIT_SIGINT
+        return EXIT_OK if self.ok else EXIT_FAILED
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.collections if c.action == action)

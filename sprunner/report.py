@@ -83,17 +83,23 @@ def to_json(outcome: ApplyOutcome) -> dict[str, Any]:
         "finished_at": _iso(outcome.finished_at),
         "api_url": outcome.api_url,
         "ok": outcome.ok,
+        "exit_code": outcome.exit_code,
         "interrupted": outcome.interrupted,
         "summary": summary(outcome),
         "collections": [_collection(c) for c in outcome.collections],
         "warnings": list(outcome.warnings),
+        **({"error": outcome.error} if outcome.error is not None else {}),
     }
 
 
 def dumps(outcome: ApplyOutcome, redactor: Redactor | None = None) -> str:
-    """The report as text, masked by `redactor` (default: the current one)."""
-    text = json.dumps(to_json(outcome), indent=2, ensure_ascii=False)
-    return (redactor or redact.current()).redact(text) + "\n"
+    """The report as text, masked by `redactor` (default: the current one).
+
+    Masked value by value *before* encoding: JSON escaping (a secret holding `"` or `\\`)
+    would otherwise hide a secret from a search of the encoded text.
+    """
+    masked = redact.structured(to_json(outcome), redactor or redact.current())
+    return json.dumps(masked, indent=2, ensure_ascii=False) + "\n"
 
 
 def write_report(outcome: ApplyOutcome, path: Path, redactor: Redactor | None = None) -> None:

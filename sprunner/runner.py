@@ -173,6 +173,8 @@ class Runner:
                 self.client, self.state, name=name, collection_id=collection_id
             )
             if adopted is not None:
+                # Started by an apply that was killed: with the content it had then.
+                self.state.mark_started(name, desired)
                 return Decided(True, adopted=adopted)
         last_run_at = None
         if run_policy.schedule is not None and existing:
@@ -181,7 +183,9 @@ class Runner:
             )
         verdict = decision.decide(
             run_policy,
-            changed=applied.action in ("created", "updated"),
+            # Against the last *started* run's content: a change stays pending until a run
+            # starts with it (--no-run, --max-credits, a schedule, an adopted older run).
+            changed=self.state.changed_since_started(name, desired),
             last_run_at=last_run_at,
             now=self.clock(),
         )
@@ -229,7 +233,12 @@ class Runner:
             # Deleted remotely since it was reconciled: the job file still wants it.
             self.state.forget(name)
             applied = await execute.create(
-                self.client, self.state, desired, apply_id=self.apply_id, backoff=self.backoff
+                self.client,
+                self.state,
+                desired,
+                apply_id=self.apply_id,
+                backoff=self.backoff,
+                gone=collection_id,
             )
             self._fold(index, Recreated(applied.collection_id))
             self.output.info(f"{name}: gone remotely; created again ({applied.collection_id})")
@@ -241,6 +250,7 @@ class Runner:
                 fresh=True,
                 backoff=self.backoff,
             )
+        self.state.mark_started(name, desired)  # the run's id is recorded: it is ours
         self.output.info(f"{name}: run {started.run.run_id} started")
         return Begun(started, credits=desired.credits)
 

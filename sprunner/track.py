@@ -14,9 +14,11 @@ partial report after a signal always read a consistent value (`Progress`, `Colle
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sprunner.api.models import Run
+from sprunner.api.models import FailedJob, Run
+from sprunner.jobfile.model import DesiredCollection
 from sprunner.outcome import Action, CollectionOutcome, Progress, RunOutcome, RunState
 from sprunner.reconcile.plan import PlannedCollection
 from sprunner.runs.starter import Started
@@ -170,10 +172,38 @@ class Track:
             success_requests=counts.success_requests if counts else 0,
             failed_requests=counts.failed_requests if counts else 0,
             timeout_requests=counts.timeout_requests if counts else 0,
-            failed_jobs=counts.failed_jobs if counts else (),
+            failed_jobs=shown_jobs(desired, counts.failed_jobs) if counts else (),
             credits=self.credits,
             adopted=self.adopted is not None,
             reason=self.run_reason,
             within_max_failed=within,
             refused=self.refused,
         )
+
+
+def shown_jobs(
+    desired: DesiredCollection | None, jobs: Sequence[FailedJob]
+) -> tuple[FailedJob, ...]:
+    """Failed jobs as they may be shown: a URL the API echoes back that sprunner rendered
+    with an env() value becomes its masked render (`DesiredCollection.mask_url`), also where
+    the error quotes it.
+
+    Done on the values, before any encoding, so every consumer (summary, report, JUnit,
+    `apply --json`) gets the masked form; the search of `sprunner.redact` stays a net.
+    """
+    if desired is None or not desired.masked:
+        return tuple(jobs)
+    return tuple(
+        replace(job, url=desired.mask_url(job.url) or job.url, error=_masked_text(desired, job))
+        for job in jobs
+    )
+
+
+def _masked_text(desired: DesiredCollection, job: FailedJob) -> str:
+    """The error with the job's own secret-bearing URL (the request value an API error
+    quotes) in its masked form. Not every rendered value is searched: with thousands of
+    failed jobs and requests that would be quadratic."""
+    shown = desired.mask_url(job.url) if job.url else None
+    if shown is None or job.url not in job.error:
+        return job.error
+    return job.error.replace(job.url, shown)

@@ -14,7 +14,9 @@ The text of either is decided in `sprunner.display`; this module only routes and
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -44,6 +46,7 @@ class Output:
         # None: the process's streams as they are when written to (CliRunner swaps them).
         self._stdout = stdout
         self._stderr = stderr
+        self._closed: set[int] = set()  # ids of streams whose reader went away
 
     @property
     def stdout(self) -> TextIO:
@@ -78,28 +81,47 @@ class Output:
         return click.style(text, fg=colors.get(style), bold=style == "error")
 
     # -- lines -----------------------------------------------------------------------------
+    def _write(self, stream: TextIO, text: str) -> None:
+        """Write and flush one line. A stream whose reader went away (`apply | head`,
+        `2>&1 | true`) is dropped silently: a closed pipe never stops an apply, whose
+        report, state and runs matter more than lines nobody reads (SPEC §3)."""
+        if id(stream) in self._closed:
+            return
+        try:
+            stream.write(text)
+            stream.flush()
+        except (BrokenPipeError, ValueError) as error:
+            # ValueError: the stream object itself was closed.
+            self._closed.add(id(stream))
+            _quiet_at_exit(stream, error)
+        except OSError as error:
+            if error.errno != errno.EPIPE:
+                raise
+            self._closed.add(id(stream))
+            _quiet_at_exit(stream, error)
+
     def out(self, text: str) -> None:
         """A result line on stdout."""
-        self.stdout.write(self.redact(text) + "\n")
+        self._write(self.stdout, self.redact(text) + "\n")
 
     def error(self, text: str) -> None:
-        self.stderr.write(self._styled("error: ", "error") + self.redact(text) + "\n")
+        self._write(self.stderr, self._styled("error: ", "error") + self.redact(text) + "\n")
 
     def warn(self, text: str) -> None:
-        self.stderr.write(self._styled("warning: ", "warning") + self.redact(text) + "\n")
+        self._write(self.stderr, self._styled("warning: ", "warning") + self.redact(text) + "\n")
 
     def info(self, text: str) -> None:
         """Progress and decisions; silenced by -q."""
         if self.verbosity >= 0:
-            self.stderr.write(self.redact(text) + "\n")
+            self._write(self.stderr, self.redact(text) + "\n")
 
     def note(self, text: str) -> None:
         """A line on stderr that -q does not silence (what the emulator listens on)."""
-        self.stderr.write(self.redact(text) + "\n")
+        self._write(self.stderr, self.redact(text) + "\n")
 
     def debug(self, text: str) -> None:
         if self.verbosity >= 1:
-            self.stderr.write(self.redact(text) + "\n")
+            self._write(self.stderr, self.redact(text) + "\n")
 
     def document(self, data: Any) -> None:
         """One JSON document on stdout (render, validate, plan and apply with --json)."""
@@ -116,6 +138,17 @@ class Output:
     def progress(self, snapshot: Callable[[], Sequence[Progress]]) -> Iterator[None]:
         """While the runs go on: a live table on a terminal; nothing otherwise."""
         yield
+
+
+def _quiet_at_exit(stream: TextIO, error: BaseException) -> None:
+    """Point the broken stream's descriptor at /dev/null, so that the interpreter's last
+    flush at exit neither raises nor turns the exit code into 120."""
+    del error
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = stream.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
 
 
 class HumanOutput(Output):
