@@ -193,7 +193,10 @@ def test_when_never_and_when_changed(sprunner: Sprunner, tmp_path: Path) -> None
     assert "run" not in sprunner.calls()
     job = policy_job(tmp_path, "when: changed")
     result, report = sprunner.apply(job)
-    assert run_status(report)[0] == "skipped"  # content unchanged since the first apply
+    # No run ever started with this content: it is pending, so it runs now (SPEC §2).
+    assert result.exit_code == 0 and run_status(report) == ("completed", None)
+    result, report = sprunner.apply(job)
+    assert run_status(report)[0] == "skipped"  # unchanged since the run that started
     job = policy_job(tmp_path, "when: changed", **{"range(4)": "range(5)"})
     result, report = sprunner.apply(job)
     assert result.exit_code == 0 and run_status(report) == ("completed", None)
