@@ -97,8 +97,14 @@ def test_an_unreachable_api_writes_a_fresh_failed_report(
     report, junit = stale_files(tmp_path)
     dead = sprunner.emulator.url.rsplit(":", 1)[0] + ":9"  # discard port: nothing listens
     result = sprunner(
-        "--api-url", dead, "apply", str(two_jobs(tmp_path)), "--report", str(report),
-        "--junit", str(junit),
+        "--api-url",
+        dead,
+        "apply",
+        str(two_jobs(tmp_path)),
+        "--report",
+        str(report),
+        "--junit",
+        str(junit),
     )
     assert result.exit_code == 3, result.output
     data = check_report(report)

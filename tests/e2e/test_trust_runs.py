@@ -145,8 +145,10 @@ def test_a_kill_during_the_run_post_is_one_run_whatever_the_api_clock(
         # Let it end, so that only the pending start can find it (not `overlap: skip`).
         (stored,) = emulator.engine.runs.values()
         wait_for(
-            lambda: emulator.engine.get_run(stored.collection_id, stored.run_id)["status"]
-            == "completed",
+            lambda: (
+                emulator.engine.get_run(stored.collection_id, stored.run_id)["status"]
+                == "completed"
+            ),
             "the run's end",
         )
         result, report = sprunner.apply(always)
@@ -180,9 +182,13 @@ def test_two_state_directories_applying_at_once_create_each_collection_once(
     emulator = sprunner.emulator
     emulator.faults.add("slow", 0.3, route="create")  # both creates in flight together
     text = JOB.format(count=3, extra="", when="always").replace("name: shop", "name: {n}")
-    jobs = write_job(tmp_path, "version: 1\ncollections:\n" + "".join(
-        text.split("collections:\n", 1)[1].replace("{n}", n) for n in ("one", "two", "three")
-    ))
+    jobs = write_job(
+        tmp_path,
+        "version: 1\ncollections:\n"
+        + "".join(
+            text.split("collections:\n", 1)[1].replace("{n}", n) for n in ("one", "two", "three")
+        ),
+    )
     env = {**os.environ, "SCRAPINGPROS_API_KEY": emulator.api_key}
     processes = [
         subprocess.Popen(
