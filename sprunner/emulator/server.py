@@ -117,12 +117,10 @@ def running_emulator(
 ) -> Iterator[EmulatorHandle]:
     """Serve the emulator on `host:port` (0: a free port) in a thread for the `with` block.
 
-    `wrap` puts ASGI middleware around the app: tests use it to answer some calls in ways
-    no fault models (broken bodies, wrong shapes, a collection deleted mid-call).
-    `result_retention` shortens how long results are kept (seconds; 24 h by default).
-    `allow_private=True` lets fetch mode reach loopback and private targets, such as the
-    test sites of `tests/sites.py`; like the command, it refuses them by default.
-    `clock_skew` puts the API's clock that many seconds ahead of ours (negative: behind).
+    `wrap`: ASGI middleware around the app (tests answer calls in ways no fault models);
+    `result_retention`: seconds results are kept (24 h by default); `allow_private=True`:
+    fetch mode may reach loopback and private targets (the test sites), refused by default;
+    `clock_skew`: seconds the API's clock is ahead of ours (negative: behind).
     """
     engine = Engine(
         mode=mode,
