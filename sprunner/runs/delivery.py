@@ -307,9 +307,7 @@ async def end(
     return replace(run, failed_jobs=merge_failed(run.failed_jobs, rows)), delivered
 
 
-def merge_failed(
-    known: Iterable[FailedJob], rows: Iterable[FailedJobRow]
-) -> tuple[FailedJob, ...]:
+def merge_failed(known: Iterable[FailedJob], rows: Iterable[FailedJobRow]) -> tuple[FailedJob, ...]:
     """The drain's failed and timed-out jobs, each with the run's error text when it has one."""
     errors = {job.job_id: job.error for job in known}
     return tuple(
