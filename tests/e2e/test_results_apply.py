@@ -132,7 +132,7 @@ def test_429s_and_dropped_connections_during_the_listing_lose_and_double_nothing
         faults.once("drop-after", route="get_result"),
     ]
     out = tmp_path / "results"
-    result, report = sprunner.apply(write_job(tmp_path, job_text(out, n=120)))
+    result, report = sprunner.apply(write_job(tmp_path, job_text(out, n=60)))
     assert result.exit_code == 0, result.output
     [run_id] = run_ids(sprunner.emulator)
     rows = read_rows(data_file(out, "shop", run_id))
@@ -140,7 +140,7 @@ def test_429s_and_dropped_connections_during_the_listing_lose_and_double_nothing
     assert all(r["result_unavailable"] is None for r in rows)
     assert added[0].fired == added[1].fired == 1
     assert sprunner.calls()["list_jobs"] >= 3
-    assert report["collections"][0]["run"]["results"]["lines"] == 126
+    assert report["collections"][0]["run"]["results"]["lines"] == 66
 
 
 def test_results_that_expire_mid_drain_are_counted_warned_and_reported(tmp_path: Path) -> None:
