@@ -278,6 +278,7 @@ class Runner:
                 started=begun,
                 on_update=lambda run: self._see(index, run),
                 on_poll=None if results is None else results.on_poll,
+                max_delay=None if results is None else delivery.max_poll_delay(desired.run),
             )
             run, delivered = await delivery.end(results, waited.run, timed_out=waited.timed_out)
         finally:

@@ -30,7 +30,12 @@ from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError, TransientApiError
 from sprunner.api.models import FailedJob, Run
 from sprunner.errors import UsageError
-from sprunner.jobfile.model import DEFAULT_RESULT_FIELDS, DesiredCollection, ResultsSpec
+from sprunner.jobfile.model import (
+    DEFAULT_RESULT_FIELDS,
+    DesiredCollection,
+    ResultsSpec,
+    RunPolicy,
+)
 from sprunner.results.tally import FailedJobRow
 from sprunner.state import StateStore
 
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
     from sprunner.results.apitypes import JobsApi
 
 BLOB_KIND = "results"
+MIN_DRAIN_POLL = 1.0  # seconds
+DRAIN_POLL_CAP = 30.0  # the poller's own cap
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,15 @@ class _Persisted:
     @property
     def all_jobs_persisted(self) -> bool:
         return self._run.all_jobs_persisted is not False
+
+
+def max_poll_delay(policy: RunPolicy) -> float:
+    """While draining, poll every `poll_interval` (at least 1 s apart, at most the poller's
+    cap): without results, the poller plans one poll just after the predicted end, which
+    would leave most of the data to read after the run, with the API idle meanwhile. The
+    listing calls are bounded by the jobs (pages of 100) either way; the extra cost is one
+    poll per `poll_interval`, as the SDK's `iter_results` makes."""
+    return min(max(policy.poll_interval, MIN_DRAIN_POLL), DRAIN_POLL_CAP)
 
 
 async def begin(
