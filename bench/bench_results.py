@@ -124,7 +124,9 @@ async def sdk_worker(url: str, key: str, out: Path, args: argparse.Namespace) ->
     client = scrapingpros.AsyncClient(key, base_url=url, max_retries=5)
 
     async def one(index: int) -> None:
-        batch = await client.submit_batch(f"sdk-{index:04d}", items(index, args.requests, args.size))
+        batch = await client.submit_batch(
+            f"sdk-{index:04d}", items(index, args.requests, args.size)
+        )
         with gzip.open(out / f"sdk-{index:04d}.jsonl.gz", "wt", compresslevel=1) as handle:
             async for result in batch.iter_results(poll_interval=1.0, timeout=1800):
                 handle.write(result.model_dump_json() + "\n")
@@ -145,7 +147,7 @@ def measure(args: argparse.Namespace) -> list[Figure]:
 
     # Interleaved repeats, median per side: other processes share the cores.
     runs: dict[str, list[Side]] = {"sprunner": [], "SDK": []}
-    for repeat in range(args.repeat):
+    for _ in range(args.repeat):
         for runner in (run_sprunner, run_sdk):
             with (
                 tempfile.TemporaryDirectory(prefix="bench-results-") as tmp,
@@ -170,7 +172,9 @@ def measure(args: argparse.Namespace) -> list[Figure]:
             Figure("results", f"{side.label}: peak RSS", side.peak_rss_mb, "MB"),
         ]
     figures += [
-        Figure("results", "sprunner ÷ SDK, wall time", ours.seconds / sdk.seconds, "×", TIME_TARGET),
+        Figure(
+            "results", "sprunner ÷ SDK, wall time", ours.seconds / sdk.seconds, "×", TIME_TARGET
+        ),
         Figure(
             "results",
             "sprunner ÷ SDK, API calls",

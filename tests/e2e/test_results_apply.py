@@ -156,7 +156,11 @@ def test_results_that_expire_mid_drain_are_counted_warned_and_reported(tmp_path:
     assert expired, "jobs that finished before the first poll must have expired"
     assert all("html" not in r for r in expired)
     results = report["collections"][0]["run"]["results"]
-    assert results["expired"] == len(expired) == manifest_of(data_file(tmp_path / "r", "shop", run_id))["expired"]
+    assert (
+        results["expired"]
+        == len(expired)
+        == manifest_of(data_file(tmp_path / "r", "shop", run_id))["expired"]
+    )
     assert "expired" in result.output
 
 

@@ -5,6 +5,7 @@ finished while sprunner was down."""
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from sprunner.emulator.server import running_emulator
 from sprunner.runs.delivery import BLOB_KIND
-from sprunner.state import State
+from sprunner.state import RunRecord, State
 from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, write_job
 from tests.e2e.emulator_helpers import http, wait_done
 from tests.e2e.results_helpers import data_file, job_ids, leftovers, manifest_of, read_rows
@@ -68,16 +69,29 @@ def test_a_kill_mid_drain_is_completed_by_the_next_apply(
     assert leftovers(tmp_path) == []
 
 
-def test_an_apply_after_a_published_file_does_not_drain_it_again(
+def test_a_run_adopted_after_its_file_was_published_is_not_drained_again(
     sprunner: Sprunner, tmp_path: Path
 ) -> None:
+    """A kill right after the publish, before the run's in-flight mark was cleared (that
+    write is not fsynced): the next apply adopts the run, and reports the published file
+    from the journal instead of reading every result again."""
     sprunner.emulator.engine.run_seconds = 0.3
     out = tmp_path / "results"
-    job = write_job(tmp_path, job_text(out, n=10).replace("max_failed: 3", "max_failed: 3, when: changed"))
+    job = write_job(tmp_path, job_text(out, n=10))
     result, first = sprunner.apply(job)
     assert result.exit_code == 0, result.output
+    [run_id] = list(sprunner.emulator.engine.runs)
+    published = data_file(out, "shop", run_id).read_bytes()
+    state = State(sprunner.state_dir, sprunner.emulator.url)
+    state.update("shop", inflight=RunRecord(run_id, time.time()))
+    state.close()
     sprunner.reset_calls()
+
     result, second = sprunner.apply(job)
+
     assert result.exit_code == 0, result.output
-    assert second["collections"][0]["run"]["status"] == "skipped"
+    run = second["collections"][0]["run"]
+    assert run["adopted"] is True and run["run_id"] == run_id
+    assert run["results"] == first["collections"][0]["run"]["results"]
     assert sprunner.calls().get("list_jobs", 0) == 0
+    assert data_file(out, "shop", run_id).read_bytes() == published
