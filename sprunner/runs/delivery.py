@@ -13,6 +13,12 @@ state. One `Delivery` per run of a collection with a `results:` block:
   and journals the checkpoint as finished with the figures the report shows; an adopted
   run whose file is already published is not drained again.
 
+Retries (SPEC §8) write into the SAME file: drain each retry run with
+`DrainTarget(attempts=k)` (e.g. into a scratch destination), then fold its rows into the
+first run's published file with `sprunner.results.merge.merge_retry(paths, rows, ...)`,
+which replaces the rows of the retried requests in place and republishes file and manifest.
+The first run's paths are in its journaled checkpoint (`state.get_blob(name, BLOB_KIND)`).
+
 A drain problem (a destination that cannot be written, an API error for good) fails the
 collection with a message; it never stops the polling of the run nor the other
 collections. A transient API error during a step is retried at the next poll.

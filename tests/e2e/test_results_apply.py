@@ -178,3 +178,20 @@ def test_a_missing_extra_or_a_bad_destination_is_exit_2_before_any_call(
     assert result.exit_code == 2, result.output
     assert "shop" in result.output and "Traceback" not in result.output
     assert sprunner.calls() == {}
+
+
+def test_a_destination_that_cannot_be_written_fails_that_collection_only(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the results directory should be\n")
+    text = job_text(blocker / "results", n=3) + job_text(tmp_path / "ok", n=3).split(
+        "collections:\n", 1
+    )[1].replace("name: shop", "name: other")
+    result, report = sprunner.apply(write_job(tmp_path, text))
+    assert result.exit_code == 1, result.output
+    shop, other = report["collections"]
+    assert shop["ok"] is False and "results of run" in shop["error"]
+    assert shop["run"]["status"] == "completed" and "results" not in shop["run"]
+    assert other["ok"] is True and other["run"]["results"]["lines"] == 9
+    assert "cannot write results" in result.output and "Traceback" not in result.output
