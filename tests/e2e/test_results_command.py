@@ -126,3 +126,35 @@ def test_the_readme_duckdb_query_reads_the_hive_layout(
     assert sorted(answer) == [
         ("shop", "completed", 26), ("shop", "failed", 4), ("shop", "timeout", 2)
     ]  # fmt: skip
+
+
+def test_results_completes_the_file_of_a_run_apply_stopped_waiting_for(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    from sprunner.runs.delivery import BLOB_KIND
+    from sprunner.state import State
+    from tests.e2e.emulator_helpers import http, wait_done
+
+    sprunner.emulator.engine.run_seconds = 3.0
+    out = tmp_path / "declared"
+    text = job_text(out, n=200).replace("poll_interval: 0.2s", "poll_interval: 0.2s, timeout: 1s")
+    job = write_job(tmp_path, text)
+    result, report = sprunner.apply(job)
+    assert result.exit_code == 1, result.output
+    assert report["collections"][0]["run"]["status"] == "timed_out"
+    [run_id] = list(sprunner.emulator.engine.runs)
+    assert list(out.rglob("*.jsonl.gz")) == [] and list(out.rglob("*.part")) != []
+    stored = sprunner.emulator.engine.runs[run_id]
+    with http(sprunner.emulator) as client:
+        wait_done(client, {"collection_id": stored.collection_id, "run_id": run_id})
+
+    result = sprunner("results", "shop", str(job))
+
+    assert result.exit_code == 0, result.output
+    ids = [r["job_id"] for r in read_rows(data_file(out, "shop", run_id))]
+    assert len(ids) == len(set(ids)) == 206
+    assert leftovers(tmp_path) == []
+    blob = State(sprunner.state_dir, sprunner.emulator.url, persist=False).get_blob(
+        "shop", BLOB_KIND
+    )
+    assert blob["checkpoint"]["finished"] is True and blob["report"]["lines"] == 206
