@@ -16,7 +16,7 @@ from sprunner import __version__
 from sprunner.backoff import Retries
 from sprunner.clihandle import crashed, globals_of, handle, output_for
 from sprunner.clioptions import EXIT_CODES, job_options
-from sprunner.clitools import emulator, state_group
+from sprunner.clitools import emulator, results, state_group
 from sprunner.settings import (
     DEFAULT_API_URL,
     DEFAULT_PARALLEL,
@@ -246,6 +246,7 @@ def status(ctx: click.Context, selection: Selection, as_json: bool, runs: int) -
 
 cli.add_command(emulator)
 cli.add_command(state_group)
+cli.add_command(results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

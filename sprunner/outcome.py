@@ -12,8 +12,9 @@ works; the live display reads snapshots, never the runner's working values.
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sprunner.api.models import FailedJob, Run
 from sprunner.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
@@ -36,6 +37,7 @@ class RunOutcome:
     reason: str | None = None  # why skipped, timed out or failed
     within_max_failed: bool = True
     refused: bool = False  # skipped because --max-credits would be passed
+    results: Mapping[str, Any] | None = None  # {to, lines, bytes, expired, missing} (SPEC §7)
 
     @property
     def bad_jobs(self) -> int:

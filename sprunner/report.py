@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sprunner import redact
+from sprunner.api.models import FailedJob
 from sprunner.atomic import write_atomically
 from sprunner.errors import ReportError
 from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
@@ -35,11 +36,19 @@ def _run(run: RunOutcome) -> dict[str, Any]:
         "success_requests": run.success_requests,
         "failed_requests": run.failed_requests,
         "timeout_requests": run.timeout_requests,
-        "failed_jobs": [
-            {"job_id": j.job_id, "url": j.url, "status": j.status, "error": j.error}
-            for j in run.failed_jobs
-        ],
+        "failed_jobs": [_failed_job(j) for j in run.failed_jobs],
+        **({} if run.results is None else {"results": dict(run.results)}),
     }
+
+
+def _failed_job(job: FailedJob) -> dict[str, Any]:
+    data: dict[str, Any] = {"job_id": job.job_id, "url": job.url, "status": job.status}
+    data["error"] = job.error
+    # What the jobs listing adds (results drained): only when known.
+    for key in ("custom_id", "status_code", "block_reason"):
+        if getattr(job, key) is not None:
+            data[key] = getattr(job, key)
+    return data
 
 
 def _collection(c: CollectionOutcome) -> dict[str, Any]:

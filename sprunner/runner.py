@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError, NotFoundError
@@ -34,7 +35,7 @@ from sprunner.outcome import CollectionOutcome, Progress
 from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
-from sprunner.runs import decision, poller, starter
+from sprunner.runs import decision, delivery, poller, starter
 from sprunner.state import StateStore as State
 from sprunner.track import (
     Begun,
@@ -267,21 +268,41 @@ class Runner:
             begun = loop.time()
         else:
             begun = loop.time() - max(0.0, self.clock() - started.started_at)
-        waited = await poller.wait_for_run(
+        # Results are drained in the poll loop; the run stays in flight in the state until
+        # its file is published, so a kill mid-drain is adopted and resumed.
+        results = await delivery.begin(
             self.client,
+            self.state,
+            desired,
             started.run,
-            name=track.name,
-            poll_interval=desired.run.poll_interval,
-            deadline=loop.time() + desired.run.timeout,
-            started=begun,
-            on_update=lambda run: self._see(index, run),
+            started_at=started.started_at,
+            warn=self.output.warn,
         )
+        try:
+            waited = await poller.wait_for_run(
+                self.client,
+                started.run,
+                name=track.name,
+                poll_interval=desired.run.poll_interval,
+                deadline=loop.time() + desired.run.timeout,
+                started=begun,
+                on_update=lambda run: self._see(index, run),
+                on_poll=None if results is None else results.on_poll,
+                max_delay=None if results is None else delivery.max_poll_delay(desired.run),
+            )
+            run, delivered = await delivery.end(results, waited.run, timed_out=waited.timed_out)
+        finally:
+            if results is not None:
+                results.close()
         starter.finish(self.state, name=track.name)
+        if results is not None and results.error is not None:
+            self._fold(index, Failed(results.error))
         if waited.timed_out:
             reason = f"still in progress after {desired.run.timeout:g}s; left running"
             self.output.error(f"{track.name}: run {waited.run.run_id} {reason}")
             return Finished(waited.run, "timed_out", reason)
-        return self._judge(track.name, desired, waited.run)
+        shown = None if delivered is None else delivered.report()
+        return replace(self._judge(track.name, desired, run), results=shown)
 
     def _judge(self, name: str, desired: DesiredCollection, run: Run) -> Finished:
         bad = run.failed_requests + run.timeout_requests

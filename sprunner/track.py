@@ -14,8 +14,9 @@ partial report after a signal always read a consistent value (`Progress`, `Colle
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sprunner.api.models import FailedJob, Run
 from sprunner.jobfile.model import DesiredCollection
@@ -63,6 +64,7 @@ class Finished:
     run: Run
     state: RunState  # completed or timed_out
     reason: str | None = None
+    results: Mapping[str, Any] | None = None  # the report's `results` (runs/delivery.py)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Track:
     run_reason: str | None = None
     refused: bool = False
     credits: int = 0
+    results: Mapping[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -114,7 +117,13 @@ class Track:
             return replace(self, run=result.run)
         if isinstance(result, Finished):
             reason = result.reason if result.reason is not None else self.run_reason
-            return replace(self, run=result.run, run_state=result.state, run_reason=reason)
+            return replace(
+                self,
+                run=result.run,
+                run_state=result.state,
+                run_reason=reason,
+                results=result.results,
+            )
         return self._failed(result)
 
     def _decided(self, result: Decided) -> Track:
@@ -178,6 +187,7 @@ class Track:
             reason=self.run_reason,
             within_max_failed=within,
             refused=self.refused,
+            results=self.results,
         )
 
 

@@ -41,6 +41,10 @@ class FailedJob:
     url: str
     status: str
     error: str
+    # From the jobs listing (a run's `failed_jobs` does not carry them): None when unknown.
+    custom_id: str | None = None
+    status_code: int | None = None
+    block_reason: str | None = None
 
 
 @dataclass(frozen=True)

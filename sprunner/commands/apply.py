@@ -114,6 +114,10 @@ def _applied(
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
     sofar.loaded = loaded = load_jobs(selection, output)
+    if apply_options.run:
+        from sprunner.runs.delivery import check_destinations
+
+        check_destinations(loaded.collections)  # a missing extra: exit 2, nothing sent
     with Interruption().installed() as interruption:
         with (
             target(options, output, local=apply_options.local) as api,
