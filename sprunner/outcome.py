@@ -16,7 +16,8 @@ from typing import Literal
 
 from sprunner.api.models import FailedJob, Run
 
-Action = Literal["created", "updated", "unchanged", "deleted", "error"]
+# skipped: another apply on a shared state handles it (`sprunner.runs.locks`).
+Action = Literal["created", "updated", "unchanged", "deleted", "error", "skipped"]
 RunState = Literal["completed", "timed_out", "skipped", "error", "in_progress"]
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from sprunner import report
 from sprunner.api.errors import ApiUnusableError
 from sprunner.commands.common import load_jobs
-from sprunner.errors import EXIT_FAILED, EXIT_OK, Interrupted
+from sprunner.errors import EXIT_API_UNUSABLE, EXIT_FAILED, EXIT_OK, Interrupted
 from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded
 from sprunner.outcome import ApplyOutcome
@@ -70,16 +70,24 @@ def run(
         _write_outputs(outcome, apply_options, output)
     if interruption.signum is not None:
         raise Interrupted(interruption.signum)
+    if state.lost and not any(c.ok for c in outcome.collections):
+        return EXIT_API_UNUSABLE  # the state database went away before anything was done
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
 def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextManager[State]:
-    """The state under its lock, compacted on the way out (`--local` keeps its own)."""
+    """The state under its lock, compacted on the way out (`--local` keeps its own).
+
+    A database state is opened without the whole-state lock: the runner takes one lock
+    per collection (`sprunner.runs.locks`), so that applies on many hosts share the work.
+    """
+    state_url = None if api.local else options.state_url
     return opened(
         state_dir=api.state_dir,
-        state_url=None if api.local else options.state_url,
+        state_url=state_url,
         api_url=api.api_url,
         key=api.api_key,
+        lock=state_url is None,
     )
 
 
@@ -160,6 +168,11 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
     runners.append(runner)
     with work.output.progress(runner.snapshot):
         await runner.execute()
+    if work.state.lost:
+        work.output.error(
+            "lost the connection to the state database: nothing new was started after it; "
+            "the next apply adopts the runs still in flight"
+        )
     work.output.debug(f"{client.calls} API calls, {client.rate_limited} answered 429")
 
 
