@@ -22,15 +22,13 @@ from typing import Any
 import pytest
 
 from sprunner.emulator.server import EmulatorHandle, running_emulator
-from tests.e2e.apply_helpers import check_report, write_job
+from tests.e2e.apply_helpers import Sprunner, check_report, write_job
 from tests.e2e.subprocess_helpers import DEADLINE, wait_for, wait_quiet
-from tests.e2e.apply_helpers import Sprunner
 from tests.postgres import PostgresServer
 
 NAMES = [f"site-{i}" for i in range(6)]
 JOB = "version: 1\ncollections:\n" + "".join(
-    f"  - name: {name}\n    requests:\n      - url: https://{name}.example.com/\n"
-    for name in NAMES
+    f"  - name: {name}\n    requests:\n      - url: https://{name}.example.com/\n" for name in NAMES
 )
 
 
