@@ -20,10 +20,11 @@ passes; a 429 still cuts below it (another client may share the key). A budget r
 (`Remaining` under a fifth of a second's worth of the stated rate, and lower than the last
 answer said) means other processes share it and spend it faster than it refills: the rate
 is cut as on a 429, before the 429s come, without a pause, and at most once a second. A
-budget with a whole second's worth left (nobody else spends it: a process sharing it has
-finished) lets probing grow by 5 % of the rate per success instead of the fixed step. `Remaining: 0`
-pauses everyone until `Reset`. So N processes on one account limit converge on their
-shares with few 429s, each of which would pause its process for a whole `Retry-After`.
+budget with half a second's worth left or more (nobody else drains it: a process sharing
+it has finished) lets probing grow by 5 % of the rate per success instead of the fixed
+step. `Remaining: 0` pauses everyone until `Reset`. So N processes on one account limit
+converge on their shares with few 429s, each of which pauses its process for a whole
+`Retry-After`.
 
 Callers are spaced evenly (a reserved time slot each) rather than released in bursts, because
 a burst is what empties the server's token bucket.
@@ -51,8 +52,9 @@ RATE_LIMIT_WINDOW = 60.0  # seconds that X-RateLimit-Limit counts over (plans ar
 # Under this many seconds' worth of calls left in the stated budget (X-RateLimit-Remaining),
 # others are spending it too: cut as a 429 would, without its pause.
 LOW_BUDGET = 0.2
-# With a whole second's worth or more left (a full budget: no one else spends it), probing
-# grows by this share of the rate per success instead of the fixed step.
+# With half a second's worth or more left (a budget nobody else drains), probing grows by a
+# share of the rate per success instead of the fixed step.
+IDLE_BUDGET = 0.5
 IDLE_GROWTH = 0.05
 # A Reset this large is a Unix time, not a number of seconds from now.
 EPOCH_THRESHOLD = 1e9
@@ -198,11 +200,11 @@ class RateLimiter:
                 self._next_slot = max(self._next_slot, self._paused_until)
 
     def _budget_idle(self) -> bool:
-        """The last answer said a whole second's worth of the stated rate is left."""
+        """The last answer said half a second's worth of the stated rate or more is left."""
         return (
             self._stated is not None
             and self._last_remaining is not None
-            and self._last_remaining >= self._stated
+            and self._last_remaining >= IDLE_BUDGET * self._stated
         )
 
     def _observed_rate(self, now: float) -> float:
