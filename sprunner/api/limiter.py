@@ -15,16 +15,18 @@ the client, so the limiter learns it, AIMD style (as TCP does with its congestio
 
 When the API states its limit (`X-RateLimit-Limit`, per minute as the plans are sold, with
 `-Remaining` and `-Reset`), the first answer that says so sets the rate: nothing is learned
-from 429s that the API told us how to avoid. The stated rate is a ceiling that probing never
-passes; a 429 still cuts below it (another client may share the key). A budget running low
-(`Remaining` under a fifth of a second's worth of the stated rate, and lower than the last
-answer said) means other processes share it and spend it faster than it refills: the rate
-is cut as on a 429, before the 429s come, without a pause, and at most once a second. A
-budget with half a second's worth left or more (nobody else drains it: a process sharing
-it has finished) lets probing grow by 5 % of the rate per success instead of the fixed
-step. `Remaining: 0` pauses everyone until `Reset`. So N processes on one account limit
-converge on their shares with few 429s, each of which pauses its process for a whole
-`Retry-After`.
+from 429s that the API told us how to avoid (a process joining a budget that others already
+spend starts at the room `Remaining` shows). The stated rate is a ceiling that probing never
+passes; a 429 still cuts below it (another client may share the key). `Remaining: 0`
+pauses everyone until `Reset`.
+
+Several processes on one account limit (N pods, N hosts) share one budget that none of
+them sees whole, and each 429 pauses its process for a whole `Retry-After`. So:
+- a budget running low (`Remaining` under a fifth of a second's worth of the stated rate,
+  and lower than the last answer said) means the others spend it faster than it refills:
+  the rate is cut as on a 429, before the 429s come, without a pause, at most once a second;
+- a budget with nearly a second's worth left means nobody drains it (a process sharing it
+  has finished): probing grows by 2 % of the rate per success instead of the fixed step.
 
 Callers are spaced evenly (a reserved time slot each) rather than released in bursts, because
 a burst is what empties the server's token bucket.
@@ -49,13 +51,15 @@ LONG_WINDOW = 10.0  # ...or this, for plans too slow to show in one second
 # or an idle period would let the rate drift far above what was ever tested.
 BINDING_SHARE = 0.8
 RATE_LIMIT_WINDOW = 60.0  # seconds that X-RateLimit-Limit counts over (plans are per minute)
+# The least share of the stated rate a process joining a busy budget starts at.
+MIN_SHARE = 0.1
 # Under this many seconds' worth of calls left in the stated budget (X-RateLimit-Remaining),
 # others are spending it too: cut as a 429 would, without its pause.
 LOW_BUDGET = 0.2
-# With half a second's worth or more left (a budget nobody else drains), probing grows by a
-# share of the rate per success instead of the fixed step.
-IDLE_BUDGET = 0.5
-IDLE_GROWTH = 0.05
+# With nearly a second's worth left (a budget that refills faster than anyone drains it),
+# probing grows by a share of the rate per success instead of the fixed step.
+IDLE_BUDGET = 0.9
+IDLE_GROWTH = 0.02
 # A Reset this large is a Unix time, not a number of seconds from now.
 EPOCH_THRESHOLD = 1e9
 
@@ -172,8 +176,13 @@ class RateLimiter:
         now = self._clock()
         if limit is not None and limit > 0:
             self._stated = max(MIN_RATE, limit / RATE_LIMIT_WINDOW)
-            if self._learned is None or self._learned > self._stated:
-                self._learned = self._stated
+            start = self._stated
+            if self._learned is None and remaining is not None and remaining > 0:
+                # Joining a budget others already spend: start at the room it shows (a
+                # second's worth left is the whole rate), not at the whole stated rate.
+                start *= min(1.0, max(MIN_SHARE, remaining / self._stated))
+            if self._learned is None or self._learned > start:
+                self._learned = max(MIN_RATE, start)
         draining = remaining is not None and (
             self._last_remaining is None or remaining < self._last_remaining
         )
@@ -200,7 +209,7 @@ class RateLimiter:
                 self._next_slot = max(self._next_slot, self._paused_until)
 
     def _budget_idle(self) -> bool:
-        """The last answer said half a second's worth of the stated rate or more is left."""
+        """The last answer said nearly a second's worth of the stated rate is left."""
         return (
             self._stated is not None
             and self._last_remaining is not None

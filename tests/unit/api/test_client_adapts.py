@@ -160,7 +160,7 @@ def test_a_shared_budget_running_low_cuts_the_rate_before_any_429() -> None:
     # 1,500 a minute: 25 a second stated, but other processes spend the same budget.
     clock = FakeClock()
     limiter = RateLimiter(clock=clock)
-    limiter.on_rate_headers(1500, 20, 0)
+    limiter.on_rate_headers(1500, 60, 0)
     _steady(limiter, clock, 10, 1.0)
     assert limiter.rate == pytest.approx(25.0)
     limiter.on_rate_headers(1500, 4, 0)  # under a fifth of a second's worth, and falling
@@ -202,3 +202,11 @@ def test_a_full_budget_lets_a_slowed_process_take_up_the_room_in_seconds() -> No
         limiter.on_rate_headers(1500, 25, 0)  # nobody else spends it
     assert seconds < 10.0  # the fixed step alone would take ~30 s
     assert limiter.rate is not None and limiter.rate <= 25.0  # never past the stated rate
+
+
+def test_a_process_joining_a_busy_budget_starts_at_the_room_it_shows() -> None:
+    limiter = RateLimiter(clock=FakeClock())
+    limiter.on_rate_headers(1500, 5, 0)  # 25 a second stated; a fifth of a second's worth left
+    assert limiter.rate == pytest.approx(5.0)
+    limiter.on_rate_headers(1500, 24, 0)  # later answers do not raise it: probing does
+    assert limiter.rate == pytest.approx(5.0)
