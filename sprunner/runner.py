@@ -15,6 +15,11 @@ unusable (bad key, quota spent) ends the apply. The terminal display reads froze
 `Progress` snapshots (`snapshot()`), and a partial report after an interruption reads
 `outcomes()`.
 
+On a shared state (PostgreSQL), each collection's work from its reconcile to the end of its
+wait happens under that collection's lock (`sprunner.runs.locks`: claimed at the start of
+phase 1, released when phase 3 ends for it); a collection another apply handles is
+`skipped`. A lost state database fails the collections that still had something to start.
+
 The client, the clock, the output and the write backoff are injected, so one apply can be
 run against an in-memory fake of the API in a unit test.
 """
@@ -78,7 +83,7 @@ class Runner:
         self.max_credits = max_credits
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
-        self.locks = CollectionLocks(state, client, apply_id=apply_id)
+        self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
 
     @property
     def tracks(self) -> tuple[Track, ...]:

@@ -50,10 +50,14 @@ Phase = Callable[[int, Track], Awaitable[None]]
 class CollectionLocks:
     """The per-collection locks one apply holds, and the re-planning after each claim."""
 
-    def __init__(self, state: StateStore, client: ApiClient, *, apply_id: str) -> None:
+    def __init__(
+        self, state: StateStore, client: ApiClient, *, apply_id: str, runs: bool = True
+    ) -> None:
         self.state = state
         self.client = client
         self.apply_id = apply_id
+        # `apply --no-run` leaves the runs to others: its work is no reason to skip theirs.
+        self.marks = runs
         self.mark = {"apply_id": apply_id, "host": socket.gethostname(), "pid": os.getpid()}
         self._held: set[str] = set()
 
@@ -148,7 +152,7 @@ class CollectionLocks:
         self._held.discard(name)
         # The lock dies with a lost session anyway: nothing to release then.
         with contextlib.suppress(StateError):
-            if done:
+            if done and self.marks:
                 self.state.put_blob(name, HANDLED, self.mark)
             self.state.unlock(name)
 
