@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -160,3 +161,18 @@ def test_a_database_restarted_mid_apply_starts_nothing_new_and_nothing_runs_twic
     created_once(emulator)
     runs = runs_per_collection(emulator)
     assert runs == dict.fromkeys(NAMES, 1), runs
+
+
+def test_an_unreachable_state_database_exits_3_with_a_clear_message_and_no_password(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    write_job(tmp_path, JOB)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://sprunner:hunter2@127.0.0.1:{port}/sprunner"
+    code, output = finish(start_apply(emulator, tmp_path, url, tmp_path / "r.json"))
+    assert code == 3, output
+    assert "state database" in output and "hunter2" not in output
+    assert "Traceback" not in output
+    assert not emulator.engine.collections  # nothing was sent
