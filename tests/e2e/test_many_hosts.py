@@ -97,6 +97,10 @@ def test_four_applies_at_once_share_the_work_each_collection_created_and_run_onc
     created_once(emulator)
     assert runs_per_collection(emulator) == dict.fromkeys(NAMES, 1)
     parsed = [by_name(check_report(r)) for r in reports]
+    for report, (_, output) in zip(parsed, results, strict=True):
+        elsewhere = sum(1 for c in report.values() if c["action"] == "skipped")
+        if elsewhere:  # the closing summary says how many other applies took
+            assert f"Handled by other applies: {elsewhere}." in output, output
     for name in NAMES:
         done = [r[name] for r in parsed if r[name]["action"] != "skipped"]
         skipped = [r[name] for r in parsed if r[name]["action"] == "skipped"]
