@@ -47,6 +47,8 @@ def run_shared(collections: int = COLLECTIONS, processes: int = PROCESSES) -> li
     ):
         folder = write_jobfiles(Path(tmp) / "jobs", collections=collections)
         env = {**os.environ, "SCRAPINGPROS_API_KEY": emu.api_key, "NO_COLOR": "1"}
+        # Files, not pipes: nobody reads them until the end, and a full pipe blocks.
+        logs = [(Path(tmp) / f"stderr-{i}").open("w") for i in range(1, processes + 1)]
         began = time.perf_counter()
         running = [
             subprocess.Popen(
@@ -57,8 +59,7 @@ def run_shared(collections: int = COLLECTIONS, processes: int = PROCESSES) -> li
                 ],
                 env=env,
                 stdout=subprocess.DEVNULL,
-                # A file, not a pipe: nobody reads it until the end, and a full pipe blocks.
-                stderr=(Path(tmp) / f"stderr-{i}").open("w"),
+                stderr=logs[i - 1],
             )
             for i in range(1, processes + 1)
         ]
@@ -69,6 +70,8 @@ def run_shared(collections: int = COLLECTIONS, processes: int = PROCESSES) -> li
                 first_call = time.perf_counter() - began
             time.sleep(0.02)
         seconds = time.perf_counter() - began
+        for log in logs:
+            log.close()
         failures = [
             f"exit {p.returncode}: {(Path(tmp) / f'stderr-{i}').read_text()[-2000:]}"
             for i, p in enumerate(running, start=1)
