@@ -15,7 +15,13 @@ import argparse
 import sys
 import time
 
-from bench import bench_alternatives, bench_apply, bench_startup, bench_validate
+from bench import (
+    bench_alternatives,
+    bench_apply,
+    bench_shared_limit,
+    bench_startup,
+    bench_validate,
+)
 from bench.common import COLLECTIONS, Figure, print_figures
 
 
@@ -56,6 +62,9 @@ def main() -> int:
                 "sprunner (3s)", fast3.seconds, fast3.calls, other, collections
             )[2:]
     figures += bench_alternatives.compare("sprunner 25/s", slow.seconds, slow.calls, sdk_limited)
+
+    step("7: four processes under one shared rate-limit:25")
+    figures += bench_shared_limit.run_shared(collections)
 
     step("5: validate")
     figures += bench_validate.measure(20, 5_000 if args.quick else 50_000)

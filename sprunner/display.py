@@ -106,6 +106,9 @@ def summary_lines(outcome: ApplyOutcome, *, quiet: bool) -> Iterator[str]:
         f"{head}: {s['created']} created, {s['updated']} updated, {s['unchanged']} unchanged, "
         f"{s['deleted']} deleted, {s['errors']} errors."
     )
+    elsewhere = outcome.count("skipped")
+    if elsewhere:  # a shared state: other applies took these (`sprunner.runs.locks`)
+        yield f"Handled by other applies: {elsewhere}."
     if s["runs"]:
         yield (
             f"Runs: {s['runs']}, {s['total_requests']} requests: {s['success_requests']} ok, "

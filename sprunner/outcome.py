@@ -19,7 +19,8 @@ from typing import Any, Literal
 from sprunner.api.models import FailedJob, Run
 from sprunner.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 
-Action = Literal["created", "updated", "unchanged", "deleted", "error"]
+# skipped: another apply on a shared state handles it (`sprunner.runs.locks`).
+Action = Literal["created", "updated", "unchanged", "deleted", "error", "skipped"]
 RunState = Literal["completed", "timed_out", "skipped", "error", "in_progress"]
 
 

@@ -15,6 +15,11 @@ unusable (bad key, quota spent) ends the apply. The terminal display reads froze
 `Progress` snapshots (`snapshot()`), and a partial report after an interruption reads
 `outcomes()`.
 
+On a shared state (PostgreSQL), each collection's work from its reconcile to the end of its
+wait happens under that collection's lock (`sprunner.runs.locks`: claimed at the start of
+phase 1, released when phase 3 ends for it); a collection another apply handles is
+`skipped`. A lost state database fails the collections that still had something to start.
+
 The client, the clock, the output and the write backoff are injected, so one apply can be
 run against an in-memory fake of the API in a unit test.
 """
@@ -36,7 +41,9 @@ from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
 from sprunner.runs import decision, delivery, poller, starter
+from sprunner.runs.locks import CollectionLocks
 from sprunner.state import StateStore as State
+from sprunner.state.base import StateConnectionLost
 from sprunner.track import (
     Begun,
     Decided,
@@ -77,6 +84,7 @@ class Runner:
         self.max_credits = max_credits
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
+        self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -97,7 +105,7 @@ class Runner:
             if verdict.decision == "skip":
                 self._fold(index, Decided(False, skipped=verdict.reason, refused=True))
                 self.output.warn(f"{track.name}: run {verdict.reason}")
-        await self._each(self._run)
+        await self._each(self.locks.holding(self._run, lambda i: self._tracks[i]))
 
     async def _each(self, phase: Phase) -> None:
         async def guarded(index: int) -> None:
@@ -105,7 +113,7 @@ class Runner:
                 await phase(index, self._tracks[index])
             except ApiUnusableError:
                 raise
-            except ApiError as error:
+            except (ApiError, StateConnectionLost) as error:
                 self._fold(index, Failed(str(error)))
                 self.output.error(f"{self._tracks[index].name}: {error}")
 
@@ -121,6 +129,11 @@ class Runner:
 
     # -- phase 1: reconcile, then decide ------------------------------------------------
     async def _reconcile(self, index: int, track: Track) -> None:
+        # A shared state: this collection's lock, and its plan made again (`runs.locks`).
+        track = self._tracks[index] = await self.locks.claim(track)
+        if track.action == "skipped":
+            self.output.info(f"{track.name}: skipped: {track.run_reason}")
+            return
         reconciled, applied = await self._change(track)
         track = self._fold(index, reconciled)
         if applied is not None and self.run_enabled:
@@ -130,6 +143,7 @@ class Runner:
     async def _change(self, track: Track) -> tuple[Reconciled, Applied | None]:
         """Create, update or delete per the plan (or nothing: unchanged)."""
         item, name = track.item, track.name
+        self.locks.check()
         if item.action == "error":
             self.output.error(f"{name}: {item.reason}")
             return Reconciled("error", error=item.reason), None

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 
 from sprunner import report
 from sprunner.commands.common import load_jobs
-from sprunner.errors import EXIT_CRASH, Interrupted, LockHeldError, ReportError, exit_code_for
+from sprunner.errors import (
+    EXIT_API_UNUSABLE,
+    EXIT_CRASH,
+    Interrupted,
+    LockHeldError,
+    ReportError,
+    exit_code_for,
+)
 from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded
 from sprunner.outcome import ApplyOutcome, CollectionOutcome
@@ -129,16 +136,28 @@ def _applied(
         if interruption.signum is not None and outcome.interrupted_by is None:
             # It came after the work was done: the report says so, as the exit code will.
             outcome = dataclasses.replace(outcome, interrupted_by=interruption.signum)
+    if state.lost and not any(c.ok for c in outcome.collections):
+        # The state database went away before anything was done: the report says so.
+        lost = "the state database connection was lost before anything could be done"
+        outcome = dataclasses.replace(
+            outcome, error=outcome.error or lost, failed_exit_code=EXIT_API_UNUSABLE
+        )
     return outcome
 
 
 def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextManager[State]:
-    """The state under its lock, compacted on the way out (`--local` keeps its own)."""
+    """The state under its lock, compacted on the way out (`--local` keeps its own).
+
+    A database state is opened without the whole-state lock: the runner takes one lock
+    per collection (`sprunner.runs.locks`), so that applies on many hosts share the work.
+    """
+    state_url = None if api.local else options.state_url
     return opened(
         state_dir=api.state_dir,
-        state_url=None if api.local else options.state_url,
+        state_url=state_url,
         api_url=api.api_url,
         key=api.api_key,
+        lock=state_url is None,
     )
 
 
@@ -213,6 +232,11 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
     runners.append(runner)
     with work.output.progress(runner.snapshot):
         await runner.execute()
+    if work.state.lost:
+        work.output.error(
+            "lost the connection to the state database: nothing new was started after it; "
+            "the next apply adopts the runs still in flight"
+        )
     work.output.debug(f"{client.calls} API calls, {client.rate_limited} answered 429")
 
 

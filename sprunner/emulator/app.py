@@ -111,6 +111,7 @@ def build_app(
         if refused is None and not authorized:
             refused = _detail(401, "Invalid or missing API key")
         if refused is not None:
+            refused.headers.update(decision.headers)
             if close:  # the body was left unread: this connection cannot carry another call
                 refused.headers["Connection"] = "close"
             return refused
@@ -124,7 +125,7 @@ def build_app(
             return _detail(500, "Internal server error (injected after the work was done)")
         if decision.after == "drop":
             return DroppedResponse()
-        return JSONResponse(result, status_code=status)
+        return JSONResponse(result, status_code=status, headers=decision.headers)
 
     async def collections(request: Request) -> Response:
         if request.method == "GET":
