@@ -1,15 +1,15 @@
-"""The words and tables a person reads: the plan table, the apply summary, the live progress
-table and the plan's JSON document. Pure functions from frozen values to text; the output
-object (`sprunner.ui`) decides where the text goes and redacts it.
+"""The words and tables a person reads: the plan table, the apply summary and the plan's JSON
+document (the live display is `sprunner.liveview`). Pure functions from frozen values to
+text; the output object (`sprunner.ui`) decides where the text goes and redacts it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sprunner.outcome import ApplyOutcome, Progress
+    from sprunner.outcome import ApplyOutcome
     from sprunner.reconcile.plan import Plan, PlannedCollection
 
 # The display's signs, derived from the one vocabulary of actions (`sprunner.outcome.Action`).
@@ -107,34 +107,3 @@ def summary_lines(outcome: ApplyOutcome, *, quiet: bool) -> Iterator[str]:
             f"{s['failed_requests']} failed, {s['timeout_requests']} timed out; "
             f"{s['credits']} credits."
         )
-
-
-def progress_table(rows: Sequence[Progress], redact: Callable[[str], str]) -> Any:
-    """The live table (rich) of the runs, from the runner's frozen snapshots."""
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, show_footer=True)
-    table.add_column("collection", footer="total")
-    table.add_column("action")
-    table.add_column("run")
-    table.add_column("done", justify="right")
-    table.add_column("failed", justify="right")
-    done = total = bad = 0
-    for row in rows:
-        run = row.run
-        row_done = row_bad = row_total = 0
-        if run is not None:
-            row_bad = run.failed_requests + run.timeout_requests
-            row_done = run.success_requests + row_bad
-            row_total = run.total_requests
-        done, total, bad = done + row_done, total + row_total, bad + row_bad
-        table.add_row(
-            redact(row.name),
-            row.action or "…",
-            row.run_state or "",
-            f"{row_done}/{row_total}" if run is not None else "",
-            str(row_bad) if run is not None else "",
-        )
-    table.columns[3].footer = f"{done}/{total}"
-    table.columns[4].footer = str(bad)
-    return table

@@ -82,6 +82,7 @@ class Progress:
     action: str | None
     run_state: RunState | None
     run: Run | None
+    credits: int = 0  # what the run started by this apply costs
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class ApplyOutcome:
     collections: tuple[CollectionOutcome, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     interrupted_by: int | None = None  # the signal that stopped the apply, if one did
+    apply_id: str | None = None  # the id the apply logged at its start (and sent with writes)
 
     @property
     def interrupted(self) -> bool:

@@ -140,7 +140,7 @@ class Track:
         return replace(self, error=result.error)
 
     def progress(self) -> Progress:
-        return Progress(self.name, self.action, self.run_state, self.run)
+        return Progress(self.name, self.action, self.run_state, self.run, self.credits)
 
     def outcome(self) -> CollectionOutcome:
         desired = self.item.desired

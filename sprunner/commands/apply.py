@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded
+from sprunner.operate import Operation, operated
 from sprunner.outcome import ApplyOutcome
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
@@ -45,6 +45,7 @@ class _Apply:
     options: GlobalOptions
     apply_options: ApplyOptions
     output: Output
+    op: Operation
 
 
 def run(
@@ -54,19 +55,35 @@ def run(
     output: Output,
     apply_options: ApplyOptions,
 ) -> int:
+    """The apply, inside what tells its surroundings about it (id, exit code, pings,
+    metrics: `sprunner.operate`), job-file loading included."""
+    with operated(output, apply_options, api_url=options.api_url) as op:
+        op.exit_code = _applied(selection, options, output, apply_options, op)
+        return op.exit_code
+
+
+def _applied(
+    selection: Selection,
+    options: GlobalOptions,
+    output: Output,
+    apply_options: ApplyOptions,
+    op: Operation,
+) -> int:
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
     loaded = load_jobs(selection, output)
+    output.collections = frozenset(c.name for c in loaded.collections)
     with Interruption().installed() as interruption:
         with (
             target(options, output, local=apply_options.local) as api,
             _state(options, api) as state,
         ):
-            work = _Apply(loaded, api, state, options, apply_options, output)
+            work = _Apply(loaded, api, state, options, apply_options, output, op)
             outcome = asyncio.run(_apply(work, interruption))
         if interruption.signum is not None and outcome.interrupted_by is None:
             # It came after the work was done: the report says so, as the exit code will.
             outcome = dataclasses.replace(outcome, interrupted_by=interruption.signum)
+        op.outcome = outcome
         _write_outputs(outcome, apply_options, output)
     if interruption.signum is not None:
         raise Interrupted(interruption.signum)
@@ -96,7 +113,7 @@ async def _apply(work: _Apply, interruption: Interruption) -> ApplyOutcome:
     if interruption.signum is not None:  # it came while locking or starting up
         cancel()
 
-    started_at = time.time()
+    started_at = work.op.started_at
     runners: list[Runner] = []  # filled once the plan is made: a partial report reads it
     try:
         async with _client(work) as client:
@@ -106,7 +123,13 @@ async def _apply(work: _Apply, interruption: Interruption) -> ApplyOutcome:
             raise
     except ApiUnusableError:
         if runners and work.apply_options.report is not None:
-            partial = ApplyOutcome(work.api.api_url, started_at, time.time(), runners[0].outcomes())
+            partial = ApplyOutcome(
+                work.api.api_url,
+                started_at,
+                time.time(),
+                runners[0].outcomes(),
+                apply_id=work.op.apply_id,
+            )
             report.write_report(partial, work.apply_options.report, work.output.redactor)
         raise
     finally:
@@ -118,6 +141,7 @@ async def _apply(work: _Apply, interruption: Interruption) -> ApplyOutcome:
         collections=runners[0].outcomes() if runners else (),
         warnings=tuple(str(w) for w in work.loaded.warnings),
         interrupted_by=interruption.signum,
+        apply_id=work.op.apply_id,
     )
 
 
@@ -131,6 +155,7 @@ def _client(work: _Apply) -> ApiClient:
         limiter=RateLimiter(max_rps=work.apply_options.max_rps),
         parallel=work.apply_options.parallel,
         backoff=work.options.retries.api,
+        on_call=work.op.on_call,
     )
 
 
@@ -152,13 +177,13 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
         work.state,
         plan,
         output=work.output,
-        apply_id=uuid.uuid4().hex,
+        apply_id=work.op.apply_id,
         run=work.apply_options.run,
         max_credits=work.apply_options.max_credits,
         backoff=work.options.retries.write,
     )
     runners.append(runner)
-    with work.output.progress(runner.snapshot):
+    with work.output.progress(runner.snapshot, interval=work.apply_options.progress_interval):
         await runner.execute()
     work.output.debug(f"{client.calls} API calls, {client.rate_limited} answered 429")
 
