@@ -34,6 +34,7 @@ from sprunner.outcome import CollectionOutcome, Progress
 from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
+from sprunner.reconcile.runplan import changed_for_run
 from sprunner.runs import decision, poller, starter
 from sprunner.state import StateStore as State
 from sprunner.track import (
@@ -181,7 +182,7 @@ class Runner:
             )
         verdict = decision.decide(
             run_policy,
-            changed=applied.action in ("created", "updated"),
+            changed=changed_for_run(applied.action, self.state, desired),
             last_run_at=last_run_at,
             now=self.clock(),
         )

@@ -22,7 +22,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sprunner.liveview import PROGRESS_INTERVAL_S
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sprunner.liveview import LiveView
     from sprunner.outcome import ApplyOutcome, Progress
     from sprunner.reconcile.plan import Plan
+    from sprunner.reconcile.runplan import RunIntent
 
 
 class Output:
@@ -150,7 +151,7 @@ class Output:
         self.out(json.dumps(data, indent=2, ensure_ascii=False))
 
     # -- what plan and apply show: the variants differ here ---------------------------------
-    def plan(self, plan: Plan) -> None:
+    def plan(self, plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> None:
         raise NotImplementedError
 
     def apply_result(self, outcome: ApplyOutcome) -> None:
@@ -190,10 +191,10 @@ class Output:
 class HumanOutput(Output):
     """Tables and sentences for a person; a live progress table on a terminal."""
 
-    def plan(self, plan: Plan) -> None:
+    def plan(self, plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> None:
         from sprunner.display import plan_lines
 
-        for line in plan_lines(plan):
+        for line in plan_lines(plan, runs, verbosity=self.verbosity):
             self.out(line)
 
     def apply_result(self, outcome: ApplyOutcome) -> None:
@@ -207,10 +208,10 @@ class HumanOutput(Output):
 class JsonOutput(Output):
     """Plain, stable JSON on stdout for machines; logs still go to stderr."""
 
-    def plan(self, plan: Plan) -> None:
+    def plan(self, plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> None:
         from sprunner.display import plan_json
 
-        self.document(plan_json(plan))
+        self.document(plan_json(plan, runs))
 
     def apply_result(self, outcome: ApplyOutcome) -> None:
         from sprunner.report import dumps
