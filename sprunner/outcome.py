@@ -34,6 +34,14 @@ class RunOutcome:
     reason: str | None = None  # why skipped, timed out or failed
     within_max_failed: bool = True
     refused: bool = False  # skipped because --max-credits would be passed
+    started_at: float | None = None  # epoch s: the start (ours: just before the POST)
+    finished_at: float | None = None  # epoch s: seen completed, or given up on
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
 
     @property
     def bad_jobs(self) -> int:
@@ -50,6 +58,19 @@ class RunOutcome:
 
 
 @dataclass(frozen=True)
+class LastRun:
+    """The newest run of a collection this apply did not run (what a monitor last saw)."""
+
+    run_id: str
+    status: str  # in_progress | completed
+    created_at: float | None
+    total_requests: int
+    success_requests: int
+    failed_requests: int
+    timeout_requests: int
+
+
+@dataclass(frozen=True)
 class CollectionOutcome:
     name: str
     file: str | None
@@ -58,6 +79,7 @@ class CollectionOutcome:
     requests: int = 0
     run: RunOutcome | None = None
     error: str | None = None
+    last_run: LastRun | None = None  # when this apply ran nothing: the newest run's result
 
     @property
     def ok(self) -> bool:

@@ -14,7 +14,8 @@ partial report after a signal always read a consistent value (`Progress`, `Colle
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 
 from sprunner.api.models import Run
 from sprunner.outcome import Action, CollectionOutcome, Progress, RunOutcome, RunState
@@ -61,6 +62,7 @@ class Finished:
     run: Run
     state: RunState  # completed or timed_out
     reason: str | None = None
+    at: float = field(default_factory=time.time)  # epoch s: when it was seen to its end
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class Track:
     run_reason: str | None = None
     refused: bool = False
     credits: int = 0
+    run_started_at: float | None = None
+    run_finished_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -106,13 +110,24 @@ class Track:
             adopted = started if started.adopted else self.adopted
             credits = result.credits or self.credits
             return replace(
-                self, adopted=adopted, credits=credits, run=started.run, run_state="in_progress"
+                self,
+                adopted=adopted,
+                credits=credits,
+                run=started.run,
+                run_state="in_progress",
+                run_started_at=started.started_at,
             )
         if isinstance(result, Seen):
             return replace(self, run=result.run)
         if isinstance(result, Finished):
             reason = result.reason if result.reason is not None else self.run_reason
-            return replace(self, run=result.run, run_state=result.state, run_reason=reason)
+            return replace(
+                self,
+                run=result.run,
+                run_state=result.state,
+                run_reason=reason,
+                run_finished_at=result.at,
+            )
         return self._failed(result)
 
     def _decided(self, result: Decided) -> Track:
@@ -129,7 +144,12 @@ class Track:
         # In flight from now on: a partial report after a signal lists it with its id.
         adopted = result.adopted
         return replace(
-            self, wants_run=True, adopted=adopted, run=adopted.run, run_state="in_progress"
+            self,
+            wants_run=True,
+            adopted=adopted,
+            run=adopted.run,
+            run_state="in_progress",
+            run_started_at=adopted.started_at,
         )
 
     def _failed(self, result: Failed) -> Track:
@@ -176,4 +196,6 @@ class Track:
             reason=self.run_reason,
             within_max_failed=within,
             refused=self.refused,
+            started_at=self.run_started_at,
+            finished_at=self.run_finished_at,
         )

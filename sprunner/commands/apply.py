@@ -22,8 +22,9 @@ from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded
+from sprunner.lastrun import with_last_runs
 from sprunner.operate import Operation, operated
-from sprunner.outcome import ApplyOutcome
+from sprunner.outcome import ApplyOutcome, CollectionOutcome
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 from sprunner.state import StateStore as State
@@ -115,9 +116,12 @@ async def _apply(work: _Apply, interruption: Interruption) -> ApplyOutcome:
 
     started_at = work.op.started_at
     runners: list[Runner] = []  # filled once the plan is made: a partial report reads it
+    finals: list[tuple[CollectionOutcome, ...]] = []  # the outcomes with the last runs
     try:
         async with _client(work) as client:
             await _run(work, client, runners)
+            if runners:
+                finals.append(await with_last_runs(client, runners[0].outcomes(), work.output))
     except asyncio.CancelledError:
         if interruption.signum is None:
             raise
@@ -138,7 +142,7 @@ async def _apply(work: _Apply, interruption: Interruption) -> ApplyOutcome:
         api_url=work.api.api_url,
         started_at=started_at,
         finished_at=time.time(),
-        collections=runners[0].outcomes() if runners else (),
+        collections=finals[0] if finals else runners[0].outcomes() if runners else (),
         warnings=tuple(str(w) for w in work.loaded.warnings),
         interrupted_by=interruption.signum,
         apply_id=work.op.apply_id,
