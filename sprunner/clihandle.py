@@ -36,7 +36,8 @@ def handle(ctx: click.Context, output: Output, run: Callable[[], int]) -> None:
         with using(output.redactor):
             code = run()
     except SprunnerError as error:
-        output.error(str(error))
+        if not getattr(error, "reported", False):  # apply reports it before its exit code
+            output.error(str(error))
         code = exit_code_for(error)
     except KeyboardInterrupt as error:
         code = exit_code_for(error)

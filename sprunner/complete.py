@@ -10,6 +10,7 @@ with `{{` is left out rather than rendered.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -69,13 +70,42 @@ def choices(paths: Iterable[Path]) -> list[str]:
     return sorted(found)
 
 
+# Options whose next word is their value, not a job-file path.
+_VALUED = {
+    "--api-url", "--api-key-file", "--state-dir", "--state-url", "--log-format", "--select",
+    "-s", "--shard", "--max-requests", "--report", "--junit", "--max-credits", "--parallel",
+    "--max-rps", "--metrics", "--ping", "--runs",
+}  # fmt: skip
+
+
+def _typed_paths(words: str) -> list[Path]:
+    """The job-file paths on the command line being completed. click's parser stops at the
+    `--select` that waits for its value and leaves the arguments unparsed, so they are read
+    from the words the shell hands over (`COMP_WORDS`, set by every shell click supports)."""
+    import shlex
+
+    try:
+        tokens = shlex.split(words)
+    except ValueError:
+        tokens = words.split()
+    found = []
+    for previous, token in itertools.pairwise(tokens):
+        if previous in _VALUED or token.startswith("-"):
+            continue
+        path = Path(token)
+        if path.is_dir() or (path.suffix in (".yaml", ".yml") and path.is_file()):
+            found.append(path)
+    return found
+
+
 def complete_selection(ctx: Any, _param: Any, incomplete: str) -> list[Any]:
     """click's `shell_complete` for `--select`."""
     from click.shell_completion import CompletionItem
 
     try:
-        given = (ctx.params or {}).get("paths") or ()
-        paths = [Path(p) for p in given] or [Path("jobfiles")]
+        given = [Path(p) for p in (ctx.params or {}).get("paths") or ()]
+        given = given or _typed_paths(os.environ.get("COMP_WORDS", ""))
+        paths = given or [Path("jobfiles")]
         return [CompletionItem(c) for c in choices(paths) if c.startswith(incomplete)]
     except Exception:  # never a traceback in the user's shell
         return []

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sprunner.errors import EXIT_OK, exit_code_for
+from sprunner.errors import EXIT_OK, SprunnerError, exit_code_for
 
 if TYPE_CHECKING:
     from sprunner.api.calls import CallRecord
@@ -83,6 +83,11 @@ def operated(output: Output, options: ApplyOptions, *, api_url: str) -> Iterator
         yield op
     except BaseException as error:
         op.exit_code = exit_code_for(error)
+        if isinstance(error, SprunnerError):
+            # Said here, so that the exit code line is the apply's last (`clihandle.handle`
+            # does not say it again).
+            output.error(str(error))
+            error.reported = True  # type: ignore[attr-defined]
         raise
     finally:
         _metrics(op, options, api_url)
