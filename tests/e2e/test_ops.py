@@ -224,9 +224,10 @@ def test_report_and_junit_carry_timings_ids_and_failed_job_details(
 
 def test_a_skipped_collection_shows_its_last_run(sprunner: Sprunner, tmp_path: Path) -> None:
     job = write_job(tmp_path, BAD.replace("run: {", "run: {when: changed, "))
-    first, report = sprunner.apply(job)
+    _, report = sprunner.apply(job)
     ran = report["collections"][0]["run"]
     second, report = sprunner.apply(job)
+    assert second.exit_code == 0, second.stderr
     collection = report["collections"][0]
     assert collection["run"]["status"] == "skipped"
     last = collection["last_run"]
