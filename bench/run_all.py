@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from bench import bench_alternatives, bench_apply, bench_startup, bench_validate
+from bench import bench_alternatives, bench_apply, bench_startup, bench_terminal, bench_validate
 from bench.common import COLLECTIONS, Figure, print_figures
 
 
@@ -61,6 +61,13 @@ def main() -> int:
     figures += bench_validate.measure(20, 5_000 if args.quick else 50_000)
     step("6: start-up")
     figures += bench_startup.measure()
+    step("7: apply on a pty against no pty")
+    if args.quick:
+        figures += bench_terminal.measure(40, bench_terminal.REQUESTS, rounds=1)
+    else:
+        figures += bench_terminal.measure(
+            bench_terminal.COLLECTIONS, bench_terminal.REQUESTS, rounds=1
+        )
     step("done")
     print_figures(figures)
     return 0
