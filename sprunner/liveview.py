@@ -57,10 +57,11 @@ class Totals:
 
     def line(self) -> str:
         """The words of the progress line (no bar)."""
+        # Most telling first: on a narrow terminal the end of the line is cut.
         return (
-            f"collections {self.reconciled}/{self.collections} reconciled, "
             f"runs {self.runs_done}/{self.runs} done, requests {self.requests_done}/"
-            f"{self.requests} done ({self.failed} failed), credits {self.credits}"
+            f"{self.requests} done ({self.failed} failed), credits {self.credits}, "
+            f"collections {self.reconciled}/{self.collections} reconciled"
         )
 
 

@@ -45,7 +45,7 @@ def test_the_display_is_bounded_cheap_and_leaves_nothing_behind(tmp_path: Path) 
             timeout=120,
         )
     assert done.returncode == 0, done.output
-    frames = done.output.count("collections ")  # one per drawing of the aggregate bar
+    frames = done.output.count("] runs ")  # one per drawing of the aggregate bar
     log_lines = done.output.count(" started\r\n")
     assert frames >= 2 and log_lines >= COLLECTIONS
     # Redrawn on a clock, not per log line: at most one frame a tick (plus the first).
@@ -55,7 +55,7 @@ def test_the_display_is_bounded_cheap_and_leaves_nothing_behind(tmp_path: Path) 
     assert heights and max(heights) <= 1 + ROWS
     # Nothing stale: the screen left behind holds log lines and the summary, no display row.
     shown = screen(done.output)
-    assert not [line for line in shown if "collections " in line or "(0 failed)" in line], shown
+    assert not [line for line in shown if "] runs " in line or "(0 failed)" in line], shown
     assert any(line.startswith("Apply complete: 40 created") for line in shown)
     assert sum(" completed: 5/5 ok" in line for line in shown) == COLLECTIONS
     assert all(len(line) < 100 for line in shown if line.startswith("["))
