@@ -56,18 +56,23 @@ class Operation:
 
     def on_call(self, record: CallRecord) -> None:
         """The API client's hook: count the call, and log it with -vv."""
-        from sprunner.logfmt import call_text
-
         self.calls[_Call(record.call, record.status)] += 1
-        self.output.debug(
-            call_text(record.method, record.route, record.status, record.duration, record.error),
-            level=2,
-            event="api_call",
-            method=record.method,
-            route=record.route,
-            status=record.status,
-            duration_ms=round(record.duration * 1000, 1),
-        )
+        log_call(self.output, record)
+
+
+def log_call(output: Output, record: CallRecord) -> None:
+    """One API call as a `-vv` line (any command's client may pass it as `on_call`)."""
+    from sprunner.logfmt import call_text
+
+    output.debug(
+        call_text(record.method, record.route, record.status, record.duration, record.error),
+        level=2,
+        event="api_call",
+        method=record.method,
+        route=record.route,
+        status=record.status,
+        duration_ms=round(record.duration * 1000, 1),
+    )
 
 
 @contextlib.contextmanager

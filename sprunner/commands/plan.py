@@ -53,7 +53,7 @@ def run(
             persist=False,
         ) as state,
     ):
-        plan, runs = asyncio.run(_plan(api, options, loaded, state))
+        plan, runs = asyncio.run(_plan(api, options, loaded, state, output))
     output.plan(plan, runs)
     if plan.of("error"):
         return EXIT_FAILED
@@ -63,13 +63,17 @@ def run(
 
 
 async def _plan(
-    api: Target, options: GlobalOptions, loaded: Loaded, state: StateStore
+    api: Target, options: GlobalOptions, loaded: Loaded, state: StateStore, output: Output
 ) -> tuple[Plan, dict[str, RunIntent]]:
     from sprunner.api.client import ApiClient
+    from sprunner.operate import log_call
     from sprunner.reconcile.plan import build_plan
 
     async with ApiClient(
-        base_url=api.api_url, api_key=api.api_key, backoff=options.retries.api
+        base_url=api.api_url,
+        api_key=api.api_key,
+        backoff=options.retries.api,
+        on_call=lambda record: log_call(output, record),
     ) as client:
         remote = await list_remote(client)
         applied = {c.name: d for c in loaded.collections if (d := state.load_applied(c.name))}
