@@ -61,8 +61,13 @@ def structure(text: str, collections: Collection[str]) -> dict[str, Any]:
 def text_line(level: str, text: str, *, now: float | None) -> str:
     """`2026-11-28T12:00:00.123Z warning: text` (no timestamp when `now` is None)."""
     prefix = "" if level in ("info", "debug") else f"{level}: "
-    stamp = "" if now is None else timestamp(now) + " "
-    return f"{stamp}{prefix}{text}"
+    if now is None:
+        return f"{prefix}{text}"
+    # A message of several lines (all the problems of a job file) is stamped on each line:
+    # a log reader that splits on newlines never sees an unstamped line.
+    stamp = timestamp(now) + " "
+    first, *more = text.split("\n")
+    return "\n".join([f"{stamp}{prefix}{first}", *(stamp + line for line in more)])
 
 
 def json_line(

@@ -189,7 +189,7 @@ class Output:
 
 
 class HumanOutput(Output):
-    """Tables and sentences for a person; a live progress table on a terminal."""
+    """Tables and sentences for a person."""
 
     def plan(self, plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> None:
         from sprunner.display import plan_lines

@@ -66,7 +66,10 @@ def test_exit_code_is_logged_for_invalid_job_files(sprunner: Sprunner, tmp_path:
     job = write_job(tmp_path, "name: x\n")
     result = sprunner("apply", str(job))
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1].endswith("finished: exit code 2")
+    lines = result.stderr.splitlines()
+    assert len(lines) >= 4 and all(STAMP.match(line) for line in lines), lines
+    assert "missing required key 'version'" in result.stderr
+    assert lines[-1].endswith("finished: exit code 2")
 
 
 def test_a_progress_line_comes_while_waiting(sprunner: Sprunner, tmp_path: Path) -> None:
