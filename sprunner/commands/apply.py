@@ -20,6 +20,7 @@ from sprunner import report
 from sprunner.api.errors import ApiUnusableError
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_FAILED, EXIT_OK, Interrupted
+from sprunner.failedjobs import with_job_details
 from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded
 from sprunner.lastrun import with_last_runs
@@ -121,7 +122,8 @@ async def _apply(work: _Apply, interruption: Interruption) -> ApplyOutcome:
         async with _client(work) as client:
             await _run(work, client, runners)
             if runners:
-                finals.append(await with_last_runs(client, runners[0].outcomes(), work.output))
+                done = await with_last_runs(client, runners[0].outcomes(), work.output)
+                finals.append(await with_job_details(client, done, work.output))
     except asyncio.CancelledError:
         if interruption.signum is None:
             raise

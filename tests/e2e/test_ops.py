@@ -217,12 +217,24 @@ def test_report_and_junit_carry_timings_ids_and_failed_job_details(
     assert result.exit_code == 1
     assert re.fullmatch(r"[0-9a-f]{32}", report["apply_id"])
     run = report["collections"][0]["run"]
+    (failed,) = run["failed_jobs"]
+    assert (failed["custom_id"], failed["status_code"]) == ("the-failing-one", 500)
+    assert "block_reason" not in failed  # not given for this failure: absent, not empty
     assert run["started_at"] <= run["finished_at"]
     assert 0.2 <= run["duration_s"] < 30
     schema = xmlschema.XMLSchema(str(Path(__file__).parents[1] / "data" / "junit-10.xsd"))
     schema.validate(str(junit))
     case = re.search(r'<testcase [^>]*time="([0-9.]+)"', junit.read_text())
     assert case is not None and float(case.group(1)) == pytest.approx(run["duration_s"], abs=0.01)
+
+
+def test_blocked_jobs_carry_their_block_reason(sprunner: Sprunner, tmp_path: Path) -> None:
+    job = write_job(tmp_path, GOOD.replace("/b", "/blocked"))
+    result, report = sprunner.apply(job)
+    assert result.exit_code == 1
+    (failed,) = report["collections"][0]["run"]["failed_jobs"]
+    assert (failed["status_code"], failed["block_reason"]) == (403, "captcha")
+    assert sprunner.calls()["list_jobs"] == 1
 
 
 def test_a_skipped_collection_shows_its_last_run(sprunner: Sprunner, tmp_path: Path) -> None:
