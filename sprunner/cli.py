@@ -122,6 +122,9 @@ def render(ctx: click.Context, selection: Selection, as_json: bool) -> None:
         help="Exit 10 when changes are pending, 0 when there are none.",
     ),
     click.option("--local", is_flag=True, help="Plan against a fresh in-process emulator."),
+    click.option(
+        "--prune", is_flag=True, help="Show the deletions apply --prune would make, as changes."
+    ),
 )
 @click.pass_context
 def plan(
@@ -130,6 +133,7 @@ def plan(
     as_json: bool,
     detailed_exitcode: bool,
     local: bool,
+    prune: bool,
 ) -> None:
     """Read-only: what apply would create, update, delete or leave alone."""
     from sprunner.commands import plan as command
@@ -144,6 +148,7 @@ def plan(
             output=output,
             detailed_exitcode=detailed_exitcode,
             local=local,
+            prune=prune,
         ),
     )
 

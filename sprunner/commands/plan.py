@@ -7,9 +7,10 @@ with a `schedule` and no last run time in the state, the newest run's time decid
 it is due. Collections that cannot run now by their policy alone (`when: never`,
 `when: changed` and unchanged, not due by the state's last run time) cost no call.
 
-With --detailed-exitcode, exit 10 means changes are pending (like terraform's 2, which we
-cannot use: 2 means invalid input here); exit 1 means a collection is in error. Runs do not
-count as changes.
+`--prune` plans the deletions as apply --prune would make them (without it they are listed
+as "delete with --prune"). With --detailed-exitcode, exit 10 means changes are pending
+(like terraform's 2, which we cannot use: 2 means invalid input here); exit 1 means a
+collection is in error. Runs do not count as changes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def run(
     output: Output,
     detailed_exitcode: bool = False,
     local: bool = False,
+    prune: bool = False,
 ) -> int:
     loaded = load_jobs(selection, output)
     with (
@@ -53,7 +55,7 @@ def run(
             persist=False,
         ) as state,
     ):
-        plan, runs = asyncio.run(_plan(api, options, loaded, state, output))
+        plan, runs = asyncio.run(_plan(api, options, loaded, state, output, prune))
     output.plan(plan, runs)
     if plan.of("error"):
         return EXIT_FAILED
@@ -63,7 +65,12 @@ def run(
 
 
 async def _plan(
-    api: Target, options: GlobalOptions, loaded: Loaded, state: StateStore, output: Output
+    api: Target,
+    options: GlobalOptions,
+    loaded: Loaded,
+    state: StateStore,
+    output: Output,
+    prune: bool,
 ) -> tuple[Plan, dict[str, RunIntent]]:
     from sprunner.api.client import ApiClient
     from sprunner.operate import log_call
@@ -84,6 +91,7 @@ async def _plan(
             hasher=state.hasher,
             declared=loaded.declared,
             applied=applied,
+            prune=prune,
         )
         return plan, await _intents(client, plan, state)
 

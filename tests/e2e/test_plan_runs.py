@@ -153,3 +153,17 @@ def test_select_completes_names_and_tags_from_the_job_files(tmp_path: Path) -> N
     assert "busy" in complete("sprunner apply --select ")
     (tmp_path / "empty").mkdir()
     assert complete("sprunner apply empty --select a") == []  # the paths given, not jobfiles/
+
+
+def test_plan_prune_shows_the_deletions_as_changes(sprunner: Sprunner, tmp_path: Path) -> None:
+    job = write_job(tmp_path, MIXED)
+    sprunner("apply", str(job), "--no-run")
+    write_job(tmp_path, MIXED.split("  - name: never")[0])
+    plain = sprunner("plan", str(job), "--detailed-exitcode")
+    assert plain.exit_code == 0 and "delete with --prune" in plain.stdout
+    pruned = sprunner("plan", str(job), "--prune", "--detailed-exitcode")
+    assert pruned.exit_code == 10, pruned.stderr
+    assert "- never" in pruned.stdout and "busy" in pruned.stdout
+    assert "2 to delete" in pruned.stdout
+    assert "delete with --prune" not in pruned.stdout
+    assert "never" in sprunner.remote()  # plan only shows: nothing is deleted
