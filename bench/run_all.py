@@ -20,6 +20,7 @@ from bench import (
     bench_apply,
     bench_shared_limit,
     bench_startup,
+    bench_terminal,
     bench_validate,
 )
 from bench.common import COLLECTIONS, Figure, print_figures
@@ -70,6 +71,13 @@ def main() -> int:
     figures += bench_validate.measure(20, 5_000 if args.quick else 50_000)
     step("6: start-up")
     figures += bench_startup.measure()
+    step("7: apply on a pty against no pty")
+    if args.quick:
+        figures += bench_terminal.measure(40, bench_terminal.REQUESTS, rounds=1)
+    else:
+        figures += bench_terminal.measure(
+            bench_terminal.COLLECTIONS, bench_terminal.REQUESTS, rounds=1
+        )
     step("done")
     print_figures(figures)
     return 0

@@ -39,6 +39,14 @@ class RunOutcome:
     within_max_failed: bool = True
     refused: bool = False  # skipped because --max-credits would be passed
     results: Mapping[str, Any] | None = None  # {to, lines, bytes, expired, missing} (SPEC §7)
+    started_at: float | None = None  # epoch s: the start (ours: just before the POST)
+    finished_at: float | None = None  # epoch s: seen completed, or given up on
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
 
     @property
     def bad_jobs(self) -> int:
@@ -55,6 +63,19 @@ class RunOutcome:
 
 
 @dataclass(frozen=True)
+class LastRun:
+    """The newest run of a collection this apply did not run (what a monitor last saw)."""
+
+    run_id: str
+    status: str  # in_progress | completed
+    created_at: float | None
+    total_requests: int
+    success_requests: int
+    failed_requests: int
+    timeout_requests: int
+
+
+@dataclass(frozen=True)
 class CollectionOutcome:
     name: str
     file: str | None
@@ -63,6 +84,7 @@ class CollectionOutcome:
     requests: int = 0
     run: RunOutcome | None = None
     error: str | None = None
+    last_run: LastRun | None = None  # when this apply ran nothing: the newest run's result
 
     @property
     def ok(self) -> bool:
@@ -87,6 +109,7 @@ class Progress:
     action: str | None
     run_state: RunState | None
     run: Run | None
+    credits: int = 0  # what the run started by this apply costs
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,7 @@ class ApplyOutcome:
     # a crash), with the exit code it ends with; None when it ran to its end.
     error: str | None = None
     failed_exit_code: int | None = None
+    apply_id: str | None = None  # the id the apply logged at its start (and sent with writes)
 
     @property
     def interrupted(self) -> bool:

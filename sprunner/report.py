@@ -11,11 +11,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sprunner import redact
+from sprunner import __version__, redact
 from sprunner.api.models import FailedJob
 from sprunner.atomic import write_atomically
 from sprunner.errors import ReportError
-from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+from sprunner.outcome import ApplyOutcome, CollectionOutcome, LastRun, RunOutcome
 from sprunner.redact import Redactor
 
 REPORT_VERSION = 1
@@ -25,10 +25,44 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _iso_or_none(epoch: float | None) -> str | None:
+    return None if epoch is None else _iso(epoch)
+
+
+def _failed_job(job: FailedJob) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "job_id": job.job_id,
+        "url": job.url,
+        "status": job.status,
+        "error": job.error,
+    }
+    # Only what the API gave: an absent key means "not said", never "empty".
+    extras = {"custom_id": job.custom_id, "status_code": job.status_code}
+    extras["block_reason"] = job.block_reason
+    data.update({k: v for k, v in extras.items() if v is not None})
+    return data
+
+
+def _last_run(last: LastRun) -> dict[str, Any]:
+    return {
+        "run_id": last.run_id,
+        "status": last.status,
+        "created_at": _iso_or_none(last.created_at),
+        "total_requests": last.total_requests,
+        "success_requests": last.success_requests,
+        "failed_requests": last.failed_requests,
+        "timeout_requests": last.timeout_requests,
+    }
+
+
 def _run(run: RunOutcome) -> dict[str, Any]:
+    duration = run.duration_s
     return {
         "run_id": run.run_id,
         "status": run.status,
+        "started_at": _iso_or_none(run.started_at),
+        "finished_at": _iso_or_none(run.finished_at),
+        "duration_s": None if duration is None else round(duration, 3),
         "adopted": run.adopted,
         "credits": run.credits,
         "reason": run.reason,
@@ -39,16 +73,6 @@ def _run(run: RunOutcome) -> dict[str, Any]:
         "failed_jobs": [_failed_job(j) for j in run.failed_jobs],
         **({} if run.results is None else {"results": dict(run.results)}),
     }
-
-
-def _failed_job(job: FailedJob) -> dict[str, Any]:
-    data: dict[str, Any] = {"job_id": job.job_id, "url": job.url, "status": job.status}
-    data["error"] = job.error
-    # What the jobs listing adds (results drained): only when known.
-    for key in ("custom_id", "status_code", "block_reason"):
-        if getattr(job, key) is not None:
-            data[key] = getattr(job, key)
-    return data
 
 
 def _collection(c: CollectionOutcome) -> dict[str, Any]:
@@ -63,6 +87,8 @@ def _collection(c: CollectionOutcome) -> dict[str, Any]:
     }
     if c.error is not None:
         data["error"] = c.error
+    if c.last_run is not None:
+        data["last_run"] = _last_run(c.last_run)
     return data
 
 
@@ -88,6 +114,8 @@ def summary(outcome: ApplyOutcome) -> dict[str, int]:
 def to_json(outcome: ApplyOutcome) -> dict[str, Any]:
     return {
         "version": REPORT_VERSION,
+        "sprunner_version": __version__,
+        "apply_id": outcome.apply_id,
         "started_at": _iso(outcome.started_at),
         "finished_at": _iso(outcome.finished_at),
         "api_url": outcome.api_url,

@@ -40,6 +40,7 @@ from sprunner.outcome import CollectionOutcome, Progress
 from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
+from sprunner.reconcile.runplan import changed_for_run
 from sprunner.runs import decision, delivery, poller, starter
 from sprunner.runs.locks import CollectionLocks
 from sprunner.state import StateStore as State
@@ -200,7 +201,7 @@ class Runner:
             run_policy,
             # Against the last *started* run's content: a change stays pending until a run
             # starts with it (--no-run, --max-credits, a schedule, an adopted older run).
-            changed=self.state.changed_since_started(name, desired),
+            changed=changed_for_run(applied.action, self.state, desired),
             last_run_at=last_run_at,
             now=self.clock(),
         )

@@ -14,8 +14,9 @@ partial report after a signal always read a consistent value (`Progress`, `Colle
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sprunner.api.models import FailedJob, Run
@@ -65,6 +66,7 @@ class Finished:
     state: RunState  # completed or timed_out
     reason: str | None = None
     results: Mapping[str, Any] | None = None  # the report's `results` (runs/delivery.py)
+    at: float = field(default_factory=time.time)  # epoch s: when it was seen to its end
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class Track:
     refused: bool = False
     credits: int = 0
     results: Mapping[str, Any] | None = None
+    run_started_at: float | None = None
+    run_finished_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -111,7 +115,12 @@ class Track:
             adopted = started if started.adopted else self.adopted
             credits = result.credits or self.credits
             return replace(
-                self, adopted=adopted, credits=credits, run=started.run, run_state="in_progress"
+                self,
+                adopted=adopted,
+                credits=credits,
+                run=started.run,
+                run_state="in_progress",
+                run_started_at=started.started_at,
             )
         if isinstance(result, Seen):
             return replace(self, run=result.run)
@@ -123,6 +132,7 @@ class Track:
                 run_state=result.state,
                 run_reason=reason,
                 results=result.results,
+                run_finished_at=result.at,
             )
         return self._failed(result)
 
@@ -140,7 +150,12 @@ class Track:
         # In flight from now on: a partial report after a signal lists it with its id.
         adopted = result.adopted
         return replace(
-            self, wants_run=True, adopted=adopted, run=adopted.run, run_state="in_progress"
+            self,
+            wants_run=True,
+            adopted=adopted,
+            run=adopted.run,
+            run_state="in_progress",
+            run_started_at=adopted.started_at,
         )
 
     def _failed(self, result: Failed) -> Track:
@@ -151,7 +166,7 @@ class Track:
         return replace(self, error=result.error)
 
     def progress(self) -> Progress:
-        return Progress(self.name, self.action, self.run_state, self.run)
+        return Progress(self.name, self.action, self.run_state, self.run, self.credits)
 
     def outcome(self) -> CollectionOutcome:
         desired = self.item.desired
@@ -188,6 +203,8 @@ class Track:
             within_max_failed=within,
             refused=self.refused,
             results=self.results,
+            started_at=self.run_started_at,
+            finished_at=self.run_finished_at,
         )
 
 

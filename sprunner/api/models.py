@@ -41,7 +41,7 @@ class FailedJob:
     url: str
     status: str
     error: str
-    # From the jobs listing (a run's `failed_jobs` does not carry them): None when unknown.
+    # When the answer gives them (the jobs listing always does; a run's failed_jobs may).
     custom_id: str | None = None
     status_code: int | None = None
     block_reason: str | None = None

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,8 +26,11 @@ from sprunner.errors import (
     ReportError,
     exit_code_for,
 )
+from sprunner.failedjobs import with_job_details
 from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded
+from sprunner.lastrun import with_last_runs
+from sprunner.operate import Operation, operated
 from sprunner.outcome import ApplyOutcome, CollectionOutcome
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
@@ -51,6 +53,7 @@ class _Apply:
     options: GlobalOptions
     apply_options: ApplyOptions
     output: Output
+    op: Operation
 
 
 @dataclass
@@ -58,7 +61,8 @@ class _Sofar:
     """What a report needs if the apply ends early: filled as the apply goes on."""
 
     api_url: str
-    started_at: float = dataclasses.field(default_factory=time.time)
+    started_at: float
+    apply_id: str
     loaded: Loaded | None = None
     runners: list[Runner] = dataclasses.field(default_factory=list)
 
@@ -75,6 +79,7 @@ class _Sofar:
             warnings=tuple(str(w) for w in self.loaded.warnings) if self.loaded else (),
             error=message or type(error).__name__,
             failed_exit_code=code,
+            apply_id=self.apply_id,
         )
 
 
@@ -96,19 +101,25 @@ def run(
     apply_options: ApplyOptions,
 ) -> int:
     """The apply, whose `--report` and `--junit` are written on every exit but 4 (SPEC §3):
-    a monitor never reads the files of an earlier apply as this one's."""
-    sofar = _Sofar(options.api_url)
-    try:
-        outcome = _applied(selection, options, output, apply_options, sofar)
-    except LockHeldError:
-        raise  # the files belong to the apply that holds the lock
-    except (Exception, KeyboardInterrupt) as error:
-        _write_files(sofar.failed(error), apply_options, output)
-        raise
-    _write_outputs(outcome, apply_options, output)
-    if outcome.interrupted_by is not None:
-        raise Interrupted(outcome.interrupted_by)
-    return outcome.exit_code
+    a monitor never reads the files of an earlier apply as this one's. It runs inside what
+    tells its surroundings about it (id, exit code, pings, metrics: `sprunner.operate`),
+    job-file loading included."""
+    with operated(output, apply_options, api_url=options.api_url) as op:
+        sofar = _Sofar(options.api_url, op.started_at, op.apply_id)
+        try:
+            outcome = _applied(selection, options, output, apply_options, sofar, op)
+        except LockHeldError:
+            raise  # the files belong to the apply that holds the lock
+        except (Exception, KeyboardInterrupt) as error:
+            op.outcome = sofar.failed(error)
+            _write_files(op.outcome, apply_options, output)
+            raise
+        op.outcome = outcome
+        _write_outputs(outcome, apply_options, output)
+        op.exit_code = outcome.exit_code
+        if outcome.interrupted_by is not None:
+            raise Interrupted(outcome.interrupted_by)
+        return op.exit_code
 
 
 def _applied(
@@ -117,10 +128,12 @@ def _applied(
     output: Output,
     apply_options: ApplyOptions,
     sofar: _Sofar,
+    op: Operation,
 ) -> ApplyOutcome:
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
     sofar.loaded = loaded = load_jobs(selection, output)
+    output.collections = frozenset(c.name for c in loaded.collections)
     if apply_options.run:
         from sprunner.runs.delivery import check_destinations
 
@@ -131,7 +144,7 @@ def _applied(
             _state(options, api) as state,
         ):
             sofar.api_url = api.api_url
-            work = _Apply(loaded, api, state, options, apply_options, output)
+            work = _Apply(loaded, api, state, options, apply_options, output, op)
             outcome = asyncio.run(_apply(work, interruption, sofar))
         if interruption.signum is not None and outcome.interrupted_by is None:
             # It came after the work was done: the report says so, as the exit code will.
@@ -175,9 +188,13 @@ async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> App
         cancel()
 
     runners = sofar.runners  # filled once the plan is made: a partial report reads it
+    finals: list[tuple[CollectionOutcome, ...]] = []  # the outcomes with the last runs
     try:
         async with _client(work) as client:
             await _run(work, client, runners)
+            if runners:
+                done = await with_last_runs(client, runners[0].outcomes(), work.output)
+                finals.append(await with_job_details(client, done, work.output))
     except asyncio.CancelledError:
         if interruption.signum is None:
             raise
@@ -187,9 +204,10 @@ async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> App
         api_url=work.api.api_url,
         started_at=sofar.started_at,
         finished_at=time.time(),
-        collections=runners[0].outcomes() if runners else (),
+        collections=finals[0] if finals else runners[0].outcomes() if runners else (),
         warnings=tuple(str(w) for w in work.loaded.warnings),
         interrupted_by=interruption.signum,
+        apply_id=work.op.apply_id,
     )
 
 
@@ -203,6 +221,7 @@ def _client(work: _Apply) -> ApiClient:
         limiter=RateLimiter(max_rps=work.apply_options.max_rps),
         parallel=work.apply_options.parallel,
         backoff=work.options.retries.api,
+        on_call=work.op.on_call,
     )
 
 
@@ -224,13 +243,13 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
         work.state,
         plan,
         output=work.output,
-        apply_id=uuid.uuid4().hex,
+        apply_id=work.op.apply_id,
         run=work.apply_options.run,
         max_credits=work.apply_options.max_credits,
         backoff=work.options.retries.write,
     )
     runners.append(runner)
-    with work.output.progress(runner.snapshot):
+    with work.output.progress(runner.snapshot, interval=work.apply_options.progress_interval):
         await runner.execute()
     if work.state.lost:
         work.output.error(
