@@ -120,6 +120,7 @@ class _Gate:
         if refused is None and not authorized:
             refused = _detail(401, "Invalid or missing API key")
         if refused is not None:
+            refused.headers.update(decision.headers)
             if close:  # the body was left unread: this connection cannot carry another call
                 refused.headers["Connection"] = "close"
             return refused
@@ -138,7 +139,7 @@ class _Gate:
             return _detail(500, "Internal server error (injected after the work was done)")
         if decision.after == "drop":
             return DroppedResponse()
-        return JSONResponse(result, status_code=status)
+        return JSONResponse(result, status_code=status, headers=decision.headers)
 
 
 def _collection_routes(engine: Engine, gate: _Gate) -> list[Route]:
