@@ -93,7 +93,14 @@ class Runner:
         # Each collection goes reconcile -> decide -> brake -> start -> wait on its own;
         # the brake waits only for the decisions of the collections before it (ledger.py).
         ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
-        await self._each(lambda index, track: self._collection(index, track, ledger))
+        # Group commit: one fsync for the records of many collections, before each POST.
+        self.state.defer_durability(True)
+        self.client.before_post = self.state.synced
+        try:
+            await self._each(lambda index, track: self._collection(index, track, ledger))
+        finally:
+            self.client.before_post = None
+            self.state.defer_durability(False)
 
     def _cost(self, track: Track) -> int | None:
         """A run's cost for the brake, or None when the plan says no run can start."""

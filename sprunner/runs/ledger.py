@@ -88,4 +88,3 @@ class CreditLedger:
     def ready(self, index: int) -> bool:
         """True when the verdict of `index` is known without waiting."""
         return self._verdicts[index].done()
-

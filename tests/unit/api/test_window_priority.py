@@ -62,4 +62,5 @@ def test_a_cancelled_waiter_neither_takes_nor_blocks_a_slot() -> None:
 def test_priorities_of_the_client_calls() -> None:
     assert priority_of("get run") == POLL
     assert priority_of("start run") == START
-    assert {priority_of(c) for c in ("create collection", "update collection", "list runs")} == {WRITE}
+    writes = ("create collection", "update collection", "list runs")
+    assert {priority_of(call) for call in writes} == {WRITE}

@@ -75,9 +75,7 @@ def test_verdicts_equal_apply_budget_in_any_order_of_decisions(seed: int) -> Non
             await asyncio.sleep(0)
         return {f"c{i}": (await task).reason or "run" for i, task in asked.items()}
 
-    expected = apply_budget(
-        [(f"c{i}", costs[i] or 0) for i in range(count) if wants[i]], limit
-    )
+    expected = apply_budget([(f"c{i}", costs[i] or 0) for i in range(count) if wants[i]], limit)
     assert _run(go()) == {name: v.reason or "run" for name, v in expected.items()}
 
 
