@@ -52,11 +52,14 @@ class Deferred:
         target = self._written
         while self._synced < target:
             if self._running is None:
-                self._running = asyncio.ensure_future(self._fsync(self._written))
+                self._running = asyncio.ensure_future(self._fsync())
             # Shielded: a caller cancelled while waiting must not cancel the others' fsync.
             await asyncio.shield(self._running)
 
-    async def _fsync(self, upto: int) -> None:
+    async def _fsync(self) -> None:
+        # Counted when the fsync begins, not when it was asked for: the records written by
+        # the other tasks of this event-loop tick are flushed already and are covered too.
+        upto = self._written
         try:
             await asyncio.to_thread(fsync_file, self._path)
             self.fsyncs += 1
