@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -90,6 +91,7 @@ def build_app(
         request: Request, route: str, work: Callable[[bytes, Decision], Any], status: int = 200
     ) -> Response:
         engine.calls[route] += 1
+        engine.timeline.append((time.monotonic(), route))
         decision = faults.decide(route)
         authorized = hmac.compare_digest(
             request.headers.get("authorization", "").encode(), expected
