@@ -15,6 +15,7 @@ With more than 50,000 requests a collection, `--max-requests` is raised to match
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 TARGET_SECONDS = 20.0
+TARGET_MANY_SECONDS = 15.0  # 5,000 files of 20 collections (issue #17)
 TARGET_BYTES = 1.5 * 1024**3
 
 JOB = """\
@@ -134,10 +136,14 @@ def main() -> int:
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = usage.ru_maxrss * 1024  # KiB on Linux
     print(done.stdout.strip() or done.stderr.strip()[:2000])
-    ratio = seconds / TARGET_SECONDS
-    print(f"time   {seconds:7.2f} s   target {TARGET_SECONDS:.0f} s    ratio {ratio:.2f}")
+    target = TARGET_MANY_SECONDS if args.files else TARGET_SECONDS
+    print(f"time   {seconds:7.2f} s   target {target:.0f} s    ratio {seconds / target:.2f}")
+    # On a shared machine the wall time says as much about the others as about sprunner.
+    cpu = usage.ru_utime + usage.ru_stime
+    print(f"cpu    {cpu:7.2f} s   load average {os.getloadavg()[0]:.2f}")
     print(
         f"memory {peak / 1024**2:7.0f} MiB target {TARGET_BYTES / 1024**2:.0f} MiB ratio "
         f"{peak / TARGET_BYTES:.2f}"
