@@ -92,14 +92,13 @@ def build_app(
     ) -> Response:
         engine.calls[route] += 1
         engine.timeline.append((time.monotonic(), route))
-        decision = faults.decide(route)
         authorized = hmac.compare_digest(
             request.headers.get("authorization", "").encode(), expected
         )
         raw, close = b"", False
         if request.method in ("POST", "PUT"):
             try:
-                if authorized and decision.reject is None:
+                if authorized:
                     raw = await read_body(request, max_body_bytes)
                 else:
                     close = not await drain(request, DRAIN_BYTES)
@@ -107,12 +106,16 @@ def build_app(
                 return _detail(error.status, error.detail, {"Connection": "close"})
             except ClientDisconnect:
                 return Response(status_code=400)  # nobody is left to read it
+        # Decided once the body is in: a fault that fired (a held PUT, say) has the whole
+        # request, so a client killed after it was counted cannot take the body back.
+        decision = faults.decide(route)
         if decision.delay:
             await asyncio.sleep(decision.delay)
         refused = _rejection(decision)
         if refused is None and not authorized:
             refused = _detail(401, "Invalid or missing API key")
         if refused is not None:
+            refused.headers.update(decision.headers)
             if close:  # the body was left unread: this connection cannot carry another call
                 refused.headers["Connection"] = "close"
             return refused
@@ -126,7 +129,7 @@ def build_app(
             return _detail(500, "Internal server error (injected after the work was done)")
         if decision.after == "drop":
             return DroppedResponse()
-        return JSONResponse(result, status_code=status)
+        return JSONResponse(result, status_code=status, headers=decision.headers)
 
     async def collections(request: Request) -> Response:
         if request.method == "GET":
