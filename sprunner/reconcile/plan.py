@@ -20,13 +20,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from sprunner.actions import Action
 from sprunner.api.models import CollectionRef
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.state import Entry, Hasher
-
-PlanAction = Literal["create", "update", "unchanged", "delete", "error", "skip"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class RequestDiff:
 @dataclass(frozen=True)
 class PlannedCollection:
     name: str
-    action: PlanAction
+    action: Action
     reason: str
     desired: DesiredCollection | None = None
     remote_id: str | None = None
@@ -63,7 +62,7 @@ class Plan:
     unmanaged: tuple[CollectionRef, ...]
     not_pruned: tuple[PlannedCollection, ...] = ()  # deletions left for --prune
 
-    def of(self, action: PlanAction) -> tuple[PlannedCollection, ...]:
+    def of(self, action: Action) -> tuple[PlannedCollection, ...]:
         return tuple(item for item in self.items if item.action == action)
 
     def in_file_order(self) -> tuple[PlannedCollection, ...]:
