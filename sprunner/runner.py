@@ -1,12 +1,15 @@
-"""One apply, executed: the plan's changes, then the runs, then the waiting.
+"""One apply, executed: per collection, its change, its run decision, its run, the waiting.
 
-Three phases, each concurrent across collections under the client's bound:
+Every collection goes through its phases as soon as it can, concurrently with the others
+under the client's window (where a due poll goes before a start, and a start before a
+create: see api/window.py):
 
 1. reconcile: create / PUT / delete per the plan; look for a run to adopt; decide by
    `when` and `schedule` whether a run is wanted;
-2. the credit brake: applied to the wanted runs in file order, so the outcome does not
-   depend on which call answered first;
-3. start (or adopt) and wait for every run.
+2. the credit brake, in file order so that the outcome does not depend on which call
+   answered first: decided up front from the plan where it can be, else a collection waits
+   for the run decisions (not the starts) of the collections before it (runs/ledger.py);
+3. start (or adopt) and wait for the run.
 
 Each phase of a collection returns a frozen result (`sprunner.track`) that the runner folds
 into that collection's `Track`, replacing it: nothing is changed in place. A collection's
@@ -42,6 +45,7 @@ from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
 from sprunner.reconcile.runplan import changed_for_run
 from sprunner.runs import decision, delivery, poller, starter
+from sprunner.runs.ledger import CreditLedger
 from sprunner.runs.locks import CollectionLocks
 from sprunner.state import StateStore as State
 from sprunner.state.base import StateConnectionLost
@@ -96,17 +100,44 @@ class Runner:
         return track
 
     async def execute(self) -> None:
-        await self._each(self._reconcile)
-        wanted = [(i, t) for i, t in enumerate(self._tracks) if t.wants_run and t.adopted is None]
-        budget = decision.apply_budget(
-            [(t.name, t.item.credits) for _, t in wanted], self.max_credits
-        )
-        for index, track in wanted:
-            verdict = budget[track.name]
+        # Each collection goes reconcile -> decide -> brake -> start -> wait on its own;
+        # the brake waits only for the decisions of the collections before it (ledger.py).
+        ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
+        # Group commit: one fsync for the records of many collections, before each POST.
+        self.state.defer_durability(True)
+        self.client.before_post = self.state.synced
+        try:
+            # On a shared state the collection's lock is held from its claim (in
+            # `_reconcile`) to the end of its wait (`runs.locks`).
+            work = self.locks.holding(
+                lambda index, track: self._collection(index, track, ledger),
+                lambda index: self._tracks[index],
+            )
+            await self._each(work)
+        finally:
+            self.client.before_post = None
+            self.state.defer_durability(False)
+
+    def _cost(self, track: Track) -> int | None:
+        """A run's cost for the brake, or None when the plan says no run can start."""
+        if not self.run_enabled or track.item.action in ("delete", "error"):
+            return None
+        return track.item.credits
+
+    async def _collection(self, index: int, track: Track, ledger: CreditLedger) -> None:
+        try:
+            await self._reconcile(index, track)
+        finally:
+            # Also on failure or interruption: the collections after it wait for this slot.
+            done = self._tracks[index]
+            ledger.resolve(index, done.wants_run and done.adopted is None)
+        track = self._tracks[index]
+        if track.wants_run and track.adopted is None:
+            verdict = await ledger.verdict(index)
             if verdict.decision == "skip":
-                self._fold(index, Decided(False, skipped=verdict.reason, refused=True))
+                track = self._fold(index, Decided(False, skipped=verdict.reason, refused=True))
                 self.output.warn(f"{track.name}: run {verdict.reason}")
-        await self._each(self.locks.holding(self._run, lambda i: self._tracks[i]))
+        await self._run(index, track)
 
     async def _each(self, phase: Phase) -> None:
         async def guarded(index: int) -> None:

@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -76,6 +76,9 @@ class ApiClient:
                 "use https (plain http is allowed only for loopback)"
             )
         self.base_url = base_url
+        # Awaited before every POST: what the caller recorded before it is durable first
+        # (the state's group commit, see sprunner/state/groupcommit.py).
+        self.before_post: Callable[[], Awaitable[None]] | None = None
         self._has_key = bool(api_key)
         self._backoff = backoff  # max_attempts / max_backoff override its attempts / cap
         self._max_attempts = max(1, backoff.attempts if max_attempts is None else max_attempts)
@@ -295,6 +298,8 @@ class ApiClient:
         body: Any,
         headers: Mapping[str, str] | None = None,
     ) -> parse.Answer:
+        if self.before_post is not None:
+            await self.before_post()
         try:
             async for attempt in self._retrying(
                 lambda e: isinstance(e, (RateLimitedError, NotSent))

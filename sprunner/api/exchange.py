@@ -34,7 +34,7 @@ from sprunner.api.transport import (
     port_problem,
     safe_url,
 )
-from sprunner.api.window import CallWindow, Signal
+from sprunner.api.window import CallWindow, Signal, priority_of
 
 
 class NotSent(TransportError):
@@ -92,7 +92,7 @@ class Exchange:
         headers: Mapping[str, str] | None = None,
         empty_ok: bool = False,
     ) -> parse.Answer:
-        started = await self.window.acquire()
+        started = await self.window.acquire(priority_of(call))
         signal: Signal = "neutral"
         sent = time.monotonic()
         try:

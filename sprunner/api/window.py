@@ -1,7 +1,7 @@
 """The adaptive window of API calls in flight (AIMD, as TCP does with its congestion window).
 
 A fixed bound is either too low for a fast API (calls wait behind each other while the
-server idles) or too high for a struggling one. So the window starts at `START` (8, the old
+server idles) or too high for a struggling one. So the window starts at `START_SIZE` (8, the old
 fixed bound) and moves between 1 and `cap` (`--parallel`):
 
 - Growth: +1 per fast answer until the first sign of congestion (slow start), then
@@ -16,18 +16,24 @@ Latency is judged per route (a poll and a listing take different times), only fo
 without a body (a PUT's time grows with its request list, not with the server's load), and
 each answer's ratio is clamped so that one outlier cannot cut the window by itself.
 Time comes from an injected clock, so the behaviour is tested without sleeping.
+
+Waiting callers are served by priority, then in arrival order: a poll that is due (`POLL`)
+goes before a run start (`START`), which goes before everything else (`WRITE`: creates,
+PUTs, listings). A run already going is polled on time while thousands of creates queue,
+and a collection created is started before the next one is created, so runs begin early.
+Lower classes are not starved for long: polls and starts are bounded by the runs begun.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import heapq
+import itertools
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Literal
 
-START = 8
+START_SIZE = 8
 CONGESTION_CUT = 0.5
 LATENCY_CUT = 0.8
 SLOW_RATIO = 2.0  # smoothed latency / best latency above which the window shrinks
@@ -40,12 +46,23 @@ BASE_DRIFT = 1.01  # the best time may rise 1 % an answer, so a lasting change i
 
 Signal = Literal["ok", "congestion", "neutral"]
 
+# Priorities of a waiting call, lowest served first.
+POLL = 0
+START = 1
+WRITE = 2
+_PRIORITY_OF_CALL = {"get run": POLL, "start run": START}
+
+
+def priority_of(call: str) -> int:
+    """The priority of a client call, by its name (`"get run"`, `"start run"`, ...)."""
+    return _PRIORITY_OF_CALL.get(call, WRITE)
+
 
 class CallWindow:
     """How many calls may be in flight now; shared by every caller of one client."""
 
     def __init__(
-        self, cap: int, *, start: int = START, clock: Callable[[], float] = time.monotonic
+        self, cap: int, *, start: int = START_SIZE, clock: Callable[[], float] = time.monotonic
     ) -> None:
         if cap < 1:
             raise ValueError("the window's cap must be at least 1")
@@ -54,7 +71,9 @@ class CallWindow:
         self._threshold = float(cap)  # slow start until the first cut
         self._clock = clock
         self._in_flight = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # (priority, arrival, future): a heap, so the most urgent waiter is served first.
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
         self._last_cut = float("-inf")
         self._last_full = float("-inf")  # when callers last had to wait for a slot
         self._best: dict[str, float] = {}
@@ -73,8 +92,11 @@ class CallWindow:
         """The window's clock: a call's start, when it starts later than its slot was given."""
         return self._clock()
 
-    async def acquire(self) -> float:
-        """Wait for a slot; returns the time the call starts, to hand back to `release`."""
+    async def acquire(self, priority: int = WRITE) -> float:
+        """Wait for a slot; returns the time the call starts, to hand back to `release`.
+        Waiters are served by `priority` (POLL, START, WRITE), then first come first served."""
+        while self._waiters and self._waiters[0][2].done():
+            heapq.heappop(self._waiters)  # a cancelled waiter left at the top
         if self._in_flight < self.size and not self._waiters:
             self._in_flight += 1
             if self._in_flight >= self.size:
@@ -82,16 +104,14 @@ class CallWindow:
             return self._clock()
         self._last_full = self._clock()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+        heapq.heappush(self._waiters, (priority, next(self._arrivals), future))
         try:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self._in_flight -= 1  # the slot was ours already: give it on
                 self._wake()
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(future)
+            # Otherwise the future is cancelled: `_wake` drops it when it reaches it.
             raise
         return self._clock()
 
@@ -139,7 +159,7 @@ class CallWindow:
 
     def _wake(self) -> None:
         while self._waiters and self._in_flight < self.size:
-            future = self._waiters.popleft()
+            _, _, future = heapq.heappop(self._waiters)
             if future.done():
                 continue
             future.set_result(None)

@@ -7,11 +7,13 @@ from sprunner.settings import Selection
 from sprunner.ui import Output
 
 
-def load_jobs(selection: Selection, output: Output, *, warn: bool = True) -> Loaded:
+def load_jobs(
+    selection: Selection, output: Output, *, warn: bool = True, keep_requests: bool = True
+) -> Loaded:
     """Load the selected collections (raising JobFileError on any problem), register their
     env() values with the output's redactor before anything is printed, then print the
     warnings (unless `warn` is False: `validate --json` puts them in its document)."""
-    loaded = load(selection)
+    loaded = load(selection, keep_requests=keep_requests)
     for collection in loaded.collections:
         output.add_secrets(collection.secrets)
     if warn:

@@ -32,20 +32,21 @@ def run(selection: Selection, *, output: Output, as_json: bool = False) -> int:
     from sprunner.commands.common import load_jobs
 
     try:
-        loaded = load_jobs(selection, output, warn=not as_json)
+        # Streamed: validate needs the requests' count, not the requests (load.py).
+        loaded = load_jobs(selection, output, warn=not as_json, keep_requests=False)
     except JobFileError as error:
         if not as_json:
             raise
         document = {"ok": False, "errors": [_problem(p) for p in error.problems], "warnings": []}
         output.document(document)
         return EXIT_INVALID
-    requests = sum(len(c.requests) for c in loaded.collections)
+    requests = sum(loaded.requests_in(c) for c in loaded.collections)
     if as_json:
         document = {
             "ok": True,
             "files": loaded.files,
             "collections": [
-                {"name": c.name, "file": c.file, "requests": len(c.requests)}
+                {"name": c.name, "file": c.file, "requests": loaded.requests_in(c)}
                 for c in loaded.collections
             ],
             "requests": requests,

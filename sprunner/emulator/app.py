@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -97,6 +98,7 @@ class _Gate:
         status: int = 200,
     ) -> Response:
         self.engine.calls[route] += 1
+        self.engine.timeline.append((time.monotonic(), route))
         authorized = hmac.compare_digest(
             request.headers.get("authorization", "").encode(), self.expected
         )

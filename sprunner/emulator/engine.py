@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from sprunner.emulator.bodies import size_from_url
@@ -28,6 +28,8 @@ from sprunner.emulator.model import EngineError, Job, Mode, StoredCollection, St
 from sprunner.emulator.results import DEFAULT_RETENTION, Results
 from sprunner.emulator.simulate import plan_outcome, schedule
 from sprunner.emulator.validation import check_body
+
+TIMELINE_LENGTH = 100_000
 
 __all__ = ["Engine", "EngineError", "Mode"]
 SWEEP_INTERVAL = 5.0  # seconds between frees of expired fetched pages
@@ -56,6 +58,9 @@ class Engine:
         self.collections: dict[str, StoredCollection] = {}
         self.runs: dict[str, StoredRun] = {}
         self.calls: Counter[str] = Counter()  # per route kind, every call that arrived
+        # (monotonic time, route kind) of the latest calls in arrival order, for tests and
+        # benchmarks that check the order of an apply's calls (bounded: a long-lived server)
+        self.timeline: deque[tuple[float, str]] = deque(maxlen=TIMELINE_LENGTH)
         self.idempotency: dict[str, tuple[int, dict[str, Any]]] = {}
         # simulate: runs of each (url, custom_id) so far, for `flaky` URLs
         self.attempts: Counter[tuple[str, str | None]] = Counter()

@@ -16,7 +16,7 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sprunner.errors import Problem
@@ -42,6 +42,35 @@ def _validator() -> Any:
     import jsonschema
 
     return jsonschema.Draft7Validator(json.loads(schema_text("jobfile")))
+
+
+@functools.cache
+def _fast_check() -> Callable[[Any], Any] | None:
+    """The schema compiled to Python by fastjsonschema: a yes/no check, 10-50 x faster than
+    jsonschema's walk. Only a clean "valid" is taken from it; any doubt (invalid, or the
+    library missing) goes to jsonschema, so every message stays jsonschema's. It is built
+    without defaults (it would write them into the document) and without formats (as
+    `_validator`, which has no format checker)."""
+    try:
+        import fastjsonschema
+    except ImportError:  # pragma: no cover - an optional speed-up
+        return None
+    schema = json.loads(schema_text("jobfile"))
+    check: Callable[[Any], Any] = fastjsonschema.compile(
+        schema, use_default=False, use_formats=False
+    )
+    return check
+
+
+def _surely_valid(root: PMap) -> bool:
+    check = _fast_check()
+    if check is None:
+        return False
+    try:
+        check(root)
+    except Exception:  # any doubt: let jsonschema look and explain
+        return False
+    return True
 
 
 def locate(root: Any, path: Sequence[str | int], *, key: bool = False) -> Mark | None:
@@ -181,7 +210,9 @@ def _is_template_for(error: Any, fields: Any) -> bool:
 
 def validate_document(root: PMap, display: str) -> list[Problem]:
     """Every schema problem of one parsed job file, in file order."""
-    problems = []
+    problems: list[Problem] = []
+    if _surely_valid(root):
+        return problems
     for error in _validator().iter_errors(root):
         if _is_template_for(error, request_enums()):
             continue  # checked once rendered (expand.py)

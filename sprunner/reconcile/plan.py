@@ -149,7 +149,7 @@ def _plan_one(
     if len(ids) > 1:
         reason = f"{len(ids)} remote collections share this name: {', '.join(ids)}"
         return PlannedCollection(name, "error", reason, collection)
-    new_digests = [hasher.request_digest(r) for r in collection.requests]
+    new_digests = hasher.request_digests(collection)  # once: the apply records them too
     diff = None if old_digests is None else diff_requests(old_digests, new_digests)
     if not ids:
         reason = "not found remotely" if entry is None else "gone remotely; creating again"

@@ -78,6 +78,20 @@ class StateStore(ABC):
         self._entries[name] = entry
         return entry
 
+    def defer_durability(self, on: bool) -> None:
+        """Group commit: while on, a durable change may reach the disk only at the next
+        `synced()`, which the caller awaits before relying on it (before a POST). A backend
+        whose changes are cheap to make durable one by one ignores it."""
+        return None
+
+    async def synced(self) -> None:
+        """Return once every change made so far is durable (see `defer_durability`)."""
+        return None
+
+    def sync_blocking(self) -> None:
+        """`synced()` without an event loop: at the end of an apply or an interruption."""
+        return None
+
     def forget(self, name: str) -> None:
         self._write_entry(name, None, durable=True)
         self._entries.pop(name, None)

@@ -37,6 +37,11 @@ class Hasher:
     """HMAC-SHA256 under a key derived from the API key. Never shows its key."""
 
     key: bytes = field(repr=False)
+    # Request digests of a collection, made once by `plan` and taken by the apply's record
+    # of what it applied: (name, content fingerprint) -> digests. Taken entries are dropped.
+    _digests: dict[tuple[str, str], tuple[str, ...]] = field(
+        default_factory=dict, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def from_api_key(cls, api_key: str) -> Hasher:
@@ -65,6 +70,19 @@ class Hasher:
         so a 50,000-request collection is serialised once per apply, not twice.
         """
         return f"{self.key_id}:{self._mac('collection', collection.name, collection.fingerprint)}"
+
+    def request_digests(
+        self, collection: DesiredCollection, *, keep: bool = True
+    ) -> tuple[str, ...]:
+        """`request_digest` of each of the collection's requests, computed once per apply:
+        kept for the next caller, or (`keep=False`, the last use) handed over and forgotten."""
+        slot = (collection.name, collection.fingerprint)
+        digests = self._digests.get(slot) if keep else self._digests.pop(slot, None)
+        if digests is None:
+            digests = tuple(self.request_digest(r) for r in collection.requests)
+            if keep:
+                self._digests[slot] = digests
+        return digests
 
     def request_digest(self, request: Mapping[str, Any]) -> str:
         """`key:content`, both keyed; the key follows a request across edits (custom_id,

@@ -1,0 +1,107 @@
+"""Benchmark of issue #17: a first apply at 200, 1,000 and 3,000 collections, all measured in
+one run, against the emulator answering every call after a realistic round trip.
+
+The emulator's `slow` fault delays every answer by LATENCY seconds without blocking its
+event loop (an `asyncio.sleep`), so hundreds of calls can be in flight at once, as against
+the real API. Workload as in bench_apply: 50 requests a collection, runs of 3 s,
+`poll_interval: 1s`. Targets: wall(1,000) <= 1.6 x wall(200), wall(3,000) <= 4 x wall(200),
+about 3 calls a collection. Also printed: sprunner's CPU seconds per API call (user + system
+of the sprunner process, from `getrusage(RUSAGE_CHILDREN)`), and the load average before each
+apply (the machine is shared: the figures are noisy).
+
+    python -m bench.bench_scale [--sizes 200,1000,3000] [--latency 0.044] [--parallel 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.bench_apply import _report_ok
+from bench.common import RUN_SECONDS, Figure, print_figures, run_sprunner, write_jobfiles
+
+LATENCY = 0.044
+PARALLEL = 64
+
+
+@dataclass(frozen=True)
+class Scaled:
+    collections: int
+    seconds: float
+    calls: int
+    by_route: Counter[str]
+    cpu_seconds: float  # of the sprunner process
+    load: float  # 1-minute load average just before the apply
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def first_apply(collections: int, *, latency: float, parallel: int | None) -> Scaled:
+    from sprunner.emulator.server import running_emulator
+
+    faults = [f"slow:{latency:g}"] if latency > 0 else []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_emulator(mode="simulate", run_seconds=RUN_SECONDS, faults=faults) as emu,
+    ):
+        folder = write_jobfiles(Path(tmp) / "jobs", collections=collections)
+        state, report = Path(tmp) / "state", Path(tmp) / "report.json"
+        args = ["apply", str(folder), "--report", str(report)]
+        if parallel is not None:
+            args += ["--parallel", str(parallel)]
+        load = os.getloadavg()[0]
+        cpu = _child_cpu()
+        done = run_sprunner(emu.url, emu.api_key, state, *args)
+        cpu = _child_cpu() - cpu
+        if done.returncode != 0 or not _report_ok(report, collections):
+            raise SystemExit(f"apply failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        by_route = Counter(emu.engine.calls)
+    return Scaled(collections, done.seconds, sum(by_route.values()), by_route, cpu, load)
+
+
+def figures(results: list[Scaled], *, latency: float) -> list[Figure]:
+    base = results[0]
+    out: list[Figure] = []
+    targets = {1000: 1.6, 3000: 4.0}
+    for done in results:
+        bench = f"17 n={done.collections}"
+        note = f"load {done.load:.2f}, {latency * 1000:g} ms a call"
+        out.append(Figure(bench, "first apply, wall time", done.seconds, "s", note=note))
+        per = done.calls / done.collections
+        out.append(Figure(bench, "API calls per collection", per, "", target=6.0))
+        cpu_ms = 1000 * done.cpu_seconds / max(1, done.calls)
+        out.append(Figure(bench, "sprunner CPU per API call", cpu_ms, "ms"))
+        if done is not base:
+            ratio = done.seconds / base.seconds
+            target = targets.get(done.collections)
+            name = f"wall ÷ wall({base.collections})"
+            out.append(Figure(bench, name, ratio, "x", target=target))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="200,1000,3000")
+    parser.add_argument("--latency", type=float, default=LATENCY)
+    parser.add_argument("--parallel", type=int, default=PARALLEL, help="0: sprunner's default")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    parallel = args.parallel or None
+    results = [first_apply(n, latency=args.latency, parallel=parallel) for n in sizes]
+    print_figures(figures(results, latency=args.latency))
+    for done in results:
+        routes = ", ".join(f"{r} {c}" for r, c in sorted(done.by_route.items()))
+        print(f"n={done.collections}: {routes}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
