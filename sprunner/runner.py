@@ -34,7 +34,7 @@ from sprunner.outcome import CollectionOutcome, Progress
 from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
-from sprunner.runs import decision, poller, starter
+from sprunner.runs import decision, poller, retry, starter
 from sprunner.state import StateStore as State
 from sprunner.track import (
     Begun,
@@ -76,6 +76,7 @@ class Runner:
         self.max_credits = max_credits
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
+        self._brake: retry.CreditBrake | None = None  # --max-credits for retries, once needed
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -211,7 +212,30 @@ class Runner:
             begun = await self._start(index, track, desired)
             track = self._fold(index, begun)
             started = begun.started
-        self._fold(index, await self._wait(index, track, desired, started))
+        track = self._fold(index, await self._wait(index, track, desired, started))
+        await self._retry(index, track, desired)
+
+    async def _retry(self, index: int, track: Track, desired: DesiredCollection) -> None:
+        """Re-run what failed in `<name>.retry` (sprunner/runs/retry.py); a no-op unless
+        `run.retry` asks for it and the run completed with failed jobs."""
+        if track.run is None or track.run_state != "completed" or desired.run.retry.attempts < 1:
+            return
+        if self._brake is None:
+            # What the first runs committed (file order, as the credit brake decided).
+            committed = sum(_committed(t) for t in self._tracks)
+            self._brake = retry.CreditBrake(self.max_credits, committed)
+        context = retry.Context(
+            self.client,
+            self.state,
+            self.apply_id,
+            self._brake,
+            self.backoff,
+            log=self.output.info,
+            clock=self.clock,
+        )
+        retried = await retry.retry(context, desired, track.run)
+        if retried is not None:
+            self._fold(index, retried)
 
     async def _start(self, index: int, track: Track, desired: DesiredCollection) -> Begun:
         assert track.collection_id is not None
@@ -297,3 +321,11 @@ class Runner:
 
     def outcomes(self) -> tuple[CollectionOutcome, ...]:
         return tuple(track.outcome() for track in self._tracks)
+
+
+def _committed(track: Track) -> int:
+    """Credits a collection's first run takes from --max-credits: what a begun run cost
+    (0 when adopted), else what a run still to start will cost."""
+    if track.run_state is not None:
+        return track.credits
+    return track.item.credits if track.wants_run and track.adopted is None else 0

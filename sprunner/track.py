@@ -6,6 +6,7 @@ Phases and their results, in order:
 - decide → `Decided` (run or not, a run to adopt, why skipped; the credit brake too);
 - start or adopt → `Recreated` (gone remotely, created again) then `Begun` (the run);
 - wait → `Seen` (each poll), then `Finished` (completed or timed out);
+- retry → `Retried` (the retry runs of `<name>.retry` and the final per-request counts);
 - any phase → `Failed` (an API error for this collection only).
 
 A `Track` is never changed in place: the runner replaces it, so the live display and a
@@ -19,6 +20,7 @@ from dataclasses import dataclass, replace
 from sprunner.api.models import Run
 from sprunner.outcome import Action, CollectionOutcome, Progress, RunOutcome, RunState
 from sprunner.reconcile.plan import PlannedCollection
+from sprunner.runs.retry import Retried
 from sprunner.runs.starter import Started
 
 # The error of a collection whose change was still in flight when the apply was stopped.
@@ -68,7 +70,7 @@ class Failed:
     error: str
 
 
-PhaseResult = Reconciled | Decided | Recreated | Begun | Seen | Finished | Failed
+PhaseResult = Reconciled | Decided | Recreated | Begun | Seen | Finished | Retried | Failed
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Track:
     run_reason: str | None = None
     refused: bool = False
     credits: int = 0
+    retried: Retried | None = None
 
     @property
     def name(self) -> str:
@@ -113,7 +116,26 @@ class Track:
         if isinstance(result, Finished):
             reason = result.reason if result.reason is not None else self.run_reason
             return replace(self, run=result.run, run_state=result.state, run_reason=reason)
+        if isinstance(result, Retried):
+            return self._retried(result)
         return self._failed(result)
+
+    def _retried(self, result: Retried) -> Track:
+        """The final outcome is judged per request, after the retries (SPEC section 8)."""
+        reason = self.run_reason
+        max_failed = self.item.desired.run.max_failed if self.item.desired else None
+        if self.run_state == "completed" and max_failed is not None:
+            final = result.final
+            bad = final.failed_requests + final.timeout_requests
+            reason = None
+            if not max_failed.allows(bad, final.total_requests):
+                reason = (
+                    f"{bad} failed or timed-out jobs after {len(result.retries)} retries; "
+                    f"max_failed is {max_failed}"
+                )
+        return replace(
+            self, retried=result, credits=self.credits + result.credits, run_reason=reason
+        )
 
     def _decided(self, result: Decided) -> Track:
         if not result.wants_run:
@@ -160,7 +182,11 @@ class Track:
         desired, counts = self.item.desired, self.run
         max_failed = desired.run.max_failed if desired is not None else None
         within = True
-        if counts is not None and max_failed is not None:
+        final = self.retried.final if self.retried is not None else None
+        if final is not None and max_failed is not None:
+            bad = final.failed_requests + final.timeout_requests
+            within = max_failed.allows(bad, final.total_requests)
+        elif counts is not None and max_failed is not None:
             bad = counts.failed_requests + counts.timeout_requests
             within = max_failed.allows(bad, counts.total_requests)
         return RunOutcome(
@@ -176,4 +202,6 @@ class Track:
             reason=self.run_reason,
             within_max_failed=within,
             refused=self.refused,
+            retries=self.retried.retries if self.retried is not None else (),
+            final=final,
         )
