@@ -23,6 +23,9 @@ def plan_lines(plan: Plan) -> Iterator[str]:
     for item in plan.not_pruned:
         detail = "delete with --prune: " + item.reason
         yield f"  {SIGNS['delete']} {item.name:<30} {'delete':<9} {detail}".rstrip()
+    for companion in plan.companions:
+        detail = f"{companion.remote_id} (retries of {companion.parent}; managed by sprunner)"
+        yield f"    {companion.name:<30} companion  {detail}"
     for ref in plan.unmanaged:
         yield f"    {ref.name:<30} unmanaged  {ref.id} (never touched)"
     yield (
@@ -66,6 +69,9 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "changes_pending": plan.has_changes,
         "collections": [entry(item) for item in plan.in_file_order()],
         "unmanaged": [{"name": ref.name, "id": ref.id} for ref in plan.unmanaged],
+        "companions": [
+            {"name": c.name, "parent": c.parent, "id": c.remote_id} for c in plan.companions
+        ],
         "summary": {
             "create": len(plan.of("create")),
             "update": len(plan.of("update")),

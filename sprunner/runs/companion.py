@@ -24,9 +24,10 @@ from sprunner.api.models import Job
 from sprunner.backoff import WRITE_BACKOFF, Backoff
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
+from sprunner.reconcile.plan import RETRY_SUFFIX
 from sprunner.state import StateStore as State
 
-SUFFIX = ".retry"
+SUFFIX = RETRY_SUFFIX
 
 RequestKey = tuple[str, str | None]
 
@@ -99,6 +100,18 @@ async def put(
     """Create or PUT the companion with exactly its requests; (collection id, created)."""
     name = companion.name
     entry = state.get(name)
+    if entry is not None and entry.id and entry.companion_of not in (None, parent):
+        raise execute.DuplicateRemoteError(
+            f"{name} is recorded as the retry companion of {entry.companion_of}, not {parent}",
+            call="retry",
+            collection=name,
+        )
+    if entry is not None and entry.id and entry.companion_of is None and not entry.created:
+        raise execute.DuplicateRemoteError(
+            f"{name} is a collection sprunner did not create: it cannot hold {parent}'s retries",
+            call="retry",
+            collection=name,
+        )
     remote_id = entry.id if entry is not None and entry.id else None
     if remote_id is None:
         # Exact names only: the API's name filter may match loosely.
