@@ -281,3 +281,55 @@ def test_prune_deletes_the_companion_with_its_parent_only(
         ("shop.retry", "deleted"),
     ]
     assert sprunner.remote() == {}
+
+
+def _ledger(sprunner: Sprunner, name: str) -> Any:
+    from sprunner.state import State
+
+    return State(sprunner.state_dir, sprunner.emulator.url, persist=False).get_blob(name, "retry")
+
+
+def _retry_run_recorded(sprunner: Sprunner, name: str) -> bool:
+    from tests.e2e.subprocess_helpers import recorded
+
+    entry = recorded(sprunner).get(name)
+    return entry is not None and entry.inflight is not None and entry.inflight.run_id is not None
+
+
+def test_kill_during_a_retry_then_the_next_apply_adopts_the_retry_run(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    import signal
+
+    from tests.e2e.subprocess_helpers import Apply, wait_quiet
+
+    path = write_job(tmp_path, FLAKY.replace("attempts: 2", "attempts: 1"))
+    engine = sprunner.emulator.engine
+    first = Apply(sprunner, path)
+    first.wait_until(lambda: _ledger(sprunner, "shop") is not None, "the retry to begin")
+    engine.run_seconds = 60.0  # the retry run stays in progress
+    first.wait_until(lambda: _retry_run_recorded(sprunner, "shop.retry"), "the retry run id")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    wait_quiet(sprunner)
+    [retry_run] = runs_of(sprunner, "shop.retry")
+    [parent_run] = runs_of(sprunner, "shop")
+    engine.run_seconds = 0.2
+
+    result, report = sprunner.apply(path)
+    assert result.exit_code == 1, result.output  # flaky2 still fails after one retry
+    run = report["collections"][0]["run"]
+    assert (run["run_id"], run["adopted"]) == (parent_run, True)
+    [retry] = run["retries"]
+    assert (retry["run_id"], retry["adopted"], retry["status"]) == (retry_run, True, "completed")
+    assert retry["credits"] == 0
+    assert run["final"]["failed_requests"] == 1
+    # No second parent run, no second retry run.
+    assert runs_of(sprunner, "shop.retry") == [retry_run]
+    assert runs_of(sprunner, "shop") == [parent_run]
+    assert _ledger(sprunner, "shop")["done"] is True
+
+    # The next apply starts a new run (flaky2's third attempt succeeds: nothing to retry).
+    result, report = sprunner.apply(path)
+    assert result.exit_code == 0, result.output
+    assert len(runs_of(sprunner, "shop")) == 2
+    assert runs_of(sprunner, "shop.retry") == [retry_run]
