@@ -53,7 +53,7 @@ async def _list(client: ApiClient, run: Run, *, name: str) -> list[Job]:
 
 
 def final(
-    first: Run,
+    total: int,
     settled: Sequence[Job],
     pending: Matched,
     attempts: Mapping[tuple[str, str | None], int],
@@ -78,8 +78,8 @@ def final(
     failed = sum(1 for job in still if job.status == "failed")
     timed_out = sum(1 for job in still if job.status == "timeout")
     return FinalCounts(
-        total_requests=first.total_requests,
-        success_requests=max(first.total_requests - failed - timed_out, 0),
+        total_requests=total,
+        success_requests=max(total - failed - timed_out, 0),
         failed_requests=failed,
         timeout_requests=timed_out,
         failed_jobs=failed_jobs,

@@ -82,7 +82,7 @@ class Retried:
 
 
 @dataclass(frozen=True)
-class _Round:
+class Round:
     """Where the loop stands: what is retried next, and what stays failed for good."""
 
     pending: Matched
@@ -101,7 +101,7 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
         return None
     book = ledger.load(ctx.state, name, first.run_id)
     bad = await failing.jobs(ctx.client, first, name=name)
-    state = _split(desired.requests, bad, policy, attempts={})
+    state = split(desired.requests, bad, policy, attempts={})
     state = replace(state, unmatched=len(state.pending.unmatched))
     for job in state.pending.unmatched:
         ctx.log(f"{name}: failed job {job.job_id} ({job.url}) matches no request: not retried")
@@ -120,7 +120,9 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
             book = replace(book, done=True)
             break
     while not book.done and state.pending.requests and attempt <= policy.attempts:
-        outcome, state, book = await _attempt(ctx, desired, policy, book, attempt, state)
+        outcome, state, noted = await attempt_once(ctx, desired, policy, book, attempt, state)
+        assert noted is not None
+        book = noted
         retries.append(outcome)
         if outcome.status != "completed":
             break
@@ -128,7 +130,11 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
     ledger.save(ctx.state, name, replace(book, done=True))
     starter.finish(ctx.state, name=name)
     counts = failing.final(
-        first, state.settled, state.pending, state.attempts, unmatched=state.unmatched
+        first.total_requests,
+        state.settled,
+        state.pending,
+        state.attempts,
+        unmatched=state.unmatched,
     )
     return Retried(tuple(retries), counts, sum(r.credits for r in retries))
 
@@ -143,31 +149,32 @@ def _hold(state: State, name: str, first: Run) -> None:
     state.update(name, inflight=RunRecord(first.run_id, started_at))
 
 
-def _split(
+def split(
     requests: Sequence[Mapping[str, Any]],
     bad: Sequence[Job],
     policy: RetryPolicy,
     *,
     attempts: Mapping[tuple[str, str | None], int],
     settled: tuple[Job, ...] = (),
-) -> _Round:
+) -> Round:
     """Sort failed jobs: retried next (status in `on`, matching a request) or settled."""
     wanted = [job for job in bad if job.status in policy.on]
     kept = tuple(job for job in bad if job.status not in policy.on)
     matched = companion.match(requests, wanted)
     counted = {companion.job_key(j): attempts.get(companion.job_key(j), 1) for j in bad}
-    return _Round(matched, settled + kept + matched.unmatched, {**counted, **attempts})
+    return Round(matched, settled + kept + matched.unmatched, {**counted, **attempts})
 
 
-async def _attempt(
+async def attempt_once(
     ctx: Context,
     desired: DesiredCollection,
     policy: RetryPolicy,
-    book: ledger.Ledger,
+    book: ledger.Ledger | None,
     attempt: int,
-    state: _Round,
-) -> tuple[RetryOutcome, _Round, ledger.Ledger]:
-    """One new retry run: delay, credit brake, PUT, start, wait."""
+    state: Round,
+) -> tuple[RetryOutcome, Round, ledger.Ledger | None]:
+    """One new retry run: delay, credit brake, PUT, start, wait. With a `book`, each step
+    is recorded in the parent's ledger first (an apply); without, nothing is (`retry`)."""
     requests = state.pending.requests
     cost = sum(request_credits(r) for r in requests)
     if policy.delay > 0:
@@ -177,10 +184,9 @@ async def _attempt(
     if refused is not None:
         ctx.log(f"{desired.name}: retry {attempt} {refused}")
         outcome = RetryOutcome(attempt, "refused", requests=len(requests), reason=refused)
-        return outcome, state, replace(book, done=True)
+        return outcome, state, None if book is None else replace(book, done=True)
     record = ledger.Attempt(attempt, requests=len(requests), credits=cost)
-    book = book.with_attempt(record)
-    ledger.save(ctx.state, desired.name, book)
+    book = _note(ctx, desired.name, book, record)
     target = companion.companion_of(desired, requests)
     collection_id, fresh = await companion.put(
         ctx.client,
@@ -190,8 +196,7 @@ async def _attempt(
         apply_id=ctx.apply_id,
         backoff=ctx.backoff,
     )
-    book = book.with_attempt(record := replace(record, collection_id=collection_id))
-    ledger.save(ctx.state, desired.name, book)
+    book = _note(ctx, desired.name, book, record := replace(record, collection_id=collection_id))
     started = await starter.start(
         ctx.client,
         ctx.state,
@@ -200,16 +205,25 @@ async def _attempt(
         fresh=fresh,
         backoff=ctx.backoff,
     )
-    book = book.with_attempt(record := replace(record, run_id=started.run.run_id))
-    ledger.save(ctx.state, desired.name, book)
+    book = _note(ctx, desired.name, book, record := replace(record, run_id=started.run.run_id))
     ctx.log(
         f"{desired.name}: retry {attempt}: run {started.run.run_id} of {target.name} "
         f"started ({len(requests)} requests)"
     )
     outcome, state = await _finish(ctx, desired, policy, record, started, state, credits=cost)
-    book = book.with_attempt(replace(record, done=True))
-    ledger.save(ctx.state, desired.name, book)
+    book = _note(ctx, desired.name, book, replace(record, done=True))
     return outcome, state, book
+
+
+def _note(
+    ctx: Context, name: str, book: ledger.Ledger | None, record: ledger.Attempt
+) -> ledger.Ledger | None:
+    """`record` in the ledger, durable before the step it announces is taken."""
+    if book is None:
+        return None
+    book = book.with_attempt(record)
+    ledger.save(ctx.state, name, book)
+    return book
 
 
 async def _resume(
@@ -217,8 +231,8 @@ async def _resume(
     desired: DesiredCollection,
     policy: RetryPolicy,
     record: ledger.Attempt,
-    state: _Round,
-) -> tuple[RetryOutcome, _Round] | None:
+    state: Round,
+) -> tuple[RetryOutcome, Round] | None:
     """A retry an earlier apply began: adopt its run, never start it again. None when its
     start was never sent (nothing ran): the caller starts it as a new retry."""
     name = companion.companion_name(desired.name)
@@ -244,10 +258,10 @@ async def _finish(
     policy: RetryPolicy,
     record: ledger.Attempt,
     started: starter.Started,
-    state: _Round,
+    state: Round,
     *,
     credits: int,
-) -> tuple[RetryOutcome, _Round]:
+) -> tuple[RetryOutcome, Round]:
     """Wait for a retry run and carry what still fails over to the next round."""
     name = companion.companion_name(desired.name)
     loop = asyncio.get_running_loop()
@@ -283,5 +297,5 @@ async def _finish(
     keys = {companion.job_key(j) for j in state.pending.jobs}
     tried = {key: state.attempts.get(key, 1) + 1 for key in keys}
     attempts = {**state.attempts, **tried}
-    nxt = _split(state.pending.requests, bad, policy, attempts=attempts, settled=state.settled)
+    nxt = split(state.pending.requests, bad, policy, attempts=attempts, settled=state.settled)
     return outcome, replace(nxt, unmatched=state.unmatched)
