@@ -428,3 +428,29 @@ def test_retry_command_from_an_interrupted_apply_report(sprunner: Sprunner, tmp_
     assert "still in progress: the next apply adopts it" in result.output
     assert "news.retry" not in sprunner.remote()
     assert sprunner.calls().get("run", 0) == 0
+
+
+def test_a_run_whose_failures_were_retried_is_never_retried_again(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    from sprunner.state import RunRecord, State
+
+    path = write_job(tmp_path, FAILING)
+    sprunner.apply(path)
+    [parent_run] = runs_of(sprunner, "news")
+    retry_runs = runs_of(sprunner, "news.retry")
+    # As if killed after the retries were over, before the parent run was marked done:
+    # the next apply adopts the parent run again.
+    state = State(sprunner.state_dir, sprunner.emulator.url, key=sprunner.emulator.api_key)
+    state.update("news", inflight=RunRecord(parent_run, time.time()))
+    state.compact()
+    result, report = sprunner.apply(path)
+    assert result.exit_code == 1
+    run = report["collections"][0]["run"]
+    assert (run["run_id"], run["adopted"]) == (parent_run, True)
+    assert [(r["run_id"], r["adopted"]) for r in run["retries"]] == [
+        (retry_run, True) for retry_run in retry_runs
+    ]
+    assert run["final"]["failed_requests"] == 1
+    assert runs_of(sprunner, "news.retry") == retry_runs  # none started again
+    assert runs_of(sprunner, "news") == [parent_run]
