@@ -94,10 +94,12 @@ def summary_lines(outcome: ApplyOutcome, *, quiet: bool) -> Iterator[str]:
         yield f"FAILED {c.name}: {c.failure_reason}"
         run = c.run
         if run is not None:
-            for job in run.failed_jobs[:FAILED_JOBS_SHOWN]:
+            # After retries, what still fails (SPEC section 8).
+            jobs = run.final.failed_jobs if run.final is not None else run.failed_jobs
+            for job in jobs[:FAILED_JOBS_SHOWN]:
                 yield f"  {job.status}: {job.url}: {job.error}"
-            if len(run.failed_jobs) > FAILED_JOBS_SHOWN:
-                more = len(run.failed_jobs) - FAILED_JOBS_SHOWN
+            if len(jobs) > FAILED_JOBS_SHOWN:
+                more = len(jobs) - FAILED_JOBS_SHOWN
                 yield f"  … and {more} more (see --report)"
     if quiet:
         return

@@ -68,3 +68,33 @@ def test_the_ledger_survives_a_reopen_and_belongs_to_one_run(tmp_path: Path) -> 
     again = State(tmp_path, "http://api", key="k", persist=False)
     assert ledger.load(again, "shop", "run-1") == book
     assert ledger.load(again, "shop", "run-2") == ledger.Ledger("run-2")
+
+
+def test_metrics_count_requests_and_credits_after_the_retries() -> None:
+    from sprunner.metrics import from_outcome
+    from sprunner.outcome import (
+        ApplyOutcome,
+        CollectionOutcome,
+        FinalCounts,
+        RetryOutcome,
+        RunOutcome,
+    )
+
+    retried = RunOutcome(
+        "completed",
+        run_id="r1",
+        total_requests=4,
+        success_requests=1,
+        failed_requests=3,
+        credits=4 + 3,  # first run 4, one retry of 3
+        retries=(RetryOutcome(1, "completed", "r2", 3, 2, 1, 0, credits=3),),
+        final=FinalCounts(4, 3, 1, 0),
+    )
+    outcome = ApplyOutcome(
+        "http://api",
+        0.0,
+        1.0,
+        (CollectionOutcome("shop", "j.yaml", "unchanged", "c1", 4, retried),),
+    )
+    [shop] = from_outcome(outcome, exit_code=1, calls=()).collections
+    assert (shop.success, shop.failed, shop.timeout, shop.credits) == (3, 1, 0, 3)
