@@ -44,6 +44,7 @@ from sprunner.track import (
     PhaseResult,
     Reconciled,
     Recreated,
+    Retrying,
     Seen,
     Track,
 )
@@ -218,8 +219,14 @@ class Runner:
     async def _retry(self, index: int, track: Track, desired: DesiredCollection) -> None:
         """Re-run what failed in `<name>.retry` (sprunner/runs/retry.py); a no-op unless
         `run.retry` asks for it and the run completed with failed jobs."""
-        if track.run is None or track.run_state != "completed" or desired.run.retry.attempts < 1:
+        run = track.run
+        if run is None or track.run_state != "completed" or desired.run.retry.attempts < 1:
             return
+        if run.failed_requests + run.timeout_requests == 0:
+            return
+        # In flight again until the retries are over: a partial report after a signal says
+        # so (the next apply adopts the run and resumes its retries).
+        self._fold(index, Retrying())
         if self._brake is None:
             # What the first runs committed (file order, as the credit brake decided).
             committed = sum(_committed(t) for t in self._tracks)
@@ -233,9 +240,8 @@ class Runner:
             log=self.output.info,
             clock=self.clock,
         )
-        retried = await retry.retry(context, desired, track.run)
-        if retried is not None:
-            self._fold(index, retried)
+        retried = await retry.retry(context, desired, run)
+        self._fold(index, retried or Finished(run, "completed"))
 
     async def _start(self, index: int, track: Track, desired: DesiredCollection) -> Begun:
         assert track.collection_id is not None

@@ -6,7 +6,8 @@ Phases and their results, in order:
 - decide → `Decided` (run or not, a run to adopt, why skipped; the credit brake too);
 - start or adopt → `Recreated` (gone remotely, created again) then `Begun` (the run);
 - wait → `Seen` (each poll), then `Finished` (completed or timed out);
-- retry → `Retried` (the retry runs of `<name>.retry` and the final per-request counts);
+- retry → `Retrying` (in flight again: a partial report says so), then `Retried` (the
+  retry runs of `<name>.retry` and the final per-request counts);
 - any phase → `Failed` (an API error for this collection only).
 
 A `Track` is never changed in place: the runner replaces it, so the live display and a
@@ -66,11 +67,18 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Retrying:
+    """The run completed with failed jobs that are being retried: not done yet."""
+
+
+@dataclass(frozen=True)
 class Failed:
     error: str
 
 
-PhaseResult = Reconciled | Decided | Recreated | Begun | Seen | Finished | Retried | Failed
+PhaseResult = (
+    Reconciled | Decided | Recreated | Begun | Seen | Finished | Retrying | Retried | Failed
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,8 @@ class Track:
         if isinstance(result, Finished):
             reason = result.reason if result.reason is not None else self.run_reason
             return replace(self, run=result.run, run_state=result.state, run_reason=reason)
+        if isinstance(result, Retrying):
+            return replace(self, run_state="in_progress")
         if isinstance(result, Retried):
             return self._retried(result)
         return self._failed(result)
@@ -124,7 +134,7 @@ class Track:
         """The final outcome is judged per request, after the retries (SPEC section 8)."""
         reason = self.run_reason
         max_failed = self.item.desired.run.max_failed if self.item.desired else None
-        if self.run_state == "completed" and max_failed is not None:
+        if max_failed is not None:
             final = result.final
             bad = final.failed_requests + final.timeout_requests
             reason = None
@@ -134,7 +144,11 @@ class Track:
                     f"max_failed is {max_failed}"
                 )
         return replace(
-            self, retried=result, credits=self.credits + result.credits, run_reason=reason
+            self,
+            retried=result,
+            credits=self.credits + result.credits,
+            run_state="completed",
+            run_reason=reason,
         )
 
     def _decided(self, result: Decided) -> Track:

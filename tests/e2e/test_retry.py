@@ -454,3 +454,35 @@ def test_a_run_whose_failures_were_retried_is_never_retried_again(
     assert run["final"]["failed_requests"] == 1
     assert runs_of(sprunner, "news.retry") == retry_runs  # none started again
     assert runs_of(sprunner, "news") == [parent_run]
+
+
+def test_sigterm_during_a_retry_reports_the_run_in_flight_and_retry_leaves_it(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    import signal
+
+    from tests.e2e.apply_helpers import check_report
+    from tests.e2e.subprocess_helpers import Apply
+
+    path = write_job(tmp_path, FLAKY.replace("attempts: 2", "attempts: 1"))
+    engine = sprunner.emulator.engine
+    first = Apply(sprunner, path)
+    first.wait_until(lambda: _ledger(sprunner, "shop") is not None, "the retry to begin")
+    engine.run_seconds = 60.0
+    first.wait_until(lambda: _retry_run_recorded(sprunner, "shop.retry"), "the retry run id")
+    assert first.stop(signal.SIGTERM) == 143
+    partial = check_report(first.report)
+    run = partial["collections"][0]["run"]
+    assert run["status"] == "in_progress"  # its retries were not over
+    [parent_run] = runs_of(sprunner, "shop")
+    assert run["run_id"] == parent_run
+
+    result = sprunner("retry", str(first.report), "--dry-run")
+    assert "still in progress: the next apply adopts it" in result.output
+
+    engine.run_seconds = 0.2
+    result, report = sprunner.apply(path)
+    run = report["collections"][0]["run"]
+    assert (run["run_id"], run["adopted"]) == (parent_run, True)
+    assert [r["adopted"] for r in run["retries"]] == [True]
+    assert len(runs_of(sprunner, "shop.retry")) == 1
