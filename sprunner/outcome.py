@@ -49,6 +49,7 @@ class RetryOutcome:
     credits: int = 0  # what this apply spent starting it; 0 when adopted or refused
     adopted: bool = False
     reason: str | None = None
+    collection_id: str | None = None  # the companion's: where the run's jobs are listed
 
 
 @dataclass(frozen=True)

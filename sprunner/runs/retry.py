@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sprunner.api.client import ApiClient
@@ -79,6 +79,9 @@ class Retried:
     retries: tuple[RetryOutcome, ...]
     final: FinalCounts
     credits: int = 0  # what this apply spent on retry runs
+    # Runs each request that ever failed took, by (url, custom_id): the `attempts` column
+    # of the results file's final lines (`runs/finalrows.py`); absent keys took one run.
+    attempts: Mapping[tuple[str, str | None], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
         state.attempts,
         unmatched=state.unmatched,
     )
-    return Retried(tuple(retries), counts, sum(r.credits for r in retries))
+    return Retried(tuple(retries), counts, sum(r.credits for r in retries), dict(state.attempts))
 
 
 def _hold(state: State, name: str, first: Run) -> None:
@@ -279,6 +282,7 @@ async def _finish(
         record.attempt,
         "timed_out" if waited.timed_out else "completed",
         run_id=run.run_id,
+        collection_id=run.collection_id,
         requests=run.total_requests,
         success_requests=run.success_requests,
         failed_requests=run.failed_requests,
