@@ -486,3 +486,27 @@ def test_sigterm_during_a_retry_reports_the_run_in_flight_and_retry_leaves_it(
     assert (run["run_id"], run["adopted"]) == (parent_run, True)
     assert [r["adopted"] for r in run["retries"]] == [True]
     assert len(runs_of(sprunner, "shop.retry")) == 1
+
+
+def test_retry_command_reports_failed_jobs_that_match_no_request(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    from tests.e2e.apply_helpers import check_report
+
+    path = write_job(tmp_path, NO_RETRY)
+    _, first = sprunner.apply(path)
+    assert "retries" not in first["collections"][0]["run"]  # no run.retry: no retry phase
+    # The job file changed since: the failing /fail request is gone from it.
+    path.write_text(
+        NO_RETRY.replace(
+            "      - url: https://news.example.com/fail\n        custom_id: broken\n", ""
+        )
+    )
+    new = tmp_path / "retried.json"
+    result = sprunner("retry", str(tmp_path / "report.json"), "--report", str(new))
+    assert "matches no request" in result.output
+    run = check_report(new)["collections"][0]["run"]
+    assert retries(run) == [(1, "completed", 1, 1)]
+    assert run["final"]["unmatched"] == 1
+    assert [j["url"] for j in run["final"]["failed_jobs"]] == ["https://news.example.com/fail"]
+    assert sprunner.remote()["news.retry"] == [[{"url": "https://news.example.com/flaky"}]]
