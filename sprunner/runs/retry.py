@@ -103,13 +103,14 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
     if first.failed_requests + first.timeout_requests == 0:
         return None
     book = ledger.load(ctx.state, name, first.run_id)
+    if not book.done:
+        # Before the first await: nothing separates the end of the wait from this mark.
+        _hold(ctx.state, name, first)
     bad = await failing.jobs(ctx.client, first, name=name)
     state = split(desired.requests, bad, policy, attempts={})
     state = replace(state, unmatched=len(state.pending.unmatched))
     for job in state.pending.unmatched:
         ctx.log(f"{name}: failed job {job.job_id} ({job.url}) matches no request: not retried")
-    if not book.done:
-        _hold(ctx.state, name, first)
     retries: list[RetryOutcome] = []
     attempt = 1
     for record in book.attempts:
