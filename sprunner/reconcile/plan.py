@@ -136,8 +136,11 @@ def build_plan(
     remote_ids: dict[str, list[str]] = defaultdict(list)
     for ref in remote:
         remote_ids[ref.name].append(ref.id)
+    retried = {c.name + RETRY_SUFFIX: c.name for c in desired if c.run.retry.attempts > 0}
     items = [
-        _plan_one(
+        _clash(c, retried[c.name])
+        if c.name in retried
+        else _plan_one(
             c, remote_ids.get(c.name, []), entries.get(c.name), (applied or {}).get(c.name), hasher
         )
         for c in desired
@@ -178,6 +181,12 @@ def _companions(
         elif ref.name.endswith(RETRY_SUFFIX) and ref.name[: -len(RETRY_SUFFIX)] in managed:
             found[ref.name] = ref.name[: -len(RETRY_SUFFIX)]
     return found
+
+
+def _clash(collection: DesiredCollection, parent: str) -> PlannedCollection:
+    """A declared collection named like the retry companion of one that retries."""
+    reason = f"the name is that of the retry companion of {parent} (run.retry): rename one of them"
+    return PlannedCollection(collection.name, "error", reason, collection)
 
 
 def _plan_one(

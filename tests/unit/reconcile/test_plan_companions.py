@@ -59,3 +59,17 @@ def test_a_declared_collection_named_like_a_companion_is_planned_as_itself() -> 
     plan = build_plan([shop, retry], REMOTE, {}, hasher=HASHER, declared=["shop", "shop.retry"])
     assert [i.name for i in plan.items] == ["shop", "shop.retry"]
     assert plan.companions == ()
+
+
+def test_a_declared_name_that_a_companion_needs_is_an_error_for_that_collection() -> None:
+    import dataclasses
+
+    from sprunner.jobfile.model import RetryPolicy, RunPolicy
+
+    shop = dataclasses.replace(
+        desired("shop", "https://a.example/1"), run=RunPolicy(retry=RetryPolicy(attempts=1))
+    )
+    clash = desired("shop.retry", "https://b.example/")
+    plan = build_plan([shop, clash], [], {}, hasher=HASHER, declared=["shop", "shop.retry"])
+    assert [(i.name, i.action) for i in plan.items] == [("shop", "create"), ("shop.retry", "error")]
+    assert "retry companion of shop" in plan.items[1].reason
