@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Build from a copy of the source, then drop it: only the installed package stays.
 COPY . /tmp/sprunner-src
-RUN pip install --no-cache-dir /tmp/sprunner-src \
+# The postgres extra: the Kubernetes recipe with a shared state database needs it.
+RUN pip install --no-cache-dir "/tmp/sprunner-src[postgres]" \
     && rm -rf /tmp/sprunner-src
 
 # The same uid/gid as the Kubernetes recipes' securityContext (runAsUser/fsGroup 10001).

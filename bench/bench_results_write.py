@@ -152,7 +152,9 @@ def run(jobs: int, size: int, level: int, directory: Path) -> dict[str, float]:
         paths = result_paths(str(directory), collection="bench", run_id="run-1",
                              started=0.0, format="jsonl.gz")  # fmt: skip
         drain = Drain(
-            GeneratedApi(jobs, _bodies(size)), DrainTarget("bench", "col-1", "run-1", paths)
+            GeneratedApi(jobs, _bodies(size)),
+            DrainTarget("bench", "col-1", "run-1", paths),
+            warn=lambda text: print(text, file=sys.stderr),
         )
         cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         asyncio.run(drain.step(Done(jobs, jobs)))

@@ -15,7 +15,14 @@ import argparse
 import sys
 import time
 
-from bench import bench_alternatives, bench_apply, bench_startup, bench_validate
+from bench import (
+    bench_alternatives,
+    bench_apply,
+    bench_shared_limit,
+    bench_startup,
+    bench_terminal,
+    bench_validate,
+)
 from bench.common import COLLECTIONS, Figure, print_figures
 
 
@@ -57,10 +64,20 @@ def main() -> int:
             )[2:]
     figures += bench_alternatives.compare("sprunner 25/s", slow.seconds, slow.calls, sdk_limited)
 
+    step("7: four processes under one shared rate-limit:25")
+    figures += bench_shared_limit.run_shared(collections)
+
     step("5: validate")
     figures += bench_validate.measure(20, 5_000 if args.quick else 50_000)
     step("6: start-up")
     figures += bench_startup.measure()
+    step("7: apply on a pty against no pty")
+    if args.quick:
+        figures += bench_terminal.measure(40, bench_terminal.REQUESTS, rounds=1)
+    else:
+        figures += bench_terminal.measure(
+            bench_terminal.COLLECTIONS, bench_terminal.REQUESTS, rounds=1
+        )
     step("done")
     print_figures(figures)
     return 0

@@ -16,7 +16,8 @@ from sprunner import __version__
 from sprunner.backoff import Retries
 from sprunner.clihandle import crashed, globals_of, handle, output_for
 from sprunner.clioptions import EXIT_CODES, job_options
-from sprunner.clitools import emulator, state_group
+from sprunner.clitools import emulator, results, state_group
+from sprunner.logfmt import LOG_FORMATS
 from sprunner.settings import (
     DEFAULT_API_URL,
     DEFAULT_PARALLEL,
@@ -56,7 +57,14 @@ from sprunner.settings import (
     help="postgresql://... : keep the state in a database shared by many hosts "
     "(env SPRUNNER_STATE_URL; needs the postgres extra).",
 )
-@click.option("-v", "--verbose", count=True, help="More detail on stderr; repeat for more.")
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="How stderr lines look: text, or one JSON object a line for log shippers.",
+)
+@click.option("-v", "--verbose", count=True, help="More detail on stderr; -vv logs every API call.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
 @click.pass_context
 def cli(
@@ -65,6 +73,7 @@ def cli(
     api_key_file: Path | None,
     state_dir: Path,
     state_url: str | None,
+    log_format: str,
     verbose: int,
     quiet: bool,
 ) -> None:
@@ -79,6 +88,7 @@ def cli(
         verbosity=-1 if quiet else verbose,
         color=not os.environ.get("NO_COLOR"),  # no-color.org: only a non-empty value counts
         retries=retries,
+        log_format=log_format,
     )
 
 
@@ -112,6 +122,9 @@ def render(ctx: click.Context, selection: Selection, as_json: bool) -> None:
         help="Exit 10 when changes are pending, 0 when there are none.",
     ),
     click.option("--local", is_flag=True, help="Plan against a fresh in-process emulator."),
+    click.option(
+        "--prune", is_flag=True, help="Show the deletions apply --prune would make, as changes."
+    ),
 )
 @click.pass_context
 def plan(
@@ -120,6 +133,7 @@ def plan(
     as_json: bool,
     detailed_exitcode: bool,
     local: bool,
+    prune: bool,
 ) -> None:
     """Read-only: what apply would create, update, delete or leave alone."""
     from sprunner.commands import plan as command
@@ -134,6 +148,7 @@ def plan(
             output=output,
             detailed_exitcode=detailed_exitcode,
             local=local,
+            prune=prune,
         ),
     )
 
@@ -168,6 +183,18 @@ def plan(
         type=click.FloatRange(min=0.1),
         help="A fixed ceiling on API requests per second (the limiter also adapts to 429s).",
     ),
+    click.option(
+        "--metrics",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Write Prometheus text here for node_exporter's textfile collector.",
+    ),
+    click.option(
+        "--ping",
+        metavar="URL",
+        help="healthchecks.io-style pings: URL/start, then URL (exit 0) or URL/<exit code>.",
+    ),
+    # Tests shorten it; people have no reason to.
+    click.option("--progress-every", type=click.FloatRange(min=0.01), default=30.0, hidden=True),
 )
 @click.pass_context
 def apply(
@@ -182,6 +209,9 @@ def apply(
     max_credits: int | None,
     parallel: int,
     max_rps: float | None,
+    metrics: Path | None,
+    ping: str | None,
+    progress_every: float,
 ) -> None:
     """Make the remote collections match the job files, run them, wait, and report."""
     from sprunner.commands import apply as command
@@ -196,8 +226,11 @@ def apply(
         parallel=parallel,
         max_rps=max_rps,
         json=as_json,
+        metrics=metrics,
+        ping=ping,
+        progress_interval=progress_every,
     )
-    output = output_for(ctx, as_json=as_json)
+    output = output_for(ctx, as_json=as_json, timestamps=True)
     options = globals_of(ctx)
     handle(
         ctx,
@@ -284,6 +317,7 @@ def status(ctx: click.Context, selection: Selection, as_json: bool, runs: int) -
 
 cli.add_command(emulator)
 cli.add_command(state_group)
+cli.add_command(results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

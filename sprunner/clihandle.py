@@ -17,6 +17,7 @@ import click
 from sprunner.settings import GlobalOptions
 
 if TYPE_CHECKING:
+    from sprunner.logfmt import LogFormat
     from sprunner.ui import Output
 
 
@@ -35,7 +36,8 @@ def handle(ctx: click.Context, output: Output, run: Callable[[], int]) -> None:
         with using(output.redactor):
             code = run()
     except SprunnerError as error:
-        output.error(str(error))
+        if not getattr(error, "reported", False):  # apply reports it before its exit code
+            output.error(str(error))
         code = exit_code_for(error)
     except KeyboardInterrupt as error:
         code = exit_code_for(error)
@@ -60,12 +62,20 @@ def crashed(error: Exception, *, state_dir: Path, output: Output | None) -> int:
     return EXIT_CRASH
 
 
-def output_for(ctx: click.Context, *, as_json: bool = False) -> Output:
-    """The command's output object, built once from the global options."""
+def output_for(ctx: click.Context, *, as_json: bool = False, timestamps: bool = False) -> Output:
+    """The command's output object, built once from the global options. `timestamps`: stamp
+    every log line with the UTC time when stderr is not a terminal (long-running commands)."""
     from sprunner.ui import make_output
 
     options = globals_of(ctx)
-    return make_output(json=as_json, verbosity=options.verbosity, color=options.color)
+    log_format: LogFormat = "json" if options.log_format == "json" else "text"
+    return make_output(
+        json=as_json,
+        verbosity=options.verbosity,
+        color=options.color,
+        log_format=log_format,
+        timestamps=timestamps,
+    )
 
 
 def globals_of(ctx: click.Context) -> GlobalOptions:

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from sprunner.complete import complete_selection
 from sprunner.jobfile.model import DEFAULT_MAX_REQUESTS
 from sprunner.settings import DEFAULT_JOBFILES, GlobalOptions, Selection, Shard
 
@@ -41,6 +42,7 @@ _select = click.option(
     "-s",
     multiple=True,
     metavar="SEL",
+    shell_complete=complete_selection,
     help="Collection name, shell glob or tag:NAME; may repeat.",
 )
 _shard = click.option(
@@ -100,7 +102,46 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int | bool
     ctx.obj = dataclasses.replace(options, verbosity=verbosity)
 
 
+def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the command name (`sprunner apply --state-dir X`): it
+    wins over the same option before the name, as the last word on a command line does."""
+    if value is None or param.name is None:
+        return
+    if param.name == "api_url":
+        value = str(value).rstrip("/")
+    ctx.obj = dataclasses.replace(ctx.obj, **{param.name: value})
+
+
+def global_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The group's options, accepted after the command name too (SPEC §3). No defaults and
+    no environment variables here: the group's already applied them."""
+    from sprunner.logfmt import LOG_FORMATS
+
+    after: tuple[Decorator, ...] = (
+        click.option("--api-url", metavar="URL", help="Base URL of the API."),
+        click.option(
+            "--api-key-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Read the API key from this file.",
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="Where sprunner keeps its state.",
+        ),
+        click.option("--state-url", metavar="URL", help="postgresql://... : a shared state."),
+        click.option("--log-format", type=click.Choice(LOG_FORMATS), help="text, or JSON lines."),
+    )
+    for option in reversed(after):
+        command = option(command)
+    for param in getattr(command, "__click_params__", [])[-len(after) :]:
+        param.expose_value = False
+        param.callback = _set_global
+    return command
+
+
 def _verbosity(command: Callable[..., None]) -> Callable[..., None]:
+    command = global_options(command)
     command = click.option(
         "-v",
         "--verbose",

@@ -1,4 +1,4 @@
-"""The click commands that are not about job files: `emulator` and `state export|import`.
+"""The click commands that are not about job files: `emulator`, `state export|import`, `results`.
 
 Kept apart from `cli.py` so that each file stays small; `cli.py` registers them. Like every
 command, each only parses options and calls one function of `sprunner.commands`.
@@ -153,4 +153,48 @@ def state_import(ctx: click.Context, source: Path) -> None:
     output = output_for(ctx)
     handle(
         ctx, output, lambda: command.import_(options=globals_of(ctx), output=output, source=source)
+    )
+
+
+# --- results: a past run's data, owned by sprunner/commands/results.py ------------------------
+@click.command(name="results")
+@click.argument("name")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--run", "run_id", metavar="RUN_ID", help="This run, not the newest completed one.")
+@click.option("--to", metavar="DEST", help="A directory or fsspec URL (default: results.to).")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["jsonl.gz", "jsonl", "parquet"]),
+    help="The file format (default: the results: block's, else jsonl.gz).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Plain, stable JSON on stdout.")
+@click.pass_context
+def results(
+    ctx: click.Context,
+    name: str,
+    paths: tuple[Path, ...],
+    run_id: str | None,
+    to: str | None,
+    format_: str | None,
+    as_json: bool,
+) -> None:
+    """Download the results of a past run of collection NAME (the newest by default).
+
+    \b
+    The destination is --to, else the results: block NAME declares in the job files
+    (PATH..., default jobfiles/). Nothing is applied. Exit 1 when some results expired.
+    """
+    from sprunner.commands import results as command
+    from sprunner.settings import Selection
+
+    output = output_for(ctx, as_json=as_json)
+    selection = Selection(paths=paths) if paths else None
+    options = command.ResultsOptions(name, run_id=run_id, to=to, format=format_, as_json=as_json)
+    handle(
+        ctx,
+        output,
+        lambda: command.run(
+            selection, options=globals_of(ctx), output=output, results_options=options
+        ),
     )

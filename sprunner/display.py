@@ -1,42 +1,79 @@
-"""The words and tables a person reads: the plan table, the apply summary, the live progress
-table and the plan's JSON document. Pure functions from frozen values to text; the output
-object (`sprunner.ui`) decides where the text goes and redacts it.
+"""The words and tables a person reads: the plan table, the apply summary and the plan's JSON
+document (the live display is `sprunner.liveview`). Pure functions from frozen values to
+text; the output object (`sprunner.ui`) decides where the text goes and redacts it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sprunner.outcome import ApplyOutcome, Progress
+    from sprunner.outcome import ApplyOutcome
     from sprunner.reconcile.plan import Plan, PlannedCollection
+    from sprunner.reconcile.runplan import RunIntent
 
 # The display's signs, derived from the one vocabulary of actions (`sprunner.outcome.Action`).
 SIGNS = {"create": "+", "update": "~", "delete": "-", "error": "!", "unchanged": " ", "skip": "?"}
 FAILED_JOBS_SHOWN = 10
 
 
-def plan_lines(plan: Plan) -> Iterator[str]:
+def plan_lines(
+    plan: Plan, runs: Mapping[str, RunIntent] | None = None, *, verbosity: int = 0
+) -> Iterator[str]:
+    """The plan table; per collection a second line says whether a run would start now.
+    `verbosity` -1 (`plan -q`): only the problems; 1: every unmanaged collection listed."""
+    runs = runs or {}
+    if verbosity < 0:
+        for item in plan.of("error"):
+            yield f"  {SIGNS['error']} {item.name:<30} error     {item.reason}"
+        return
     for item in plan.items:
         yield f"  {SIGNS[item.action]} {item.name:<30} {item.action:<9} {_detail(item)}".rstrip()
+        intent = runs.get(item.name)
+        if intent is not None and item.action not in ("delete", "error", "skip"):
+            yield f"{'':<44}{_run_words(intent)}"
     for item in plan.not_pruned:
         detail = "delete with --prune: " + item.reason
         yield f"  {SIGNS['delete']} {item.name:<30} {'delete':<9} {detail}".rstrip()
     for companion in plan.companions:
         detail = f"{companion.remote_id} (retries of {companion.parent}; managed by sprunner)"
         yield f"    {companion.name:<30} companion  {detail}"
-    for ref in plan.unmanaged:
-        yield f"    {ref.name:<30} unmanaged  {ref.id} (never touched)"
+    yield from _unmanaged(plan, verbosity)
+    starting = [i for i in runs.values() if i.start]
     yield (
         f"Plan: {len(plan.of('create'))} to create, {len(plan.of('update'))} to update, "
         f"{len(plan.of('delete'))} to delete, {len(plan.of('unchanged'))} unchanged, "
-        f"{len(plan.of('error'))} in error. One run of each costs {plan.credits} credits."
+        f"{len(plan.of('error'))} in error."
+    )
+    yield (
+        f"Runs: {len(starting)} would start now, costing {sum(i.credits for i in starting)} "
+        "credits."
     )
     if plan.not_pruned:
         yield f"{len(plan.not_pruned)} created by sprunner and no longer declared: --prune deletes."
     if not plan.has_changes:
         yield "No changes: the remote collections match the job files."
+
+
+def _run_words(intent: RunIntent) -> str:
+    if intent.start:
+        return f"run: starts now ({intent.credits} credits)"
+    return f"run: none ({intent.reason})" if intent.reason else "run: none"
+
+
+def _unmanaged(plan: Plan, verbosity: int) -> Iterator[str]:
+    if not plan.unmanaged:
+        return
+    if verbosity >= 1:
+        for ref in plan.unmanaged:
+            yield f"    {ref.name:<30} unmanaged  {ref.id} (never touched)"
+        return
+    count = len(plan.unmanaged)
+    yield (
+        f"{count} unmanaged collection{'s' if count != 1 else ''} in the account "
+        "(never touched; -v lists them)."
+    )
 
 
 def _detail(item: PlannedCollection) -> str:
@@ -47,11 +84,15 @@ def _detail(item: PlannedCollection) -> str:
     return item.reason
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """`plan --json`: one stable document (deletions without --prune listed as before)."""
+def plan_json(plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> dict[str, Any]:
+    """`plan --json`: one stable document (deletions without --prune listed as before).
+    Each collection's `run` says whether apply would start a run now; `run_credits` sums
+    the runs that would start."""
+    runs = runs or {}
 
     def entry(item: PlannedCollection) -> dict[str, Any]:
         d = item.diff
+        intent = runs.get(item.name)
         return {
             "name": item.name,
             "action": item.action,
@@ -63,10 +104,17 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "diff": None
             if d is None
             else {"added": d.added, "removed": d.removed, "changed": d.changed},
+            "run": {
+                "start": intent.start if intent else False,
+                "reason": intent.reason if intent else None,
+                "credits": intent.credits if intent else 0,
+            },
         }
 
+    run_credits = sum(i.credits for i in runs.values() if i.start)
     return {
         "changes_pending": plan.has_changes,
+        "run_credits": run_credits,
         "collections": [entry(item) for item in plan.in_file_order()],
         "unmanaged": [{"name": ref.name, "id": ref.id} for ref in plan.unmanaged],
         "companions": [
@@ -80,6 +128,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "error": len(plan.of("error")),
             "skip": len(plan.of("skip")),
             "credits": plan.credits,
+            "runs": sum(1 for i in runs.values() if i.start),
+            "run_credits": run_credits,
         },
     }
 
@@ -91,8 +141,13 @@ def summary_lines(outcome: ApplyOutcome, *, quiet: bool) -> Iterator[str]:
     for c in outcome.collections:
         if c.ok:
             continue
-        yield f"FAILED {c.name}: {c.failure_reason}"
         run = c.run
+        if run is not None and run.status == "in_progress" and c.error is None:
+            # Interrupted while it ran: not a failure, and the next apply adopts it.
+            what = f"run {run.run_id}" if run.run_id else "its run start"
+            yield f"IN PROGRESS {c.name}: {what} is still in progress; the next apply adopts it"
+            continue
+        yield f"FAILED {c.name}: {c.failure_reason}"
         if run is not None:
             # After retries, what still fails (SPEC section 8).
             jobs = run.final.failed_jobs if run.final is not None else run.failed_jobs
@@ -109,40 +164,12 @@ def summary_lines(outcome: ApplyOutcome, *, quiet: bool) -> Iterator[str]:
         f"{head}: {s['created']} created, {s['updated']} updated, {s['unchanged']} unchanged, "
         f"{s['deleted']} deleted, {s['errors']} errors."
     )
+    elsewhere = outcome.count("skipped")
+    if elsewhere:  # a shared state: other applies took these (`sprunner.runs.locks`)
+        yield f"Handled by other applies: {elsewhere}."
     if s["runs"]:
         yield (
             f"Runs: {s['runs']}, {s['total_requests']} requests: {s['success_requests']} ok, "
             f"{s['failed_requests']} failed, {s['timeout_requests']} timed out; "
             f"{s['credits']} credits."
         )
-
-
-def progress_table(rows: Sequence[Progress], redact: Callable[[str], str]) -> Any:
-    """The live table (rich) of the runs, from the runner's frozen snapshots."""
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, show_footer=True)
-    table.add_column("collection", footer="total")
-    table.add_column("action")
-    table.add_column("run")
-    table.add_column("done", justify="right")
-    table.add_column("failed", justify="right")
-    done = total = bad = 0
-    for row in rows:
-        run = row.run
-        row_done = row_bad = row_total = 0
-        if run is not None:
-            row_bad = run.failed_requests + run.timeout_requests
-            row_done = run.success_requests + row_bad
-            row_total = run.total_requests
-        done, total, bad = done + row_done, total + row_total, bad + row_bad
-        table.add_row(
-            redact(row.name),
-            row.action or "…",
-            row.run_state or "",
-            f"{row_done}/{row_total}" if run is not None else "",
-            str(row_bad) if run is not None else "",
-        )
-    table.columns[3].footer = f"{done}/{total}"
-    table.columns[4].footer = str(bad)
-    return table

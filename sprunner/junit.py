@@ -7,7 +7,12 @@ Invariants:
   values and the API key never leak into CI artefacts; characters XML 1.0 cannot carry
   (control characters in an API error, say) are dropped, so the file is always well-formed.
 - Pass, failure and skip follow `CollectionOutcome.ok` and `RunOutcome` exactly; this module
-  decides nothing, it only words what the outcome already says.
+  decides nothing, it only words what the outcome already says. An API error (the
+  collection's reconcile, or its run, failed for good) is an `<error>`, counted in
+  `errors`; a run over `max_failed`, timed out, refused or interrupted is a `<failure>`.
+- The file validates against Jenkins xunit's `junit-10.xsd` (tests/data holds its
+  structure): no `skipped` attribute on `<testsuites>` (it is on `<testsuite>`), times are
+  plain decimals. A test case's time is its run's duration (0 when nothing ran).
 """
 
 from __future__ import annotations
@@ -102,6 +107,12 @@ def _retry_lines(run: RunOutcome, *, max_failed_jobs: int) -> list[str]:
     return lines
 
 
+def _duration(collection: CollectionOutcome) -> float:
+    run = collection.run
+    duration = run.duration_s if run is not None else None
+    return duration if duration is not None else 0.0
+
+
 def _testcase(
     suite: ET.Element, collection: CollectionOutcome, *, max_failed_jobs: int
 ) -> tuple[bool, bool]:
@@ -111,8 +122,7 @@ def _testcase(
         "testcase",
         classname=_text(collection.file or "-"),
         name=_text(collection.name),
-        # Run durations are not in the outcome; CI systems accept 0.
-        time="0",
+        time=f"{_duration(collection):.3f}",
     )
     details = [f"action: {collection.action}"]
     if collection.collection_id:
@@ -123,7 +133,8 @@ def _testcase(
 
     if not collection.ok:
         kind, message = _failure(collection)
-        failure = ET.SubElement(case, "failure", message=_text(message), type=kind)
+        tag = "error" if kind == "error" else "failure"
+        failure = ET.SubElement(case, tag, message=_text(message), type=kind)
         failure.text = _text("\n".join([message, *details]))
         return True, False
     if run is not None and run.status == "skipped":
@@ -150,11 +161,24 @@ def to_xml(outcome: ApplyOutcome, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_J
     ET.SubElement(
         properties, "property", name="interrupted", value=str(outcome.interrupted).lower()
     )
+    if outcome.apply_id is not None:
+        ET.SubElement(properties, "property", name="apply_id", value=outcome.apply_id)
+    ET.SubElement(properties, "property", name="exit_code", value=str(outcome.exit_code))
+    ET.SubElement(properties, "property", name="ok", value=str(outcome.ok).lower())
 
-    failures = skipped = 0
+    failures = errors = skipped = 0
+    if outcome.error is not None:
+        # The apply itself failed (invalid files, the API unusable, the state unwritable):
+        # one test case in error, so that CI never reads a stale or empty suite as green.
+        case = ET.SubElement(suite, "testcase", classname="sprunner", name="apply", time="0")
+        message = f"exit code {outcome.exit_code}: {outcome.error}"
+        ET.SubElement(case, "error", message=_text(message), type="apply").text = _text(message)
+        errors += 1
     for collection in outcome.collections:
         failed, was_skipped = _testcase(suite, collection, max_failed_jobs=max_failed_jobs)
-        failures += failed
+        is_error = failed and _failure(collection)[0] == "error"
+        errors += is_error
+        failures += failed and not is_error
         skipped += was_skipped
 
     notes = list(outcome.warnings)
@@ -164,14 +188,15 @@ def to_xml(outcome: ApplyOutcome, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_J
         ET.SubElement(suite, "system-err").text = _text("\n".join(notes))
 
     counts = {
-        "tests": str(len(outcome.collections)),
+        "tests": str(len(outcome.collections) + (outcome.error is not None)),
         "failures": str(failures),
-        "errors": "0",
-        "skipped": str(skipped),
+        "errors": str(errors),
     }
     for element in (root, suite):
         for key, value in counts.items():
             element.set(key, value)
+    # junit-10.xsd allows `skipped` on a suite only, not on <testsuites>.
+    suite.set("skipped", str(skipped))
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data + b"\n"

@@ -11,12 +11,16 @@ works; the live display reads snapshots, never the runner's working values.
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sprunner.api.models import FailedJob, Run
+from sprunner.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 
-Action = Literal["created", "updated", "unchanged", "deleted", "error"]
+# skipped: another apply on a shared state handles it (`sprunner.runs.locks`).
+Action = Literal["created", "updated", "unchanged", "deleted", "error", "skipped"]
 RunState = Literal["completed", "timed_out", "skipped", "error", "in_progress"]
 RetryState = Literal["completed", "timed_out", "in_progress", "refused", "error"]
 
@@ -80,6 +84,15 @@ class RunOutcome:
     refused: bool = False  # skipped because --max-credits would be passed
     retries: tuple[RetryOutcome, ...] = ()  # the retry runs after this run, in order
     final: FinalCounts | None = None  # per request after the retries; None: no retry phase
+    results: Mapping[str, Any] | None = None  # {to, lines, bytes, expired, missing} (SPEC §7)
+    started_at: float | None = None  # epoch s: the start (ours: just before the POST)
+    finished_at: float | None = None  # epoch s: seen completed, or given up on
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
 
     @property
     def bad_jobs(self) -> int:
@@ -98,6 +111,19 @@ class RunOutcome:
 
 
 @dataclass(frozen=True)
+class LastRun:
+    """The newest run of a collection this apply did not run (what a monitor last saw)."""
+
+    run_id: str
+    status: str  # in_progress | completed
+    created_at: float | None
+    total_requests: int
+    success_requests: int
+    failed_requests: int
+    timeout_requests: int
+
+
+@dataclass(frozen=True)
 class CollectionOutcome:
     name: str
     file: str | None
@@ -106,6 +132,7 @@ class CollectionOutcome:
     requests: int = 0
     run: RunOutcome | None = None
     error: str | None = None
+    last_run: LastRun | None = None  # when this apply ran nothing: the newest run's result
 
     @property
     def ok(self) -> bool:
@@ -130,6 +157,7 @@ class Progress:
     action: str | None
     run_state: RunState | None
     run: Run | None
+    credits: int = 0  # what the run started by this apply costs
 
 
 @dataclass(frozen=True)
@@ -140,6 +168,11 @@ class ApplyOutcome:
     collections: tuple[CollectionOutcome, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     interrupted_by: int | None = None  # the signal that stopped the apply, if one did
+    # Why the apply as a whole failed (invalid files, the API unusable, the state unwritable,
+    # a crash), with the exit code it ends with; None when it ran to its end.
+    error: str | None = None
+    failed_exit_code: int | None = None
+    apply_id: str | None = None  # the id the apply logged at its start (and sent with writes)
 
     @property
     def interrupted(self) -> bool:
@@ -147,7 +180,19 @@ class ApplyOutcome:
 
     @property
     def ok(self) -> bool:
+        """True exactly when the exit code is 0."""
+        if self.error is not None or self.failed_exit_code is not None:
+            return False
         return not self.interrupted and all(c.ok for c in self.collections)
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code this outcome ends the command with (SPEC §3)."""
+        if self.failed_exit_code is not None:
+            return self.failed_exit_code
+        if self.interrupted_by is not None:
+            return EXIT_SIGTERM if self.interrupted_by == signal.SIGTERM else EXIT_SIGINT
+        return EXIT_OK if self.ok else EXIT_FAILED
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.collections if c.action == action)

@@ -13,10 +13,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-# Masking is by substring, a safety net behind the exact masking of `render` and `plan`
-# (which show every env() value as ***). A value shorter than this would garble ordinary
-# words ("ok", "us", "prod") wherever it occurs, and is too short to be a credential.
+# Substring masking is only a safety net. env() values of any length are masked exactly, by
+# taint (`sprunner.jobfile.masking`: every rendered value made with env() has a masked
+# display form, used by render, plan, and for the failed jobs' URLs the API echoes back).
+# Searching text for a value shorter than this would garble ordinary words ("ok", "us",
+# "prod") wherever they occur; long values (the API key, a long token) are searched for as
+# well, in case an API error message echoes one.
 MIN_SECRET_LENGTH = 6
 MASK = "***"
 
@@ -37,6 +41,17 @@ class Redactor:
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
         return text
+
+
+def structured(value: Any, redactor: Redactor) -> Any:
+    """`value` (JSON-like data) with every string masked, before it is encoded."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, dict):
+        return {redactor.redact(str(k)): structured(v, redactor) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [structured(v, redactor) for v in value]
+    return value
 
 
 _current: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar(

@@ -11,10 +11,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sprunner import redact
+from sprunner import __version__, redact
+from sprunner.api.models import FailedJob
 from sprunner.atomic import write_atomically
 from sprunner.errors import ReportError
-from sprunner.outcome import ApplyOutcome, CollectionOutcome, FinalCounts, RetryOutcome, RunOutcome
+from sprunner.outcome import (
+    ApplyOutcome,
+    CollectionOutcome,
+    FinalCounts,
+    LastRun,
+    RetryOutcome,
+    RunOutcome,
+)
 from sprunner.redact import Redactor
 
 REPORT_VERSION = 1
@@ -24,10 +32,44 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _iso_or_none(epoch: float | None) -> str | None:
+    return None if epoch is None else _iso(epoch)
+
+
+def _failed_job(job: FailedJob) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "job_id": job.job_id,
+        "url": job.url,
+        "status": job.status,
+        "error": job.error,
+    }
+    # Only what the API gave: an absent key means "not said", never "empty".
+    extras = {"custom_id": job.custom_id, "status_code": job.status_code}
+    extras["block_reason"] = job.block_reason
+    data.update({k: v for k, v in extras.items() if v is not None})
+    return data
+
+
+def _last_run(last: LastRun) -> dict[str, Any]:
+    return {
+        "run_id": last.run_id,
+        "status": last.status,
+        "created_at": _iso_or_none(last.created_at),
+        "total_requests": last.total_requests,
+        "success_requests": last.success_requests,
+        "failed_requests": last.failed_requests,
+        "timeout_requests": last.timeout_requests,
+    }
+
+
 def _run(run: RunOutcome) -> dict[str, Any]:
+    duration = run.duration_s
     return {
         "run_id": run.run_id,
         "status": run.status,
+        "started_at": _iso_or_none(run.started_at),
+        "finished_at": _iso_or_none(run.finished_at),
+        "duration_s": None if duration is None else round(duration, 3),
         "adopted": run.adopted,
         "credits": run.credits,
         "reason": run.reason,
@@ -35,10 +77,8 @@ def _run(run: RunOutcome) -> dict[str, Any]:
         "success_requests": run.success_requests,
         "failed_requests": run.failed_requests,
         "timeout_requests": run.timeout_requests,
-        "failed_jobs": [
-            {"job_id": j.job_id, "url": j.url, "status": j.status, "error": j.error}
-            for j in run.failed_jobs
-        ],
+        "failed_jobs": [_failed_job(j) for j in run.failed_jobs],
+        **({} if run.results is None else {"results": dict(run.results)}),
         **_retries(run),
     }
 
@@ -102,6 +142,8 @@ def _collection(c: CollectionOutcome) -> dict[str, Any]:
     }
     if c.error is not None:
         data["error"] = c.error
+    if c.last_run is not None:
+        data["last_run"] = _last_run(c.last_run)
     return data
 
 
@@ -129,21 +171,29 @@ def summary(outcome: ApplyOutcome) -> dict[str, int]:
 def to_json(outcome: ApplyOutcome) -> dict[str, Any]:
     return {
         "version": REPORT_VERSION,
+        "sprunner_version": __version__,
+        "apply_id": outcome.apply_id,
         "started_at": _iso(outcome.started_at),
         "finished_at": _iso(outcome.finished_at),
         "api_url": outcome.api_url,
         "ok": outcome.ok,
+        "exit_code": outcome.exit_code,
         "interrupted": outcome.interrupted,
         "summary": summary(outcome),
         "collections": [_collection(c) for c in outcome.collections],
         "warnings": list(outcome.warnings),
+        **({"error": outcome.error} if outcome.error is not None else {}),
     }
 
 
 def dumps(outcome: ApplyOutcome, redactor: Redactor | None = None) -> str:
-    """The report as text, masked by `redactor` (default: the current one)."""
-    text = json.dumps(to_json(outcome), indent=2, ensure_ascii=False)
-    return (redactor or redact.current()).redact(text) + "\n"
+    """The report as text, masked by `redactor` (default: the current one).
+
+    Masked value by value *before* encoding: JSON escaping (a secret holding `"` or `\\`)
+    would otherwise hide a secret from a search of the encoded text.
+    """
+    masked = redact.structured(to_json(outcome), redactor or redact.current())
+    return json.dumps(masked, indent=2, ensure_ascii=False) + "\n"
 
 
 def write_report(outcome: ApplyOutcome, path: Path, redactor: Redactor | None = None) -> None:

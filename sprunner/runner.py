@@ -15,6 +15,11 @@ unusable (bad key, quota spent) ends the apply. The terminal display reads froze
 `Progress` snapshots (`snapshot()`), and a partial report after an interruption reads
 `outcomes()`.
 
+On a shared state (PostgreSQL), each collection's work from its reconcile to the end of its
+wait happens under that collection's lock (`sprunner.runs.locks`: claimed at the start of
+phase 1, released when phase 3 ends for it); a collection another apply handles is
+`skipped`. A lost state database fails the collections that still had something to start.
+
 The client, the clock, the output and the write backoff are injected, so one apply can be
 run against an in-memory fake of the API in a unit test.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError, NotFoundError
@@ -34,8 +40,11 @@ from sprunner.outcome import CollectionOutcome, Progress
 from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
-from sprunner.runs import decision, poller, retry, starter
+from sprunner.reconcile.runplan import changed_for_run
+from sprunner.runs import decision, delivery, poller, retry, starter
+from sprunner.runs.locks import CollectionLocks
 from sprunner.state import StateStore as State
+from sprunner.state.base import StateConnectionLost
 from sprunner.track import (
     Begun,
     Decided,
@@ -77,6 +86,7 @@ class Runner:
         self.max_credits = max_credits
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
+        self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
         self._brake: retry.CreditBrake | None = None  # --max-credits for retries, once needed
 
     @property
@@ -98,7 +108,7 @@ class Runner:
             if verdict.decision == "skip":
                 self._fold(index, Decided(False, skipped=verdict.reason, refused=True))
                 self.output.warn(f"{track.name}: run {verdict.reason}")
-        await self._each(self._run)
+        await self._each(self.locks.holding(self._run, lambda i: self._tracks[i]))
 
     async def _each(self, phase: Phase) -> None:
         async def guarded(index: int) -> None:
@@ -106,7 +116,7 @@ class Runner:
                 await phase(index, self._tracks[index])
             except ApiUnusableError:
                 raise
-            except ApiError as error:
+            except (ApiError, StateConnectionLost) as error:
                 self._fold(index, Failed(str(error)))
                 self.output.error(f"{self._tracks[index].name}: {error}")
 
@@ -122,6 +132,11 @@ class Runner:
 
     # -- phase 1: reconcile, then decide ------------------------------------------------
     async def _reconcile(self, index: int, track: Track) -> None:
+        # A shared state: this collection's lock, and its plan made again (`runs.locks`).
+        track = self._tracks[index] = await self.locks.claim(track)
+        if track.action == "skipped":
+            self.output.info(f"{track.name}: skipped: {track.run_reason}")
+            return
         reconciled, applied = await self._change(track)
         track = self._fold(index, reconciled)
         if applied is not None and self.run_enabled:
@@ -131,6 +146,7 @@ class Runner:
     async def _change(self, track: Track) -> tuple[Reconciled, Applied | None]:
         """Create, update or delete per the plan (or nothing: unchanged)."""
         item, name = track.item, track.name
+        self.locks.check()
         if item.action == "error":
             self.output.error(f"{name}: {item.reason}")
             return Reconciled("error", error=item.reason), None
@@ -175,6 +191,8 @@ class Runner:
                 self.client, self.state, name=name, collection_id=collection_id
             )
             if adopted is not None:
+                # Started by an apply that was killed: with the content it had then.
+                self.state.mark_started(name, desired)
                 return Decided(True, adopted=adopted)
         last_run_at = None
         if run_policy.schedule is not None and existing:
@@ -183,7 +201,9 @@ class Runner:
             )
         verdict = decision.decide(
             run_policy,
-            changed=applied.action in ("created", "updated"),
+            # Against the last *started* run's content: a change stays pending until a run
+            # starts with it (--no-run, --max-credits, a schedule, an adopted older run).
+            changed=changed_for_run(applied.action, self.state, desired),
             last_run_at=last_run_at,
             now=self.clock(),
         )
@@ -241,7 +261,9 @@ class Runner:
             clock=self.clock,
         )
         retried = await retry.retry(context, desired, run)
-        self._fold(index, retried or Finished(run, "completed"))
+        if retried is None:  # nothing to retry after all: completed as it was
+            retried = retry.Retried((), retry.counts_of(run))
+        self._fold(index, retried)
 
     async def _start(self, index: int, track: Track, desired: DesiredCollection) -> Begun:
         assert track.collection_id is not None
@@ -259,7 +281,12 @@ class Runner:
             # Deleted remotely since it was reconciled: the job file still wants it.
             self.state.forget(name)
             applied = await execute.create(
-                self.client, self.state, desired, apply_id=self.apply_id, backoff=self.backoff
+                self.client,
+                self.state,
+                desired,
+                apply_id=self.apply_id,
+                backoff=self.backoff,
+                gone=collection_id,
             )
             self._fold(index, Recreated(applied.collection_id))
             self.output.info(f"{name}: gone remotely; created again ({applied.collection_id})")
@@ -271,6 +298,7 @@ class Runner:
                 fresh=True,
                 backoff=self.backoff,
             )
+        self.state.mark_started(name, desired)  # the run's id is recorded: it is ours
         self.output.info(f"{name}: run {started.run.run_id} started")
         return Begun(started, credits=desired.credits)
 
@@ -287,21 +315,41 @@ class Runner:
             begun = loop.time()
         else:
             begun = loop.time() - max(0.0, self.clock() - started.started_at)
-        waited = await poller.wait_for_run(
+        # Results are drained in the poll loop; the run stays in flight in the state until
+        # its file is published, so a kill mid-drain is adopted and resumed.
+        results = await delivery.begin(
             self.client,
+            self.state,
+            desired,
             started.run,
-            name=track.name,
-            poll_interval=desired.run.poll_interval,
-            deadline=loop.time() + desired.run.timeout,
-            started=begun,
-            on_update=lambda run: self._see(index, run),
+            started_at=started.started_at,
+            warn=self.output.warn,
         )
+        try:
+            waited = await poller.wait_for_run(
+                self.client,
+                started.run,
+                name=track.name,
+                poll_interval=desired.run.poll_interval,
+                deadline=loop.time() + desired.run.timeout,
+                started=begun,
+                on_update=lambda run: self._see(index, run),
+                on_poll=None if results is None else results.on_poll,
+                max_delay=None if results is None else delivery.max_poll_delay(desired.run),
+            )
+            run, delivered = await delivery.end(results, waited.run, timed_out=waited.timed_out)
+        finally:
+            if results is not None:
+                results.close()
         starter.finish(self.state, name=track.name)
+        if results is not None and results.error is not None:
+            self._fold(index, Failed(results.error))
         if waited.timed_out:
             reason = f"still in progress after {desired.run.timeout:g}s; left running"
             self.output.error(f"{track.name}: run {waited.run.run_id} {reason}")
             return Finished(waited.run, "timed_out", reason)
-        return self._judge(track.name, desired, waited.run)
+        shown = None if delivered is None else delivered.report()
+        return replace(self._judge(track.name, desired, run), results=shown)
 
     def _judge(self, name: str, desired: DesiredCollection, run: Run) -> Finished:
         bad = run.failed_requests + run.timeout_requests

@@ -38,6 +38,7 @@ class GlobalOptions:
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
     color: bool = True  # False with NO_COLOR or when output is not a terminal
     retries: Retries = field(default_factory=Retries)  # tests inject faster ones
+    log_format: str = "text"  # text | json (`--log-format`): how stderr lines look
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,6 @@ class ApplyOptions:
     parallel: int = DEFAULT_PARALLEL
     max_rps: float | None = None
     json: bool = False
+    metrics: Path | None = None  # --metrics FILE: Prometheus text for node_exporter
+    ping: str | None = None  # --ping URL: healthchecks.io-style start / exit pings
+    progress_interval: float = 30.0  # seconds between progress lines when not on a terminal

@@ -16,9 +16,13 @@ partial report after a signal always read a consistent value (`Progress`, `Colle
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from sprunner.api.models import Run
+from sprunner.api.models import FailedJob, Run
+from sprunner.jobfile.model import DesiredCollection
 from sprunner.outcome import Action, CollectionOutcome, Progress, RunOutcome, RunState
 from sprunner.reconcile.plan import PlannedCollection
 from sprunner.runs.retry import Retried
@@ -64,6 +68,8 @@ class Finished:
     run: Run
     state: RunState  # completed or timed_out
     reason: str | None = None
+    results: Mapping[str, Any] | None = None  # the report's `results` (runs/delivery.py)
+    at: float = field(default_factory=time.time)  # epoch s: when it was seen to its end
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,9 @@ class Track:
     refused: bool = False
     credits: int = 0
     retried: Retried | None = None
+    results: Mapping[str, Any] | None = None
+    run_started_at: float | None = None
+    run_finished_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -117,13 +126,25 @@ class Track:
             adopted = started if started.adopted else self.adopted
             credits = result.credits or self.credits
             return replace(
-                self, adopted=adopted, credits=credits, run=started.run, run_state="in_progress"
+                self,
+                adopted=adopted,
+                credits=credits,
+                run=started.run,
+                run_state="in_progress",
+                run_started_at=started.started_at,
             )
         if isinstance(result, Seen):
             return replace(self, run=result.run)
         if isinstance(result, Finished):
             reason = result.reason if result.reason is not None else self.run_reason
-            return replace(self, run=result.run, run_state=result.state, run_reason=reason)
+            return replace(
+                self,
+                run=result.run,
+                run_state=result.state,
+                run_reason=reason,
+                results=result.results,
+                run_finished_at=result.at,
+            )
         if isinstance(result, Retrying):
             return replace(self, run_state="in_progress")
         if isinstance(result, Retried):
@@ -165,7 +186,12 @@ class Track:
         # In flight from now on: a partial report after a signal lists it with its id.
         adopted = result.adopted
         return replace(
-            self, wants_run=True, adopted=adopted, run=adopted.run, run_state="in_progress"
+            self,
+            wants_run=True,
+            adopted=adopted,
+            run=adopted.run,
+            run_state="in_progress",
+            run_started_at=adopted.started_at,
         )
 
     def _failed(self, result: Failed) -> Track:
@@ -176,7 +202,7 @@ class Track:
         return replace(self, error=result.error)
 
     def progress(self) -> Progress:
-        return Progress(self.name, self.action, self.run_state, self.run)
+        return Progress(self.name, self.action, self.run_state, self.run, self.credits)
 
     def outcome(self) -> CollectionOutcome:
         desired = self.item.desired
@@ -210,7 +236,7 @@ class Track:
             success_requests=counts.success_requests if counts else 0,
             failed_requests=counts.failed_requests if counts else 0,
             timeout_requests=counts.timeout_requests if counts else 0,
-            failed_jobs=counts.failed_jobs if counts else (),
+            failed_jobs=shown_jobs(desired, counts.failed_jobs) if counts else (),
             credits=self.credits,
             adopted=self.adopted is not None,
             reason=self.run_reason,
@@ -218,4 +244,35 @@ class Track:
             refused=self.refused,
             retries=self.retried.retries if self.retried is not None else (),
             final=final,
+            results=self.results,
+            started_at=self.run_started_at,
+            finished_at=self.run_finished_at,
         )
+
+
+def shown_jobs(
+    desired: DesiredCollection | None, jobs: Sequence[FailedJob]
+) -> tuple[FailedJob, ...]:
+    """Failed jobs as they may be shown: a URL the API echoes back that sprunner rendered
+    with an env() value becomes its masked render (`DesiredCollection.mask_url`), also where
+    the error quotes it.
+
+    Done on the values, before any encoding, so every consumer (summary, report, JUnit,
+    `apply --json`) gets the masked form; the search of `sprunner.redact` stays a net.
+    """
+    if desired is None or not desired.masked:
+        return tuple(jobs)
+    return tuple(
+        replace(job, url=desired.mask_url(job.url) or job.url, error=_masked_text(desired, job))
+        for job in jobs
+    )
+
+
+def _masked_text(desired: DesiredCollection, job: FailedJob) -> str:
+    """The error with the job's own secret-bearing URL (the request value an API error
+    quotes) in its masked form. Not every rendered value is searched: with thousands of
+    failed jobs and requests that would be quadratic."""
+    shown = desired.mask_url(job.url) if job.url else None
+    if shown is None or job.url not in job.error:
+        return job.error
+    return job.error.replace(job.url, shown)

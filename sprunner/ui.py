@@ -6,24 +6,36 @@ function; nothing else writes to `sys.stdout` or `sys.stderr`. Results go to std
 and problems to stderr. The output object owns the command's `Redactor`: every line passes
 through it, so `env()` values and the API key never reach a terminal or a log file.
 
-Two variants behind one interface: `HumanOutput` (tables, a live progress display, the
-closing summary) and `JsonOutput` (one stable JSON document on stdout for plan and apply).
+Log lines (`error`, `warn`, `info`, `note`, `debug`) all pass through `log`: plain text,
+stamped with the UTC time when the command asks for it and stderr is not a terminal, or
+one JSON object a line (`--log-format json`, `sprunner.logfmt`). While the live display is
+up, lines go through it so that they are printed above it (`sprunner.liveview`).
+
+Two variants behind one interface: `HumanOutput` (tables, the closing summary) and
+`JsonOutput` (one stable JSON document on stdout for plan and apply).
 The text of either is decided in `sprunner.display`; this module only routes and redacts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from sprunner.liveview import PROGRESS_INTERVAL_S
+from sprunner.logfmt import LogFormat
 from sprunner.redact import Redactor
 
 if TYPE_CHECKING:
+    from sprunner.liveview import LiveView
     from sprunner.outcome import ApplyOutcome, Progress
     from sprunner.reconcile.plan import Plan
+    from sprunner.reconcile.runplan import RunIntent
 
 
 class Output:
@@ -37,6 +49,9 @@ class Output:
         redactor: Redactor | None = None,
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
+        log_format: LogFormat = "text",
+        timestamps: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.verbosity = verbosity  # -1 quiet, 0 normal, 1+ verbose
         self.color = color
@@ -44,6 +59,14 @@ class Output:
         # None: the process's streams as they are when written to (CliRunner swaps them).
         self._stdout = stdout
         self._stderr = stderr
+        self._closed: set[int] = set()  # ids of streams whose reader went away
+        self.log_format: LogFormat = log_format
+        # Long-running commands (apply) stamp every line when stderr is not a terminal.
+        self.timestamps = timestamps
+        self.clock = clock
+        # Names a JSON log line may name as its `collection` (set by the command).
+        self.collections: frozenset[str] = frozenset()
+        self._live: LiveView | None = None
 
     @property
     def stdout(self) -> TextIO:
@@ -78,53 +101,133 @@ class Output:
         return click.style(text, fg=colors.get(style), bold=style == "error")
 
     # -- lines -----------------------------------------------------------------------------
+    def _write(self, stream: TextIO, text: str) -> None:
+        """Write and flush one line. A stream whose reader went away (`apply | head`,
+        `2>&1 | true`) is dropped silently: a closed pipe never stops an apply, whose
+        report, state and runs matter more than lines nobody reads (SPEC §3)."""
+        if id(stream) in self._closed:
+            return
+        try:
+            stream.write(text)
+            stream.flush()
+        except (BrokenPipeError, ValueError) as error:
+            # ValueError: the stream object itself was closed.
+            self._closed.add(id(stream))
+            _quiet_at_exit(stream, error)
+        except OSError as error:
+            if error.errno != errno.EPIPE:
+                raise
+            self._closed.add(id(stream))
+            _quiet_at_exit(stream, error)
+
     def out(self, text: str) -> None:
         """A result line on stdout."""
-        self.stdout.write(self.redact(text) + "\n")
+        self._write(self.stdout, self.redact(text) + "\n")
 
-    def error(self, text: str) -> None:
-        self.stderr.write(self._styled("error: ", "error") + self.redact(text) + "\n")
+    def log(self, level: str, text: str, **fields: Any) -> None:
+        """One log line on stderr, in the log format; `fields` go into JSON lines as they
+        are (`event`, `collection`, `run_id`, ...). Every line is redacted."""
+        from sprunner import logfmt
 
-    def warn(self, text: str) -> None:
-        self.stderr.write(self._styled("warning: ", "warning") + self.redact(text) + "\n")
+        text = self.redact(text)
+        if self.log_format == "json":
+            safe = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+            line = logfmt.json_line(
+                level, text, now=self.clock(), collections=self.collections, fields=safe
+            )
+        else:
+            stamped = self.timestamps and not self.is_terminal(self.stderr)
+            now = self.clock() if stamped else None
+            if level in ("error", "warning") and self.use_color(self.stderr):
+                text = self._styled(f"{level}: ", level) + text
+                level = "info"
+            line = logfmt.text_line(level, text, now=now)
+        if self._live is not None:
+            self._live.log(line)
+        else:
+            self._write(self.stderr, line + "\n")
 
-    def info(self, text: str) -> None:
+    def error(self, text: str, **fields: Any) -> None:
+        self.log("error", text, **fields)
+
+    def warn(self, text: str, **fields: Any) -> None:
+        self.log("warning", text, **fields)
+
+    def info(self, text: str, **fields: Any) -> None:
         """Progress and decisions; silenced by -q."""
         if self.verbosity >= 0:
-            self.stderr.write(self.redact(text) + "\n")
+            self.log("info", text, **fields)
 
-    def note(self, text: str) -> None:
-        """A line on stderr that -q does not silence (what the emulator listens on)."""
-        self.stderr.write(self.redact(text) + "\n")
+    def note(self, text: str, **fields: Any) -> None:
+        """A line on stderr that -q does not silence (the emulator's address, an apply's
+        id and exit code)."""
+        self.log("info", text, **fields)
 
-    def debug(self, text: str) -> None:
-        if self.verbosity >= 1:
-            self.stderr.write(self.redact(text) + "\n")
+    def debug(self, text: str, *, level: int = 1, **fields: Any) -> None:
+        """Shown with -v (`level` 1) or -vv (`level` 2: every API call)."""
+        if self.verbosity >= level:
+            self.log("debug", text, **fields)
 
     def document(self, data: Any) -> None:
         """One JSON document on stdout (render, validate, plan and apply with --json)."""
         self.out(json.dumps(data, indent=2, ensure_ascii=False))
 
     # -- what plan and apply show: the variants differ here ---------------------------------
-    def plan(self, plan: Plan) -> None:
+    def plan(self, plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> None:
         raise NotImplementedError
 
     def apply_result(self, outcome: ApplyOutcome) -> None:
         raise NotImplementedError
 
     @contextlib.contextmanager
-    def progress(self, snapshot: Callable[[], Sequence[Progress]]) -> Iterator[None]:
-        """While the runs go on: a live table on a terminal; nothing otherwise."""
-        yield
+    def progress(
+        self,
+        snapshot: Callable[[], Sequence[Progress]],
+        *,
+        interval: float = PROGRESS_INTERVAL_S,
+    ) -> Iterator[None]:
+        """While the runs go on: the live display on a terminal (text logs), else a progress
+        line every `interval` seconds. `snapshot` returns the runner's frozen values; the
+        display reads them and never changes anything (`sprunner.liveview`)."""
+        from sprunner.liveview import LiveView, Ticker
+
+        if self.verbosity < 0 or not snapshot():
+            yield
+            return
+        if self.log_format == "text" and self.is_terminal(self.stderr):
+            with LiveView(self.stderr, snapshot, self.redact) as live:
+                self._live = live
+                try:
+                    yield
+                finally:
+                    self._live = None
+            return
+
+        def emit(line: str) -> None:
+            self.log("info", line, event="progress")
+
+        with Ticker(snapshot, emit, interval):
+            yield
+
+
+def _quiet_at_exit(stream: TextIO, error: BaseException) -> None:
+    """Point the broken stream's descriptor at /dev/null, so that the interpreter's last
+    flush at exit neither raises nor turns the exit code into 120."""
+    del error
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = stream.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
 
 
 class HumanOutput(Output):
-    """Tables and sentences for a person; a live progress table on a terminal."""
+    """Tables and sentences for a person."""
 
-    def plan(self, plan: Plan) -> None:
+    def plan(self, plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> None:
         from sprunner.display import plan_lines
 
-        for line in plan_lines(plan):
+        for line in plan_lines(plan, runs, verbosity=self.verbosity):
             self.out(line)
 
     def apply_result(self, outcome: ApplyOutcome) -> None:
@@ -134,42 +237,14 @@ class HumanOutput(Output):
         for line in summary_lines(outcome, quiet=self.verbosity < 0):
             self.out(line)
 
-    @contextlib.contextmanager
-    def progress(self, snapshot: Callable[[], Sequence[Progress]]) -> Iterator[None]:
-        """`snapshot` returns the runner's frozen progress values; the display polls it four
-        times a second and never changes anything."""
-        if self.verbosity < 0 or not self.is_terminal(self.stderr) or not snapshot():
-            yield
-            return
-        from rich.console import Console
-        from rich.live import Live
-
-        from sprunner.display import progress_table
-
-        console = Console(file=self.stderr, no_color=not self.color)
-
-        def table() -> Any:
-            return progress_table(snapshot(), self.redact)
-
-        with Live(
-            table(),
-            console=console,
-            refresh_per_second=4,
-            transient=True,
-            redirect_stderr=True,
-            redirect_stdout=False,
-            get_renderable=table,
-        ):
-            yield
-
 
 class JsonOutput(Output):
     """Plain, stable JSON on stdout for machines; logs still go to stderr."""
 
-    def plan(self, plan: Plan) -> None:
+    def plan(self, plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> None:
         from sprunner.display import plan_json
 
-        self.document(plan_json(plan))
+        self.document(plan_json(plan, runs))
 
     def apply_result(self, outcome: ApplyOutcome) -> None:
         from sprunner.report import dumps
@@ -177,7 +252,14 @@ class JsonOutput(Output):
         self.out(dumps(outcome, self.redactor).rstrip("\n"))
 
 
-def make_output(*, json: bool, verbosity: int, color: bool) -> Output:
+def make_output(
+    *,
+    json: bool,
+    verbosity: int,
+    color: bool,
+    log_format: LogFormat = "text",
+    timestamps: bool = False,
+) -> Output:
     """The output object of one command (built once, in the click layer)."""
     kind = JsonOutput if json else HumanOutput
-    return kind(verbosity=verbosity, color=color)
+    return kind(verbosity=verbosity, color=color, log_format=log_format, timestamps=timestamps)

@@ -32,6 +32,7 @@ START_TIMEOUT = 60  # seconds: initdb and the first start are slow on a loaded m
 class PostgresServer:
     port: int
     user: str = "postgres"
+    folder: Path | None = None  # data, sockets and log: for `restart`
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
@@ -44,6 +45,12 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def restart(self) -> None:
+        """Stop the server (ending every session, as a crash or failover does) and start it
+        again on the same port: what an apply sees when its database restarts mid-apply."""
+        assert self.folder is not None
+        _run(_as_owner([*_pg_ctl(self.folder, self.port), "-m", "fast", "restart"]))
 
 
 def _binary(name: str) -> str | None:
@@ -95,10 +102,14 @@ def _start(folder: Path) -> PostgresServer:
     port = _free_port()
     initdb = [_binary("initdb") or "", "-D", str(data), "-U", "postgres", "-A", "trust"]
     _run(_as_owner([*initdb, "--no-sync", "-E", "UTF8"]))
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = [_binary("pg_ctl") or "", "-D", str(data), "-o", options, "-w", "-t", "60"]
-    _run(_as_owner([*pg_ctl, "-l", str(folder / "log"), "start"]))
-    return PostgresServer(port)
+    _run(_as_owner([*_pg_ctl(folder, port), "start"]))
+    return PostgresServer(port, folder=folder)
+
+
+def _pg_ctl(folder: Path, port: int) -> list[str]:
+    options = f"-p {port} -k {folder / 'sockets'} -c listen_addresses=127.0.0.1 -c fsync=off"
+    data, log = str(folder / "data"), str(folder / "log")
+    return [_binary("pg_ctl") or "", "-D", data, "-o", options, "-w", "-t", "60", "-l", log]
 
 
 def _stop(folder: Path) -> None:

@@ -15,9 +15,18 @@ the client, so the limiter learns it, AIMD style (as TCP does with its congestio
 
 When the API states its limit (`X-RateLimit-Limit`, per minute as the plans are sold, with
 `-Remaining` and `-Reset`), the first answer that says so sets the rate: nothing is learned
-from 429s that the API told us how to avoid. The stated rate is a ceiling that probing never
+from 429s that the API told us how to avoid (a process joining a budget that others already
+spend starts at the room `Remaining` shows). The stated rate is a ceiling that probing never
 passes; a 429 still cuts below it (another client may share the key). `Remaining: 0`
 pauses everyone until `Reset`.
+
+Several processes on one account limit (N pods, N hosts) share one budget that none of
+them sees whole, and each 429 pauses its process for a whole `Retry-After`. So:
+- a budget running low (`Remaining` under a fifth of a second's worth of the stated rate,
+  and lower than the last answer said) means the others spend it faster than it refills:
+  the rate is cut as on a 429, before the 429s come, without a pause, at most once a second;
+- a budget with nearly a second's worth left means nobody drains it (a process sharing it
+  has finished): probing grows by 2 % of the rate per success instead of the fixed step.
 
 Callers are spaced evenly (a reserved time slot each) rather than released in bursts, because
 a burst is what empties the server's token bucket.
@@ -42,6 +51,15 @@ LONG_WINDOW = 10.0  # ...or this, for plans too slow to show in one second
 # or an idle period would let the rate drift far above what was ever tested.
 BINDING_SHARE = 0.8
 RATE_LIMIT_WINDOW = 60.0  # seconds that X-RateLimit-Limit counts over (plans are per minute)
+# The least share of the stated rate a process joining a busy budget starts at.
+MIN_SHARE = 0.1
+# Under this many seconds' worth of calls left in the stated budget (X-RateLimit-Remaining),
+# others are spending it too: cut as a 429 would, without its pause.
+LOW_BUDGET = 0.2
+# With nearly a second's worth left (a budget that refills faster than anyone drains it),
+# probing grows by a share of the rate per success instead of the fixed step.
+IDLE_BUDGET = 0.9
+IDLE_GROWTH = 0.02
 # A Reset this large is a Unix time, not a number of seconds from now.
 EPOCH_THRESHOLD = 1e9
 
@@ -66,6 +84,7 @@ class RateLimiter:
         self._next_slot = 0.0
         self._successes: deque[float] = deque()  # over LONG_WINDOW
         self._recent: deque[float] = deque()  # over WINDOW
+        self._last_remaining: float | None = None  # X-RateLimit-Remaining, last seen
 
     @property
     def rate(self) -> float | None:
@@ -105,19 +124,25 @@ class RateLimiter:
         self._next_slot = self._paused_until
         if now < self._cut_blocked_until:
             return
+        if len(self._successes) < MIN_SAMPLES and self.rate is None:
+            # A 429 after only a success or two says little about the rate (another process
+            # may have spent the window): pause, and learn from the next 429 instead.
+            return
+        self._cut(now)
+
+    def _cut(self, now: float) -> None:
+        """Cut the rate below what was observed; once, until the answers to calls sent
+        before the cut are in (they carry no news about the new rate)."""
         observed = self._observed_rate(now)
         current = self.rate
         if len(self._successes) >= MIN_SAMPLES:
             base = observed if current is None else min(current, observed)
-        elif current is not None:
-            base = current
         else:
-            # A 429 after only a success or two says little about the rate (another process
-            # may have spent the window): pause, and learn from the next 429 instead.
-            return
+            assert current is not None
+            base = current
         self._learned = max(MIN_RATE, DECREASE_FACTOR * base)
         # Answers to requests sent before this cut arrive during the pause (or just after).
-        self._cut_blocked_until = self._paused_until + max(0.25, 1.0 / self._learned)
+        self._cut_blocked_until = max(now, self._paused_until) + max(0.25, 1.0 / self._learned)
 
     def on_success(self) -> None:
         """An answer other than 429 arrived: the rate was acceptable; probe a little higher."""
@@ -128,7 +153,12 @@ class RateLimiter:
             return
         if self._observed_rate(now) < BINDING_SHARE * (self.rate or 0.0):
             return
-        self._learned += INCREASE_PER_SUCCESS
+        step = INCREASE_PER_SUCCESS
+        if self._budget_idle():
+            # The stated budget is full: nobody else spends it (another process sharing it
+            # has finished); grow by a share of the rate, to take up the room in seconds.
+            step = max(step, IDLE_GROWTH * self._learned)
+        self._learned += step
         if self._stated is not None:
             # The API said what it allows: probing past it only earns 429s.
             self._learned = min(self._learned, self._stated)
@@ -146,14 +176,45 @@ class RateLimiter:
         now = self._clock()
         if limit is not None and limit > 0:
             self._stated = max(MIN_RATE, limit / RATE_LIMIT_WINDOW)
-            if self._learned is None or self._learned > self._stated:
-                self._learned = self._stated
+            start = self._stated
+            if self._learned is None and remaining is not None and remaining > 0:
+                # Joining a budget others already spend: start at the room it shows (a
+                # second's worth left is the whole rate), not at the whole stated rate.
+                start *= min(1.0, max(MIN_SHARE, remaining / self._stated))
+            if self._learned is None or self._learned > start:
+                self._learned = max(MIN_RATE, start)
+        draining = remaining is not None and (
+            self._last_remaining is None or remaining < self._last_remaining
+        )
+        if (
+            draining
+            and remaining is not None
+            and self._stated is not None
+            and remaining < LOW_BUDGET * self._stated
+            and len(self._successes) >= MIN_SAMPLES
+            and now >= self._cut_blocked_until
+        ):
+            # Other clients share the budget and are spending it faster than it refills:
+            # slow down before it is gone, rather than wait for the 429s (and their pauses).
+            # Once per second at most: the budget needs that long to show the new rate.
+            self._cut(now)
+            self._cut_blocked_until = max(self._cut_blocked_until, now + WINDOW)
+        if remaining is not None:
+            self._last_remaining = remaining
         if remaining is not None and remaining <= 0 and reset is not None:
             wait = reset - time.time() if reset > EPOCH_THRESHOLD else reset
             wait = min(max(0.0, wait), RATE_LIMIT_WINDOW)
             if wait > 0:
                 self._paused_until = max(self._paused_until, now + wait)
                 self._next_slot = max(self._next_slot, self._paused_until)
+
+    def _budget_idle(self) -> bool:
+        """The last answer said nearly a second's worth of the stated rate is left."""
+        return (
+            self._stated is not None
+            and self._last_remaining is not None
+            and self._last_remaining >= IDLE_BUDGET * self._stated
+        )
 
     def _observed_rate(self, now: float) -> float:
         """Successes per second over the last second, or the last ten on slow plans."""

@@ -41,6 +41,10 @@ class FailedJob:
     url: str
     status: str
     error: str
+    # When the answer gives them (the jobs listing always does; a run's failed_jobs may).
+    custom_id: str | None = None
+    status_code: int | None = None
+    block_reason: str | None = None
 
 
 @dataclass(frozen=True)

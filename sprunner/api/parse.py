@@ -92,12 +92,23 @@ def write_result(answer: Answer) -> WriteResult:
 def _failed_job(answer: Answer, value: Any, where: str) -> FailedJob:
     obj = answer.obj(value, where)
     error = obj.get("error")
+    custom_id, status_code, block_reason = (
+        obj.get("custom_id"),
+        obj.get("status_code"),
+        obj.get("block_reason"),
+    )
     return FailedJob(
         job_id=answer.ident(obj, "job_id", where),
         url=answer.field(obj, "url", str, where),
         status=answer.field(obj, "status", str, where),
         # A job may fail without a message; that is not a broken answer.
         error="" if error is None else str(error),
+        # Optional extras: kept when well-typed, ignored otherwise (never a broken answer).
+        custom_id=custom_id if isinstance(custom_id, str) else None,
+        status_code=status_code
+        if isinstance(status_code, int) and not isinstance(status_code, bool)
+        else None,
+        block_reason=block_reason if isinstance(block_reason, str) else None,
     )
 
 

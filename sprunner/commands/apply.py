@@ -13,17 +13,25 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sprunner import report
-from sprunner.api.errors import ApiUnusableError
 from sprunner.commands.common import load_jobs
-from sprunner.errors import EXIT_FAILED, EXIT_OK, Interrupted
+from sprunner.errors import (
+    EXIT_API_UNUSABLE,
+    EXIT_CRASH,
+    Interrupted,
+    LockHeldError,
+    ReportError,
+    exit_code_for,
+)
+from sprunner.failedjobs import with_job_details
 from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded
-from sprunner.outcome import ApplyOutcome
+from sprunner.lastrun import with_last_runs
+from sprunner.operate import Operation, operated
+from sprunner.outcome import ApplyOutcome, CollectionOutcome
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 from sprunner.state import StateStore as State
@@ -45,6 +53,44 @@ class _Apply:
     options: GlobalOptions
     apply_options: ApplyOptions
     output: Output
+    op: Operation
+
+
+@dataclass
+class _Sofar:
+    """What a report needs if the apply ends early: filled as the apply goes on."""
+
+    api_url: str
+    started_at: float
+    apply_id: str
+    loaded: Loaded | None = None
+    runners: list[Runner] = dataclasses.field(default_factory=list)
+
+    def failed(self, error: BaseException) -> ApplyOutcome:
+        """The outcome of an apply ended by `error`: what was done, and why it stopped."""
+        code = exit_code_for(error)
+        message = str(error) if code != EXIT_CRASH else "sprunner crashed (a bug)"
+        collections = self.runners[0].outcomes() if self.runners else ()
+        return ApplyOutcome(
+            api_url=self.api_url,
+            started_at=self.started_at,
+            finished_at=time.time(),
+            collections=tuple(_cut_short(c, message) for c in collections),
+            warnings=tuple(str(w) for w in self.loaded.warnings) if self.loaded else (),
+            error=message or type(error).__name__,
+            failed_exit_code=code,
+            apply_id=self.apply_id,
+        )
+
+
+def _cut_short(collection: CollectionOutcome, error: str) -> CollectionOutcome:
+    """A collection the apply's end left undone carries the error that ended it (a quota
+    429 on its run start, say); one already finished or deliberately skipped keeps its own."""
+    run = collection.run
+    undone = run is None or (run.run_id is None and run.status != "skipped")
+    if collection.error is not None or collection.action == "deleted" or not undone:
+        return collection
+    return dataclasses.replace(collection, error=error)
 
 
 def run(
@@ -54,36 +100,81 @@ def run(
     output: Output,
     apply_options: ApplyOptions,
 ) -> int:
+    """The apply, whose `--report` and `--junit` are written on every exit but 4 (SPEC §3):
+    a monitor never reads the files of an earlier apply as this one's. It runs inside what
+    tells its surroundings about it (id, exit code, pings, metrics: `sprunner.operate`),
+    job-file loading included."""
+    with operated(output, apply_options, api_url=options.api_url) as op:
+        sofar = _Sofar(options.api_url, op.started_at, op.apply_id)
+        try:
+            outcome = _applied(selection, options, output, apply_options, sofar, op)
+        except LockHeldError:
+            raise  # the files belong to the apply that holds the lock
+        except (Exception, KeyboardInterrupt) as error:
+            op.outcome = sofar.failed(error)
+            _write_files(op.outcome, apply_options, output)
+            raise
+        op.outcome = outcome
+        _write_outputs(outcome, apply_options, output)
+        op.exit_code = outcome.exit_code
+        if outcome.interrupted_by is not None:
+            raise Interrupted(outcome.interrupted_by)
+        return op.exit_code
+
+
+def _applied(
+    selection: Selection,
+    options: GlobalOptions,
+    output: Output,
+    apply_options: ApplyOptions,
+    sofar: _Sofar,
+    op: Operation,
+) -> ApplyOutcome:
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
-    loaded = load_jobs(selection, output)
+    sofar.loaded = loaded = load_jobs(selection, output)
+    output.collections = frozenset(c.name for c in loaded.collections)
+    if apply_options.run:
+        from sprunner.runs.delivery import check_destinations
+
+        check_destinations(loaded.collections)  # a missing extra: exit 2, nothing sent
     with Interruption().installed() as interruption:
         with (
             target(options, output, local=apply_options.local) as api,
             _state(options, api) as state,
         ):
-            work = _Apply(loaded, api, state, options, apply_options, output)
-            outcome = asyncio.run(_apply(work, interruption))
+            sofar.api_url = api.api_url
+            work = _Apply(loaded, api, state, options, apply_options, output, op)
+            outcome = asyncio.run(_apply(work, interruption, sofar))
         if interruption.signum is not None and outcome.interrupted_by is None:
             # It came after the work was done: the report says so, as the exit code will.
             outcome = dataclasses.replace(outcome, interrupted_by=interruption.signum)
-        _write_outputs(outcome, apply_options, output)
-    if interruption.signum is not None:
-        raise Interrupted(interruption.signum)
-    return EXIT_OK if outcome.ok else EXIT_FAILED
+    if state.lost and not any(c.ok for c in outcome.collections):
+        # The state database went away before anything was done: the report says so.
+        lost = "the state database connection was lost before anything could be done"
+        outcome = dataclasses.replace(
+            outcome, error=outcome.error or lost, failed_exit_code=EXIT_API_UNUSABLE
+        )
+    return outcome
 
 
 def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextManager[State]:
-    """The state under its lock, compacted on the way out (`--local` keeps its own)."""
+    """The state under its lock, compacted on the way out (`--local` keeps its own).
+
+    A database state is opened without the whole-state lock: the runner takes one lock
+    per collection (`sprunner.runs.locks`), so that applies on many hosts share the work.
+    """
+    state_url = None if api.local else options.state_url
     return opened(
         state_dir=api.state_dir,
-        state_url=None if api.local else options.state_url,
+        state_url=state_url,
         api_url=api.api_url,
         key=api.api_key,
+        lock=state_url is None,
     )
 
 
-async def _apply(work: _Apply, interruption: Interruption) -> ApplyOutcome:
+async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> ApplyOutcome:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -96,28 +187,27 @@ async def _apply(work: _Apply, interruption: Interruption) -> ApplyOutcome:
     if interruption.signum is not None:  # it came while locking or starting up
         cancel()
 
-    started_at = time.time()
-    runners: list[Runner] = []  # filled once the plan is made: a partial report reads it
+    runners = sofar.runners  # filled once the plan is made: a partial report reads it
+    finals: list[tuple[CollectionOutcome, ...]] = []  # the outcomes with the last runs
     try:
         async with _client(work) as client:
             await _run(work, client, runners)
+            if runners:
+                done = await with_last_runs(client, runners[0].outcomes(), work.output)
+                finals.append(await with_job_details(client, done, work.output))
     except asyncio.CancelledError:
         if interruption.signum is None:
             raise
-    except ApiUnusableError:
-        if runners and work.apply_options.report is not None:
-            partial = ApplyOutcome(work.api.api_url, started_at, time.time(), runners[0].outcomes())
-            report.write_report(partial, work.apply_options.report, work.output.redactor)
-        raise
     finally:
         interruption.on_first = None
     return ApplyOutcome(
         api_url=work.api.api_url,
-        started_at=started_at,
+        started_at=sofar.started_at,
         finished_at=time.time(),
-        collections=runners[0].outcomes() if runners else (),
+        collections=finals[0] if finals else runners[0].outcomes() if runners else (),
         warnings=tuple(str(w) for w in work.loaded.warnings),
         interrupted_by=interruption.signum,
+        apply_id=work.op.apply_id,
     )
 
 
@@ -131,6 +221,7 @@ def _client(work: _Apply) -> ApiClient:
         limiter=RateLimiter(max_rps=work.apply_options.max_rps),
         parallel=work.apply_options.parallel,
         backoff=work.options.retries.api,
+        on_call=work.op.on_call,
     )
 
 
@@ -152,22 +243,40 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
         work.state,
         plan,
         output=work.output,
-        apply_id=uuid.uuid4().hex,
+        apply_id=work.op.apply_id,
         run=work.apply_options.run,
         max_credits=work.apply_options.max_credits,
         backoff=work.options.retries.write,
     )
     runners.append(runner)
-    with work.output.progress(runner.snapshot):
+    with work.output.progress(runner.snapshot, interval=work.apply_options.progress_interval):
         await runner.execute()
+    if work.state.lost:
+        work.output.error(
+            "lost the connection to the state database: nothing new was started after it; "
+            "the next apply adopts the runs still in flight"
+        )
     work.output.debug(f"{client.calls} API calls, {client.rate_limited} answered 429")
 
 
 def _write_outputs(outcome: ApplyOutcome, apply_options: ApplyOptions, output: Output) -> None:
-    if apply_options.report is not None:
-        report.write_report(outcome, apply_options.report, output.redactor)
-    if apply_options.junit is not None:
-        from sprunner.junit import write_junit
-
-        write_junit(outcome, apply_options.junit, redactor=output.redactor)
+    _write_files(outcome, apply_options, output, strict=True)
     output.apply_result(outcome)
+
+
+def _write_files(
+    outcome: ApplyOutcome, apply_options: ApplyOptions, output: Output, *, strict: bool = False
+) -> None:
+    """`--report` and `--junit`. When the apply already failed (`strict` False), a file that
+    cannot be written is said on stderr and the apply's own error stays the one raised."""
+    from sprunner.junit import write_junit
+
+    try:
+        if apply_options.report is not None:
+            report.write_report(outcome, apply_options.report, output.redactor)
+        if apply_options.junit is not None:
+            write_junit(outcome, apply_options.junit, redactor=output.redactor)
+    except ReportError as error:
+        if strict:
+            raise
+        output.error(str(error))

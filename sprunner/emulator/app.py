@@ -90,14 +90,13 @@ def build_app(
         request: Request, route: str, work: Callable[[bytes, Decision], Any], status: int = 200
     ) -> Response:
         engine.calls[route] += 1
-        decision = faults.decide(route)
         authorized = hmac.compare_digest(
             request.headers.get("authorization", "").encode(), expected
         )
         raw, close = b"", False
         if request.method in ("POST", "PUT"):
             try:
-                if authorized and decision.reject is None:
+                if authorized:
                     raw = await read_body(request, max_body_bytes)
                 else:
                     close = not await drain(request, DRAIN_BYTES)
@@ -105,12 +104,16 @@ def build_app(
                 return _detail(error.status, error.detail, {"Connection": "close"})
             except ClientDisconnect:
                 return Response(status_code=400)  # nobody is left to read it
+        # Decided once the body is in: a fault that fired (a held PUT, say) has the whole
+        # request, so a client killed after it was counted cannot take the body back.
+        decision = faults.decide(route)
         if decision.delay:
             await asyncio.sleep(decision.delay)
         refused = _rejection(decision)
         if refused is None and not authorized:
             refused = _detail(401, "Invalid or missing API key")
         if refused is not None:
+            refused.headers.update(decision.headers)
             if close:  # the body was left unread: this connection cannot carry another call
                 refused.headers["Connection"] = "close"
             return refused
@@ -124,7 +127,7 @@ def build_app(
             return _detail(500, "Internal server error (injected after the work was done)")
         if decision.after == "drop":
             return DroppedResponse()
-        return JSONResponse(result, status_code=status)
+        return JSONResponse(result, status_code=status, headers=decision.headers)
 
     async def collections(request: Request) -> Response:
         if request.method == "GET":

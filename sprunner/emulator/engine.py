@@ -43,8 +43,12 @@ class Engine:
         fetch_concurrency: int = 16,
         result_retention: float = DEFAULT_RETENTION,
         allow_private: bool = False,
+        clock_skew: float = 0.0,
     ) -> None:
         self.mode = mode
+        # Seconds the API's wall clock is ahead of ours (negative: behind): `created_at`, the
+        # job timestamps and the `Date` header show it; what the emulator decides does not.
+        self.clock_skew = clock_skew
         self._run_seconds = run_seconds
         self.fetch_timeout = fetch_timeout
         self.allow_private = allow_private
@@ -59,6 +63,10 @@ class Engine:
         self._fetcher: Fetcher | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._swept = time.monotonic()
+
+    def now(self) -> float:
+        """The API's wall clock (epoch seconds), skewed by `clock_skew`."""
+        return time.time() + self.clock_skew
 
     @property
     def run_seconds(self) -> float:
@@ -102,7 +110,7 @@ class Engine:
 
     def create_collection(self, body: Any) -> dict[str, Any]:
         name, requests, duplicates = check_body(body)
-        collection = StoredCollection(uuid.uuid4().hex, name, requests, time.time())
+        collection = StoredCollection(uuid.uuid4().hex, name, requests, self.now())
         self.collections[collection.id] = collection
         return self._write_answer(collection, "Collection created", duplicates)
 
@@ -128,7 +136,7 @@ class Engine:
 
     def start_run(self, collection_id: str) -> dict[str, Any]:
         collection = self._collection(collection_id)
-        run = StoredRun(uuid.uuid4().hex, collection.id, time.time(), time.monotonic())
+        run = StoredRun(uuid.uuid4().hex, collection.id, self.now(), time.monotonic())
         for index, request in enumerate(collection.requests):
             run.jobs.append(Job(index, request["url"], request.get("custom_id")))
         if self.mode == "simulate":

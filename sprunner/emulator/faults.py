@@ -12,6 +12,8 @@ or from Python while the server runs (tests flip faults on and off mid-apply):
 | `quota`          | probability (default 1) | 429 "monthly quota exceeded", no work done        |
 | `slow`           | seconds                 | wait before handling                              |
 | `rate-limit`     | requests per second     | token bucket (one second of burst); 429 if empty  |
+|                  |                         | and `X-RateLimit-Limit/-Remaining/-Reset` on each |
+|                  |                         | answer: per minute, tokens left, s until one is   |
 | `no-idempotency` | —                       | ignore `Idempotency-Key`, like an old deployment  |
 
 `route` restricts a fault to one kind of call (see `ROUTES`). `Faults.once(kind, route=...)`
@@ -102,6 +104,7 @@ class Decision:
     retry_after: int = 1
     after: Literal["error", "drop"] | None = None
     idempotency: bool = True
+    headers: dict[str, str] = field(default_factory=dict)  # added to the answer
 
 
 @dataclass
@@ -120,6 +123,17 @@ class _Bucket:
             self.tokens -= 1.0
             return None
         return (1.0 - self.tokens) / self.rate
+
+    def headers(self) -> dict[str, str]:
+        """`X-RateLimit-*` as of now: the limit per minute (as plans are sold), the whole
+        tokens left, and the seconds until there is one (0 when there is)."""
+        remaining = int(self.tokens)
+        reset = 0.0 if remaining >= 1 else (1.0 - self.tokens) / self.rate
+        return {
+            "X-RateLimit-Limit": f"{self.rate * 60:g}",
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": f"{reset:.3f}",
+        }
 
 
 class Faults:
@@ -205,6 +219,7 @@ class Faults:
                 return False
             bucket = self._buckets.setdefault(id(fault), _Bucket(fault.value, fault.value))
             wait = bucket.take()
+            decision.headers.update(bucket.headers())
             if wait is None:
                 return False
             decision.reject, decision.retry_after = "429", max(1, math.ceil(wait))

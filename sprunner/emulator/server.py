@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sprunner.emulator.app import MAX_BODY_BYTES, build_app
 from sprunner.emulator.engine import Engine, Mode
@@ -64,8 +64,10 @@ def make_server(
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> uvicorn.Server:
     app: ASGIApp = build_app(engine, faults, api_key=api_key, max_body_bytes=max_body_bytes)
+    app = _dated(app, engine)
     config = uvicorn.Config(
         app if wrap is None else wrap(app),
+        date_header=False,  # ours, on the API's (possibly skewed) clock
         log_level=log_level,
         log_config=None,  # leave the host program's logging alone
         access_log=False,
@@ -76,6 +78,23 @@ def make_server(
         timeout_graceful_shutdown=2,
     )
     return uvicorn.Server(config)
+
+
+def _dated(app: ASGIApp, engine: Engine) -> ASGIApp:
+    """Every answer carries a `Date` header on the engine's clock (`clock_skew`)."""
+    from email.utils import formatdate
+
+    async def dated(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_dated(message: Message) -> None:
+            if message.get("type") == "http.response.start":
+                date = formatdate(engine.now(), usegmt=True).encode()
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", date)]}
+            await send(message)
+
+        await app(scope, receive, send_dated if scope.get("type") == "http" else send)
+
+    return dated
 
 
 @contextmanager
@@ -94,14 +113,14 @@ def running_emulator(
     result_retention: float = DEFAULT_RETENTION,
     allow_private: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
+    clock_skew: float = 0.0,
 ) -> Iterator[EmulatorHandle]:
     """Serve the emulator on `host:port` (0: a free port) in a thread for the `with` block.
 
-    `wrap` puts ASGI middleware around the app: tests use it to answer some calls in ways
-    no fault models (broken bodies, wrong shapes, a collection deleted mid-call).
-    `result_retention` shortens how long results are kept (seconds; 24 h by default).
-    `allow_private=True` lets fetch mode reach loopback and private targets, such as the
-    test sites of `tests/sites.py`; like the command, it refuses them by default.
+    `wrap`: ASGI middleware around the app (tests answer calls in ways no fault models);
+    `result_retention`: seconds results are kept (24 h by default); `allow_private=True`:
+    fetch mode may reach loopback and private targets (the test sites), refused by default;
+    `clock_skew`: seconds the API's clock is ahead of ours (negative: behind).
     """
     engine = Engine(
         mode=mode,
@@ -110,6 +129,7 @@ def running_emulator(
         fetch_concurrency=fetch_concurrency,
         result_retention=result_retention,
         allow_private=allow_private,
+        clock_skew=clock_skew,
     )
     active = faults if isinstance(faults, Faults) else Faults(faults, seed=seed)
     server = make_server(engine, active, api_key=api_key, wrap=wrap, max_body_bytes=max_body_bytes)

@@ -190,4 +190,6 @@ def validate_document(root: PMap, display: str) -> list[Problem]:
             line, col = mark if mark else (None, None)
             problems.append(Problem(display, line, col, format_path(item.path), item.message))
     problems.sort(key=lambda p: (p.line or 0, p.column or 0, p.path))
-    return problems
+    # The schema may state one rule in two places (the top-level `required` and a branch
+    # that repeats it): the user gets each message once.
+    return list(dict.fromkeys(problems))

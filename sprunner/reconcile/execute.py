@@ -1,10 +1,12 @@
 """Carrying out one planned change, with the never-twice rules of SPEC §4.
 
-- A create sends an Idempotency-Key derived from the desired content, this apply and this
-  create, so that its retries replay instead of creating again on deployments that honour
-  it; a collection created again later (deleted remotely meanwhile) gets a new key, since a
-  replay would hand back the deleted one. On deployments that ignore the key, the real
-  guard is the next point.
+- A create sends an Idempotency-Key derived from the API URL, the name, the content and a
+  generation number kept in the state: its retries replay instead of creating again, and
+  two hosts (or two state directories) creating the same collection at once send the same
+  key, so a deployment that honours it creates it once. The generation changes only when
+  a create replayed a collection that no longer exists (it was deleted remotely since):
+  then the create is sent again under the next generation. On deployments that ignore the
+  key, the real guard is the next point.
 - After an ambiguous failure of a create (5xx, dropped connection, timeout), the remote
   list is read again by name before anything is repeated: a collection that appeared is
   adopted, not created a second time.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,11 +43,19 @@ class Applied:
     notes: tuple[str, ...] = ()  # what the API said about the body (duplicates, blocked...)
 
 
-def idempotency_key(desired: DesiredCollection, apply_id: str, attempt: str) -> str:
-    """The content, this apply and this create: retries of one create replay its answer,
-    while a create made again later (the first one deleted remotely meanwhile) is new."""
-    text = f"{apply_id}\n{attempt}\n{desired.fingerprint}"
+GENERATION = "create-generation"  # the state blob that holds a collection's generation
+
+
+def idempotency_key(api_url: str, desired: DesiredCollection, generation: int) -> str:
+    """The same on every host for the same API, name, content and generation. The unkeyed
+    content fingerprint is fine here: the key goes to the API, which has the content."""
+    text = f"{api_url}\n{desired.name}\n{desired.fingerprint}\n{generation}"
     return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _generation(state: State, name: str) -> int:
+    value = state.get_blob(name, GENERATION)
+    return value if isinstance(value, int) else 0
 
 
 def _notes(answer: Any) -> tuple[str, ...]:
@@ -80,9 +89,28 @@ async def create(
     *,
     apply_id: str,
     backoff: Backoff = WRITE_BACKOFF,
+    gone: str | None = None,
+) -> Applied:
+    """Create `desired`. `gone`: the id this name had, now deleted remotely (by default the
+    state's, since the plan creates only what the remote list lacks); a create answered
+    with it was replayed, and is sent again under a new generation."""
+    name = desired.name
+    entry = state.get(name)
+    if gone is None and entry is not None and entry.id:
+        gone = entry.id
+    applied = await _create_once(client, state, desired, backoff=backoff)
+    if gone is not None and applied.collection_id == gone:
+        state.put_blob(name, GENERATION, _generation(state, name) + 1)
+        applied = await _create_once(client, state, desired, backoff=backoff)
+    _record_applied(state, desired, applied.collection_id, created=True, creating=False)
+    return applied
+
+
+async def _create_once(
+    client: ApiClient, state: State, desired: DesiredCollection, *, backoff: Backoff
 ) -> Applied:
     name = desired.name
-    key = idempotency_key(desired, apply_id, uuid.uuid4().hex)
+    key = idempotency_key(state.api_url, desired, _generation(state, name))
     requests: Sequence[Mapping[str, Any]] = desired.requests
     # Durable before the POST: if we die before the answer, the next apply knows that the
     # collection it finds under this name is one sprunner created.
@@ -104,7 +132,6 @@ async def create(
         return Applied(ids[0], "created") if ids else None
 
     applied, _adopted = await send_then_look(send, look, backoff)
-    _record_applied(state, desired, applied.collection_id, created=True, creating=False)
     return applied
 
 
@@ -126,7 +153,9 @@ async def update(
     except NotFoundError:
         # Deleted remotely since we listed: the job file still wants it.
         state.forget(name)
-        return await create(client, state, desired, apply_id=apply_id, backoff=backoff)
+        return await create(
+            client, state, desired, apply_id=apply_id, backoff=backoff, gone=remote_id
+        )
     _record_applied(state, desired, remote_id, created=created)
     return Applied(remote_id, "updated", _notes(answer))
 

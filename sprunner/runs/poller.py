@@ -20,7 +20,7 @@ its retries, minutes past the `timeout` the job file asked for.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sprunner.api.client import ApiClient
@@ -67,10 +67,15 @@ async def wait_for_run(
     deadline: float,
     started: float,
     on_update: Callable[[Run], None] = lambda run: None,
+    on_poll: Callable[[Run], Awaitable[None]] | None = None,
+    max_delay: float | None = None,
 ) -> Waited:
     """Poll `run` until it completes or `deadline` (event-loop time) passes.
 
     `started` is when the run began, in event-loop time (for the pace estimate).
+    `on_poll` is awaited after each answered poll, before the next is planned: work that
+    follows the run's progress (draining its results) shares this loop and its client.
+    `max_delay` caps the delay between polls in place of CAP_SECONDS.
     """
     loop = asyncio.get_running_loop()
     delay = poll_interval
@@ -89,7 +94,9 @@ async def wait_for_run(
             pass  # the client already retried; keep waiting rather than give up on the run
         else:
             on_update(run)
-        cap = max(CAP_SECONDS, poll_interval)
+            if on_poll is not None:
+                await on_poll(run)
+        cap = max(CAP_SECONDS, poll_interval) if max_delay is None else max_delay
         backoff_delay = min(backoff_delay * BACKOFF, cap)
         delay = next_delay(run, backoff_delay=backoff_delay, elapsed=loop.time() - started, cap=cap)
     return Waited(run, timed_out=False)

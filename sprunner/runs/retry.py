@@ -143,6 +143,13 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
     return Retried(tuple(retries), counts, sum(r.credits for r in retries), dict(state.attempts))
 
 
+def counts_of(run: Run) -> FinalCounts:
+    """A run's own counts as the final ones (no job was retried)."""
+    return FinalCounts(
+        run.total_requests, run.success_requests, run.failed_requests, run.timeout_requests
+    )
+
+
 def _hold(state: State, name: str, first: Run) -> None:
     """Keep the parent's run in flight until its retries are over: an apply killed
     meanwhile adopts it on the next apply, and the ledger resumes the retries."""

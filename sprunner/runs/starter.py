@@ -5,9 +5,11 @@
   looks for the run that POST started instead of starting another.
 - After an ambiguous failure of the POST (5xx, dropped connection), the runs of the
   collection are listed and a run this attempt started is adopted — in progress *or
-  already completed*, since a short run can end before we look. Ours is a run newer (in
-  the API's newest-first list) than every run known before the attempt, whose `created_at`
-  is not older than the attempt less a margin for clock skew between us and the API.
+  already completed*, since a short run can end before we look. Ours is the newest run
+  (in the API's newest-first list) when it is newer than every run known before the
+  attempt. Our clock is never compared with the API's `created_at`: the API's clock may be
+  minutes off ours. So the runs known before the attempt must be complete: when the state
+  does not know the newest run, the runs are listed before the POST.
 - A run an interrupted apply left in flight is adopted by the next apply, whatever the
   policy says: it was started for a reason and never reported.
 - With `overlap: skip`, when the policy wants a run and one is already in progress
@@ -27,8 +29,6 @@ from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
 from sprunner.state import RunRecord
 from sprunner.state import StateStore as State
 
-CLOCK_SKEW_SECONDS = 5.0
-
 
 @dataclass(frozen=True)
 class Started:
@@ -37,22 +37,19 @@ class Started:
     started_at: float  # epoch seconds, our clock
 
 
-def _ours(runs: list[Run], *, since: float, known: Collection[str]) -> Run | None:
-    for run in runs:  # newest first
-        if run.run_id in known:
-            # Every run after this one in the list is older than a run we already knew:
-            # none of them can be the one this attempt started, however recent its time.
-            return None
-        if run.created_at is not None and run.created_at >= since - CLOCK_SKEW_SECONDS:
-            return run
-    return None
+def _ours(runs: list[Run], *, known: Collection[str]) -> Run | None:
+    """The newest run, when it is none of the runs known before the attempt (newest first:
+    every run after a known one in the list is older than it, so not ours either)."""
+    if not runs or runs[0].run_id in known:
+        return None
+    return runs[0]
 
 
 async def find_started(
-    client: ApiClient, collection_id: str, *, name: str, since: float, known: Collection[str]
+    client: ApiClient, collection_id: str, *, name: str, known: Collection[str]
 ) -> Run | None:
     runs = await client.list_runs(collection_id, name=name)
-    return _ours(runs, since=since, known=known)
+    return _ours(runs, known=known)
 
 
 async def start(
@@ -85,7 +82,7 @@ async def start(
         return await client.start_run(collection_id, name=name)
 
     async def look() -> Run | None:
-        return await find_started(client, collection_id, name=name, since=since, known=known)
+        return await find_started(client, collection_id, name=name, known=known)
 
     run, adopted = await send_then_look(send, look, backoff)
     record = RunRecord(run.run_id, since)
@@ -112,9 +109,7 @@ async def adopt_ours(
             state.update(name, inflight=None)
             return None
         return Started(run, adopted=True, started_at=inflight.started_at)
-    found = await find_started(
-        client, collection_id, name=name, since=inflight.started_at, known=entry.known_run_ids
-    )
+    found = await find_started(client, collection_id, name=name, known=entry.known_run_ids)
     if found is None:
         state.update(name, inflight=None)
         return None

@@ -19,9 +19,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sprunner.errors import StateError
+from sprunner.errors import EXIT_API_UNUSABLE, StateError
 from sprunner.state.hashing import Hasher
 from sprunner.state.model import Entry, LockHolder
 
@@ -31,7 +31,11 @@ if TYPE_CHECKING:
 
 class StateConnectionLost(StateError):
     """The state database cannot be reached any more: the locks this apply held are gone,
-    so nothing new may be started; runs already started may still be waited for."""
+    so nothing new may be started; runs already started may still be waited for.
+
+    Exit code 3 when it ends the command (nothing could be done), like an unusable API."""
+
+    exit_code: ClassVar[int] = EXIT_API_UNUSABLE
 
 
 class StateStore(ABC):
@@ -97,6 +101,16 @@ class StateStore(ABC):
         return entry.started_fingerprint != self.fingerprint_of(collection)
 
     # -- per-collection locks --------------------------------------------------------------
+    @property
+    def shared(self) -> bool:
+        """Whether other hosts share this state (per-collection locks mean something)."""
+        return False
+
+    @property
+    def lost(self) -> bool:
+        """Whether the connection to a shared state is lost (its locks with it)."""
+        return False
+
     def try_lock(self, name: str, *, apply_id: str) -> bool:
         """Take `name`'s lock for this apply; False when another apply holds it.
 

@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -201,6 +202,12 @@ class PostgresState(StateStore):
 
     # -- entries and blobs -----------------------------------------------------------------
     def _write_entry(self, name: str, entry: Entry | None, *, durable: bool) -> None:
+        if not durable:
+            # Nothing relies on it (a run seen to its end): after a lost connection it stays
+            # in memory, and the next apply, finding the run still in flight, adopts it.
+            with contextlib.suppress(StateConnectionLost):
+                self._write_entry(name, entry, durable=True)
+            return
         if entry is None:
             self._rows(
                 "DELETE FROM sprunner_entries WHERE api_url = %s AND name = %s",
@@ -221,7 +228,9 @@ class PostgresState(StateStore):
         return self._blobs.get(name, {}).get(kind)
 
     def put_blob(self, name: str, kind: str, value: Any, *, durable: bool = True) -> None:
-        self._put_blob(self.api_url, name, kind, value)
+        # Non-durable: as `_write_entry`, kept in memory after a lost connection.
+        with contextlib.suppress(*(() if durable else (StateConnectionLost,))):
+            self._put_blob(self.api_url, name, kind, value)
         kinds = self._blobs.setdefault(name, {})
         if value is None:
             kinds.pop(kind, None)
@@ -266,6 +275,14 @@ class PostgresState(StateStore):
         return list(rows[0][1])
 
     # -- per-collection locks --------------------------------------------------------------
+    @property
+    def shared(self) -> bool:
+        return True
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
     def try_lock(self, name: str, *, apply_id: str) -> bool:
         if name in self._held:
             return True
@@ -287,11 +304,13 @@ class PostgresState(StateStore):
         apply_id = self._held.pop(name, None)
         if apply_id is None:
             return
+        # Unlocked first: until then, whoever fails to take the lock finds our row and
+        # can say who handles the collection. A row the next holder wrote is not ours.
+        self._rows("SELECT pg_advisory_unlock(%s)", (lock_key(self.api_url, name),))
         self._rows(
             "DELETE FROM sprunner_locks WHERE api_url = %s AND name = %s AND apply_id = %s",
             (self.api_url, name, apply_id),
         )
-        self._rows("SELECT pg_advisory_unlock(%s)", (lock_key(self.api_url, name),))
 
     def holder(self, name: str) -> LockHolder | None:
         rows = self._rows(

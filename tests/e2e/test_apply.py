@@ -193,7 +193,10 @@ def test_when_never_and_when_changed(sprunner: Sprunner, tmp_path: Path) -> None
     assert "run" not in sprunner.calls()
     job = policy_job(tmp_path, "when: changed")
     result, report = sprunner.apply(job)
-    assert run_status(report)[0] == "skipped"  # content unchanged since the first apply
+    # No run ever started with this content: it is pending, so it runs now (SPEC §2).
+    assert result.exit_code == 0 and run_status(report) == ("completed", None)
+    result, report = sprunner.apply(job)
+    assert run_status(report)[0] == "skipped"  # unchanged since the run that started
     job = policy_job(tmp_path, "when: changed", **{"range(4)": "range(5)"})
     result, report = sprunner.apply(job)
     assert result.exit_code == 0 and run_status(report) == ("completed", None)
@@ -227,11 +230,14 @@ def test_when_never_does_not_wait_for_someone_elses_run(sprunner: Sprunner, tmp_
     sprunner.apply(job, "--no-run")
     sprunner.emulator.engine.run_seconds = 30
     (stored,) = sprunner.emulator.engine.collections.values()
-    sprunner.emulator.engine.start_run(stored.id)
+    other = sprunner.emulator.engine.start_run(stored.id)
     result, report = sprunner.apply(job)
     assert result.exit_code == 0, result.output
     assert run_status(report) == ("skipped", "run.when is never")
-    assert "list_runs" not in sprunner.calls() and "get_run" not in sprunner.calls()
+    # Not waited for: never polled. The one list call is the report's last-run lookup.
+    assert "get_run" not in sprunner.calls() and sprunner.calls().get("list_runs", 0) <= 1
+    last = report["collections"][0]["last_run"]
+    assert (last["run_id"], last["status"]) == (other["run_id"], "in_progress")
 
 
 def test_overlap_allow_starts_another(sprunner: Sprunner, tmp_path: Path) -> None:

@@ -133,7 +133,9 @@ def test_an_unusable_first_list_exits_3_and_sends_nothing_else(
     result, report = env.apply()
     assert result.exit_code == 3, result.output
     assert needle in result.output and "list collections" in result.output
-    assert report is None
+    # A fresh report says so (SPEC §3: written on every exit but 4), with nothing applied.
+    assert report is not None and report["ok"] is False and report["exit_code"] == 3
+    assert report["collections"] == [] and "list collections" in report["error"]
     assert env.sprunner.calls() == {}  # the hostile layer answered; the emulator saw nothing
 
 

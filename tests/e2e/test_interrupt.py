@@ -372,7 +372,7 @@ def test_a_second_apply_exits_4_at_once_and_a_killed_one_leaves_no_lock(
     second = Apply(sprunner, job)
     began = time.monotonic()
     assert second.finish() == 4, second.output
-    assert time.monotonic() - began < 5.0
+    assert time.monotonic() - began < 15.0  # generous: a loaded CI machine starts Python slowly
     assert writes() == calls_before  # neither sent a single call
 
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL

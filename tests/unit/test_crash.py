@@ -25,7 +25,7 @@ def test_an_unexpected_exception_exits_70_naming_a_crash_log(
     async def broken(*args: object, **kw: object) -> None:
         raise RuntimeError(f"something is wrong with {KEY}")
 
-    monkeypatch.setattr(plan_command, "_list", broken)
+    monkeypatch.setattr(plan_command, "_plan", broken)
     monkeypatch.setenv("SCRAPINGPROS_API_KEY", KEY)
     state_dir = tmp_path / "state"
 

@@ -18,7 +18,11 @@ KUBERNETES = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
 REPOSITORY = "https://github.com/scrapingpros/sprunner"
 IMAGE = "ghcr.io/scrapingpros/sprunner"
 # backoffLimitPerIndex and FailIndex (one shard fails alone) exist from Kubernetes 1.29.
-MINIMUM = {"cronjob.yaml": (1, 26), "cronjob-sharded.yaml": (1, 29)}
+MINIMUM = {
+    "cronjob.yaml": (1, 26),
+    "cronjob-sharded.yaml": (1, 29),
+    "cronjob-postgres.yaml": (1, 29),
+}
 
 
 def _project() -> dict[str, Any]:

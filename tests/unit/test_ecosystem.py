@@ -317,6 +317,28 @@ def test_kubernetes_indexed_cronjob_gives_each_shard_its_own_state(
         _check_pod_paths(pod, call, claim["metadata"]["name"])
 
 
+def test_kubernetes_postgres_cronjob_shares_one_database_over_pods_with_no_volume(
+    parse_apply: Any, tmp_path: Path
+) -> None:
+    manifests = _manifests("cronjob-postgres.yaml")
+    assert set(manifests) == {"CronJob"}  # no PersistentVolumeClaim
+    cronjob = manifests["CronJob"]
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    assert job["parallelism"] == job["completions"] > 1
+    pod = _pod(cronjob)
+    assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
+    (container,) = pod["containers"]
+    (url,) = [e for e in container["env"] if e["name"] == "SPRUNNER_STATE_URL"]
+    assert url["valueFrom"]["secretKeyRef"]  # the password never in the manifest
+    # Every pod runs the same command: the database shares the work, not --shard.
+    argv = [str(tmp_path) if a == "/work/jobfiles" else a for a in container["args"]]
+    call = parse_apply(argv, env={"SPRUNNER_STATE_URL": "postgresql://u:p@db/sprunner"})
+    assert call.options.state_url == "postgresql://u:p@db/sprunner"
+    assert call.selection.shard is None
+    assert call.options.api_key_file is not None
+    assert "secret" in _volume_at(pod, call.options.api_key_file)
+
+
 # --- GitHub Actions ----------------------------------------------------------------------------
 
 

@@ -128,11 +128,16 @@ def test_counts_match_the_outcome() -> None:
     assert failing == ["too-many", "slow", "broken", "too-dear"]
     for element in (root, suite):
         assert element.get("tests") == "8"
-        assert element.get("failures") == str(len(failing))
-        assert element.get("skipped") == "1"
-        assert element.get("errors") == "0"
+        # The API error of "broken" is an <error>, the other three are failures.
+        assert element.get("failures") == str(len(failing) - 1)
+        assert element.get("errors") == "1"
+    assert suite.get("skipped") == "1"
+    assert root.get("skipped") is None  # junit-10.xsd has no `skipped` on <testsuites>
     cases = _cases(suite)
-    assert {n for n, c in cases.items() if c.find("failure") is not None} == set(failing)
+    assert {n for n, c in cases.items() if c.find("failure") is not None} == set(failing) - {
+        "broken"
+    }
+    assert {n for n, c in cases.items() if c.find("error") is not None} == {"broken"}
     assert {n for n, c in cases.items() if c.find("skipped") is not None} == {"not-due"}
 
 
@@ -152,7 +157,8 @@ def test_failures_say_why_and_list_failed_jobs() -> None:
     assert "https://shop.example.com/p/2\ttimeout\tTimed out" in text
 
     assert failure("slow").get("type") == "timed_out"
-    assert failure("broken").get("message") == "422: URL blocked"
+    error = cases["broken"].find("error")
+    assert error is not None and error.get("message") == "422: URL blocked"
     assert "max-credits" in (failure("too-dear").get("message") or "")
 
     skipped = cases["not-due"].find("skipped")
@@ -212,7 +218,7 @@ def test_control_characters_from_the_api_do_not_break_the_xml() -> None:
         CollectionOutcome("c", "a.yaml", "error", error="bad byte \x00\x1b[31m here\ufffe"),
     )
     root = _parse(to_xml(outcome))
-    failure = next(root.iter("failure"))
+    failure = next(root.iter("error"))  # an API error
     assert failure.get("message") == "bad byte [31m here"
 
 
@@ -231,3 +237,25 @@ def test_an_unwritable_path_is_a_report_error_not_a_traceback(tmp_path: Path) ->
     blocker.write_text("", encoding="utf-8")
     with pytest.raises(ReportError, match="cannot write the JUnit report"):
         write_junit(_outcome(), blocker / "junit.xml")
+
+
+def test_validates_against_the_jenkins_xunit_schema_and_carries_run_durations() -> None:
+    import dataclasses
+
+    import xmlschema
+
+    schema = xmlschema.XMLSchema(str(Path(__file__).parents[1] / "data" / "junit-10.xsd"))
+    timed = RunOutcome("completed", "r-9", 1, 1, started_at=1000.0, finished_at=1012.25)
+    outcome = dataclasses.replace(
+        MIXED,
+        collections=(
+            *MIXED.collections,
+            CollectionOutcome("timed", "t.yaml", "created", "c9", 1, timed),
+        ),
+        apply_id="abc123",
+    )
+    data = to_xml(outcome)
+    schema.validate(data.decode("utf-8"))
+    cases = _cases(_parse(data))
+    assert cases["timed"].get("time") == "12.250"
+    assert cases["not-due"].get("time") == "0.000"

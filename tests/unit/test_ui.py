@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from sprunner.cli import cli
-from sprunner.redact import Redactor
+from sprunner.redact import Redactor, structured
+from sprunner.ui import HumanOutput
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "jobs"
 
@@ -30,3 +33,30 @@ def test_quiet_and_verbose_work_after_the_command_name() -> None:
     assert before.exit_code == 0 and before.stdout == ""
     loud = runner.invoke(cli, ["validate", str(EXAMPLES)], catch_exceptions=False)
     assert loud.stdout.startswith("ok: 2 files, 4 collections")
+
+
+class _ClosedPipe(io.StringIO):
+    """A stream whose reader went away: every write raises BrokenPipeError."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stream_is_dropped_and_the_other_one_goes_on() -> None:
+    closed, healthy = _ClosedPipe(), io.StringIO()
+    output = HumanOutput(stdout=closed, stderr=healthy)
+    output.out("first")  # raises nothing
+    output.out("second")
+    output.info("still logging")
+    assert closed.writes == 1  # not tried again once it is known to be closed
+    assert healthy.getvalue() == "still logging\n"
+
+
+def test_structured_masking_happens_before_encoding() -> None:
+    secret = 'tok"\\quoted-secret'
+    masked = structured({"a": [secret, {"b": f"x{secret}y"}], "n": 3}, Redactor([secret]))
+    assert masked == {"a": ["***", {"b": "x***y"}], "n": 3}
+    assert secret not in json.dumps(masked) and "quoted-secret" not in json.dumps(masked)

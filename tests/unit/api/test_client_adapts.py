@@ -147,3 +147,66 @@ def test_route_templates_take_every_id_out() -> None:
     assert route_template("GET", "/v1/async/collections/c1/runs/r1/jobs") == (
         "GET /v1/async/collections/{id}/runs/{run_id}/jobs"
     )
+
+
+def _steady(limiter: RateLimiter, clock: FakeClock, rate: float, seconds: float) -> None:
+    """Successes at `rate` a second for `seconds`, each answer with no headers."""
+    for _ in range(int(rate * seconds)):
+        clock.now += 1.0 / rate
+        limiter.on_success()
+
+
+def test_a_shared_budget_running_low_cuts_the_rate_before_any_429() -> None:
+    # 1,500 a minute: 25 a second stated, but other processes spend the same budget.
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    limiter.on_rate_headers(1500, 60, 0)
+    _steady(limiter, clock, 10, 1.0)
+    assert limiter.rate == pytest.approx(25.0)
+    limiter.on_rate_headers(1500, 4, 0)  # under a fifth of a second's worth, and falling
+    cut = limiter.rate
+    assert cut is not None and cut < 10.0  # below what this process was seen to get
+    assert limiter.paused_for == 0.0  # no pause: the budget is not gone
+    # Answers within the next second carry no news about the new rate: no second cut.
+    clock.now += 0.5
+    limiter.on_rate_headers(1500, 2, 0)
+    assert limiter.rate == cut
+
+
+def test_a_low_budget_that_refills_does_not_cut_again() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    limiter.on_rate_headers(1500, 3, 0)
+    _steady(limiter, clock, 10, 1.0)
+    before = limiter.rate
+    for remaining in (3, 4, 4):  # low, but the shared rate is already below the limit
+        clock.now += 2.0
+        limiter.on_rate_headers(1500, remaining, 0)
+    assert limiter.rate == before
+
+
+def test_a_full_budget_lets_a_slowed_process_take_up_the_room_in_seconds() -> None:
+    # The other processes sharing the budget have finished: this one was cut to 4 a second.
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    limiter.on_rate_headers(1500, 25, 0)
+    _steady(limiter, clock, 10, 1.0)
+    limiter.on_rate_limited(0.0)
+    assert limiter.rate == pytest.approx(8.5)
+    seconds = 0.0
+    while (limiter.rate or 0.0) < 20.0 and seconds < 60.0:
+        rate = limiter.rate or 1.0
+        clock.now += 1.0 / rate
+        seconds += 1.0 / rate
+        limiter.on_success()
+        limiter.on_rate_headers(1500, 25, 0)  # nobody else spends it
+    assert seconds < 10.0  # the fixed step alone would take ~30 s
+    assert limiter.rate is not None and limiter.rate <= 25.0  # never past the stated rate
+
+
+def test_a_process_joining_a_busy_budget_starts_at_the_room_it_shows() -> None:
+    limiter = RateLimiter(clock=FakeClock())
+    limiter.on_rate_headers(1500, 5, 0)  # 25 a second stated; a fifth of a second's worth left
+    assert limiter.rate == pytest.approx(5.0)
+    limiter.on_rate_headers(1500, 24, 0)  # later answers do not raise it: probing does
+    assert limiter.rate == pytest.approx(5.0)

@@ -1,0 +1,225 @@
+"""Many applies sharing one PostgreSQL state (issue #16), as pods do: real subprocesses,
+one real database server, one emulator.
+
+What a user relies on: each collection is created once and run once however many applies
+run at once; each is done in exactly one report and "handled by apply <id> on <host>" in
+the others; a killed apply's runs are adopted by the next apply, never started again; a
+database lost mid-apply starts nothing new, says so, and leaves nothing duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sprunner.emulator.server import EmulatorHandle, running_emulator
+from tests.e2e.apply_helpers import Sprunner, check_report, write_job
+from tests.e2e.emulator_helpers import PREFIX
+from tests.e2e.subprocess_helpers import DEADLINE, wait_for, wait_quiet
+from tests.postgres import PostgresServer
+
+NAMES = [f"site-{i}" for i in range(6)]
+JOB = "version: 1\ncollections:\n" + "".join(
+    f"  - name: {name}\n    requests:\n      - url: https://{name}.example.com/\n" for name in NAMES
+)
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorHandle]:
+    with running_emulator(mode="simulate", run_seconds=2.0) as handle:
+        yield handle
+
+
+class ListingBarrier:
+    """Holds each apply's first listing until `count` applies have listed: every apply has
+    then loaded the state and none has acted, as when N pods start together. Without it, an
+    apply started seconds late on a loaded machine begins after another finished, and is a
+    later apply, not one at the same time (it would run `when: always` collections again)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.arrived = 0
+        self.all_in: asyncio.Event | None = None
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        async def held(scope: Scope, receive: Receive, send: Send) -> None:
+            listing = scope["type"] == "http" and scope["method"] == "GET"
+            if listing and scope["path"] == PREFIX and not scope["query_string"]:
+                await self._arrive()
+            await app(scope, receive, send)
+
+        return held
+
+    async def _arrive(self) -> None:
+        if self.all_in is None:
+            self.all_in = asyncio.Event()
+        if self.arrived >= self.count:
+            return
+        self.arrived += 1
+        if self.arrived == self.count:
+            self.all_in.set()
+        await asyncio.wait_for(self.all_in.wait(), DEADLINE * 3)
+
+
+def start_apply(
+    emulator: EmulatorHandle, workdir: Path, state_url: str, report: Path, *args: str
+) -> subprocess.Popen[str]:
+    """`sprunner apply` in its own process, as one pod runs it."""
+    report.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "SCRAPINGPROS_API_KEY": emulator.api_key,
+        "SPRUNNER_STATE_URL": state_url,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    command = [sys.executable, "-m", "sprunner", "--api-url", emulator.url, "apply"]
+    return subprocess.Popen(
+        [*command, "jobs.yaml", "--report", str(report), *args],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    out, err = process.communicate(timeout=DEADLINE * 3)
+    return process.returncode, out + err
+
+
+def runs_per_collection(emulator: EmulatorHandle) -> dict[str, int]:
+    """Runs the emulator started, by collection name."""
+    engine = emulator.engine
+    names = {c.id: c.name for c in list(engine.collections.values())}
+    return dict(Counter(names[r.collection_id] for r in list(engine.runs.values())))
+
+
+def created_once(emulator: EmulatorHandle) -> None:
+    names = Counter(c.name for c in list(emulator.engine.collections.values()))
+    assert names == Counter(NAMES), f"each collection must exist once: {names}"
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in report["collections"]}
+
+
+def test_four_applies_at_once_share_the_work_each_collection_created_and_run_once(
+    tmp_path: Path, state_db: str
+) -> None:
+    write_job(tmp_path, JOB)
+    reports = [tmp_path / f"report-{i}.json" for i in range(4)]
+    barrier = ListingBarrier(len(reports))
+    with running_emulator(mode="simulate", run_seconds=2.0, wrap=barrier.wrap) as emulator:
+        processes = [start_apply(emulator, tmp_path, state_db, r) for r in reports]
+        results = [finish(p) for p in processes]
+        check_shared(emulator, reports, results)
+    assert barrier.arrived == len(reports)  # all four listed before any acted
+
+
+def check_shared(
+    emulator: EmulatorHandle, reports: list[Path], results: list[tuple[int, str]]
+) -> None:
+    for code, output in results:
+        assert code == 0, output
+        assert "Traceback" not in output
+
+    created_once(emulator)
+    assert runs_per_collection(emulator) == dict.fromkeys(NAMES, 1)
+    parsed = [by_name(check_report(r)) for r in reports]
+    for report, (_, output) in zip(parsed, results, strict=True):
+        elsewhere = sum(1 for c in report.values() if c["action"] == "skipped")
+        if elsewhere:  # the closing summary says how many other applies took
+            assert f"Handled by other applies: {elsewhere}." in output, output
+    for name in NAMES:
+        done = [r[name] for r in parsed if r[name]["action"] != "skipped"]
+        skipped = [r[name] for r in parsed if r[name]["action"] == "skipped"]
+        assert len(done) == 1, (name, done)
+        assert done[0]["ok"] and done[0]["run"]["status"] == "completed"
+        assert len(skipped) == 3
+        for other in skipped:
+            assert other["ok"] and other["run"]["status"] == "skipped"
+            reason = other["run"]["reason"]
+            assert reason.startswith("handled by apply ") and " on " in reason, reason
+
+
+def test_a_killed_apply_releases_its_locks_and_the_next_adopts_its_runs(
+    emulator: EmulatorHandle, tmp_path: Path, state_db: str
+) -> None:
+    write_job(tmp_path, JOB)
+    first = start_apply(emulator, tmp_path, state_db, tmp_path / "killed.json")
+    try:
+        wait_for(lambda: len(emulator.engine.runs) == len(NAMES), "every run started")
+        wait_quiet(Sprunner(emulator, tmp_path / "unused", tmp_path))  # ids recorded
+    finally:
+        first.send_signal(signal.SIGKILL)
+        finish(first)
+
+    report = tmp_path / "next.json"
+    code, output = finish(start_apply(emulator, tmp_path, state_db, report))
+    assert code == 0, output
+    created_once(emulator)
+    assert runs_per_collection(emulator) == dict.fromkeys(NAMES, 1)  # adopted, not again
+    for name, collection in by_name(check_report(report)).items():
+        assert collection["action"] == "unchanged", (name, collection)
+        assert collection["run"]["adopted"] and collection["run"]["status"] == "completed"
+
+
+def test_a_database_restarted_mid_apply_starts_nothing_new_and_nothing_runs_twice(
+    emulator: EmulatorHandle, tmp_path: Path, postgres: PostgresServer
+) -> None:
+    state_db = postgres.create_database()
+    write_job(tmp_path, JOB)
+    # A slow pace, so that the restart comes with some runs started and some not.
+    first = start_apply(emulator, tmp_path, state_db, tmp_path / "first.json", "--max-rps", "2")
+    try:
+        wait_for(lambda: len(emulator.engine.runs) >= 1, "a first run started")
+        postgres.restart()
+    finally:
+        code, output = finish(first)
+    assert "Traceback" not in output
+    assert "lost the connection to the state database" in output
+    started_by_first = runs_per_collection(emulator)
+    assert all(count == 1 for count in started_by_first.values())
+    report = json.loads((tmp_path / "first.json").read_text())
+    done = [c for c in report["collections"] if c["ok"]]
+    assert code == (1 if done else 3), output
+    assert len(done) < len(NAMES), "the restart came after every collection was done"
+    for collection in report["collections"]:
+        if not collection["ok"]:
+            assert "state database" in (collection.get("error") or ""), collection
+
+    # The next apply, with the database back: the rest, and the first one's runs adopted.
+    code, output = finish(start_apply(emulator, tmp_path, state_db, tmp_path / "next.json"))
+    assert code == 0, output
+    created_once(emulator)
+    runs = runs_per_collection(emulator)
+    assert runs == dict.fromkeys(NAMES, 1), runs
+
+
+def test_an_unreachable_state_database_exits_3_with_a_clear_message_and_no_password(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    write_job(tmp_path, JOB)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://sprunner:hunter2@127.0.0.1:{port}/sprunner"
+    code, output = finish(start_apply(emulator, tmp_path, url, tmp_path / "r.json"))
+    assert code == 3, output
+    assert "state database" in output and "hunter2" not in output
+    assert "Traceback" not in output
+    assert not emulator.engine.collections  # nothing was sent
