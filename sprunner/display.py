@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from sprunner.actions import SIGNS
+
 if TYPE_CHECKING:
     from sprunner.outcome import ApplyOutcome
     from sprunner.reconcile.plan import Plan, PlannedCollection
     from sprunner.reconcile.runplan import RunIntent
 
-# The display's signs, derived from the one vocabulary of actions (`sprunner.outcome.Action`).
-SIGNS = {"create": "+", "update": "~", "delete": "-", "error": "!", "unchanged": " ", "skip": "?"}
 FAILED_JOBS_SHOWN = 10
 
 
@@ -164,7 +164,7 @@ def summary_lines(outcome: ApplyOutcome, *, quiet: bool) -> Iterator[str]:
         f"{head}: {s['created']} created, {s['updated']} updated, {s['unchanged']} unchanged, "
         f"{s['deleted']} deleted, {s['errors']} errors."
     )
-    elsewhere = outcome.count("skipped")
+    elsewhere = outcome.count("skip")
     if elsewhere:  # a shared state: other applies took these (`sprunner.runs.locks`)
         yield f"Handled by other applies: {elsewhere}."
     if s["runs"]:

@@ -5,7 +5,8 @@ the run gives the rest. After the runs are waited for, each completed run that h
 jobs and lacks these details gets them from the listing filtered on `failed,timeout` (1,000
 jobs a page, at most `MAX_PAGES` pages a run: a run with more failures keeps the details of
 the first ones, and the report still lists every failed job). Jobs already carrying the
-details (an API that puts them in the run answer) cost no call.
+details (an API that puts them in the run answer) cost no call, nor does a run whose
+results were drained: its failed jobs came from the listing already.
 
 A call that fails leaves the jobs as they were (logged with -v): details of a report are
 never a reason to fail the apply; only an error that makes the API unusable propagates.
@@ -36,6 +37,8 @@ def _wants(c: CollectionOutcome) -> bool:
         run is not None
         and run.run_id is not None
         and c.collection_id is not None
+        # A drained run's failed jobs come from the listing already (`runs/delivery.py`).
+        and run.results is None
         and any(j.custom_id is None and j.status_code is None for j in run.failed_jobs)
     )
 

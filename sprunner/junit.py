@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sprunner import redact
+from sprunner.actions import DONE
 from sprunner.atomic import write_atomically
 from sprunner.errors import ReportError
 from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
@@ -124,7 +125,7 @@ def _testcase(
         name=_text(collection.name),
         time=f"{_duration(collection):.3f}",
     )
-    details = [f"action: {collection.action}"]
+    details = [f"action: {DONE[collection.action]}"]
     if collection.collection_id:
         details.append(f"collection_id: {collection.collection_id}")
     run = collection.run

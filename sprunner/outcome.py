@@ -16,11 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sprunner.actions import Action
 from sprunner.api.models import FailedJob, Run
 from sprunner.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 
-# skipped: another apply on a shared state handles it (`sprunner.runs.locks`).
-Action = Literal["created", "updated", "unchanged", "deleted", "error", "skipped"]
 RunState = Literal["completed", "timed_out", "skipped", "error", "in_progress"]
 RetryState = Literal["completed", "timed_out", "in_progress", "refused", "error"]
 

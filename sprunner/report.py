@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sprunner import __version__, redact
+from sprunner.actions import DONE
 from sprunner.api.models import FailedJob
 from sprunner.atomic import write_atomically
 from sprunner.errors import ReportError
@@ -135,7 +136,7 @@ def _collection(c: CollectionOutcome) -> dict[str, Any]:
         "name": c.name,
         "file": c.file,
         "collection_id": c.collection_id,
-        "action": c.action,
+        "action": DONE[c.action],
         "ok": c.ok,
         "requests": c.requests,
         "run": None if c.run is None else _run(c.run),
@@ -151,10 +152,10 @@ def summary(outcome: ApplyOutcome) -> dict[str, int]:
     runs = outcome.runs
     return {
         "collections": len(outcome.collections),
-        "created": outcome.count("created"),
-        "updated": outcome.count("updated"),
+        "created": outcome.count("create"),
+        "updated": outcome.count("update"),
         "unchanged": outcome.count("unchanged"),
-        "deleted": outcome.count("deleted"),
+        "deleted": outcome.count("delete"),
         "errors": outcome.count("error"),
         "failed": sum(1 for c in outcome.collections if not c.ok),
         "runs": len(runs),

@@ -134,7 +134,7 @@ class Runner:
     async def _reconcile(self, index: int, track: Track) -> None:
         # A shared state: this collection's lock, and its plan made again (`runs.locks`).
         track = self._tracks[index] = await self.locks.claim(track)
-        if track.action == "skipped":
+        if track.action == "skip":
             self.output.info(f"{track.name}: skipped: {track.run_reason}")
             return
         reconciled, applied = await self._change(track)
@@ -154,7 +154,7 @@ class Runner:
             assert item.remote_id is not None
             await execute.delete(self.client, self.state, name, item.remote_id)
             self.output.info(f"{name}: deleted ({item.remote_id})")
-            return Reconciled("deleted", item.remote_id), None
+            return Reconciled("delete", item.remote_id), None
         desired = item.desired
         assert desired is not None
         if item.action == "create":
@@ -184,7 +184,7 @@ class Runner:
         """Whether the collection runs: an interrupted run to adopt, `when`, `schedule`, and
         with `overlap: skip` a run in progress to adopt instead of starting one."""
         run_policy, name, collection_id = desired.run, track.name, applied.collection_id
-        existing = applied.action != "created"
+        existing = applied.action != "create"
         if existing:
             # A run that an interrupted apply left in flight is ours: always waited for.
             adopted = await starter.adopt_ours(
@@ -267,7 +267,7 @@ class Runner:
 
     async def _start(self, index: int, track: Track, desired: DesiredCollection) -> Begun:
         assert track.collection_id is not None
-        name, collection_id, fresh = track.name, track.collection_id, track.action == "created"
+        name, collection_id, fresh = track.name, track.collection_id, track.action == "create"
         try:
             started = await starter.start(
                 self.client,

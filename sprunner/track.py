@@ -21,9 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sprunner.actions import Action
 from sprunner.api.models import FailedJob, Run
 from sprunner.jobfile.model import DesiredCollection
-from sprunner.outcome import Action, CollectionOutcome, Progress, RunOutcome, RunState
+from sprunner.outcome import CollectionOutcome, Progress, RunOutcome, RunState
 from sprunner.reconcile.plan import PlannedCollection
 from sprunner.runs.retry import Retried
 from sprunner.runs.starter import Started
@@ -120,7 +121,7 @@ class Track:
         if isinstance(result, Decided):
             return self._decided(result)
         if isinstance(result, Recreated):
-            return replace(self, action="created", collection_id=result.collection_id)
+            return replace(self, action="create", collection_id=result.collection_id)
         if isinstance(result, Begun):
             started = result.started
             adopted = started if started.adopted else self.adopted

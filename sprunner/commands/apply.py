@@ -88,7 +88,7 @@ def _cut_short(collection: CollectionOutcome, error: str) -> CollectionOutcome:
     429 on its run start, say); one already finished or deliberately skipped keeps its own."""
     run = collection.run
     undone = run is None or (run.run_id is None and run.status != "skipped")
-    if collection.error is not None or collection.action == "deleted" or not undone:
+    if collection.error is not None or collection.action == "delete" or not undone:
         return collection
     return dataclasses.replace(collection, error=error)
 

@@ -1,8 +1,8 @@
 """The HTTP face of the emulator: SPEC §1's routes, status codes and `{"detail": ...}` errors.
 
-Each call passes the same gate, in the order a real deployment would apply it: the faults
-are decided, the bearer key is checked (from the headers only), the body of an authorized
-call is read (at most `max_body_bytes`: 413 beyond, without reading the rest), then any
+Each call passes the same gate, in the order a real deployment would apply it: the bearer
+key is checked (from the headers only), the body of an authorized call is read (at most
+`max_body_bytes`: 413 beyond, without reading the rest), the faults are decided, then any
 injected delay, rate limit / injected 429 or 5xx, a 401 for a wrong key, the work, and any
 after-the-work fault (500, or a connection closed without an answer).
 
@@ -81,23 +81,30 @@ async def drain(request: Request, limit: int) -> bool:
     return True
 
 
-def build_app(
-    engine: Engine, faults: Faults, *, api_key: str, max_body_bytes: int = MAX_BODY_BYTES
-) -> Starlette:
-    expected = f"Bearer {api_key}".encode()
+class _Gate:
+    """What every call passes: the body (authorized callers only), the faults, the key,
+    the work, and any after-the-work fault (see the module docstring for the order)."""
 
-    async def gate(
-        request: Request, route: str, work: Callable[[bytes, Decision], Any], status: int = 200
+    def __init__(self, engine: Engine, faults: Faults, *, api_key: str, max_body: int) -> None:
+        self.engine, self.faults, self.max_body = engine, faults, max_body
+        self.expected = f"Bearer {api_key}".encode()
+
+    async def __call__(
+        self,
+        request: Request,
+        route: str,
+        work: Callable[[bytes, Decision], Any],
+        status: int = 200,
     ) -> Response:
-        engine.calls[route] += 1
+        self.engine.calls[route] += 1
         authorized = hmac.compare_digest(
-            request.headers.get("authorization", "").encode(), expected
+            request.headers.get("authorization", "").encode(), self.expected
         )
         raw, close = b"", False
         if request.method in ("POST", "PUT"):
             try:
                 if authorized:
-                    raw = await read_body(request, max_body_bytes)
+                    raw = await read_body(request, self.max_body)
                 else:
                     close = not await drain(request, DRAIN_BYTES)
             except EngineError as error:
@@ -106,17 +113,21 @@ def build_app(
                 return Response(status_code=400)  # nobody is left to read it
         # Decided once the body is in: a fault that fired (a held PUT, say) has the whole
         # request, so a client killed after it was counted cannot take the body back.
-        decision = faults.decide(route)
+        decision = self.faults.decide(route)
         if decision.delay:
             await asyncio.sleep(decision.delay)
         refused = _rejection(decision)
         if refused is None and not authorized:
             refused = _detail(401, "Invalid or missing API key")
         if refused is not None:
-            refused.headers.update(decision.headers)
             if close:  # the body was left unread: this connection cannot carry another call
                 refused.headers["Connection"] = "close"
             return refused
+        return await self._work(work, raw, decision, status)
+
+    async def _work(
+        self, work: Callable[[bytes, Decision], Any], raw: bytes, decision: Decision, status: int
+    ) -> Response:
         try:
             result = work(raw, decision)
             if asyncio.iscoroutine(result):
@@ -127,7 +138,11 @@ def build_app(
             return _detail(500, "Internal server error (injected after the work was done)")
         if decision.after == "drop":
             return DroppedResponse()
-        return JSONResponse(result, status_code=status, headers=decision.headers)
+        return JSONResponse(result, status_code=status)
+
+
+def _collection_routes(engine: Engine, gate: _Gate) -> list[Route]:
+    """Collections: list, create (with Idempotency-Key replays), get, update, delete."""
 
     async def collections(request: Request) -> Response:
         if request.method == "GET":
@@ -160,6 +175,15 @@ def build_app(
 
         return await gate(request, "update", update)
 
+    return [
+        Route(PREFIX, collections, methods=["GET", "POST"]),
+        Route(PREFIX + "/{collection_id}", collection, methods=["GET", "PUT", "DELETE"]),
+    ]
+
+
+def _run_routes(engine: Engine, gate: _Gate) -> list[Route]:
+    """Runs: start, list, get; a run's jobs and one job's result."""
+
     async def start_run(request: Request) -> Response:
         cid = request.path_params["collection_id"]
         return await gate(request, "run", lambda *_: engine.start_run(cid), status=201)
@@ -183,6 +207,21 @@ def build_app(
         jid = request.path_params["job_id"]
         return await gate(request, "get_result", lambda *_: engine.get_result(cid, rid, jid))
 
+    run_path = PREFIX + "/{collection_id}/runs/{run_id}"
+    return [
+        Route(PREFIX + "/{collection_id}/run", start_run, methods=["POST"]),
+        Route(PREFIX + "/{collection_id}/runs", runs, methods=["GET"]),
+        Route(run_path, run, methods=["GET"]),
+        Route(run_path + "/jobs", jobs, methods=["GET"]),
+        Route(run_path + "/jobs/{job_id}/result", result, methods=["GET"]),
+    ]
+
+
+def build_app(
+    engine: Engine, faults: Faults, *, api_key: str, max_body_bytes: int = MAX_BODY_BYTES
+) -> Starlette:
+    gate = _Gate(engine, faults, api_key=api_key, max_body=max_body_bytes)
+
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return _detail(exc.status_code, exc.detail, dict(exc.headers or {}))
@@ -192,17 +231,8 @@ def build_app(
         yield
         await engine.aclose()
 
-    run_path = PREFIX + "/{collection_id}/runs/{run_id}"
     return Starlette(
-        routes=[
-            Route(PREFIX, collections, methods=["GET", "POST"]),
-            Route(PREFIX + "/{collection_id}", collection, methods=["GET", "PUT", "DELETE"]),
-            Route(PREFIX + "/{collection_id}/run", start_run, methods=["POST"]),
-            Route(PREFIX + "/{collection_id}/runs", runs, methods=["GET"]),
-            Route(run_path, run, methods=["GET"]),
-            Route(run_path + "/jobs", jobs, methods=["GET"]),
-            Route(run_path + "/jobs/{job_id}/result", result, methods=["GET"]),
-        ],
+        routes=[*_collection_routes(engine, gate), *_run_routes(engine, gate)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )

@@ -27,8 +27,8 @@ from sprunner.jobfile.masking import secret_pairs, tidy_display
 from sprunner.jobfile.model import canonical_json
 from sprunner.jobfile.templates import (
     SECRET_MASK,
+    DocPath,
     Functions,
-    Path_,
     Renderable,
     TemplateCompiler,
     TemplateProblem,
@@ -38,7 +38,7 @@ from sprunner.jobfile.templates import (
 __all__ = ["RENDERED_ENUMS", "CollectionExpander", "Expansion"]  # the enums: for the tests
 
 # (absolute path in the document, message) -> a located Problem.
-Report = Callable[[Path_, str], Problem]
+Locate = Callable[[DocPath, str], Problem]
 
 
 _OBJECTS_WITH_X_KEYS = ("use_proxy", "http_method")
@@ -46,8 +46,8 @@ _OBJECTS_WITH_X_KEYS = ("use_proxy", "http_method")
 
 @dataclass
 class _Entry:
-    path: Path_  # of the request entry in the document
-    origin: dict[str, Path_]  # each key's own path (a key from `defaults` points there)
+    path: DocPath  # of the request entry in the document
+    origin: dict[str, DocPath]  # each key's own path (a key from `defaults` points there)
     fields: list[tuple[str, Any, Renderable | None]]
     loop_names: tuple[str, ...] = ()
     loop_values: tuple[Any, ...] = ()
@@ -110,11 +110,11 @@ class CollectionExpander:
         self,
         *,
         name: str,
-        path: Path_,
+        path: DocPath,
         compiler: TemplateCompiler,
         functions: Callable[[bool], Functions],
         variables: dict[str, Any],
-        report: Report,
+        report: Locate,
     ) -> None:
         self.name, self.path, self.compiler, self.report = name, path, compiler, report
         self.functions = functions(False)
@@ -129,7 +129,7 @@ class CollectionExpander:
         origin = entry.origin.get(str(head), (*entry.path, head))
         self.problems.append(self.report((*origin, *rest), error.message))
 
-    def prepare(self, path: Path_, request: dict[str, Any], defaults: dict[str, Any]) -> None:
+    def prepare(self, path: DocPath, request: dict[str, Any], defaults: dict[str, Any]) -> None:
         origin = {key: (*path, key) for key in request}
         merged = dict(request)
         for key, value in defaults.items():
@@ -176,7 +176,7 @@ class CollectionExpander:
         entry.loop_names, entry.loop_values = tuple(names), tuple(values)
         entry.loop_tainted = tuple(tainted)
 
-    def _note(self, at: Path_, *, tainted: bool = True) -> None:
+    def _note(self, at: DocPath, *, tainted: bool = True) -> None:
         """Turn what the functions noted (a reversed date_range) into warnings at `at`.
 
         Dates made with env() are not quoted (`tainted`; assumed while rendering requests).
@@ -198,7 +198,7 @@ class CollectionExpander:
         )
 
     def _loop_values(self, base: dict[str, Any], name: str, value: Any) -> Sequence[Any]:
-        where: Path_ = ("foreach", name)
+        where: DocPath = ("foreach", name)
         if isinstance(value, str):
             return as_loop_values(self.compiler.evaluate(value, base, where), where)
         items = []
@@ -210,7 +210,7 @@ class CollectionExpander:
     entries: list[_Entry]
 
     def expand(
-        self, requests: list[tuple[Path_, dict[str, Any]]], defaults: dict[str, Any], cap: int
+        self, requests: list[tuple[DocPath, dict[str, Any]]], defaults: dict[str, Any], cap: int
     ) -> Expansion | None:
         self.entries = []
         for path, request in requests:

@@ -8,6 +8,7 @@ none of its collections is selected, because the files are applied together.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,7 @@ from sprunner.jobfile.expand import CollectionExpander
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.jobfile.policy import parse_policy, parse_results
 from sprunner.jobfile.schema import locate, validate_document
-from sprunner.jobfile.templates import SECRET_MASK, Functions, Path_, TemplateCompiler, plain
+from sprunner.jobfile.templates import SECRET_MASK, DocPath, Functions, TemplateCompiler, plain
 from sprunner.jobfile.yamlload import PMap, format_path, load_yaml
 from sprunner.select import select, shard
 from sprunner.settings import Selection
@@ -120,7 +121,7 @@ def discover(paths: Sequence[Path]) -> list[JobFile]:
     return found
 
 
-def problem_at(root: PMap, display: str, path: Path_, message: str) -> Problem:
+def problem_at(root: PMap, display: str, path: DocPath, message: str) -> Problem:
     mark = locate(root, path)
     line, col = mark if mark else (None, None)
     return Problem(display, line, col, format_path(path), message)
@@ -174,26 +175,17 @@ class _Loader:
         self,
         job: JobFile,
         root: PMap,
-        path: Path_,
+        path: DocPath,
         spec: PMap,
         file_vars: dict[str, Any],
         defaults: dict[str, Any],
     ) -> None:
         name: str = spec["name"]
 
-        def report(at: Path_, message: str) -> Problem:
+        def report(at: DocPath, message: str) -> Problem:
             return problem_at(root, job.display, at, message)
 
-        here = report((*path, "name"), "")
-        if name in self.names:
-            first = self.names[name]
-            where = f"{first.file}:{first.line}" if first.line else first.file
-            self.problems.append(
-                report((*path, "name"), f"duplicate collection name {name!r} (also at {where})")
-            )
-        else:
-            self.names[name] = here
-            self._check_case(name, here)
+        self._check_name(name, report((*path, "name"), ""))
         policy, problems = parse_policy(
             spec.get("run"), lambda key, m: report((*path, "run", key), m)
         )
@@ -223,11 +215,8 @@ class _Loader:
             return
         self.warnings += masked(list(expansion.warnings), secrets)
         if not expansion.requests:
-            self.warnings.append(
-                report(
-                    path, f"collection {name!r} has no requests after expansion; it will not be run"
-                )
-            )
+            empty = f"collection {name!r} has no requests after expansion; it will not be run"
+            self.warnings.append(report(path, empty))
         self.collections.append(
             DesiredCollection(
                 name=name,
@@ -242,6 +231,17 @@ class _Loader:
                 masked=expansion.masked,
             )
         )
+
+    def _check_name(self, name: str, here: Problem) -> None:
+        """A name is unique across all the files applied together (SPEC §2)."""
+        if name in self.names:
+            first = self.names[name]
+            where = f"{first.file}:{first.line}" if first.line else first.file
+            duplicate = f"duplicate collection name {name!r} (also at {where})"
+            self.problems.append(dataclasses.replace(here, message=duplicate))
+        else:
+            self.names[name] = here
+            self._check_case(name, here)
 
     def _check_case(self, name: str, here: Problem) -> None:
         """Warn on names equal but for case: easy to confuse, and a service may fold case."""

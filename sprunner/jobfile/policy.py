@@ -24,7 +24,7 @@ from sprunner.jobfile.model import (
 _DURATION = re.compile(r"(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?\Z")
 
 # (path below `run`, message) -> Problem, located by the caller.
-Report = Callable[[str, str], Problem]
+LocateKey = Callable[[str, str], Problem]
 
 
 def parse_duration(value: Any) -> float | None:
@@ -84,7 +84,7 @@ def schedule_problem(schedule: Any) -> str | None:
     return None
 
 
-def parse_policy(run: dict[str, Any] | None, report: Report) -> tuple[RunPolicy, list[Problem]]:
+def parse_policy(run: dict[str, Any] | None, report: LocateKey) -> tuple[RunPolicy, list[Problem]]:
     """The policy, and a problem for each value the schema could not rule out."""
     if not run:
         return RunPolicy(), []
@@ -119,7 +119,7 @@ def parse_policy(run: dict[str, Any] | None, report: Report) -> tuple[RunPolicy,
     return RunPolicy(**values), problems
 
 
-def parse_retry(retry: dict[str, Any], report: Report) -> tuple[RetryPolicy, list[Problem]]:
+def parse_retry(retry: dict[str, Any], report: LocateKey) -> tuple[RetryPolicy, list[Problem]]:
     """`run.retry`; the schema has checked attempts (0..10), `on` and the delay's shape."""
     values: dict[str, Any] = {}
     if "attempts" in retry:

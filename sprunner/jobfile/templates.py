@@ -29,15 +29,15 @@ __all__ = ["ITER_LIMIT", "SECRET_MASK", "FunctionError", "Functions", "LazySeq"]
 
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 _EXPRESSION = re.compile(r"\s*\{\{(.*)\}\}\s*\Z", re.DOTALL)
-_MISSING: Any = object()
 
-Path_ = tuple[str | int, ...]
+# Where a value sits in a YAML document: keys and list indexes from the top.
+DocPath = tuple[str | int, ...]
 
 
 class TemplateProblem(Exception):
     """A template or a function call failed; `path` is relative to the request entry."""
 
-    def __init__(self, path: Path_, message: str) -> None:
+    def __init__(self, path: DocPath, message: str) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
@@ -73,7 +73,7 @@ class _Fast:
 
     __slots__ = ("function", "path")
 
-    def __init__(self, function: Callable[[dict[str, Any]], str], path: Path_) -> None:
+    def __init__(self, function: Callable[[dict[str, Any]], str], path: DocPath) -> None:
         self.function, self.path = function, path
 
     def render(self, ctx: dict[str, Any]) -> str:
@@ -88,7 +88,7 @@ class _Fast:
 class _Jinja:
     __slots__ = ("path", "template")
 
-    def __init__(self, template: Any, path: Path_) -> None:
+    def __init__(self, template: Any, path: DocPath) -> None:
         self.template, self.path = template, path
 
     def render(self, ctx: dict[str, Any]) -> str:
@@ -146,14 +146,14 @@ class TemplateCompiler:
         self._cache: dict[str, Any] = {}
         self._expressions: dict[str, Any] = {}
 
-    def compile_string(self, source: str, path: Path_) -> Renderable:
+    def compile_string(self, source: str, path: DocPath) -> Renderable:
         """Raises TemplateProblem for a syntax error."""
         compiled = self._cache.get(source)
         if compiled is None:
             compiled = self._cache[source] = self._compile(source, path)
         return _Jinja(compiled, path) if hasattr(compiled, "render") else _Fast(compiled, path)
 
-    def _compile(self, source: str, path: Path_) -> Any:
+    def _compile(self, source: str, path: DocPath) -> Any:
         from jinja2 import TemplateSyntaxError, nodes
 
         try:
@@ -176,7 +176,7 @@ class TemplateCompiler:
         except (RecursionError, MemoryError) as e:  # absurdly nested expressions
             raise TemplateProblem(path, f"template too complex: {type(e).__name__}") from None
 
-    def compile_value(self, value: Any, path: Path_) -> tuple[Any, Renderable | None]:
+    def compile_value(self, value: Any, path: DocPath) -> tuple[Any, Renderable | None]:
         """(constant, None) for a template-free value, else (None, renderable)."""
         if isinstance(value, str):
             return (None, self.compile_string(value, path)) if is_template(value) else (value, None)
@@ -188,7 +188,7 @@ class TemplateCompiler:
             return None, _Tree(dict if isinstance(value, dict) else list, items)
         return value, None
 
-    def evaluate(self, source: str, ctx: Mapping[str, Any], path: Path_) -> Any:
+    def evaluate(self, source: str, ctx: Mapping[str, Any], path: DocPath) -> Any:
         """Evaluate a `"{{ expr }}"` string to a native value (used by `foreach`)."""
         from jinja2 import TemplateSyntaxError, Undefined
 
@@ -210,7 +210,7 @@ class TemplateCompiler:
         return result
 
 
-def as_loop_values(value: Any, path: Path_) -> Sequence[Any]:
+def as_loop_values(value: Any, path: DocPath) -> Sequence[Any]:
     """A foreach value as a sized sequence; strings and mappings are refused."""
     if isinstance(value, (LazySeq, range)):
         return value

@@ -39,7 +39,7 @@ class DuplicateRemoteError(ApiError):
 @dataclass(frozen=True)
 class Applied:
     collection_id: str
-    action: Literal["created", "updated", "unchanged"]
+    action: Literal["create", "update", "unchanged"]
     notes: tuple[str, ...] = ()  # what the API said about the body (duplicates, blocked...)
 
 
@@ -118,7 +118,7 @@ async def _create_once(
 
     async def send() -> Applied:
         answer = await client.create_collection(name, requests, idempotency_key=key)
-        return Applied(answer.id, "created", _notes(answer))
+        return Applied(answer.id, "create", _notes(answer))
 
     async def look() -> Applied | None:
         ids = await _find_by_name(client, name)
@@ -129,7 +129,7 @@ async def _create_once(
                 collection=name,
             ) from None
         # Our create took effect before the failure: adopt it, with our content.
-        return Applied(ids[0], "created") if ids else None
+        return Applied(ids[0], "create") if ids else None
 
     applied, _adopted = await send_then_look(send, look, backoff)
     return applied
@@ -157,7 +157,7 @@ async def update(
             client, state, desired, apply_id=apply_id, backoff=backoff, gone=remote_id
         )
     _record_applied(state, desired, remote_id, created=created)
-    return Applied(remote_id, "updated", _notes(answer))
+    return Applied(remote_id, "update", _notes(answer))
 
 
 async def delete(client: ApiClient, state: State, name: str, remote_id: str) -> None:

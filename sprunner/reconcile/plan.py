@@ -23,15 +23,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from sprunner.actions import Action
 from sprunner.api.models import CollectionRef
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.state import Entry, Hasher
 
 RETRY_SUFFIX = ".retry"  # the companion's name is its parent's plus this (runs/companion.py)
-
-PlanAction = Literal["create", "update", "unchanged", "delete", "error", "skip"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class RequestDiff:
 @dataclass(frozen=True)
 class PlannedCollection:
     name: str
-    action: PlanAction
+    action: Action
     reason: str
     desired: DesiredCollection | None = None
     remote_id: str | None = None
@@ -78,7 +77,7 @@ class Plan:
     not_pruned: tuple[PlannedCollection, ...] = ()  # deletions left for --prune
     companions: tuple[Companion, ...] = ()  # retry companions kept with their parents
 
-    def of(self, action: PlanAction) -> tuple[PlannedCollection, ...]:
+    def of(self, action: Action) -> tuple[PlannedCollection, ...]:
         return tuple(item for item in self.items if item.action == action)
 
     def in_file_order(self) -> tuple[PlannedCollection, ...]:

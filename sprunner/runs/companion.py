@@ -133,4 +133,4 @@ async def put(
         )
     # `update` keeps `created` only for what it knows sprunner made; a companion always is.
     state.update(name, companion_of=parent, created=True)
-    return applied.collection_id, applied.action == "created"
+    return applied.collection_id, applied.action == "create"

@@ -159,7 +159,7 @@ class CollectionLocks:
 
 def handled(track: Track, reason: str) -> Track:
     """A collection another apply takes care of: skipped, not failed."""
-    return replace(track, action="skipped", run_state="skipped", run_reason=reason)
+    return replace(track, action="skip", run_state="skipped", run_reason=reason)
 
 
 def _is_mark(value: Any) -> bool:
@@ -177,4 +177,4 @@ def _ran_since(before: Entry | None, after: Entry | None) -> bool:
 
 
 def _went_through(track: Track) -> bool:
-    return track.error is None and track.action not in (None, "error", "skipped")
+    return track.error is None and track.action not in (None, "error", "skip")

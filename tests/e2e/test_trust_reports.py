@@ -125,7 +125,8 @@ def test_quota_spent_when_runs_start_exits_3_with_a_true_report(
         # Created, then its run could not start: the collection carries the error.
         assert collection["action"] == "created" and collection["ok"] is False
         assert "quota" in collection["error"], collection
-    assert props["ok"] == "false" and int(suite.get("failures", "0")) == 2
+    # API errors are <error> (SPEC §9): one per collection, and one for the apply itself.
+    assert props["ok"] == "false" and int(suite.get("errors", "0")) == 3
 
 
 def test_ok_agrees_with_the_exit_code(sprunner: Sprunner, tmp_path: Path) -> None:

@@ -411,7 +411,7 @@ def test_github_workflow_summary_renders_a_real_report(tmp_path: Path) -> None:
         1.0,
         2.0,
         (
-            CollectionOutcome("shop", "a.yaml", "created", "c1", 7, run),
+            CollectionOutcome("shop", "a.yaml", "create", "c1", 7, run),
             CollectionOutcome("blocked", "a.yaml", "error", error="422 | URL blocked"),
             CollectionOutcome("later", "a.yaml", "unchanged", "c3", 2, RunOutcome("skipped")),
         ),

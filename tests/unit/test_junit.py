@@ -58,7 +58,7 @@ MIXED = _outcome(
     CollectionOutcome(
         "tolerated",
         "jobfiles/a.yaml",
-        "updated",
+        "update",
         "c2",
         10,
         _completed(_job(1)),  # one failed job, within max_failed: a pass
@@ -66,7 +66,7 @@ MIXED = _outcome(
     CollectionOutcome(
         "too-many",
         "jobfiles/b.yaml",
-        "created",
+        "create",
         "c3",
         10,
         _completed(_job(1), _job(2, status="timeout", error="Timed out"), within=False),
@@ -91,7 +91,7 @@ MIXED = _outcome(
         10,
         RunOutcome("skipped", reason="would pass --max-credits 100", refused=True),
     ),
-    CollectionOutcome("no-run", "jobfiles/c.yaml", "created", "c8", 10),
+    CollectionOutcome("no-run", "jobfiles/c.yaml", "create", "c8", 10),
 )
 
 
@@ -250,7 +250,7 @@ def test_validates_against_the_jenkins_xunit_schema_and_carries_run_durations() 
         MIXED,
         collections=(
             *MIXED.collections,
-            CollectionOutcome("timed", "t.yaml", "created", "c9", 1, timed),
+            CollectionOutcome("timed", "t.yaml", "create", "c9", 1, timed),
         ),
         apply_id="abc123",
     )

@@ -13,7 +13,7 @@ from sprunner.outcome import Progress
 
 def row(name: str, done: int, total: int = 10, state: str = "in_progress") -> Progress:
     run = Run(f"run{name}xx", "c", "in_progress", total, done, 1 if done else 0, 0)
-    return Progress(name, "created", state, run, credits=total)  # type: ignore[arg-type]
+    return Progress(name, "create", state, run, credits=total)  # type: ignore[arg-type]
 
 
 def test_totals_and_a_bounded_frame_whatever_the_collections() -> None:

@@ -165,7 +165,7 @@ def test_from_outcome_counts_charged_credits_and_calls(tmp_path: Path) -> None:
         100.0,
         130.0,
         (
-            CollectionOutcome("shop", "a.yaml", "created", "c1", 4, run),
+            CollectionOutcome("shop", "a.yaml", "create", "c1", 4, run),
             CollectionOutcome("later", "a.yaml", "unchanged", "c2", 1, RunOutcome("skipped")),
             CollectionOutcome("bad", "a.yaml", "error", error="422"),
         ),

@@ -126,7 +126,7 @@ def test_a_new_collection_is_created_run_and_waited_for(tmp_path: Path) -> None:
     api = FakeApi()
     runner, snapshots = apply(api, tmp_path, desired("shop"))
     (outcome,) = runner.outcomes()
-    assert outcome.ok and outcome.action == "created"
+    assert outcome.ok and outcome.action == "create"
     assert outcome.run is not None and outcome.run.status == "completed"
     assert outcome.run.credits == 2 and not outcome.run.adopted
     assert list(api.collections.values()) == ["shop"] and len(api.runs) == 1
@@ -150,7 +150,7 @@ def test_an_ambiguous_create_that_took_effect_is_adopted_not_repeated(tmp_path: 
     api = FakeApi(ambiguous_creates=1)
     runner, _ = apply(api, tmp_path, desired("shop"))
     (outcome,) = runner.outcomes()
-    assert outcome.ok and outcome.action == "created"
+    assert outcome.ok and outcome.action == "create"
     assert list(api.collections.values()) == ["shop"]  # created once
 
 

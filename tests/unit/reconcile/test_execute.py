@@ -49,7 +49,7 @@ def test_a_collection_found_after_a_pending_create_counts_as_created(tmp_path: P
 
         applied = asyncio.run(go())
     entry = state.get("shop")
-    assert applied.action == "updated" and entry is not None
+    assert applied.action == "update" and entry is not None
     assert (entry.id, entry.created, entry.creating) == (remote["id"], True, False)
     assert entry.fingerprint == state.fingerprint_of(SHOP)
 

@@ -76,14 +76,14 @@ def test_an_apply_planned_before_another_did_the_work_neither_creates_nor_runs_a
         plan_1, plan_2 = plan_for(first, api, "shop"), plan_for(second, api, "shop")
         assert plan_2.items[0].action == "create"
         done = by_name(execute(first, api, plan_1, "one"))["shop"]
-        assert done.ok and done.action == "created" and done.run is not None
+        assert done.ok and done.action == "create" and done.run is not None
 
         late = by_name(execute(second, api, plan_2, "two"))["shop"]
     finally:
         first.close()
         second.close()
     assert list(api.collections.values()) == ["shop"] and len(api.runs) == 1
-    assert late.ok and late.action == "skipped"
+    assert late.ok and late.action == "skip"
     assert late.run is not None and late.run.status == "skipped"
     assert late.run.reason == f"handled by apply one on {socket.gethostname()}"
 
@@ -101,9 +101,9 @@ def test_a_collection_whose_lock_another_apply_holds_is_skipped_not_failed(
         apply.close()
     outcomes = by_name(runner)
     shop, blog = outcomes["shop"], outcomes["blog"]
-    assert shop.ok and shop.action == "skipped" and shop.run is not None
+    assert shop.ok and shop.action == "skip" and shop.run is not None
     assert shop.run.reason == f"handled by apply busy on {socket.gethostname()}"
-    assert blog.ok and blog.action == "created"  # the others are done as usual
+    assert blog.ok and blog.action == "create"  # the others are done as usual
     assert list(api.collections.values()) == ["blog"]
 
 
@@ -123,7 +123,7 @@ def test_a_create_confirmed_by_an_apply_that_died_is_adopted_not_created_again(
     finally:
         late.close()
     assert list(api.collections.values()) == ["shop"]
-    assert outcome.ok and outcome.action == "updated" and outcome.collection_id == "c1"
+    assert outcome.ok and outcome.action == "update" and outcome.collection_id == "c1"
     assert len(api.runs) == 1  # its run was never started: this apply starts it, once
     assert entry is not None and entry.created  # still known as one sprunner created
     assert mark is not None and mark["apply_id"] == "two"
@@ -134,5 +134,5 @@ def test_the_state_directory_takes_no_collection_lock_and_marks_nothing(tmp_path
     state = State(tmp_path / "state", API, key="test-key")
     runner = execute(state, api, plan_for(state, api, "shop"), "one")
     (outcome,) = runner.outcomes()
-    assert outcome.ok and outcome.action == "created"
+    assert outcome.ok and outcome.action == "create"
     assert state.get_blob("shop", HANDLED) is None
