@@ -240,6 +240,44 @@ def apply(
 
 
 @cli.command()
+@click.argument("report_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--select", "-s", multiple=True, metavar="SEL", help="Collections to retry.")
+@click.option("--dry-run", is_flag=True, help="List what would run and its credits; send nothing.")
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False), help="New JSON report.")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="JUnit XML report.")
+@click.option("--max-credits", type=click.IntRange(min=0), help="Refuse retries past N credits.")
+@click.pass_context
+def retry(
+    ctx: click.Context,
+    report_file: Path,
+    select: tuple[str, ...],
+    dry_run: bool,
+    report: Path | None,
+    junit: Path | None,
+    max_credits: int | None,
+) -> None:
+    """Re-run the failed jobs an earlier report lists, in each collection's <name>.retry."""
+    from sprunner.commands import retry as command
+
+    retry_options = command.RetryOptions(
+        report=report, junit=junit, dry_run=dry_run, max_credits=max_credits
+    )
+    output = output_for(ctx, as_json=False)
+    options = globals_of(ctx)
+    handle(
+        ctx,
+        output,
+        lambda: command.run(
+            report_file,
+            selection=Selection(select=select),
+            options=options,
+            output=output,
+            retry_options=retry_options,
+        ),
+    )
+
+
+@cli.command()
 @click.option("--report", "which", flag_value="report", help="Print the report schema instead.")
 @click.option("--jobfile", "which", flag_value="jobfile", default=True, hidden=True)
 @click.option("--markdown", is_flag=True, help="The job-file reference as Markdown tables.")

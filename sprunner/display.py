@@ -36,6 +36,9 @@ def plan_lines(
     for item in plan.not_pruned:
         detail = "delete with --prune: " + item.reason
         yield f"  {SIGNS['delete']} {item.name:<30} {'delete':<9} {detail}".rstrip()
+    for companion in plan.companions:
+        detail = f"{companion.remote_id} (retries of {companion.parent}; managed by sprunner)"
+        yield f"    {companion.name:<30} companion  {detail}"
     yield from _unmanaged(plan, verbosity)
     starting = [i for i in runs.values() if i.start]
     yield (
@@ -114,6 +117,9 @@ def plan_json(plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> dict[s
         "run_credits": run_credits,
         "collections": [entry(item) for item in plan.in_file_order()],
         "unmanaged": [{"name": ref.name, "id": ref.id} for ref in plan.unmanaged],
+        "companions": [
+            {"name": c.name, "parent": c.parent, "id": c.remote_id} for c in plan.companions
+        ],
         "summary": {
             "create": len(plan.of("create")),
             "update": len(plan.of("update")),
@@ -143,10 +149,12 @@ def summary_lines(outcome: ApplyOutcome, *, quiet: bool) -> Iterator[str]:
             continue
         yield f"FAILED {c.name}: {c.failure_reason}"
         if run is not None:
-            for job in run.failed_jobs[:FAILED_JOBS_SHOWN]:
+            # After retries, what still fails (SPEC section 8).
+            jobs = run.final.failed_jobs if run.final is not None else run.failed_jobs
+            for job in jobs[:FAILED_JOBS_SHOWN]:
                 yield f"  {job.status}: {job.url}: {job.error}"
-            if len(run.failed_jobs) > FAILED_JOBS_SHOWN:
-                more = len(run.failed_jobs) - FAILED_JOBS_SHOWN
+            if len(jobs) > FAILED_JOBS_SHOWN:
+                more = len(jobs) - FAILED_JOBS_SHOWN
                 yield f"  … and {more} more (see --report)"
     if quiet:
         return

@@ -78,6 +78,33 @@ def _run_lines(run: RunOutcome, *, max_failed_jobs: int) -> list[str]:
         hidden = len(run.failed_jobs) - max_failed_jobs
         if hidden > 0:
             lines.append(f"  ... and {hidden} more (see the JSON report)")
+    return lines + _retry_lines(run, max_failed_jobs=max_failed_jobs)
+
+
+def _retry_lines(run: RunOutcome, *, max_failed_jobs: int) -> list[str]:
+    """Each retry run and the final per-request counts that judged the collection."""
+    lines = []
+    for retry in run.retries:
+        counts = (
+            f"; {retry.requests} requests, {retry.success_requests} succeeded, "
+            f"{retry.failed_requests} failed, {retry.timeout_requests} timed out"
+            if retry.run_id is not None
+            else ""
+        )
+        lines.append(
+            f"retry {retry.attempt} run {retry.run_id or '-'}: {retry.status}"
+            + (" (adopted)" if retry.adopted else "")
+            + counts
+            + (f" ({retry.reason})" if retry.reason else "")
+        )
+    final = run.final
+    if final is not None:
+        lines.append(
+            f"final: {final.total_requests} requests, {final.success_requests} succeeded, "
+            f"{final.failed_requests} failed, {final.timeout_requests} timed out"
+        )
+        for job in final.failed_jobs[:max_failed_jobs]:
+            lines.append(f"  {job.url}\t{job.status}\t{job.error}\tattempts {job.attempts}")
     return lines
 
 

@@ -104,14 +104,17 @@ def from_outcome(
         if run is None or run.run_id is None:
             collections.append(CollectionMetrics(c.name, ok=c.ok))
             continue
-        per_request = run.credits / run.total_requests if run.total_requests else 0.0
+        # After retries (SPEC section 8) the final per-request counts are what happened.
+        counts = run.final or run
+        first = run.credits - sum(r.credits for r in run.retries)
+        per_request = first / run.total_requests if run.total_requests else 0.0
         collections.append(
             CollectionMetrics(
                 c.name,
-                success=run.success_requests,
-                failed=run.failed_requests,
-                timeout=run.timeout_requests,
-                credits=round(run.success_requests * per_request),
+                success=counts.success_requests,
+                failed=counts.failed_requests,
+                timeout=counts.timeout_requests,
+                credits=round(counts.success_requests * per_request),
                 ok=c.ok,
             )
         )

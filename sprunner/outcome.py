@@ -21,6 +21,50 @@ from sprunner.api.models import FailedJob, Run
 from sprunner.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 
 RunState = Literal["completed", "timed_out", "skipped", "error", "in_progress"]
+RetryState = Literal["completed", "timed_out", "in_progress", "refused", "error"]
+
+
+@dataclass(frozen=True)
+class FinalJob:
+    """A request still failing after every retry, as its last job left it."""
+
+    job_id: str
+    url: str
+    custom_id: str | None
+    status: str  # failed | timeout
+    error: str
+    status_code: int | None = None
+    block_reason: str | None = None
+    attempts: int = 1  # runs the request took, the first included
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    """One retry run of the companion `<name>.retry` (SPEC section 8)."""
+
+    attempt: int  # 1 for the first retry
+    status: RetryState
+    run_id: str | None = None
+    requests: int = 0
+    success_requests: int = 0
+    failed_requests: int = 0
+    timeout_requests: int = 0
+    credits: int = 0  # what this apply spent starting it; 0 when adopted or refused
+    adopted: bool = False
+    reason: str | None = None
+    collection_id: str | None = None  # the companion's: where the run's jobs are listed
+
+
+@dataclass(frozen=True)
+class FinalCounts:
+    """Per request, after the retries: what `max_failed` and the exit code judge."""
+
+    total_requests: int
+    success_requests: int
+    failed_requests: int
+    timeout_requests: int
+    failed_jobs: tuple[FinalJob, ...] = ()
+    unmatched: int = 0  # failed jobs that matched no rendered request: reported, not retried
 
 
 @dataclass(frozen=True)
@@ -37,6 +81,8 @@ class RunOutcome:
     reason: str | None = None  # why skipped, timed out or failed
     within_max_failed: bool = True
     refused: bool = False  # skipped because --max-credits would be passed
+    retries: tuple[RetryOutcome, ...] = ()  # the retry runs after this run, in order
+    final: FinalCounts | None = None  # per request after the retries; None: no retry phase
     results: Mapping[str, Any] | None = None  # {to, lines, bytes, expired, missing} (SPEC §7)
     started_at: float | None = None  # epoch s: the start (ours: just before the POST)
     finished_at: float | None = None  # epoch s: seen completed, or given up on
@@ -49,7 +95,9 @@ class RunOutcome:
 
     @property
     def bad_jobs(self) -> int:
-        """The jobs that count against `max_failed`: failed plus timed out."""
+        """The jobs that count against `max_failed`: failed plus timed out (after retries)."""
+        if self.final is not None:
+            return self.final.failed_requests + self.final.timeout_requests
         return self.failed_requests + self.timeout_requests
 
     @property

@@ -16,7 +16,14 @@ from sprunner.actions import DONE
 from sprunner.api.models import FailedJob
 from sprunner.atomic import write_atomically
 from sprunner.errors import ReportError
-from sprunner.outcome import ApplyOutcome, CollectionOutcome, LastRun, RunOutcome
+from sprunner.outcome import (
+    ApplyOutcome,
+    CollectionOutcome,
+    FinalCounts,
+    LastRun,
+    RetryOutcome,
+    RunOutcome,
+)
 from sprunner.redact import Redactor
 
 REPORT_VERSION = 1
@@ -73,6 +80,54 @@ def _run(run: RunOutcome) -> dict[str, Any]:
         "timeout_requests": run.timeout_requests,
         "failed_jobs": [_failed_job(j) for j in run.failed_jobs],
         **({} if run.results is None else {"results": dict(run.results)}),
+        **_retries(run),
+    }
+
+
+def _retries(run: RunOutcome) -> dict[str, Any]:
+    """The retry phase (SPEC section 8): absent when there was none."""
+    if run.final is None and not run.retries:
+        return {}
+    return {"retries": [_retry(r) for r in run.retries], "final": _final(run.final)}
+
+
+def _retry(retry: RetryOutcome) -> dict[str, Any]:
+    return {
+        "attempt": retry.attempt,
+        "run_id": retry.run_id,
+        "status": retry.status,
+        "adopted": retry.adopted,
+        "requests": retry.requests,
+        "success_requests": retry.success_requests,
+        "failed_requests": retry.failed_requests,
+        "timeout_requests": retry.timeout_requests,
+        "credits": retry.credits,
+        "reason": retry.reason,
+    }
+
+
+def _final(final: FinalCounts | None) -> dict[str, Any] | None:
+    if final is None:
+        return None
+    return {
+        "total_requests": final.total_requests,
+        "success_requests": final.success_requests,
+        "failed_requests": final.failed_requests,
+        "timeout_requests": final.timeout_requests,
+        "unmatched": final.unmatched,
+        "failed_jobs": [
+            {
+                "job_id": j.job_id,
+                "url": j.url,
+                "custom_id": j.custom_id,
+                "status": j.status,
+                "error": j.error,
+                "status_code": j.status_code,
+                "block_reason": j.block_reason,
+                "attempts": j.attempts,
+            }
+            for j in final.failed_jobs
+        ],
     }
 
 
@@ -104,11 +159,13 @@ def summary(outcome: ApplyOutcome) -> dict[str, int]:
         "errors": outcome.count("error"),
         "failed": sum(1 for c in outcome.collections if not c.ok),
         "runs": len(runs),
+        "retries": sum(len(r.retries) for r in runs),
         "credits": sum(r.credits for r in runs),
-        "total_requests": sum(r.total_requests for r in runs),
-        "success_requests": sum(r.success_requests for r in runs),
-        "failed_requests": sum(r.failed_requests for r in runs),
-        "timeout_requests": sum(r.timeout_requests for r in runs),
+        # Per request, after the retries (SPEC section 8): what judged the apply.
+        "total_requests": sum((r.final or r).total_requests for r in runs),
+        "success_requests": sum((r.final or r).success_requests for r in runs),
+        "failed_requests": sum((r.final or r).failed_requests for r in runs),
+        "timeout_requests": sum((r.final or r).timeout_requests for r in runs),
     }
 
 

@@ -44,7 +44,8 @@ from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
 from sprunner.reconcile.runplan import changed_for_run
-from sprunner.runs import decision, delivery, poller, starter
+from sprunner.runs import decision, delivery, poller, retry, starter
+from sprunner.runs.judge import judge
 from sprunner.runs.ledger import CreditLedger
 from sprunner.runs.locks import CollectionLocks
 from sprunner.state import StateStore as State
@@ -57,6 +58,7 @@ from sprunner.track import (
     PhaseResult,
     Reconciled,
     Recreated,
+    Retrying,
     Seen,
     Track,
 )
@@ -90,6 +92,7 @@ class Runner:
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
         self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
+        self._brake: retry.CreditBrake | None = None  # --max-credits for retries, once needed
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -262,7 +265,37 @@ class Runner:
             begun = await self._start(index, track, desired)
             track = self._fold(index, begun)
             started = begun.started
-        self._fold(index, await self._wait(index, track, desired, started))
+        track = self._fold(index, await self._wait(index, track, desired, started))
+        await self._retry(index, track, desired)
+
+    async def _retry(self, index: int, track: Track, desired: DesiredCollection) -> None:
+        """Re-run what failed in `<name>.retry` (sprunner/runs/retry.py); a no-op unless
+        `run.retry` asks for it and the run completed with failed jobs."""
+        run = track.run
+        if run is None or track.run_state != "completed" or desired.run.retry.attempts < 1:
+            return
+        if run.failed_requests + run.timeout_requests == 0:
+            return
+        # In flight again until the retries are over: a partial report after a signal says
+        # so (the next apply adopts the run and resumes its retries).
+        self._fold(index, Retrying())
+        if self._brake is None:
+            # What the first runs committed (file order, as the credit brake decided).
+            committed = sum(t.committed_credits() for t in self._tracks)
+            self._brake = retry.CreditBrake(self.max_credits, committed)
+        context = retry.Context(
+            self.client,
+            self.state,
+            self.apply_id,
+            self._brake,
+            self.backoff,
+            log=self.output.info,
+            clock=self.clock,
+        )
+        retried = await retry.retry(context, desired, run)
+        if retried is None:  # nothing to retry after all: completed as it was
+            retried = retry.Retried((), retry.counts_of(run))
+        self._fold(index, retried)
 
     async def _start(self, index: int, track: Track, desired: DesiredCollection) -> Begun:
         assert track.collection_id is not None
@@ -348,22 +381,7 @@ class Runner:
             self.output.error(f"{track.name}: run {waited.run.run_id} {reason}")
             return Finished(waited.run, "timed_out", reason)
         shown = None if delivered is None else delivered.report()
-        return replace(self._judge(track.name, desired, run), results=shown)
-
-    def _judge(self, name: str, desired: DesiredCollection, run: Run) -> Finished:
-        bad = run.failed_requests + run.timeout_requests
-        line = (
-            f"{name}: run {run.run_id} completed: {run.success_requests}/"
-            f"{run.total_requests} ok, {run.failed_requests} failed, "
-            f"{run.timeout_requests} timed out"
-        )
-        max_failed = desired.run.max_failed
-        if max_failed.allows(bad, run.total_requests):
-            self.output.info(line)
-            return Finished(run, "completed")
-        self.output.error(f"{line} (over max_failed {max_failed})")
-        reason = f"{bad} failed or timed-out jobs; max_failed is {max_failed}"
-        return Finished(run, "completed", reason)
+        return replace(judge(self.output, track.name, desired, run), results=shown)
 
     def _see(self, index: int, run: Run) -> None:
         self._fold(index, Seen(run))

@@ -6,6 +6,8 @@ Phases and their results, in order:
 - decide → `Decided` (run or not, a run to adopt, why skipped; the credit brake too);
 - start or adopt → `Recreated` (gone remotely, created again) then `Begun` (the run);
 - wait → `Seen` (each poll), then `Finished` (completed or timed out);
+- retry → `Retrying` (in flight again: a partial report says so), then `Retried` (the
+  retry runs of `<name>.retry` and the final per-request counts);
 - any phase → `Failed` (an API error for this collection only).
 
 A `Track` is never changed in place: the runner replaces it, so the live display and a
@@ -24,6 +26,7 @@ from sprunner.api.models import FailedJob, Run
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.outcome import CollectionOutcome, Progress, RunOutcome, RunState
 from sprunner.reconcile.plan import PlannedCollection
+from sprunner.runs.retry import Retried
 from sprunner.runs.starter import Started
 
 # The error of a collection whose change was still in flight when the apply was stopped.
@@ -71,11 +74,18 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Retrying:
+    """The run completed with failed jobs that are being retried: not done yet."""
+
+
+@dataclass(frozen=True)
 class Failed:
     error: str
 
 
-PhaseResult = Reconciled | Decided | Recreated | Begun | Seen | Finished | Failed
+PhaseResult = (
+    Reconciled | Decided | Recreated | Begun | Seen | Finished | Retrying | Retried | Failed
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ class Track:
     run_reason: str | None = None
     refused: bool = False
     credits: int = 0
+    retried: Retried | None = None
     results: Mapping[str, Any] | None = None
     run_started_at: float | None = None
     run_finished_at: float | None = None
@@ -135,7 +146,32 @@ class Track:
                 results=result.results,
                 run_finished_at=result.at,
             )
+        if isinstance(result, Retrying):
+            return replace(self, run_state="in_progress")
+        if isinstance(result, Retried):
+            return self._retried(result)
         return self._failed(result)
+
+    def _retried(self, result: Retried) -> Track:
+        """The final outcome is judged per request, after the retries (SPEC section 8)."""
+        reason = self.run_reason
+        max_failed = self.item.desired.run.max_failed if self.item.desired else None
+        if max_failed is not None:
+            final = result.final
+            bad = final.failed_requests + final.timeout_requests
+            reason = None
+            if not max_failed.allows(bad, final.total_requests):
+                reason = (
+                    f"{bad} failed or timed-out jobs after {len(result.retries)} retries; "
+                    f"max_failed is {max_failed}"
+                )
+        return replace(
+            self,
+            retried=result,
+            credits=self.credits + result.credits,
+            run_state="completed",
+            run_reason=reason,
+        )
 
     def _decided(self, result: Decided) -> Track:
         if not result.wants_run:
@@ -166,6 +202,13 @@ class Track:
             return replace(self, error=result.error, run_state="error", run_reason=result.error)
         return replace(self, error=result.error)
 
+    def committed_credits(self) -> int:
+        """Credits this collection's first run takes from --max-credits: what a begun run
+        cost (0 when adopted), else what a run still to start will cost."""
+        if self.run_state is not None:
+            return self.credits
+        return self.item.credits if self.wants_run and self.adopted is None else 0
+
     def progress(self) -> Progress:
         return Progress(self.name, self.action, self.run_state, self.run, self.credits)
 
@@ -187,7 +230,11 @@ class Track:
         desired, counts = self.item.desired, self.run
         max_failed = desired.run.max_failed if desired is not None else None
         within = True
-        if counts is not None and max_failed is not None:
+        final = self.retried.final if self.retried is not None else None
+        if final is not None and max_failed is not None:
+            bad = final.failed_requests + final.timeout_requests
+            within = max_failed.allows(bad, final.total_requests)
+        elif counts is not None and max_failed is not None:
             bad = counts.failed_requests + counts.timeout_requests
             within = max_failed.allows(bad, counts.total_requests)
         return RunOutcome(
@@ -203,6 +250,8 @@ class Track:
             reason=self.run_reason,
             within_max_failed=within,
             refused=self.refused,
+            retries=self.retried.retries if self.retried is not None else (),
+            final=final,
             results=self.results,
             started_at=self.run_started_at,
             finished_at=self.run_finished_at,

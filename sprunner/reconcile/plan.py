@@ -10,7 +10,10 @@ Rules (SPEC §4):
   collection only, naming the ids;
 - remote collections that sprunner created (state) and no loaded file declares → delete
   with --prune; without it they are `not_pruned` (shown, never acted on); every other
-  remote collection is unmanaged and never touched.
+  remote collection is unmanaged and never touched;
+- a retry companion `<name>.retry` (SPEC §8: marked in the state, or by its name next to
+  a managed parent) is never unmanaged: `plan` lists it as its parent's companion, and
+  it is deleted with its parent (--prune), never on its own while the parent is declared.
 
 The plan holds what apply will do (`items`), so no reader re-checks `--prune`.
 """
@@ -26,6 +29,8 @@ from sprunner.actions import Action
 from sprunner.api.models import CollectionRef
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.state import Entry, Hasher
+
+RETRY_SUFFIX = ".retry"  # the companion's name is its parent's plus this (runs/companion.py)
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,20 @@ class PlannedCollection:
 
 
 @dataclass(frozen=True)
+class Companion:
+    """A retry companion that exists remotely and stays (its parent is declared)."""
+
+    name: str
+    parent: str
+    remote_id: str
+
+
+@dataclass(frozen=True)
 class Plan:
     items: tuple[PlannedCollection, ...]  # what apply does, in file order, deletions last
     unmanaged: tuple[CollectionRef, ...]
     not_pruned: tuple[PlannedCollection, ...] = ()  # deletions left for --prune
+    companions: tuple[Companion, ...] = ()  # retry companions kept with their parents
 
     def of(self, action: Action) -> tuple[PlannedCollection, ...]:
         return tuple(item for item in self.items if item.action == action)
@@ -120,8 +135,11 @@ def build_plan(
     remote_ids: dict[str, list[str]] = defaultdict(list)
     for ref in remote:
         remote_ids[ref.name].append(ref.id)
+    retried = {c.name + RETRY_SUFFIX: c.name for c in desired if c.run.retry.attempts > 0}
     items = [
-        _plan_one(
+        _clash(c, retried[c.name])
+        if c.name in retried
+        else _plan_one(
             c, remote_ids.get(c.name, []), entries.get(c.name), (applied or {}).get(c.name), hasher
         )
         for c in desired
@@ -129,10 +147,45 @@ def build_plan(
     declared_names = set(declared)
     deletions = tuple(_deletions(entries, remote_ids, declared_names))
     managed = {name for name in entries} | declared_names
-    unmanaged = tuple(ref for ref in remote if ref.name not in managed)
+    parents = _companions(remote, entries, managed, declared_names)
+    unmanaged = tuple(ref for ref in remote if ref.name not in managed and ref.name not in parents)
+    deleted = {item.name for item in deletions}
+    companions = tuple(
+        Companion(ref.name, parents[ref.name], ref.id)
+        for ref in remote
+        if ref.name in parents and ref.name not in deleted
+    )
     if prune:
-        return Plan(items=(*items, *deletions), unmanaged=unmanaged)
-    return Plan(items=tuple(items), unmanaged=unmanaged, not_pruned=deletions)
+        return Plan(items=(*items, *deletions), unmanaged=unmanaged, companions=companions)
+    return Plan(
+        items=tuple(items), unmanaged=unmanaged, not_pruned=deletions, companions=companions
+    )
+
+
+def _companions(
+    remote: Sequence[CollectionRef],
+    entries: Mapping[str, Entry],
+    managed: set[str],
+    declared: set[str],
+) -> dict[str, str]:
+    """Remote retry companions -> their parents: marked in the state, or (a lost state)
+    named `<parent>.retry` beside a managed parent. A declared name is never a companion."""
+    found: dict[str, str] = {}
+    for ref in remote:
+        if ref.name in declared:
+            continue
+        entry = entries.get(ref.name)
+        if entry is not None and entry.companion_of is not None:
+            found[ref.name] = entry.companion_of
+        elif ref.name.endswith(RETRY_SUFFIX) and ref.name[: -len(RETRY_SUFFIX)] in managed:
+            found[ref.name] = ref.name[: -len(RETRY_SUFFIX)]
+    return found
+
+
+def _clash(collection: DesiredCollection, parent: str) -> PlannedCollection:
+    """A declared collection named like the retry companion of one that retries."""
+    reason = f"the name is that of the retry companion of {parent} (run.retry): rename one of them"
+    return PlannedCollection(collection.name, "error", reason, collection)
 
 
 def _plan_one(
@@ -167,11 +220,17 @@ def _plan_one(
 def _deletions(
     entries: Mapping[str, Entry], remote_ids: Mapping[str, list[str]], declared: set[str]
 ) -> Iterator[PlannedCollection]:
-    """Remote collections sprunner created that no loaded file declares, by name."""
+    """Remote collections sprunner created that no loaded file declares, by name; a retry
+    companion goes with its parent (when the parent goes, or is gone), never alone."""
     for name, entry in sorted(entries.items()):
         if name in declared or not entry.created:
             continue
+        reason = "created by sprunner; no job file declares it"
+        if entry.companion_of is not None:
+            parent = entries.get(entry.companion_of)
+            if entry.companion_of in declared or (parent is not None and not parent.created):
+                continue
+            reason = f"retry companion of {entry.companion_of}, deleted with it"
         for remote_id in remote_ids.get(name, []):
             if remote_id == entry.id:
-                reason = "created by sprunner; no job file declares it"
                 yield PlannedCollection(name, "delete", reason, None, remote_id)

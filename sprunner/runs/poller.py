@@ -90,6 +90,7 @@ async def wait_for_run(
             run = await asyncio.wait_for(
                 client.get_run(run.collection_id, run.run_id, name=name), bound
             )
+            _raise_if_cancelled()
         except (TransientApiError, asyncio.TimeoutError):
             pass  # the client already retried; keep waiting rather than give up on the run
         else:
@@ -100,3 +101,13 @@ async def wait_for_run(
         backoff_delay = min(backoff_delay * BACKOFF, cap)
         delay = next_delay(run, backoff_delay=backoff_delay, elapsed=loop.time() - started, cap=cap)
     return Waited(run, timed_out=False)
+
+
+def _raise_if_cancelled() -> None:
+    """Python 3.10/3.11's `asyncio.wait_for` returns the inner result when the outer task
+    is cancelled just as that result arrives, dropping the cancellation: the poll loop
+    would then go on until the run ends, long after SIGINT/SIGTERM asked it to stop."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # 3.11+; 3.10 cannot tell
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError

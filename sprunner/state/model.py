@@ -36,6 +36,9 @@ class Entry:
     # Keyed fingerprint of the content the last *started* run ran with (`when: changed`);
     # None = unknown, which counts as changed.
     started_fingerprint: str | None = None
+    # The parent's name when this is the retry companion `<parent>.retry` (SPEC section 8):
+    # never unmanaged, pruned with its parent, never planned from a job file.
+    companion_of: str | None = None
 
     def created_by_sprunner(self, remote_id: str) -> bool:
         """Whether the remote collection `remote_id` is one sprunner created."""
@@ -85,4 +88,7 @@ def entry_from_json(data: Mapping[str, Any], hasher: Hasher | None = None) -> En
         inflight=run(data.get("inflight")),
         creating=bool(data.get("creating", False)),
         started_fingerprint=keyed(data.get("started_fingerprint")),
+        companion_of=data.get("companion_of")
+        if isinstance(data.get("companion_of"), str)
+        else None,
     )

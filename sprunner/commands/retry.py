@@ -1,0 +1,164 @@
+"""`sprunner retry REPORT.json`: re-run the failed jobs an earlier report lists (SPEC §8).
+
+The report names each collection's job file; those files are loaded (nothing is sent
+before they load cleanly) to find the requests of the failed jobs. Each collection with
+something to re-run gets one run of its companion `<name>.retry`, all concurrently, under
+the state's lock and `--max-credits`; the runs are waited for and a new report is
+written (`--report`). `--dry-run` sends nothing: it lists what would run and its credits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sprunner import report as reports
+from sprunner.commands.common import load_jobs
+from sprunner.errors import EXIT_FAILED, EXIT_OK, UsageError
+from sprunner.outcome import ApplyOutcome, CollectionOutcome
+from sprunner.session import Target, target
+from sprunner.settings import DEFAULT_PARALLEL, GlobalOptions, Selection
+from sprunner.state import StateStore, opened
+from sprunner.ui import Output
+
+if TYPE_CHECKING:
+    from sprunner.runs.rerun import Rerun
+
+
+@dataclass(frozen=True)
+class RetryOptions:
+    report: Path | None = None  # the new report
+    junit: Path | None = None
+    dry_run: bool = False
+    max_credits: int | None = None
+    parallel: int = DEFAULT_PARALLEL
+
+
+def read_report(path: Path) -> Mapping[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read the report {path}: {e}") from e
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path}: not a JSON report: {e}") from e
+    if not isinstance(document, dict) or not isinstance(document.get("collections"), list):
+        raise UsageError(f"{path}: not a sprunner report (no collections list)")
+    return document
+
+
+def _job_files(document: Mapping[str, Any], path: Path) -> tuple[Path, ...]:
+    files = sorted({c["file"] for c in document["collections"] if isinstance(c.get("file"), str)})
+    missing = [f for f in files if not Path(f).exists()]
+    if missing:
+        raise UsageError(f"{path}: the job files it names are gone: {', '.join(missing)}")
+    if not files:
+        raise UsageError(f"{path}: the report names no job file: nothing to retry")
+    return tuple(Path(f) for f in files)
+
+
+def run(
+    report_path: Path,
+    *,
+    selection: Selection,
+    options: GlobalOptions,
+    output: Output,
+    retry_options: RetryOptions,
+) -> int:
+    from sprunner.runs import rerun
+
+    document = read_report(report_path)
+    files = _job_files(document, report_path)
+    loaded = load_jobs(
+        Selection(paths=files, select=selection.select, max_requests=selection.max_requests),
+        output,
+    )
+    reruns = rerun.plan(document, loaded.collections)
+    _tell(reruns, output, dry_run=retry_options.dry_run)
+    if retry_options.dry_run:
+        return EXIT_OK
+    started_at = time.time()
+    with target(options, output, local=False) as api:
+        if document.get("api_url") not in (None, api.api_url):
+            output.warn(f"the report is of {document['api_url']}; retrying against {api.api_url}")
+        with opened(
+            state_dir=api.state_dir,
+            state_url=options.state_url,
+            api_url=api.api_url,
+            key=api.api_key,
+        ) as state:
+            outcomes = asyncio.run(_execute(reruns, api, state, options, output, retry_options))
+    outcome = ApplyOutcome(api.api_url, started_at, time.time(), outcomes)
+    if retry_options.report is not None:
+        reports.write_report(outcome, retry_options.report, output.redactor)
+    if retry_options.junit is not None:
+        from sprunner.junit import write_junit
+
+        write_junit(outcome, retry_options.junit, redactor=output.redactor)
+    output.apply_result(outcome)
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+def _tell(reruns: Sequence[Rerun], output: Output, *, dry_run: bool) -> None:
+    """One line per collection: what is re-run (and its credits), or why nothing is."""
+    verb = "would re-run" if dry_run else "re-runs"
+    for item in reruns:
+        if item.round is not None:
+            for job in item.round.pending.unmatched:
+                output.warn(f"{item.name}: failed job {job.job_id} ({job.url}) matches no request")
+        if item.round is None or not item.round.pending.requests:
+            output.out(f"{item.name}: nothing to retry: {item.note}")
+            continue
+        count = len(item.round.pending.requests)
+        output.out(
+            f"{item.name}: {verb} {count} failed requests in {item.name}.retry "
+            f"({item.credits} credits)"
+        )
+    total = sum(item.credits for item in reruns)
+    runs = sum(1 for item in reruns if item.round is not None and item.round.pending.requests)
+    output.out(f"Retry: {runs} companion runs, {total} credits at most.")
+
+
+async def _execute(
+    reruns: Sequence[Rerun],
+    api: Target,
+    state: StateStore,
+    options: GlobalOptions,
+    output: Output,
+    retry_options: RetryOptions,
+) -> tuple[CollectionOutcome, ...]:
+    from sprunner.api.client import ApiClient
+    from sprunner.api.errors import ApiError, ApiUnusableError
+    from sprunner.runs import rerun, retry
+
+    async with ApiClient(
+        base_url=api.api_url,
+        api_key=api.api_key,
+        parallel=retry_options.parallel,
+        backoff=options.retries.api,
+    ) as client:
+        context = retry.Context(
+            client,
+            state,
+            uuid.uuid4().hex,
+            retry.CreditBrake(retry_options.max_credits, 0),
+            options.retries.write,
+            log=output.info,
+        )
+
+        async def one(item: Rerun) -> CollectionOutcome:
+            # One collection's failure does not stop the others (SPEC section 4).
+            try:
+                return await rerun.execute(context, item)
+            except ApiUnusableError:
+                raise
+            except ApiError as error:
+                output.error(f"{item.name}: {error}")
+                return rerun.failed(item, str(error))
+
+        return tuple(await asyncio.gather(*(one(item) for item in reruns)))

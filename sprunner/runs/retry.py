@@ -1,0 +1,314 @@
+"""Retrying failed jobs (SPEC §8): after a run completes, re-run what still fails in the
+companion `<name>.retry`, up to `run.retry.attempts` times, and judge the final outcome.
+
+The loop, for one parent run:
+1. the parent's failed and timed-out jobs (jobs listing): those whose status is in `on`
+   and that match a rendered request by `(url, custom_id)` are retried; the others stay
+   as they are (a job matching no request is reported, never retried);
+2. per attempt: wait `delay`, check `--max-credits` (`CreditBrake`), PUT the companion
+   with exactly the still-failing requests, start its run (`starter.start`: never twice),
+   poll it, and keep only what still fails for the next attempt;
+3. the final outcome is per request: succeeded in any run = success.
+
+Never twice: the parent's run stays recorded in flight (`inflight`) until its retries
+are over, so an apply killed meanwhile is adopted by the next apply (`starter.adopt_ours`)
+like any run; the ledger (`retryledger.py`) then says which retries were begun, and the
+companion's entry holds the retry run in flight, which is adopted rather than started
+again. A ledger marked `done` for a run means its failed jobs were retried: never again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sprunner.api.client import ApiClient
+from sprunner.api.models import Job, Run
+from sprunner.backoff import WRITE_BACKOFF, Backoff
+from sprunner.jobfile.model import DesiredCollection, RetryPolicy, request_credits
+from sprunner.outcome import FinalCounts, RetryOutcome
+from sprunner.runs import companion, failing, poller, starter
+from sprunner.runs import retryledger as ledger
+from sprunner.runs.companion import Matched
+from sprunner.state import RunRecord
+from sprunner.state import StateStore as State
+
+
+class CreditBrake:
+    """`--max-credits` across an apply's retry runs: what is committed so far, and the cap.
+
+    Checked and taken in one step (no await in between), so concurrent retries of several
+    collections never pass the cap together.
+    """
+
+    def __init__(self, max_credits: int | None, committed: int) -> None:
+        self.max_credits = max_credits
+        self.committed = committed
+
+    def take(self, cost: int) -> str | None:
+        """None when `cost` fits (and is taken), else why the retry is refused."""
+        if self.max_credits is not None and self.committed + cost > self.max_credits:
+            left = max(self.max_credits - self.committed, 0)
+            return (
+                f"refused: a retry costs {cost} credits and only {left} of --max-credits "
+                f"{self.max_credits} are left"
+            )
+        self.committed += cost
+        return None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a retry needs from the apply around it."""
+
+    client: ApiClient
+    state: State
+    apply_id: str
+    brake: CreditBrake
+    backoff: Backoff = WRITE_BACKOFF
+    log: Callable[[str], None] = lambda line: None
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class Retried:
+    """The retry phase of one collection: each retry run and the final counts."""
+
+    retries: tuple[RetryOutcome, ...]
+    final: FinalCounts
+    credits: int = 0  # what this apply spent on retry runs
+    # Runs each request that ever failed took, by (url, custom_id): the `attempts` column
+    # of the results file's final lines (`runs/finalrows.py`); absent keys took one run.
+    attempts: Mapping[tuple[str, str | None], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Round:
+    """Where the loop stands: what is retried next, and what stays failed for good."""
+
+    pending: Matched
+    settled: tuple[Job, ...]  # not retried: status not in `on`, or matching no request
+    attempts: Mapping[tuple[str, str | None], int]  # runs each still-failing request took
+    unmatched: int = 0  # failed jobs of the first run that matched no request
+
+
+async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried | None:
+    """Retry `first`'s failed jobs per `desired.run.retry`; None when there is no retry
+    phase (retrying off, the run not completed, or nothing failed)."""
+    policy, name = desired.run.retry, desired.name
+    if policy.attempts <= 0 or not first.done:
+        return None
+    if first.failed_requests + first.timeout_requests == 0:
+        return None
+    book = ledger.load(ctx.state, name, first.run_id)
+    if not book.done:
+        # Before the first await: nothing separates the end of the wait from this mark.
+        _hold(ctx.state, name, first)
+    bad = await failing.jobs(ctx.client, first, name=name)
+    state = split(desired.requests, bad, policy, attempts={})
+    state = replace(state, unmatched=len(state.pending.unmatched))
+    for job in state.pending.unmatched:
+        ctx.log(f"{name}: failed job {job.job_id} ({job.url}) matches no request: not retried")
+    retries: list[RetryOutcome] = []
+    attempt = 1
+    for record in book.attempts:
+        resumed = await _resume(ctx, desired, policy, record, state)
+        if resumed is None:  # begun, never started: it is started below as new
+            break
+        outcome, state = resumed
+        retries.append(outcome)
+        attempt = record.attempt + 1
+        if outcome.status != "completed":
+            book = replace(book, done=True)
+            break
+    while not book.done and state.pending.requests and attempt <= policy.attempts:
+        outcome, state, noted = await attempt_once(ctx, desired, policy, book, attempt, state)
+        assert noted is not None
+        book = noted
+        retries.append(outcome)
+        if outcome.status != "completed":
+            break
+        attempt += 1
+    ledger.save(ctx.state, name, replace(book, done=True))
+    starter.finish(ctx.state, name=name)
+    counts = failing.final(
+        first.total_requests,
+        state.settled,
+        state.pending,
+        state.attempts,
+        unmatched=state.unmatched,
+    )
+    return Retried(tuple(retries), counts, sum(r.credits for r in retries), dict(state.attempts))
+
+
+def counts_of(run: Run) -> FinalCounts:
+    """A run's own counts as the final ones (no job was retried)."""
+    return FinalCounts(
+        run.total_requests, run.success_requests, run.failed_requests, run.timeout_requests
+    )
+
+
+def _hold(state: State, name: str, first: Run) -> None:
+    """Keep the parent's run in flight until its retries are over: an apply killed
+    meanwhile adopts it on the next apply, and the ledger resumes the retries."""
+    entry = state.get(name)
+    if entry is None:
+        return
+    started_at = entry.last_run.started_at if entry.last_run is not None else time.time()
+    state.update(name, inflight=RunRecord(first.run_id, started_at))
+
+
+def split(
+    requests: Sequence[Mapping[str, Any]],
+    bad: Sequence[Job],
+    policy: RetryPolicy,
+    *,
+    attempts: Mapping[tuple[str, str | None], int],
+    settled: tuple[Job, ...] = (),
+) -> Round:
+    """Sort failed jobs: retried next (status in `on`, matching a request) or settled."""
+    wanted = [job for job in bad if job.status in policy.on]
+    kept = tuple(job for job in bad if job.status not in policy.on)
+    matched = companion.match(requests, wanted)
+    counted = {companion.job_key(j): attempts.get(companion.job_key(j), 1) for j in bad}
+    return Round(matched, settled + kept + matched.unmatched, {**counted, **attempts})
+
+
+async def attempt_once(
+    ctx: Context,
+    desired: DesiredCollection,
+    policy: RetryPolicy,
+    book: ledger.Ledger | None,
+    attempt: int,
+    state: Round,
+) -> tuple[RetryOutcome, Round, ledger.Ledger | None]:
+    """One new retry run: delay, credit brake, PUT, start, wait. With a `book`, each step
+    is recorded in the parent's ledger first (an apply); without, nothing is (`retry`)."""
+    requests = state.pending.requests
+    cost = sum(request_credits(r) for r in requests)
+    if policy.delay > 0:
+        ctx.log(f"{desired.name}: retry {attempt} in {policy.delay:g}s")
+        await asyncio.sleep(policy.delay)
+    refused = ctx.brake.take(cost)
+    if refused is not None:
+        ctx.log(f"{desired.name}: retry {attempt} {refused}")
+        outcome = RetryOutcome(attempt, "refused", requests=len(requests), reason=refused)
+        return outcome, state, None if book is None else replace(book, done=True)
+    record = ledger.Attempt(attempt, requests=len(requests), credits=cost)
+    book = _note(ctx, desired.name, book, record)
+    target = companion.companion_of(desired, requests)
+    collection_id, fresh = await companion.put(
+        ctx.client,
+        ctx.state,
+        target,
+        parent=desired.name,
+        apply_id=ctx.apply_id,
+        backoff=ctx.backoff,
+    )
+    book = _note(ctx, desired.name, book, record := replace(record, collection_id=collection_id))
+    started = await starter.start(
+        ctx.client,
+        ctx.state,
+        name=target.name,
+        collection_id=collection_id,
+        fresh=fresh,
+        backoff=ctx.backoff,
+    )
+    book = _note(ctx, desired.name, book, record := replace(record, run_id=started.run.run_id))
+    ctx.log(
+        f"{desired.name}: retry {attempt}: run {started.run.run_id} of {target.name} "
+        f"started ({len(requests)} requests)"
+    )
+    outcome, state = await _finish(ctx, desired, policy, record, started, state, credits=cost)
+    book = _note(ctx, desired.name, book, replace(record, done=True))
+    return outcome, state, book
+
+
+def _note(
+    ctx: Context, name: str, book: ledger.Ledger | None, record: ledger.Attempt
+) -> ledger.Ledger | None:
+    """`record` in the ledger, durable before the step it announces is taken."""
+    if book is None:
+        return None
+    book = book.with_attempt(record)
+    ledger.save(ctx.state, name, book)
+    return book
+
+
+async def _resume(
+    ctx: Context,
+    desired: DesiredCollection,
+    policy: RetryPolicy,
+    record: ledger.Attempt,
+    state: Round,
+) -> tuple[RetryOutcome, Round] | None:
+    """A retry an earlier apply began: adopt its run, never start it again. None when its
+    start was never sent (nothing ran): the caller starts it as a new retry."""
+    name = companion.companion_name(desired.name)
+    entry = ctx.state.get(name)
+    collection_id = record.collection_id or (entry.id if entry is not None and entry.id else None)
+    if collection_id is None:
+        return None
+    started = await starter.adopt_ours(
+        ctx.client, ctx.state, name=name, collection_id=collection_id
+    )
+    if started is None and record.run_id is not None:
+        run = await ctx.client.get_run(collection_id, record.run_id, name=name)
+        started = starter.Started(run, adopted=True, started_at=ctx.clock())
+    if started is None:
+        return None
+    ctx.log(f"{desired.name}: retry {record.attempt}: adopted run {started.run.run_id}")
+    return await _finish(ctx, desired, policy, record, started, state, credits=0)
+
+
+async def _finish(
+    ctx: Context,
+    desired: DesiredCollection,
+    policy: RetryPolicy,
+    record: ledger.Attempt,
+    started: starter.Started,
+    state: Round,
+    *,
+    credits: int,
+) -> tuple[RetryOutcome, Round]:
+    """Wait for a retry run and carry what still fails over to the next round."""
+    name = companion.companion_name(desired.name)
+    loop = asyncio.get_running_loop()
+    waited = await poller.wait_for_run(
+        ctx.client,
+        started.run,
+        name=name,
+        poll_interval=desired.run.poll_interval,
+        deadline=loop.time() + desired.run.timeout,
+        started=loop.time() - max(0.0, ctx.clock() - started.started_at),
+    )
+    starter.finish(ctx.state, name=name)
+    run = waited.run
+    outcome = RetryOutcome(
+        record.attempt,
+        "timed_out" if waited.timed_out else "completed",
+        run_id=run.run_id,
+        collection_id=run.collection_id,
+        requests=run.total_requests,
+        success_requests=run.success_requests,
+        failed_requests=run.failed_requests,
+        timeout_requests=run.timeout_requests,
+        credits=credits,
+        adopted=started.adopted,
+        reason=f"still in progress after {desired.run.timeout:g}s" if waited.timed_out else None,
+    )
+    ctx.log(
+        f"{desired.name}: retry {record.attempt}: run {run.run_id} {outcome.status}: "
+        f"{run.success_requests}/{run.total_requests} ok"
+    )
+    if waited.timed_out:
+        return outcome, state
+    bad = await failing.jobs(ctx.client, run, name=name)
+    keys = {companion.job_key(j) for j in state.pending.jobs}
+    tried = {key: state.attempts.get(key, 1) + 1 for key in keys}
+    attempts = {**state.attempts, **tried}
+    nxt = split(state.pending.requests, bad, policy, attempts=attempts, settled=state.settled)
+    return outcome, replace(nxt, unmatched=state.unmatched)

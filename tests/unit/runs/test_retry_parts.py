@@ -1,0 +1,121 @@
+"""The pure parts of retrying: matching failed jobs to requests, the ledger, the brake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sprunner.api.models import Job
+from sprunner.runs import retryledger as ledger
+from sprunner.runs.companion import match
+from sprunner.runs.retry import CreditBrake
+from sprunner.state import State
+
+
+def job(url: str, custom_id: str | None = None, status: str = "failed") -> Job:
+    return Job(
+        job_id=f"j-{url}-{custom_id}",
+        run_id="r",
+        collection_id="c",
+        status=status,  # type: ignore[arg-type]
+        url=url,
+        custom_id=custom_id,
+    )
+
+
+REQUESTS = (
+    {"url": "https://a/1"},
+    {"url": "https://a/2", "custom_id": "two"},
+    {"url": "https://a/2", "custom_id": "deux", "browser": True},
+    {"url": "https://a/3", "format": "markdown"},
+    {"url": "https://a/3", "format": "html"},
+)
+
+
+def test_failed_jobs_match_requests_by_url_and_custom_id_in_file_order() -> None:
+    matched = match(REQUESTS, [job("https://a/2", "deux"), job("https://a/1")])
+    assert matched.requests == (REQUESTS[0], REQUESTS[2])
+    assert matched.unmatched == ()
+
+
+def test_a_job_matching_no_request_is_unmatched_not_retried() -> None:
+    stranger = job("https://a/2", "zwei")
+    matched = match(REQUESTS, [stranger, job("https://gone/")])
+    assert matched.requests == ()
+    assert [j.url for j in matched.unmatched] == ["https://a/2", "https://gone/"]
+
+
+def test_requests_sharing_a_key_are_retried_as_often_as_jobs_failed() -> None:
+    assert match(REQUESTS, [job("https://a/3")]).requests == (REQUESTS[3],)
+    both = match(REQUESTS, [job("https://a/3"), job("https://a/3", status="timeout")])
+    assert both.requests == (REQUESTS[3], REQUESTS[4])
+
+
+def test_the_brake_takes_what_fits_and_refuses_the_rest() -> None:
+    brake = CreditBrake(10, committed=6)
+    assert brake.take(3) is None
+    refused = brake.take(2)
+    assert refused is not None and "only 1 of --max-credits 10" in refused
+    assert brake.take(1) is None
+    assert CreditBrake(None, committed=10**9).take(5) is None
+
+
+def test_the_ledger_survives_a_reopen_and_belongs_to_one_run(tmp_path: Path) -> None:
+    state = State(tmp_path, "http://api", key="k")
+    state.update("shop", id="c1")
+    book = ledger.Ledger("run-1").with_attempt(ledger.Attempt(1, "c2", None))
+    book = book.with_attempt(ledger.Attempt(1, "c2", "retry-run-1"))
+    ledger.save(state, "shop", book)
+    again = State(tmp_path, "http://api", key="k", persist=False)
+    assert ledger.load(again, "shop", "run-1") == book
+    assert ledger.load(again, "shop", "run-2") == ledger.Ledger("run-2")
+
+
+def test_metrics_count_requests_and_credits_after_the_retries() -> None:
+    from sprunner.metrics import from_outcome
+    from sprunner.outcome import (
+        ApplyOutcome,
+        CollectionOutcome,
+        FinalCounts,
+        RetryOutcome,
+        RunOutcome,
+    )
+
+    retried = RunOutcome(
+        "completed",
+        run_id="r1",
+        total_requests=4,
+        success_requests=1,
+        failed_requests=3,
+        credits=4 + 3,  # first run 4, one retry of 3
+        retries=(RetryOutcome(1, "completed", "r2", 3, 2, 1, 0, credits=3),),
+        final=FinalCounts(4, 3, 1, 0),
+    )
+    outcome = ApplyOutcome(
+        "http://api",
+        0.0,
+        1.0,
+        (CollectionOutcome("shop", "j.yaml", "unchanged", "c1", 4, retried),),
+    )
+    [shop] = from_outcome(outcome, exit_code=1, calls=()).collections
+    assert (shop.success, shop.failed, shop.timeout, shop.credits) == (3, 1, 0, 3)
+
+
+def test_final_rows_say_how_each_request_ended_and_its_attempts() -> None:
+    from sprunner.outcome import FinalCounts, FinalJob
+    from sprunner.runs.finalrows import final_rows
+
+    requests = (
+        {"url": "https://a/1"},
+        {"url": "https://a/2", "custom_id": "two"},
+        {"url": "https://a/3"},
+    )
+    still = FinalJob("j9", "https://a/3", None, "timeout", "Timed out", attempts=3)
+    final = FinalCounts(3, 2, 0, 1, (still,))
+    rows = list(final_rows(requests, final, {("https://a/2", "two"): 2, ("https://a/3", None): 3}))
+    assert [(r["url"], r["custom_id"], r["status"], r["attempts"]) for r in rows] == [
+        ("https://a/1", None, "completed", 1),
+        ("https://a/2", "two", "completed", 2),
+        ("https://a/3", None, "timeout", 3),
+    ]
+    assert all(r["final"] is True for r in rows)
+    assert rows[2]["job_id"] == "j9" and "job_id" not in rows[0]
