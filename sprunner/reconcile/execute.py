@@ -31,6 +31,10 @@ from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.state import StateStore as State
 
+# Creates answered with a replay of a deleted collection, at most, before giving up on keys
+# (each one moves the generation on).
+MAX_GENERATIONS = 5
+
 
 class DuplicateRemoteError(ApiError):
     """More than one remote collection has the name (found after an ambiguous create)."""
@@ -99,11 +103,31 @@ async def create(
     if gone is None and entry is not None and entry.id:
         gone = entry.id
     applied = await _create_once(client, state, desired, backoff=backoff)
-    if gone is not None and applied.collection_id == gone:
+    for _ in range(MAX_GENERATIONS):
+        if not await _replayed(client, name, applied.collection_id, gone):
+            break
         state.put_blob(name, GENERATION, _generation(state, name) + 1)
         applied = await _create_once(client, state, desired, backoff=backoff)
+        gone = None  # a replay now could only be of an older generation: look it up
     _record_applied(state, desired, applied.collection_id, created=True, creating=False)
     return applied
+
+
+async def _replayed(client: ApiClient, name: str, collection_id: str, gone: str | None) -> bool:
+    """Whether a create's answer replayed a collection deleted since (its key was used).
+
+    With the name's last id known (`gone`), comparing is enough. Without it (a lost or
+    fresh state) the generation is unknown too, so a deterministic key may replay a
+    collection created and deleted before: ask for the collection (one GET) and trust
+    the answer only if it exists.
+    """
+    if gone is not None:
+        return collection_id == gone
+    try:
+        await client.get_collection(collection_id, name=name)
+    except NotFoundError:
+        return True
+    return False
 
 
 async def _create_once(

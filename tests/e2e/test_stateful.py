@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -293,5 +293,8 @@ TestRandomHistories.settings = settings(
     stateful_step_count=10,
     deadline=None,
     database=None,
+    # No explain phase: it traces every line of a failing history again, which took
+    # minutes in CI; the shrunk history and its reproduce_failure blob say enough.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

@@ -224,3 +224,28 @@ def test_a_collection_deleted_remotely_is_created_again_despite_the_replay(
     (again,) = sprunner.emulator.engine.collections.values()
     assert again.id != first.id and report["collections"][0]["collection_id"] == again.id
     assert again.requests == first.requests
+
+
+@pytest.mark.parametrize("args", [(), ("--no-run",)])
+def test_a_collection_deleted_remotely_after_a_lost_state_is_created_again(
+    sprunner: Sprunner, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """The stateful test's history: the state is lost, the collection deleted remotely, and
+    the next apply's deterministic key replays the deleted one's create. Without the state
+    nothing says the id is gone, so the create is checked (one GET) and sent again under a
+    new generation; with `--no-run` no run start would have told either."""
+    state = Path(os.environ["SPRUNNER_STATE_DIR"])
+    sprunner.apply(job(tmp_path), "--no-run")
+    (first,) = sprunner.emulator.engine.collections.values()
+    for attempt in range(2):  # the second time, generation 1 is lost with the state too
+        for path in state.rglob("*"):
+            if path.is_file() and path.name != "lock":
+                path.unlink()
+        (current,) = sprunner.emulator.engine.collections.values()
+        sprunner.emulator.engine.delete_collection(current.id)
+        result, report = sprunner.apply(job(tmp_path), *args)
+        assert result.exit_code == 0, (attempt, result.output)
+        (again,) = sprunner.emulator.engine.collections.values()
+        assert again.id not in (first.id, current.id), attempt
+        assert report["collections"][0]["collection_id"] == again.id
+        assert again.requests == first.requests

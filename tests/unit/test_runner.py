@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 
 from sprunner.api.client import ApiClient
-from sprunner.api.errors import AmbiguousApiError, ServerError
+from sprunner.api.errors import AmbiguousApiError, NotFoundError, ServerError
 from sprunner.api.models import CollectionRef, Run, WriteResult
 from sprunner.backoff import Backoff
 from sprunner.jobfile.model import DesiredCollection, MaxFailed, RunPolicy
@@ -40,6 +40,11 @@ class FakeApi:
 
     async def list_collections(self, *, name: str | None = None) -> list[CollectionRef]:
         return [CollectionRef(i, n) for i, n in self.collections.items() if name in (None, n)]
+
+    async def get_collection(self, collection_id: str, *, name: str | None = None) -> CollectionRef:
+        if collection_id not in self.collections:
+            raise NotFoundError("not found", call="get collection", status=404)
+        return CollectionRef(collection_id, self.collections[collection_id])
 
     async def create_collection(
         self, name: str, requests: Sequence[Mapping[str, Any]], *, idempotency_key: str
