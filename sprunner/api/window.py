@@ -50,7 +50,9 @@ Signal = Literal["ok", "congestion", "neutral"]
 POLL = 0
 START = 1
 WRITE = 2
-_PRIORITY_OF_CALL = {"get run": POLL, "start run": START}
+# A create's check that it was not a replay ("get collection") goes with the starts: the
+# collection's start waits for it, as a start waits for nothing else.
+_PRIORITY_OF_CALL = {"get run": POLL, "start run": START, "get collection": START}
 
 
 def priority_of(call: str) -> int:

