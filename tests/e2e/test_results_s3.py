@@ -17,20 +17,16 @@ from sprunner.emulator.server import running_emulator
 from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, write_job
 from tests.e2e.results_helpers import job_ids
 from tests.e2e.test_results_apply import job_text
+from tests.s3server import moto_s3
 
 pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 @pytest.fixture

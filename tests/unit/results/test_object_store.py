@@ -20,21 +20,17 @@ import pytest
 from sprunner.results.drain import Drain, DrainTarget
 from sprunner.results.layout import result_paths
 from sprunner.results.writer import ResultWriter
+from tests.s3server import moto_s3
 from tests.unit.results.fakeapi import FakeJobsApi, job
 
 pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 @pytest.fixture
