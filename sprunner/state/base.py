@@ -70,9 +70,15 @@ class StateStore(ABC):
         """Change some fields of an existing entry (or create it when `id` is given).
 
         `durable=False` is for changes nothing relies on (a run seen to its end): a backend
-        may let them reach the disk with the next durable change.
+        may let them reach the disk with the next durable change. A new `id` drops the run
+        records of the old one (unless given with it): they are no runs of the new one.
         """
         current = self._entries.get(name)
+        if current is not None and changes.get("id", current.id) != current.id:
+            # Another collection under this name (created again after someone deleted it):
+            # the runs recorded were the old one's. Kept, a pending start would make the
+            # next apply adopt the new collection's newest run, anyone's, as its own.
+            changes = {"inflight": None, "last_run": None, **changes}
         entry = Entry(**changes) if current is None else replace(current, **changes)
         self._write_entry(name, entry, durable=durable)
         self._entries[name] = entry
