@@ -1,15 +1,18 @@
 """SIGINT and SIGTERM during an apply: remembered from the first moment to the last.
 
-The handlers are plain `signal.signal` handlers, installed for the whole apply (loading,
-locking, the event loop, compacting the state, writing the report), so there is no window
-where a signal finds Python's defaults: a KeyboardInterrupt in the middle of writing the
-report, or a SIGTERM that ends the process with -15 instead of 143.
+The handlers are plain `signal.signal` handlers, installed for the whole apply once its
+job files are loaded (locking, the event loop, compacting the state, writing the report,
+the metrics and the final ping), so there is no window where a signal finds Python's
+defaults: a KeyboardInterrupt in the middle of writing the report, a 130 beside a report
+that says 0, or a SIGTERM that ends the process with -15 instead of 143.
 
 - While the event loop runs, the first signal cancels the main task through
   `call_soon_threadsafe` (the loop does the cancelling, never the handler itself); the apply
   then saves the state and writes a partial report.
-- Outside it, the signal is only remembered: the step in progress is short (compacting, an
-  atomic report write), it finishes, and the exit code is 130 / 143.
+- Outside it, the signal is only remembered: the step in progress is short (compacting),
+  it finishes, and the report and the exit code say 130 / 143.
+- Once the outcome is final (the report is being written, the metrics, the final ping), a
+  signal is remembered and changes nothing: the exit code is the one the report gives.
 
 The handler does nothing but record and schedule: writing to stderr from a signal handler
 could re-enter a write already in progress.

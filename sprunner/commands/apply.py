@@ -104,10 +104,15 @@ def run(
     a monitor never reads the files of an earlier apply as this one's. It runs inside what
     tells its surroundings about it (id, exit code, pings, metrics: `sprunner.operate`),
     job-file loading included."""
-    with operated(output, apply_options, api_url=options.api_url) as op:
+    # The signal handlers, once installed (after loading), stay until the last file and
+    # ping are out: a signal after the outcome is final changes nothing (`_applied`).
+    with (
+        contextlib.ExitStack() as handlers,
+        operated(output, apply_options, api_url=options.api_url) as op,
+    ):
         sofar = _Sofar(options.api_url, op.started_at, op.apply_id)
         try:
-            outcome = _applied(selection, options, output, apply_options, sofar, op)
+            outcome = _applied(selection, options, output, apply_options, sofar, op, handlers)
         except LockHeldError:
             raise  # the files belong to the apply that holds the lock
         except (Exception, KeyboardInterrupt) as error:
@@ -129,6 +134,7 @@ def _applied(
     apply_options: ApplyOptions,
     sofar: _Sofar,
     op: Operation,
+    handlers: contextlib.ExitStack,
 ) -> ApplyOutcome:
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
@@ -138,17 +144,22 @@ def _applied(
         from sprunner.runs.delivery import check_destinations
 
         check_destinations(loaded.collections)  # a missing extra: exit 2, nothing sent
-    with Interruption().installed() as interruption:
-        with (
-            target(options, output, local=apply_options.local) as api,
-            _state(options, api) as state,
-        ):
-            sofar.api_url = api.api_url
-            work = _Apply(loaded, api, state, options, apply_options, output, op)
-            outcome = asyncio.run(_apply(work, interruption, sofar))
-        if interruption.signum is not None and outcome.interrupted_by is None:
-            # It came after the work was done: the report says so, as the exit code will.
-            outcome = dataclasses.replace(outcome, interrupted_by=interruption.signum)
+    # Installed until `run` has written the report and sent the last ping (`handlers`):
+    # Python's defaults there made a late SIGINT exit 130 beside a report that says 0, and
+    # a late SIGTERM end the process with -15.
+    interruption = handlers.enter_context(Interruption().installed())
+    with (
+        target(options, output, local=apply_options.local) as api,
+        _state(options, api) as state,
+    ):
+        sofar.api_url = api.api_url
+        work = _Apply(loaded, api, state, options, apply_options, output, op)
+        outcome = asyncio.run(_apply(work, interruption, sofar))
+    if interruption.signum is not None and outcome.interrupted_by is None:
+        # It came after the work was done: the report says so, as the exit code will.
+        outcome = dataclasses.replace(outcome, interrupted_by=interruption.signum)
+    # From here the outcome is final: a later signal is only remembered, and the exit code
+    # is the one the report (written next) gives.
     if state.lost and not any(c.ok for c in outcome.collections):
         # The state database went away before anything was done: the report says so.
         lost = "the state database connection was lost before anything could be done"
