@@ -12,7 +12,9 @@ run id), never started a second time.
 
 from __future__ import annotations
 
+import http.server
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,6 +228,45 @@ def test_kill_between_run_post_and_answer_adopts_the_unrecorded_run(
     assert all(c["run"]["adopted"] for c in report["collections"])
 
 
+def test_a_pending_start_is_not_carried_over_to_a_collection_created_again(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    """A killed apply leaves a pending start on alpha; someone deletes alpha; a `--no-run`
+    apply creates it again; someone runs the new alpha. The next apply runs alpha itself:
+    the pending start was the old collection's, and the new one's newest run is not ours.
+    (The state used to keep the old run records under the new id, so the stateful test
+    found a run of a deleted collection expected to be adopted.)"""
+    job = write_job(tmp_path, JOB)
+    engine = sprunner.emulator.engine
+    engine.run_seconds = LONG_RUN
+    held = sprunner.emulator.faults.add("slow", 1.0, route="run")
+    first = Apply(sprunner, job)
+    first.wait_until(lambda: held.fired == 2, "the emulator received both held run starts")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    wait_for(lambda: len(engine.runs) == 2, "the held run starts to take effect")
+    old_alpha = recorded(sprunner)["alpha"].id
+    engine.delete_collection(old_alpha)
+
+    sprunner.emulator.faults.clear()
+    result, report = sprunner.apply(job, "--no-run")
+    assert result.exit_code == 0, result.output
+    assert actions(report)["alpha"] == "created"
+    new_alpha = recorded(sprunner)["alpha"]
+    assert new_alpha.id != old_alpha
+    engine.run_seconds = SHORT_RUN
+    theirs = engine.start_run(new_alpha.id)["run_id"]
+    # Completed, so that `overlap: skip` has no run in progress to adopt.
+    wait_for(
+        lambda: engine.get_run(new_alpha.id, theirs)["status"] == "completed", "their run's end"
+    )
+
+    report = apply_again(sprunner, job)
+    assert len(runs_per_collection(sprunner.emulator)["alpha"]) == 2  # theirs, and ours
+    alpha = {c["name"]: c["run"] for c in report["collections"]}["alpha"]
+    assert alpha["run_id"] != theirs and alpha["adopted"] is False
+    assert adopted(report)["beta"][1] is True  # beta's pending start is still resolved
+
+
 # --- SIGINT / SIGTERM ---------------------------------------------------------------------
 
 
@@ -342,6 +383,56 @@ def test_a_signal_after_the_work_still_gives_a_report_and_130(
     assert report["interrupted"] is True
     assert actions(report) == {"alpha": "created", "beta": "created"}
     assert set(recorded(sprunner)) == set(NAMES)
+
+
+class _HeldPing(http.server.BaseHTTPRequestHandler):
+    """A ping endpoint that answers the start ping at once and holds the final one until
+    `release` is set: while it is held, the apply is in its very last step."""
+
+    final: threading.Event
+    release: threading.Event
+
+    def do_GET(self) -> None:
+        if not self.path.endswith("/start"):
+            self.final.set()
+            self.release.wait(10)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_after_the_report_is_written_leaves_its_exit_code(
+    sprunner: Sprunner, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """The report is final once written: a signal that comes later (here while the final
+    ping is sent) finds sprunner's handler and changes nothing, so the exit code is the one
+    the report and the ping give. Python's defaults used to end it with 130 and a report
+    saying 0 (SIGINT), or -15 (SIGTERM). Found by the stateful test under load."""
+    handler = type(
+        "Handler", (_HeldPing,), {"final": threading.Event(), "release": threading.Event()}
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/ping"
+        late = Apply(sprunner, write_job(tmp_path, JOB), "--no-run", "--ping", url)
+        late.wait_until(handler.final.is_set, "the final ping")
+        late.process.send_signal(signum)
+        handler.release.set()
+        code = late.finish()
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+    assert code == 0, late.output
+    assert "Traceback" not in late.output
+    report = check_report(late.report)
+    assert (report["exit_code"], report["ok"], report["interrupted"]) == (0, True, False)
+    assert "exit code 0" in late.output
 
 
 # --- the lock -----------------------------------------------------------------------------
