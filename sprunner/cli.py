@@ -323,6 +323,10 @@ cli.add_command(results)
 def main(argv: Sequence[str] | None = None) -> int:
     """The `sprunner` command: run it with `argv` (default: the process's) and return the
     exit code, as pre-commit's `main` does; the console script passes it to `sys.exit`."""
+    if argv is None:  # the program itself: it exits after the command
+        from sprunner.interruption import ends_the_process
+
+        ends_the_process()
     try:
         cli.main(args=None if argv is None else list(argv), prog_name="sprunner")
     except SystemExit as exit_:

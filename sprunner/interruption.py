@@ -16,6 +16,13 @@ that says 0, or a SIGTERM that ends the process with -15 instead of 143.
 
 The handler does nothing but record and schedule: writing to stderr from a signal handler
 could re-enter a write already in progress.
+
+At the end the previous handlers come back, except in the `sprunner` process itself
+(`ends_the_process`, called by the program's entry point): the process only exits after
+the command, so the signals are ignored from then on. Python's defaults there would turn a
+signal during the exit into a KeyboardInterrupt (130) or a death by the signal (-2, -15)
+beside a report that says 0; a Python handler would not help, as the interpreter resets
+them to the defaults while it finalizes.
 """
 
 from __future__ import annotations
@@ -27,6 +34,15 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_process_ends = False  # set once by the program's entry point: see `ends_the_process`
+
+
+def ends_the_process() -> None:
+    """Say that the process exits after this command: the handlers of an interruption are
+    then left ignoring the signals when it ends, instead of giving them back to Python."""
+    global _process_ends
+    _process_ends = True
 
 
 class Interruption:
@@ -45,7 +61,7 @@ class Interruption:
             yield self
         finally:
             for signum, handler in previous.items():
-                signal.signal(signum, handler)
+                signal.signal(signum, signal.SIG_IGN if _process_ends else handler)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.signum is not None:

@@ -46,3 +46,32 @@ def test_a_closed_loop_does_not_turn_the_signal_into_an_error() -> None:
         interruption.on_first = lambda: loop.call_soon_threadsafe(print)
         os.kill(os.getpid(), signal.SIGINT)
     assert interruption.signum == signal.SIGINT
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_in_the_program_a_signal_after_the_handlers_changes_no_exit_code(
+    signum: signal.Signals,
+) -> None:
+    """The `sprunner` process only exits after its apply: a signal then (after the report)
+    is ignored, not Python's KeyboardInterrupt or death by the signal. In a subprocess:
+    the handlers it leaves must not leak into the test run."""
+    import subprocess
+    import sys
+    import textwrap
+
+    program = textwrap.dedent(
+        f"""
+        import os
+        from sprunner.interruption import Interruption, ends_the_process
+
+        ends_the_process()
+        with Interruption().installed():
+            pass
+        os.kill(os.getpid(), {int(signum)})
+        print("exited normally")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "exited normally"), done.stderr
