@@ -198,3 +198,23 @@ def test_a_lock_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> Non
     (tmp_path / "lock").mkdir()
     with pytest.raises(StateError, match="cannot lock the state directory"), locked(tmp_path):
         pass
+
+
+def test_a_new_id_drops_the_run_records_of_the_old_collection(tmp_path: Path) -> None:
+    """Runs belong to a collection, not to its name: after a create under a known name (the
+    old collection deleted remotely), no pending start or run id of the old one is left to
+    adopt, also after a kill (the journal says the same)."""
+    state = State(tmp_path, "https://api", key="k")
+    state.update("shop", id="c1", created=True, last_run=RunRecord("r0", 5.0))
+    state.update("shop", inflight=RunRecord(None, 10.0))
+    state.update("shop", fingerprint="f")  # the same collection: its runs are kept
+    assert state.get("shop") == Entry(
+        "c1", "f", True, last_run=RunRecord("r0", 5.0), inflight=RunRecord(None, 10.0)
+    )
+    state.update("shop", id="", creating=True)  # a create sent again
+    state.update("shop", id="c2", fingerprint="g", creating=False)
+    for entry in (state.get("shop"), State(tmp_path, "https://api").get("shop")):
+        assert entry == Entry("c2", "g", True)
+    # Given with the new id, they are the new collection's (a run start's first look).
+    state.update("shop", id="c3", last_run=RunRecord("r9", 20.0))
+    assert state.get("shop") == Entry("c3", "g", True, last_run=RunRecord("r9", 20.0))
