@@ -92,7 +92,7 @@ class Runner:
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
         self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
-        self._brake: retry.CreditBrake | None = None  # --max-credits for retries, once needed
+        self._brake = retry.CreditBrake(max_credits)  # for retries: given the ledger in execute
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -106,6 +106,8 @@ class Runner:
         # Each collection goes reconcile -> decide -> brake -> start -> wait on its own;
         # the brake waits only for the decisions of the collections before it (ledger.py).
         ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
+        # A retry is braked against every first run the ledger allows (runs/retry.py).
+        self._brake = retry.CreditBrake(self.max_credits, first_runs=ledger.committed)
         # Group commit: one fsync for the records of many collections, before each POST.
         self.state.defer_durability(True)
         self.client.before_post = self.state.synced
@@ -279,10 +281,6 @@ class Runner:
         # In flight again until the retries are over: a partial report after a signal says
         # so (the next apply adopts the run and resumes its retries).
         self._fold(index, Retrying())
-        if self._brake is None:
-            # What the first runs committed (file order, as the credit brake decided).
-            committed = sum(t.committed_credits() for t in self._tracks)
-            self._brake = retry.CreditBrake(self.max_credits, committed)
         context = retry.Context(
             self.client,
             self.state,

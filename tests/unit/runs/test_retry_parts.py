@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from pathlib import Path
 
 from sprunner.api.models import Job
@@ -51,12 +53,36 @@ def test_requests_sharing_a_key_are_retried_as_often_as_jobs_failed() -> None:
 
 
 def test_the_brake_takes_what_fits_and_refuses_the_rest() -> None:
-    brake = CreditBrake(10, committed=6)
-    assert brake.take(3) is None
-    refused = brake.take(2)
-    assert refused is not None and "only 1 of --max-credits 10" in refused
-    assert brake.take(1) is None
-    assert CreditBrake(None, committed=10**9).take(5) is None
+    async def main() -> None:
+        brake = CreditBrake(10, committed=6)
+        assert await brake.take(3) is None
+        refused = await brake.take(2)
+        assert refused is not None and "only 1 of --max-credits 10" in refused
+        assert await brake.take(1) is None
+        assert await CreditBrake(None, committed=10**9).take(5) is None
+
+    asyncio.run(main())
+
+
+def test_the_brake_counts_first_runs_the_ledger_will_still_start() -> None:
+    """A retry asks before a later collection decided: it waits for that decision, and the
+    first run the ledger then allows is counted, whichever answered first."""
+    from sprunner.runs.ledger import CreditLedger
+
+    async def main() -> None:
+        ledger = CreditLedger([3, 2], 6)  # both first runs fit; a retry of 2 then does not
+        brake = CreditBrake(6, first_runs=ledger.committed)
+        ledger.resolve(0, True)
+        asked = asyncio.ensure_future(brake.take(2))
+        await asyncio.sleep(0)
+        assert not asked.done()  # collection 1 has not decided yet
+        ledger.resolve(1, True)
+        refused = await asked
+        assert refused is not None and "only 1 of --max-credits 6" in refused
+        assert "first runs 5" in refused
+        assert await brake.take(1) is None  # what is left still fits
+
+    asyncio.run(main())
 
 
 def test_the_ledger_survives_a_reopen_and_belongs_to_one_run(tmp_path: Path) -> None:
