@@ -274,9 +274,7 @@ class Runner:
         """Re-run what failed in `<name>.retry` (sprunner/runs/retry.py); a no-op unless
         `run.retry` asks for it and the run completed with failed jobs."""
         run = track.run
-        if run is None or track.run_state != "completed" or desired.run.retry.attempts < 1:
-            return
-        if run.failed_requests + run.timeout_requests == 0:
+        if run is None or track.run_state != "completed" or not retry.follows(desired, run):
             return
         # In flight again until the retries are over: a partial report after a signal says
         # so (the next apply adopts the run and resumes its retries).
@@ -289,6 +287,7 @@ class Runner:
             self.backoff,
             log=self.output.info,
             clock=self.clock,
+            warn=self.output.warn,
         )
         retried = await retry.retry(context, desired, run)
         if retried is None:  # nothing to retry after all: completed as it was
@@ -367,7 +366,11 @@ class Runner:
                 on_poll=None if results is None else results.on_poll,
                 max_delay=None if results is None else delivery.max_poll_delay(desired.run),
             )
-            run, delivered = await delivery.end(results, waited.run, timed_out=waited.timed_out)
+            # With retries to follow, the file is held: published once, after them.
+            hold = retry.follows(desired, waited.run)
+            run, delivered = await delivery.end(
+                results, waited.run, timed_out=waited.timed_out, hold=hold
+            )
         finally:
             if results is not None:
                 results.close()

@@ -171,6 +171,8 @@ class Track:
             credits=self.credits + result.credits,
             run_state="completed",
             run_reason=reason,
+            results=result.results if result.results is not None else self.results,
+            error=result.error or self.error,
         )
 
     def _decided(self, result: Decided) -> Track:
