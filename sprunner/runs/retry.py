@@ -102,7 +102,7 @@ class Retried:
     final: FinalCounts
     credits: int = 0  # what this apply spent on retry runs
     # Runs each request that ever failed took, by (url, custom_id): the `attempts` column
-    # of the results file's final lines (`runs/finalrows.py`); absent keys took one run.
+    # of the report's still-failing jobs; absent keys took one run.
     attempts: Mapping[tuple[str, str | None], int] = field(default_factory=dict)
     results: Mapping[str, Any] | None = None  # the final results file, for the report
     error: str | None = None  # the results could not be delivered

@@ -227,7 +227,10 @@ class RetryResults:
                 f"{self._desired.name}: run {self._parent.run_id}: {delivered.expired} "
                 f"result(s) expired and {delivered.missing} missing (see the manifest)"
             )
-        self._finished(delivered, [s.paths for s in [first, *retries]])
+        # Every staged file goes, a retry run not waited to its end (not folded) included.
+        last = max([self._desired.run.retry.attempts, *(int(k) for k in staged if k.isdigit())])
+        leftover = [staging_paths(self._first.paths, k) for k in range(1, last + 1)]
+        self._finished(delivered, [self._first.paths, *leftover])
         return delivered.report()
 
     def _manifest(self) -> dict[str, Any]:

@@ -142,3 +142,31 @@ def test_a_second_retry_of_the_new_report_counts_attempts_on(
     assert (row["custom_id"], row["status"], row["attempts"]) == ("broken", "failed", 3)
     report = json.loads(again.read_text())
     assert report["collections"][0]["run"]["retries"][0]["results"]["lines"] == 1
+
+
+def test_a_retry_run_not_waited_to_its_end_is_left_out_of_the_file(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    from tests.e2e.retry_helpers import ledger_of
+    from tests.e2e.subprocess_helpers import Apply
+
+    out = tmp_path / "results"
+    job = with_results(FLAKY, out).replace(
+        "poll_interval: 0.1s", "poll_interval: 0.1s\n      timeout: 1s"
+    )
+    # The companion's create is slow: time to make its run outlast `timeout` once it begins.
+    sprunner.emulator.faults.add("slow", 0.5, route="create")
+    apply = Apply(sprunner, write_job(tmp_path, job))
+    apply.wait_until(lambda: ledger_of(sprunner, "shop") is not None, "the retry to begin")
+    sprunner.emulator.engine.run_seconds = 10.0
+    assert apply.finish() == 1, apply.output
+    report = check_report(apply.report)
+    run = report["collections"][0]["run"]
+    assert [r["status"] for r in run["retries"]] == ["timed_out"]
+    [parent] = runs_of(sprunner, "shop")
+    rows = read_rows(data_file(out, "shop", parent))
+    assert sorted((r["status"], r["attempts"]) for r in rows) == [
+        ("completed", 1), ("failed", 1), ("failed", 1)
+    ]  # fmt: skip
+    assert run["results"]["lines"] == 3
+    assert leftovers(tmp_path) == []

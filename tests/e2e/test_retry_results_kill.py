@@ -61,6 +61,10 @@ def test_a_kill_mid_drain_of_a_retry_run_is_resumed_by_the_next_apply(
     # Held while the retries go on: no file under a final name, only staged parts.
     assert list(out.rglob("*.jsonl.gz")) == []
     assert len(list(out.rglob("*.part"))) == 2
+    # `sprunner results` does not publish the first run's rows alone meanwhile.
+    held = sprunner("results", "shop", str(job), "--run", parent)
+    assert held.exit_code == 1 and "held while its failed jobs are retried" in held.output
+    assert list(out.rglob("*.jsonl.gz")) == []
 
     result, report = sprunner.apply(job)
 

@@ -123,24 +123,3 @@ def test_metrics_count_requests_and_credits_after_the_retries() -> None:
     )
     [shop] = from_outcome(outcome, exit_code=1, calls=()).collections
     assert (shop.success, shop.failed, shop.timeout, shop.credits) == (3, 1, 0, 3)
-
-
-def test_final_rows_say_how_each_request_ended_and_its_attempts() -> None:
-    from sprunner.outcome import FinalCounts, FinalJob
-    from sprunner.runs.finalrows import final_rows
-
-    requests = (
-        {"url": "https://a/1"},
-        {"url": "https://a/2", "custom_id": "two"},
-        {"url": "https://a/3"},
-    )
-    still = FinalJob("j9", "https://a/3", None, "timeout", "Timed out", attempts=3)
-    final = FinalCounts(3, 2, 0, 1, (still,))
-    rows = list(final_rows(requests, final, {("https://a/2", "two"): 2, ("https://a/3", None): 3}))
-    assert [(r["url"], r["custom_id"], r["status"], r["attempts"]) for r in rows] == [
-        ("https://a/1", None, "completed", 1),
-        ("https://a/2", "two", "completed", 2),
-        ("https://a/3", None, "timeout", 3),
-    ]
-    assert all(r["final"] is True for r in rows)
-    assert rows[2]["job_id"] == "j9" and "job_id" not in rows[0]
