@@ -38,6 +38,7 @@ class Reconciled:
     action: Action
     collection_id: str | None = None
     error: str | None = None
+    unchecked: bool = False  # a create whose replay check waits for a run start (execute.py)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Track:
     results: Mapping[str, Any] | None = None
     run_started_at: float | None = None
     run_finished_at: float | None = None
+    unchecked: bool = False
 
     @property
     def name(self) -> str:
@@ -116,12 +118,18 @@ class Track:
         """The track after `result`."""
         if isinstance(result, Reconciled):
             return replace(
-                self, action=result.action, collection_id=result.collection_id, error=result.error
+                self,
+                action=result.action,
+                collection_id=result.collection_id,
+                error=result.error,
+                unchecked=result.unchecked,
             )
         if isinstance(result, Decided):
             return self._decided(result)
         if isinstance(result, Recreated):
-            return replace(self, action="create", collection_id=result.collection_id)
+            return replace(
+                self, action="create", collection_id=result.collection_id, unchecked=False
+            )
         if isinstance(result, Begun):
             started = result.started
             adopted = started if started.adopted else self.adopted

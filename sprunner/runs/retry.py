@@ -118,12 +118,12 @@ class Round:
     unmatched: int = 0  # failed jobs of the first run that matched no request
 
 
-async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried | None:
-    """Retry `first`'s failed jobs per `desired.run.retry`; None when there is no retry
-    phase (retrying off, the run not completed, or nothing failed)."""
+async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried:
+    """Retry `first`'s failed jobs per `desired.run.retry`; `first` as it was when there
+    is no retry phase (retrying off, the run not completed, or nothing failed)."""
     policy, name = desired.run.retry, desired.name
     if not follows(desired, first):
-        return None
+        return Retried((), counts_of(first))
     book = ledger.load(ctx.state, name, first.run_id)
     if not book.done:
         # Before the first await: nothing separates the end of the wait from this mark.
