@@ -123,7 +123,8 @@ class RetryResults:
             return None
         report = blob.get("report")
         if first.finished and isinstance(report, Mapping):
-            return cls(client, state, desired, parent, first, warn=warn, published=report)
+            shown = Delivered(**report).report()  # as journaled: `file` is not reported
+            return cls(client, state, desired, parent, first, warn=warn, published=shown)
         if not blob.get("held"):
             return None
         return cls(client, state, desired, parent, first, warn=warn)

@@ -76,3 +76,50 @@ def test_the_next_apply_waits_for_the_killed_retrys_run_before_it_retries(
     [retry] = applied["collections"][0]["run"]["retries"]
     assert (retry["run_id"], retry["adopted"]) == (mine.run_id, False)
     assert recorded(sprunner)["news.retry"].inflight is None
+
+
+def test_a_killed_retrys_results_are_finished_by_the_next_retry_never_doubled(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    from sprunner.runs.delivery import BLOB_KIND
+    from sprunner.state import State
+    from tests.e2e.results_helpers import data_file, leftovers, read_rows
+
+    out = tmp_path / "results"
+    job = (
+        "version: 1\ncollections:\n  - name: news\n    requests:\n"
+        "      - url: https://news.example.com/\n"
+        '      - url: "https://news.example.com/p/{{ i }}/flaky"\n'
+        '        foreach: {i: "{{ range(300) }}"}\n'
+        f"    results: {{to: '{out}'}}\n    run: {{poll_interval: 0.1s}}\n"
+    )
+    sprunner.apply(write_job(tmp_path, job))
+    report = tmp_path / "report.json"
+
+    def staged() -> int:
+        state = State(sprunner.state_dir, sprunner.emulator.url, persist=False)
+        blob = state.get_blob("news.retry", BLOB_KIND)
+        return int(blob["checkpoint"]["lines"]) if blob else 0
+
+    sprunner.emulator.engine.run_seconds = 3.0
+    retry = Apply(sprunner, report, command="retry")
+    retry.wait_until(lambda: staged() > 0, "a page of the retry run's results committed")
+    assert retry.stop(signal.SIGKILL) == -signal.SIGKILL
+    wait_quiet(sprunner)
+    [companion_run] = runs_of(sprunner, "news.retry")
+
+    new = tmp_path / "retried.json"
+    result = sprunner("retry", str(report), "--report", str(new))
+
+    assert result.exit_code == 0, result.output
+    assert "again" not in result.output, "the partial file was resumed, not restarted"
+    [retried] = check_report(new)["collections"][0]["run"]["retries"]
+    assert (retried["run_id"], retried["adopted"]) == (companion_run, True)
+    assert runs_of(sprunner, "news.retry") == [companion_run]
+    rows = read_rows(data_file(out, "news", companion_run))
+    ids = [r["job_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 300 == retried["results"]["lines"]
+    stored = sprunner.emulator.engine.runs[companion_run]
+    assert sorted(ids) == sorted(stored.job_id(j.index) for j in stored.jobs)
+    assert {(r["status"], r["attempts"]) for r in rows} == {("completed", 2)}
+    assert leftovers(tmp_path) == []

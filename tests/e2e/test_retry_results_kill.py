@@ -87,3 +87,40 @@ def test_a_kill_mid_drain_of_a_retry_run_is_resumed_by_the_next_apply(
     assert all(r["status"] == "completed" for r in rows)
     assert manifest_of(data)["lines"] == run["results"]["lines"] == N + 1
     assert leftovers(tmp_path) == []
+
+
+def test_a_kill_after_the_final_file_was_published_does_not_write_it_again(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    """Killed after the fold's publish, before the retries were marked done: the next
+    apply adopts the run and its retry runs, and reports the published file as journaled."""
+    from sprunner.runs import retryledger
+    from sprunner.state import RunRecord
+    from tests.e2e.retry_helpers import FLAKY
+    from tests.e2e.test_retry_results import with_results
+
+    out = tmp_path / "results"
+    job = write_job(tmp_path, with_results(FLAKY, out))
+    result, first = sprunner.apply(job)
+    assert result.exit_code == 0, result.output
+    [parent] = runs_of(sprunner, "shop")
+    published = data_file(out, "shop", parent).read_bytes()
+    state = State(sprunner.state_dir, sprunner.emulator.url, key=sprunner.emulator.api_key)
+    state.update("shop", inflight=RunRecord(parent, 0.0))
+    book = retryledger.load(state, "shop", parent)
+    retryledger.save(state, "shop", book.__class__(parent, book.attempts, done=False))
+    state.compact()
+    state.close()
+    sprunner.reset_calls()
+
+    result, second = sprunner.apply(job)
+
+    assert result.exit_code == 0, result.output
+    run = second["collections"][0]["run"]
+    assert (run["run_id"], run["adopted"]) == (parent, True)
+    assert [r["adopted"] for r in run["retries"]] == [True, True]
+    assert run["results"] == first["collections"][0]["run"]["results"]
+    # Each run's failed jobs are listed (the retry phase's judgement), nothing is drained.
+    assert sprunner.calls().get("list_jobs", 0) == 1 + len(run["retries"])
+    assert data_file(out, "shop", parent).read_bytes() == published
+    assert leftovers(tmp_path) == []
