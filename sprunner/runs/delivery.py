@@ -247,16 +247,16 @@ class Delivery:
             return None
         from sprunner.results.errors import ResultsError
 
-        async def refetch() -> _Persisted:
+        async def refetch() -> Persisted:
             again = await self._client.get_run(self._collection_id, self._run_id, name=self.name)
-            return _Persisted(again)
+            return Persisted(again)
 
         try:
             if hold:
-                await self._drain.settle(_Persisted(run), refetch=refetch)
+                await self._drain.settle(Persisted(run), refetch=refetch)
                 self._journal(self._drain.checkpoint, held=True)
                 return None
-            outcome = await self._drain.finish(_Persisted(run), refetch=refetch)
+            outcome = await self._drain.finish(Persisted(run), refetch=refetch)
         except ApiUnusableError:
             raise
         except (ApiError, ResultsError) as e:
@@ -284,7 +284,7 @@ class Delivery:
             self._drain.close()
 
 
-class _Persisted:
+class Persisted:
     """A run answer whose `all_jobs_persisted` is unknown (None) counts as persisted.
 
     Older deployments do not say; waiting for a flag they never send would only delay the

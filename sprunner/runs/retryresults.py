@@ -41,7 +41,7 @@ from sprunner.runs.delivery import (
     BLOB_KIND,
     Delivered,
     Delivery,
-    _Persisted,
+    Persisted,
     drain_fields,
     shown_to,
     spool_dir_of,
@@ -137,7 +137,7 @@ class RetryResults:
         attempts = blob.get("attempts")
         return dict(attempts) if isinstance(attempts, Mapping) else {}
 
-    def _journal(self, attempt: int, run_id: str, checkpoint: Any, *, settled: bool) -> None:
+    def journal(self, attempt: int, run_id: str, checkpoint: Any, *, settled: bool) -> None:
         staged = self._staged()
         staged[str(attempt)] = {
             "run_id": run_id,
@@ -169,7 +169,7 @@ class RetryResults:
             fields=drain_fields(self._desired.results),
             attempts=attempt + 1,
         )
-        staged = _Staged(self, attempt, run)
+        staged = _Staged(self, self._client, attempt, run, target.collection)
         try:
             staged.drain = await asyncio.to_thread(
                 Drain,
@@ -177,7 +177,7 @@ class RetryResults:
                 target,
                 checkpoint=saved,
                 spool_dir=spool_dir_of(self._state),
-                on_commit=lambda cp: self._journal(attempt, run.run_id, cp, settled=False),
+                on_commit=lambda cp: self.journal(attempt, run.run_id, cp, settled=False),
                 warn=self._warn,
             )
         except ResultsError as e:
@@ -203,7 +203,7 @@ class RetryResults:
                 entry = {}
             saved = _checkpoint(entry.get("checkpoint"))
             if saved is None or saved.run_id != run_id:
-                self._fail(f"the results of retry run {run_id} were not drained whole")
+                self.fail(f"the results of retry run {run_id} were not drained whole")
                 return None
             retries.append(Staged(run_id, staging_paths(self._first.paths, attempt), saved.lines))
         first = Staged(self._first.run_id, self._first.paths, self._first.lines)
@@ -213,7 +213,7 @@ class RetryResults:
                 fold, self._first.paths, first, retries, self._manifest(), spool_dir=spool
             )
         except (OSError, ResultsError) as e:
-            self._fail(str(e))
+            self.fail(str(e))
             return None
         delivered = Delivered(
             to=shown_to(self._desired, self._first.to),
@@ -264,7 +264,7 @@ class RetryResults:
             with contextlib.suppress(OSError):
                 part_path(paths, spool_dir=spool).unlink()
 
-    def _fail(self, error: str) -> None:
+    def fail(self, error: str) -> None:
         self.error = f"results of run {self._parent.run_id}: {error}"
         self._warn(f"{self._desired.name}: {self.error}")
 
@@ -287,14 +287,17 @@ class _Settled:
 class _Staged:
     """One retry run drained into its staged `.part` (never published on its own)."""
 
-    def __init__(self, owner: RetryResults, attempt: int, run: Run) -> None:
-        self._owner, self._attempt, self._run = owner, attempt, run
+    def __init__(
+        self, owner: RetryResults, client: ApiClient, attempt: int, run: Run, name: str
+    ) -> None:
+        self._owner, self._client, self._attempt, self._run = owner, client, attempt, run
+        self._name = name  # the companion's, for the client's logs
         self.drain: Any = None  # results.drain.Drain
         self.error: str | None = None
 
     def fail(self, error: BaseException) -> None:
         self.error = f"retry run {self._run.run_id}: {error}"
-        self._owner._fail(self.error)
+        self._owner.fail(self.error)
         self.close()
 
     async def on_poll(self, run: Run) -> None:
@@ -316,19 +319,19 @@ class _Staged:
             return None
         from sprunner.results.errors import ResultsError
 
-        client, name = self._owner._client, self._owner._desired.name + ".retry"
+        client, name = self._client, self._name
 
-        async def refetch() -> _Persisted:
-            return _Persisted(await client.get_run(run.collection_id, run.run_id, name=name))
+        async def refetch() -> Persisted:
+            return Persisted(await client.get_run(run.collection_id, run.run_id, name=name))
 
         try:
-            await self.drain.settle(_Persisted(run), refetch=refetch)
+            await self.drain.settle(Persisted(run), refetch=refetch)
         except ApiUnusableError:
             raise
         except (ApiError, ResultsError) as e:
             self.fail(e)
             return None
-        self._owner._journal(self._attempt, run.run_id, self.drain.checkpoint, settled=True)
+        self._owner.journal(self._attempt, run.run_id, self.drain.checkpoint, settled=True)
         return None
 
     def close(self) -> None:
