@@ -9,9 +9,12 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sprunner.runs.retryresults import STAGED_KIND
 from sprunner.state import State
 from tests.e2e.apply_helpers import Sprunner, write_job
+from tests.e2e.emulator_helpers import http, wait_done
 from tests.e2e.results_helpers import data_file, leftovers, manifest_of, read_rows
 from tests.e2e.retry_helpers import runs_of, sprunner
 from tests.e2e.subprocess_helpers import Apply, wait_quiet
@@ -46,8 +49,9 @@ def staged_lines(sprunner: Sprunner) -> int:
     return int(blob["attempts"]["1"]["checkpoint"]["lines"])
 
 
+@pytest.mark.parametrize("resume", ["while_running", "after_the_run_ended"])
 def test_a_kill_mid_drain_of_a_retry_run_is_resumed_by_the_next_apply(
-    sprunner: Sprunner, tmp_path: Path
+    sprunner: Sprunner, tmp_path: Path, resume: str
 ) -> None:
     out = tmp_path / "results"
     job = write_job(tmp_path, JOB.format(n=N, to=out))
@@ -65,6 +69,10 @@ def test_a_kill_mid_drain_of_a_retry_run_is_resumed_by_the_next_apply(
     held = sprunner("results", "shop", str(job), "--run", parent)
     assert held.exit_code == 1 and "held while its failed jobs are retried" in held.output
     assert list(out.rglob("*.jsonl.gz")) == []
+    if resume == "after_the_run_ended":
+        stored = sprunner.emulator.engine.runs[retry_run]
+        with http(sprunner.emulator) as client:
+            wait_done(client, {"collection_id": stored.collection_id, "run_id": retry_run})
 
     result, report = sprunner.apply(job)
 
