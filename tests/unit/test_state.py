@@ -64,6 +64,23 @@ def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
     assert list(State(tmp_path, "https://api").entries()) == ["shop"]
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["per-change", "group-commit"])
+def test_a_record_after_a_torn_line_starts_a_line_of_its_own(
+    tmp_path: Path, grouped: bool
+) -> None:
+    """Power lost mid-record, then an apply: its records are never joined to the torn
+    fragment, whether the journal is opened per change or held open (group commit)."""
+    State(tmp_path, "https://api", key="k").update("shop", id="c1")
+    with (tmp_path / "journal.jsonl").open("a") as journal:
+        journal.write('{"api": "https://api", "name": "blog", "ent')
+    state = State(tmp_path, "https://api", key="k")
+    state.defer_durability(grouped)
+    for index in range(3):
+        state.update(f"new{index}", id=f"n{index}")
+    state.defer_durability(False)
+    assert sorted(State(tmp_path, "https://api").entries()) == ["new0", "new1", "new2", "shop"]
+
+
 def test_entries_are_per_api_url(tmp_path: Path) -> None:
     State(tmp_path, "https://one").update("shop", id="c1")
     assert State(tmp_path, "https://two").get("shop") is None
