@@ -65,9 +65,7 @@ def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("grouped", [False, True], ids=["per-change", "group-commit"])
-def test_a_record_after_a_torn_line_starts_a_line_of_its_own(
-    tmp_path: Path, grouped: bool
-) -> None:
+def test_a_record_after_a_torn_line_starts_a_line_of_its_own(tmp_path: Path, grouped: bool) -> None:
     """Power lost mid-record, then an apply: its records are never joined to the torn
     fragment, whether the journal is opened per change or held open (group commit)."""
     State(tmp_path, "https://api", key="k").update("shop", id="c1")
