@@ -213,3 +213,25 @@ def test_a_lock_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> Non
     (tmp_path / "lock").mkdir()
     with pytest.raises(StateError, match="cannot lock the state directory"), locked(tmp_path):
         pass
+
+
+def test_an_entry_is_stored_with_every_field_and_read_back_the_same() -> None:
+    """The written-out `entry_to_json` must follow the dataclass: a field added to Entry
+    and forgotten there would be lost at the next save."""
+    from dataclasses import asdict, fields
+
+    from sprunner.state.model import entry_from_json, entry_to_json
+
+    entry = Entry(
+        id="c1",
+        fingerprint="f",
+        created=True,
+        last_run=RunRecord("r1", 1.0),
+        inflight=RunRecord(None, 2.0),
+        creating=True,
+        started_fingerprint="s",
+        companion_of="parent",
+    )
+    assert all(getattr(entry, f.name) != f.default for f in fields(Entry))  # all set
+    assert entry_to_json(entry) == asdict(entry)
+    assert entry_from_json(entry_to_json(entry)) == entry
