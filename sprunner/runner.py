@@ -93,7 +93,7 @@ class Runner:
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
         self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
-        self._brake: retry.CreditBrake | None = None  # --max-credits for retries, once needed
+        self._brake = retry.CreditBrake(max_credits)  # for retries: given the ledger in execute
         self.pace = poller.PaceBook()  # how long this apply's runs take, for their first polls
 
     @property
@@ -108,6 +108,8 @@ class Runner:
         # Each collection goes reconcile -> decide -> brake -> start -> wait on its own;
         # the brake waits only for the decisions of the collections before it (ledger.py).
         ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
+        # A retry is braked against every first run the ledger allows (runs/retry.py).
+        self._brake = retry.CreditBrake(self.max_credits, first_runs=ledger.committed)
         # Group commit: one fsync for the records of many collections, before each POST.
         self.state.defer_durability(True)
         self.client.before_post = self.state.synced
@@ -283,17 +285,11 @@ class Runner:
         """Re-run what failed in `<name>.retry` (sprunner/runs/retry.py); a no-op unless
         `run.retry` asks for it and the run completed with failed jobs."""
         run = track.run
-        if run is None or track.run_state != "completed" or desired.run.retry.attempts < 1:
-            return
-        if run.failed_requests + run.timeout_requests == 0:
+        if run is None or track.run_state != "completed" or not retry.follows(desired, run):
             return
         # In flight again until the retries are over: a partial report after a signal says
         # so (the next apply adopts the run and resumes its retries).
         self._fold(index, Retrying())
-        if self._brake is None:
-            # What the first runs committed (file order, as the credit brake decided).
-            committed = sum(t.committed_credits() for t in self._tracks)
-            self._brake = retry.CreditBrake(self.max_credits, committed)
         context = retry.Context(
             self.client,
             self.state,
@@ -302,11 +298,9 @@ class Runner:
             self.backoff,
             log=self.output.info,
             clock=self.clock,
+            warn=self.output.warn,
         )
-        retried = await retry.retry(context, desired, run)
-        if retried is None:  # nothing to retry after all: completed as it was
-            retried = retry.Retried((), retry.counts_of(run))
-        self._fold(index, retried)
+        self._fold(index, await retry.retry(context, desired, run))
 
     async def _start(self, index: int, track: Track, desired: DesiredCollection) -> Begun:
         assert track.collection_id is not None
@@ -375,7 +369,11 @@ class Runner:
                 max_delay=None if results is None else delivery.max_poll_delay(desired.run),
                 pace=self.pace,
             )
-            run, delivered = await delivery.end(results, waited.run, timed_out=waited.timed_out)
+            # With retries to follow, the file is held: published once, after them.
+            hold = retry.follows(desired, waited.run)
+            run, delivered = await delivery.end(
+                results, waited.run, timed_out=waited.timed_out, hold=hold
+            )
         finally:
             if results is not None:
                 results.close()

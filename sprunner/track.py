@@ -179,6 +179,8 @@ class Track:
             credits=self.credits + result.credits,
             run_state="completed",
             run_reason=reason,
+            results=result.results if result.results is not None else self.results,
+            error=result.error or self.error,
         )
 
     def _decided(self, result: Decided) -> Track:
@@ -209,13 +211,6 @@ class Track:
         if self.run_state is None or self.run_state == "in_progress":
             return replace(self, error=result.error, run_state="error", run_reason=result.error)
         return replace(self, error=result.error)
-
-    def committed_credits(self) -> int:
-        """Credits this collection's first run takes from --max-credits: what a begun run
-        cost (0 when adopted), else what a run still to start will cost."""
-        if self.run_state is not None:
-            return self.credits
-        return self.item.credits if self.wants_run and self.adopted is None else 0
 
     def progress(self) -> Progress:
         return Progress(self.name, self.action, self.run_state, self.run, self.credits)

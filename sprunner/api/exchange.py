@@ -35,6 +35,7 @@ from sprunner.api.transport import (
     safe_url,
 )
 from sprunner.api.window import CallWindow, Signal, priority_of
+from sprunner.api.wire import Wire
 
 
 class NotSent(TransportError):
@@ -72,7 +73,8 @@ class Exchange:
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers=dict(headers),
-            transport=transport,
+            # Ours unless a test injects one: httpcore's pool costs ms of CPU a call (wire.py).
+            transport=transport if transport is not None else Wire(),
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
         )
