@@ -101,3 +101,33 @@ def wait_quiet(sprunner: Sprunner, seconds: float = 0.1) -> None:
         now = sum(engine.calls.values())
         if now != calls:
             calls, quiet_since = now, time.monotonic()
+
+
+def server_connections(port: int) -> int:
+    """How many connections the emulator on `port` still holds open (ESTABLISHED, or
+    CLOSE_WAIT: the client is gone, what it sent is not read yet), from the kernel's tables.
+    0 where there are no /proc tables (the caller's quiet period is then all there is)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, status = fields[1], fields[3]
+            if int(local.rsplit(":", 1)[1], 16) == port and status in ("01", "08"):
+                count += 1
+    return count
+
+
+def wait_served(sprunner: Sprunner, seconds: float = 0.2) -> None:
+    """After a killed apply: wait until the emulator has read everything it sent (its
+    connections closed), then for a quiet period while the last requests are answered.
+
+    A quiet period alone is a guess on a loaded machine: a request sent just before the
+    kill may wait unread longer than it, and then create a collection behind the next
+    apply's back (a duplicate when the Idempotency-Key is ignored)."""
+    port = sprunner.emulator.port
+    wait_for(lambda: server_connections(port) == 0, "the emulator to close the connections")
+    wait_quiet(sprunner, seconds)

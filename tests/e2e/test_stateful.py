@@ -43,7 +43,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sprunner.emulator.server import running_emulator
 from sprunner.state import Entry
 from tests.e2e.apply_helpers import Sprunner, check_report
-from tests.e2e.subprocess_helpers import Apply, recorded, wait_quiet
+from tests.e2e.subprocess_helpers import Apply, recorded, wait_served
 
 MANAGED = ("a", "b", "c")  # names the job file may declare (few: histories revisit them)
 UNMANAGED = ("x", "y")  # names only someone else uses: never in a job file
@@ -203,7 +203,7 @@ class Applies(RuleBasedStateMachine):
             assert code in (0, -signal.SIGKILL, -signal.SIGTERM), (code, stopped.output)
         self.sprunner.emulator.faults.clear()
         self.engine.run_seconds = RUN_SECONDS
-        wait_quiet(self.sprunner, 0.2)  # the killed apply's last calls are served
+        wait_served(self.sprunner)  # the killed apply's last calls are read and served
 
     # --- the apply ----------------------------------------------------------------------
     @rule(run=st.booleans(), prune=st.booleans())
