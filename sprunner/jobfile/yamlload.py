@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,11 @@ class PSeq(list[Any]):
         self.marks: list[Mark] = []
 
 
+def _mark(event: Any) -> Mark:
+    start = event.start_mark
+    return (start.line + 1, start.column + 1)
+
+
 class _Abort(Exception):
     """The file cannot be read further; the problem is already recorded."""
 
@@ -101,15 +105,48 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
-@dataclass
 class _Frame:
     """A mapping or sequence being built; `key` holds a mapping's pending key."""
 
-    value: PMap | PSeq
-    anchor: str | None
-    size: int = 1
-    key: tuple[str, Mark, bool] | None = None  # text, mark, is-merge
-    entries: list[tuple[str, Mark, Any, Mark, bool]] = field(default_factory=list)
+    __slots__ = ("anchor", "entries", "is_map", "key", "merges", "size", "value")
+
+    def __init__(self, value: PMap | PSeq, anchor: str | None, is_map: bool) -> None:
+        # Any, not PMap | PSeq: the hot loop tells them apart by `is_map`, not isinstance.
+        self.value: Any = value
+        self.anchor = anchor
+        self.is_map = is_map
+        self.size = 1
+        self.key: tuple[str, Mark, bool] | None = None  # text, mark, is-merge
+        self.entries: list[tuple[str, Mark, Any, Mark, bool]] = []
+        self.merges = False  # a `<<` key among the entries
+
+
+def _implicit_table() -> dict[str, tuple[tuple[str, re.Pattern[str]], ...]]:
+    """The loader's implicit resolvers by first character, wildcard ones appended (as
+    `Resolver.resolve` tries them)."""
+    table = _Loader.yaml_implicit_resolvers
+    wildcard = list(table.get(None, []))
+    return {first: tuple(found + wildcard) for first, found in table.items() if first is not None}
+
+
+_IMPLICIT = _implicit_table()
+_WILDCARD: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    _Loader.yaml_implicit_resolvers.get(None, [])
+)
+
+
+def plain_tag(text: str) -> str:
+    """The tag of an untagged plain scalar: what `Resolver.resolve` says, without its
+    per-call overhead (most values start with a letter no resolver claims)."""
+    for tag, regexp in _IMPLICIT.get(text[:1], _WILDCARD):
+        if regexp.match(text):
+            return tag
+    return _STR
+
+
+_SCALAR, _ALIAS, _DOCUMENT = yaml.ScalarEvent, yaml.AliasEvent, yaml.DocumentStartEvent
+_MAP_START, _SEQ_START = yaml.MappingStartEvent, yaml.SequenceStartEvent
+_MAP_END, _SEQ_END, _STREAM_END = yaml.MappingEndEvent, yaml.SequenceEndEvent, yaml.StreamEndEvent
 
 
 class _Builder:
@@ -132,7 +169,7 @@ class _Builder:
         """Where in the document the innermost open mapping or list is being built."""
         parts: list[str | int] = []
         for frame in self.stack:
-            if isinstance(frame.value, PSeq):
+            if not frame.is_map:
                 parts.append(len(frame.value))
             elif frame.key is not None:
                 parts.append(frame.key[0])
@@ -150,26 +187,33 @@ class _Builder:
             )
 
     def run(self, loader: Any) -> None:
+        # The hot loop of every job file (issue #17): dispatch on the event's exact class
+        # (libyaml makes no subclasses), scalars first, as they are most of the events.
+        get_event, stack = loader.get_event, self.stack
         while True:
-            event = loader.get_event()
-            if event is None or isinstance(event, yaml.StreamEndEvent):
-                return
-            mark = (event.start_mark.line + 1, event.start_mark.column + 1)
-            if isinstance(event, yaml.DocumentStartEvent):
+            event = get_event()
+            kind = type(event)
+            if kind is _SCALAR:
+                top = stack[-1] if stack else None
+                if top is not None and top.is_map and top.key is None:
+                    self.key(loader, event, top)
+                else:
+                    self.scalar(loader, event, top)
+            elif kind is _MAP_END or kind is _SEQ_END:
+                self.end()
+            elif kind is _MAP_START or kind is _SEQ_START:
+                self.start(event, kind is _MAP_START)
+            elif kind is _ALIAS:
+                self.alias(event.anchor or "", _mark(event))
+            elif kind is _DOCUMENT:
                 self.documents += 1
                 if self.documents > 1:
-                    raise self.abort(mark, "only one YAML document per file is allowed")
-            elif isinstance(event, yaml.ScalarEvent):
-                self.scalar(loader, event, mark)
-            elif isinstance(event, yaml.AliasEvent):
-                self.alias(event.anchor or "", mark)
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                self.start(event, mark)
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                self.end()
+                    raise self.abort(_mark(event), "only one YAML document per file is allowed")
+            elif event is None or kind is _STREAM_END:
+                return
 
-    def start(self, event: Any, mark: Mark) -> None:
-        is_map = isinstance(event, yaml.MappingStartEvent)
+    def start(self, event: Any, is_map: bool) -> None:
+        mark = _mark(event)
         self.expect_value(mark)
         if event.tag not in (None, "!", _MAP if is_map else _SEQ):
             self.problem(mark, f"unsupported tag {_short_tag(event.tag)}")
@@ -178,11 +222,11 @@ class _Builder:
         if event.anchor:
             self.open_anchors.add(event.anchor)
         self.count(1, mark)
-        self.stack.append(_Frame(PMap(mark) if is_map else PSeq(mark), event.anchor))
+        self.stack.append(_Frame(PMap(mark) if is_map else PSeq(mark), event.anchor, is_map))
 
     def end(self) -> None:
         frame = self.stack.pop()
-        if isinstance(frame.value, PMap):
+        if frame.is_map:
             self.finish_map(frame)
         if frame.anchor:
             self.open_anchors.discard(frame.anchor)
@@ -191,31 +235,56 @@ class _Builder:
 
     def expect_value(self, mark: Mark) -> None:
         """Complex keys (a mapping or list as a key) are not something a job file needs."""
-        if self.stack and isinstance(self.stack[-1].value, PMap) and self.stack[-1].key is None:
+        if self.stack and self.stack[-1].is_map and self.stack[-1].key is None:
             raise self.abort(mark, "mapping keys must be plain strings")
 
-    def scalar(self, loader: Any, event: Any, mark: Mark) -> None:
-        top = self.stack[-1] if self.stack else None
+    def key(self, loader: Any, event: Any, top: _Frame) -> None:
+        mark = _mark(event)
         tag = event.tag
-        if tag in (None, "!"):
-            tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-        if top is not None and isinstance(top.value, PMap) and top.key is None:
-            if tag not in (_STR, _MERGE) and event.tag not in (None, "!"):
+        if tag is None:  # untagged: only a plain `<<` resolves to a merge
+            merge = event.implicit[0] and event.value == "<<"
+        else:
+            if tag == "!":
+                tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+            elif tag not in (_STR, _MERGE):
                 self.problem(mark, f"unsupported tag {_short_tag(tag)} on a key")
-            top.key = (event.value, mark, tag == _MERGE)
-            return
-        if top is None and event.value == "" and event.implicit[0]:
-            self.empty_root = True
-        value = self.construct(loader, tag, event.value, mark)
-        if event.anchor:
-            self.anchors[event.anchor] = (value, 1)
-        self.count(1, mark)
-        self.add(value, mark, 1)
+            merge = tag == _MERGE
+        top.key = (event.value, mark, merge)
+        top.merges = top.merges or merge
 
-    def construct(self, loader: Any, tag: str, text: str, mark: Mark) -> Any:
+    def scalar(self, loader: Any, event: Any, top: _Frame | None) -> None:
+        mark = _mark(event)
+        tag, text = event.tag, event.value
+        if tag is None:  # quoted scalars are strings; plain ones resolve
+            tag = plain_tag(text) if event.implicit[0] else _STR
+        elif tag == "!":
+            tag = loader.resolve(yaml.ScalarNode, text, event.implicit)
+        if top is None and text == "" and event.implicit[0]:
+            self.empty_root = True
         # Timestamps stay the text the user wrote: JSON has no dates, templates take strings.
         if tag in (_STR, _TIMESTAMP, _MERGE):
-            return text
+            value: Any = text
+        else:
+            value = self.construct(loader, tag, text, mark)
+        if event.anchor:
+            self.anchors[event.anchor] = (value, 1)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self.count(0, mark)
+        if top is None:
+            self.root = value
+        elif top.is_map:
+            assert top.key is not None
+            key, key_mark, merge = top.key
+            top.entries.append((key, key_mark, value, mark, merge))
+            top.key = None
+            top.size += 1
+        else:
+            top.size += 1
+            top.value.append(value)
+            top.value.marks.append(mark)
+
+    def construct(self, loader: Any, tag: str, text: str, mark: Mark) -> Any:
         if tag == _NULL:
             return None
         builders = {
@@ -238,7 +307,7 @@ class _Builder:
         if name not in self.anchors:
             raise self.abort(mark, f"unknown alias *{name}")
         top = self.stack[-1] if self.stack else None
-        if top is not None and isinstance(top.value, PMap) and top.key is None:
+        if top is not None and top.is_map and top.key is None:
             raise self.abort(mark, "mapping keys must be plain strings, not aliases")
         value, size = self.anchors[name]
         self.count(size, mark)
@@ -250,7 +319,7 @@ class _Builder:
             return
         top = self.stack[-1]
         top.size += size
-        if isinstance(top.value, PSeq):
+        if not top.is_map:
             top.value.append(value)
             top.value.marks.append(mark)
             return
@@ -259,24 +328,34 @@ class _Builder:
         top.entries.append((text, key_mark, value, mark, merge))
         top.key = None
 
+    def duplicate(self, text: str, mark: Mark, first: Mark) -> None:
+        message = f"duplicate key {text!r} (first at line {first[0]})"
+        self.problem(mark, message, self.path(text))
+
     def finish_map(self, frame: _Frame) -> None:
         result = frame.value
         assert isinstance(result, PMap)
+        key_marks, value_marks = result.key_marks, result.value_marks
+        if not frame.merges:  # the common case: every key is explicit, the first one wins
+            for text, key_mark, value, mark, _ in frame.entries:
+                if text in result:
+                    self.duplicate(text, key_mark, key_marks[text])
+                    continue
+                result[text] = value
+                key_marks[text] = key_mark
+                value_marks[text] = mark
+            return
         explicit = {text for text, _, _, _, merge in frame.entries if not merge}
         first_seen: dict[str, Mark] = {}
         for text, key_mark, value, mark, merge in frame.entries:
             if not merge:
                 if text in first_seen:
-                    self.problem(
-                        key_mark,
-                        f"duplicate key {text!r} (first at line {first_seen[text][0]})",
-                        self.path(text),
-                    )
+                    self.duplicate(text, key_mark, first_seen[text])
                     continue
                 first_seen[text] = key_mark
                 result[text] = value
-                result.key_marks[text] = key_mark
-                result.value_marks[text] = mark
+                key_marks[text] = key_mark
+                value_marks[text] = mark
                 continue
             sources = value if isinstance(value, PSeq) else [value]
             for source in sources:
@@ -289,8 +368,8 @@ class _Builder:
                 for key, item in source.items():
                     if key not in explicit and key not in result:
                         result[key] = item
-                        result.key_marks[key] = source.key_marks[key]
-                        result.value_marks[key] = source.value_marks[key]
+                        key_marks[key] = source.key_marks[key]
+                        value_marks[key] = source.value_marks[key]
 
 
 def _decode(data: bytes, display: str) -> str:
