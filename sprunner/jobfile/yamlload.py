@@ -49,7 +49,7 @@ class PMap(dict[str, Any]):
     __slots__ = ("key_marks", "mark", "value_marks")
 
     def __init__(self, mark: Mark) -> None:
-        super().__init__()
+        # No super().__init__(): dict.__new__ made it empty (one call less per mapping).
         self.mark = mark
         self.key_marks: dict[str, Mark] = {}
         self.value_marks: dict[str, Mark] = {}
@@ -61,8 +61,7 @@ class PSeq(list[Any]):
     __slots__ = ("mark", "marks")
 
     def __init__(self, mark: Mark) -> None:
-        super().__init__()
-        self.mark = mark
+        self.mark = mark  # no super().__init__(), as PMap
         self.marks: list[Mark] = []
 
 
@@ -214,15 +213,19 @@ class _Builder:
 
     def start(self, event: Any, is_map: bool) -> None:
         mark = _mark(event)
-        self.expect_value(mark)
-        if event.tag not in (None, "!", _MAP if is_map else _SEQ):
+        stack = self.stack
+        if stack and stack[-1].is_map and stack[-1].key is None:
+            raise self.abort(mark, "mapping keys must be plain strings")  # a complex key
+        if event.tag is not None and event.tag not in ("!", _MAP if is_map else _SEQ):
             self.problem(mark, f"unsupported tag {_short_tag(event.tag)}")
-        if len(self.stack) >= MAX_DEPTH:
+        if len(stack) >= MAX_DEPTH:
             raise self.abort(mark, f"nesting deeper than {MAX_DEPTH} levels")
         if event.anchor:
             self.open_anchors.add(event.anchor)
-        self.count(1, mark)
-        self.stack.append(_Frame(PMap(mark) if is_map else PSeq(mark), event.anchor, is_map))
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self.count(0, mark)
+        stack.append(_Frame(PMap(mark) if is_map else PSeq(mark), event.anchor, is_map))
 
     def end(self) -> None:
         frame = self.stack.pop()
@@ -232,11 +235,6 @@ class _Builder:
             self.open_anchors.discard(frame.anchor)
             self.anchors[frame.anchor] = (frame.value, frame.size)
         self.add(frame.value, frame.value.mark, frame.size)
-
-    def expect_value(self, mark: Mark) -> None:
-        """Complex keys (a mapping or list as a key) are not something a job file needs."""
-        if self.stack and self.stack[-1].is_map and self.stack[-1].key is None:
-            raise self.abort(mark, "mapping keys must be plain strings")
 
     def key(self, loader: Any, event: Any, top: _Frame) -> None:
         mark = _mark(event)
