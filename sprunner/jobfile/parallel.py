@@ -16,14 +16,12 @@ load.py: the result is the same as reading them one after the other.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 from sprunner.jobfile.reader import FileRead, FileReader, JobFile
 
@@ -61,6 +59,10 @@ def read_files(jobs: Sequence[JobFile], cap: int, *, workers: int | None) -> Ite
 
 
 def _in_workers(jobs: Sequence[JobFile], cap: int, workers: int) -> Iterator[FileRead]:
+    # Imported here: only a long validate pays for them (plan and apply never do).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     size = max(1, len(jobs) // (workers * _CHUNKS_PER_WORKER))
     chunks = [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
     pool = ProcessPoolExecutor(

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sprunner.errors import Problem
-from sprunner.jobfile.expand import CollectionExpander
-from sprunner.jobfile.model import DesiredCollection
+from sprunner.jobfile.expand import CollectionExpander, Expansion
+from sprunner.jobfile.model import DesiredCollection, RunPolicy
 from sprunner.jobfile.policy import parse_policy, parse_results
 from sprunner.jobfile.schema import locate, validate_document
 from sprunner.jobfile.templates import SECRET_MASK, DocPath, Functions, TemplateCompiler, plain
@@ -162,29 +162,34 @@ class FileReader:
             return read
         if expansion.warnings:
             read.warnings += masked(list(expansion.warnings), secrets)
-        kept, display = expansion.requests, expansion.display
-        read.count = len(kept)
-        if not kept:
+        read.count = len(expansion.requests)
+        if not expansion.requests:
             empty = f"collection {name!r} has no requests after expansion; it will not be run"
             read.warnings.append(report(path, empty))
         if not self.keep_requests:  # validate streams: counted, then dropped
-            kept, display = (), None
-        results = spec.get("results")
-        read.collection = DesiredCollection(
-            name=name,
-            file=job.display,
-            line=spec.mark[0],
-            tags=tuple(spec.get("tags") or ()),
-            requests=kept,
-            run=policy,
-            results=None
-            if results is None
-            else parse_results(results, os.path.dirname(job.path) or "."),
-            secrets=expansion.secrets,
-            display_requests=display,
-            masked=expansion.masked,
-        )
+            expansion = replace(expansion, requests=(), display=None)
+        read.collection = _desired(job, spec, policy, expansion)
         return read
+
+
+def _desired(
+    job: JobFile, spec: PMap, policy: RunPolicy, expansion: Expansion
+) -> DesiredCollection:
+    results = spec.get("results")
+    return DesiredCollection(
+        name=spec["name"],
+        file=job.display,
+        line=spec.mark[0],
+        tags=tuple(spec.get("tags") or ()),
+        requests=expansion.requests,
+        run=policy,
+        results=None
+        if results is None
+        else parse_results(results, os.path.dirname(job.path) or "."),
+        secrets=expansion.secrets,
+        display_requests=expansion.display,
+        masked=expansion.masked,
+    )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -154,7 +154,7 @@ def test_duplicates_in_large_entries_are_found_and_sent_once(
     from sprunner.jobfile import expand
 
     text = entry_file("{{ site }}/{{ i % 100 }}") + (
-        '      - url: "https://a.example.com/{{ i }}"\n' f"        foreach: {LOOP}\n"
+        f'      - url: "https://a.example.com/{{{{ i }}}}"\n        foreach: {LOOP}\n'
     )
     path = write(tmp_path, "f.yaml", text)
     fast, general = both(path, monkeypatch)

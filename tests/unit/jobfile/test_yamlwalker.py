@@ -1,4 +1,4 @@
-"""The event walker (yamlload.py) against PyYAML's own composer: same values, same marks.
+"""The event walker (yamlbuild.py) against PyYAML's own composer: same values, same marks.
 
 The walker was rewritten for speed (issue #17: exact-class dispatch, its own table of
 implicit resolvers); these properties hold it to what PyYAML itself makes of any document:
@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sprunner.jobfile import yamlload
+from sprunner.jobfile import yamlbuild
 from sprunner.jobfile.yamlload import PMap, PSeq, parse_text, plain_tag
 
 _T = "tag:yaml.org,2002:"
@@ -105,6 +105,6 @@ def test_merges_and_duplicates_in_one_mapping() -> None:
 
 
 def test_the_node_cap_counts_scalars(monkeypatch: Any) -> None:
-    monkeypatch.setattr(yamlload, "MAX_NODES", 5)
+    monkeypatch.setattr(yamlbuild, "MAX_NODES", 5)
     _root, problems = parse_text("a: [1, 2, 3, 4, 5, 6]\n", "f.yaml")
     assert "too many values once aliases are expanded (over 5)" in str(problems[0])
