@@ -28,6 +28,7 @@ from sprunner.jobfile.reader import FileRead, FileReader, JobFile
 SERIAL_SECONDS = 0.5
 MAX_WORKERS = 4
 _CHUNKS_PER_WORKER = 8  # enough to even out files of different sizes
+_MAX_CHUNK = 64  # files: an interrupted validate waits for the chunks being read
 
 _worker: dict[str, FileReader] = {}  # in a worker process: its reader
 
@@ -63,7 +64,7 @@ def _in_workers(jobs: Sequence[JobFile], cap: int, workers: int) -> Iterator[Fil
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    size = max(1, len(jobs) // (workers * _CHUNKS_PER_WORKER))
+    size = max(1, min(len(jobs) // (workers * _CHUNKS_PER_WORKER), _MAX_CHUNK))
     chunks = [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(chunks)),
