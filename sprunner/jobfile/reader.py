@@ -166,14 +166,13 @@ class FileReader:
         if not expansion.requests:
             empty = f"collection {name!r} has no requests after expansion; it will not be run"
             read.warnings.append(report(path, empty))
-        if not self.keep_requests:  # validate streams: counted, then dropped
-            expansion = replace(expansion, requests=(), display=None)
-        read.collection = _desired(job, spec, policy, expansion)
+        # validate streams: the requests are counted, then dropped (kept: False).
+        read.collection = _desired(job, spec, policy, expansion, kept=self.keep_requests)
         return read
 
 
 def _desired(
-    job: JobFile, spec: PMap, policy: RunPolicy, expansion: Expansion
+    job: JobFile, spec: PMap, policy: RunPolicy, expansion: Expansion, *, kept: bool
 ) -> DesiredCollection:
     results = spec.get("results")
     return DesiredCollection(
@@ -181,13 +180,13 @@ def _desired(
         file=job.display,
         line=spec.mark[0],
         tags=tuple(spec.get("tags") or ()),
-        requests=expansion.requests,
+        requests=expansion.requests if kept else (),
         run=policy,
         results=None
         if results is None
         else parse_results(results, os.path.dirname(job.path) or "."),
         secrets=expansion.secrets,
-        display_requests=expansion.display,
+        display_requests=expansion.display if kept else None,
         masked=expansion.masked,
     )
 
