@@ -53,6 +53,7 @@ class RetryOutcome:
     adopted: bool = False
     reason: str | None = None
     collection_id: str | None = None  # the companion's: where the run's jobs are listed
+    results: Mapping[str, Any] | None = None  # its own results file (`sprunner retry`)
 
 
 @dataclass(frozen=True)

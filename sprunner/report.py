@@ -103,6 +103,7 @@ def _retry(retry: RetryOutcome) -> dict[str, Any]:
         "timeout_requests": retry.timeout_requests,
         "credits": retry.credits,
         "reason": retry.reason,
+        **({} if retry.results is None else {"results": dict(retry.results)}),
     }
 
 

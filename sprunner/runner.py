@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from sprunner.api.client import ApiClient
-from sprunner.api.errors import ApiError, ApiUnusableError, NotFoundError
+from sprunner.api.errors import ApiError, ApiUnusableError
 from sprunner.api.models import Run
 from sprunner.backoff import WRITE_BACKOFF, Backoff
 from sprunner.jobfile.model import DesiredCollection
@@ -46,6 +46,7 @@ from sprunner.reconcile.plan import Plan
 from sprunner.reconcile.runplan import changed_for_run
 from sprunner.runs import decision, delivery, poller, retry, starter
 from sprunner.runs.judge import judge
+from sprunner.runs.launch import launch
 from sprunner.runs.ledger import CreditLedger
 from sprunner.runs.locks import CollectionLocks
 from sprunner.state import StateStore as State
@@ -92,7 +93,8 @@ class Runner:
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
         self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
-        self._brake: retry.CreditBrake | None = None  # --max-credits for retries, once needed
+        self._brake = retry.CreditBrake(max_credits)  # for retries: given the ledger in execute
+        self.pace = poller.PaceBook()  # how long this apply's runs take, for their first polls
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -106,6 +108,8 @@ class Runner:
         # Each collection goes reconcile -> decide -> brake -> start -> wait on its own;
         # the brake waits only for the decisions of the collections before it (ledger.py).
         ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
+        # A retry is braked against every first run the ledger allows (runs/retry.py).
+        self._brake = retry.CreditBrake(self.max_credits, first_runs=ledger.committed)
         # Group commit: one fsync for the records of many collections, before each POST.
         self.state.defer_durability(True)
         self.client.before_post = self.state.synced
@@ -190,8 +194,14 @@ class Runner:
         desired = item.desired
         assert desired is not None
         if item.action == "create":
+            # With runs, the run start checks a fresh create for a replay (`_confirm`).
             applied = await execute.create(
-                self.client, self.state, desired, apply_id=self.apply_id, backoff=self.backoff
+                self.client,
+                self.state,
+                desired,
+                apply_id=self.apply_id,
+                backoff=self.backoff,
+                check=not self.run_enabled,
             )
         elif item.action == "update":
             assert item.remote_id is not None
@@ -210,7 +220,9 @@ class Runner:
             self.output.warn(f"{name}: {note}")
         if applied.action != "unchanged":
             self.output.info(f"{name}: {applied.action} ({applied.collection_id})")
-        return Reconciled(applied.action, applied.collection_id), applied
+        return Reconciled(
+            applied.action, applied.collection_id, unchecked=applied.unchecked
+        ), applied
 
     async def _decide(self, track: Track, desired: DesiredCollection, applied: Applied) -> Decided:
         """Whether the collection runs: an interrupted run to adopt, `when`, `schedule`, and
@@ -252,6 +264,7 @@ class Runner:
     # -- phase 3: start or adopt, then wait ---------------------------------------------
     async def _run(self, index: int, track: Track) -> None:
         if not track.wants_run:
+            await self._confirm(index, track)
             return
         desired = track.item.desired
         assert desired is not None
@@ -272,17 +285,11 @@ class Runner:
         """Re-run what failed in `<name>.retry` (sprunner/runs/retry.py); a no-op unless
         `run.retry` asks for it and the run completed with failed jobs."""
         run = track.run
-        if run is None or track.run_state != "completed" or desired.run.retry.attempts < 1:
-            return
-        if run.failed_requests + run.timeout_requests == 0:
+        if run is None or track.run_state != "completed" or not retry.follows(desired, run):
             return
         # In flight again until the retries are over: a partial report after a signal says
         # so (the next apply adopts the run and resumes its retries).
         self._fold(index, Retrying())
-        if self._brake is None:
-            # What the first runs committed (file order, as the credit brake decided).
-            committed = sum(t.committed_credits() for t in self._tracks)
-            self._brake = retry.CreditBrake(self.max_credits, committed)
         context = retry.Context(
             self.client,
             self.state,
@@ -291,62 +298,54 @@ class Runner:
             self.backoff,
             log=self.output.info,
             clock=self.clock,
+            warn=self.output.warn,
         )
-        retried = await retry.retry(context, desired, run)
-        if retried is None:  # nothing to retry after all: completed as it was
-            retried = retry.Retried((), retry.counts_of(run))
-        self._fold(index, retried)
+        self._fold(index, await retry.retry(context, desired, run))
 
     async def _start(self, index: int, track: Track, desired: DesiredCollection) -> Begun:
         assert track.collection_id is not None
-        name, collection_id, fresh = track.name, track.collection_id, track.action == "create"
-        try:
-            started = await starter.start(
-                self.client,
-                self.state,
-                name=name,
-                collection_id=collection_id,
-                fresh=fresh,
-                backoff=self.backoff,
-            )
-        except NotFoundError:
-            # Deleted remotely since it was reconciled: the job file still wants it.
-            self.state.forget(name)
-            applied = await execute.create(
-                self.client,
-                self.state,
-                desired,
-                apply_id=self.apply_id,
-                backoff=self.backoff,
-                gone=collection_id,
-            )
-            self._fold(index, Recreated(applied.collection_id))
-            self.output.info(f"{name}: gone remotely; created again ({applied.collection_id})")
-            started = await starter.start(
-                self.client,
-                self.state,
-                name=name,
-                collection_id=applied.collection_id,
-                fresh=True,
-                backoff=self.backoff,
-            )
+        launched = await launch(
+            self.client,
+            self.state,
+            desired,
+            collection_id=track.collection_id,
+            fresh=track.action == "create",
+            apply_id=self.apply_id,
+            backoff=self.backoff,
+        )
+        if launched.recreated is not None:
+            self._fold(index, Recreated(launched.recreated))
+            self.output.info(f"{track.name}: gone remotely; created again ({launched.recreated})")
+        started, name = launched.started, track.name
         self.state.mark_started(name, desired)  # the run's id is recorded: it is ours
         self.output.info(f"{name}: run {started.run.run_id} started")
         return Begun(started, credits=desired.credits)
+
+    async def _confirm(self, index: int, track: Track) -> None:
+        """No run start comes to check a fresh create for a replay: a GET does."""
+        if not track.unchecked or track.collection_id is None or track.item.desired is None:
+            return
+        unchecked = Applied(track.collection_id, "create", unchecked=True)
+        applied = await execute.confirm(
+            self.client, self.state, track.item.desired, unchecked, backoff=self.backoff
+        )
+        self._fold(index, Recreated(applied.collection_id))
+        if applied.collection_id != track.collection_id:
+            self.output.info(
+                f"{track.name}: gone remotely; created again ({applied.collection_id})"
+            )
 
     async def _wait(
         self, index: int, track: Track, desired: DesiredCollection, started: starter.Started
     ) -> Finished:
         loop = asyncio.get_running_loop()
-        # Event-loop time of the run's start, for the pace estimate of the poller. A run we
-        # just started began between the POST and its answer: `started_at` was taken before
-        # the POST waited for a free slot and the rate limiter, so with hundreds of starts it
-        # can be seconds early and the first pace estimate would put the next poll far past
-        # the run's end. The answer's arrival (now) is late by one round trip at most.
-        if not started.adopted:
-            begun = loop.time()
-        else:
-            begun = loop.time() - max(0.0, self.clock() - started.started_at)
+        # Event-loop time of the run's start, for the poller's pace estimates. A run we just
+        # started began between the POST and its answer: `started_at` was taken before the
+        # POST waited for a slot and the rate limiter (seconds, with hundreds of starts), so
+        # the answer's arrival (now, late by a round trip at most) is the better guess.
+        begun = loop.time() - (
+            max(0.0, self.clock() - started.started_at) if started.adopted else 0
+        )
         # Results are drained in the poll loop; the run stays in flight in the state until
         # its file is published, so a kill mid-drain is adopted and resumed.
         results = await delivery.begin(
@@ -368,8 +367,13 @@ class Runner:
                 on_update=lambda run: self._see(index, run),
                 on_poll=None if results is None else results.on_poll,
                 max_delay=None if results is None else delivery.max_poll_delay(desired.run),
+                pace=self.pace,
             )
-            run, delivered = await delivery.end(results, waited.run, timed_out=waited.timed_out)
+            # With retries to follow, the file is held: published once, after them.
+            hold = retry.follows(desired, waited.run)
+            run, delivered = await delivery.end(
+                results, waited.run, timed_out=waited.timed_out, hold=hold
+            )
         finally:
             if results is not None:
                 results.close()

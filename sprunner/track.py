@@ -38,6 +38,7 @@ class Reconciled:
     action: Action
     collection_id: str | None = None
     error: str | None = None
+    unchecked: bool = False  # a create whose replay check waits for a run start (execute.py)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Track:
     results: Mapping[str, Any] | None = None
     run_started_at: float | None = None
     run_finished_at: float | None = None
+    unchecked: bool = False
 
     @property
     def name(self) -> str:
@@ -116,12 +118,18 @@ class Track:
         """The track after `result`."""
         if isinstance(result, Reconciled):
             return replace(
-                self, action=result.action, collection_id=result.collection_id, error=result.error
+                self,
+                action=result.action,
+                collection_id=result.collection_id,
+                error=result.error,
+                unchecked=result.unchecked,
             )
         if isinstance(result, Decided):
             return self._decided(result)
         if isinstance(result, Recreated):
-            return replace(self, action="create", collection_id=result.collection_id)
+            return replace(
+                self, action="create", collection_id=result.collection_id, unchecked=False
+            )
         if isinstance(result, Begun):
             started = result.started
             adopted = started if started.adopted else self.adopted
@@ -171,6 +179,8 @@ class Track:
             credits=self.credits + result.credits,
             run_state="completed",
             run_reason=reason,
+            results=result.results if result.results is not None else self.results,
+            error=result.error or self.error,
         )
 
     def _decided(self, result: Decided) -> Track:
@@ -201,13 +211,6 @@ class Track:
         if self.run_state is None or self.run_state == "in_progress":
             return replace(self, error=result.error, run_state="error", run_reason=result.error)
         return replace(self, error=result.error)
-
-    def committed_credits(self) -> int:
-        """Credits this collection's first run takes from --max-credits: what a begun run
-        cost (0 when adopted), else what a run still to start will cost."""
-        if self.run_state is not None:
-            return self.credits
-        return self.item.credits if self.wants_run and self.adopted is None else 0
 
     def progress(self) -> Progress:
         return Progress(self.name, self.action, self.run_state, self.run, self.credits)

@@ -212,6 +212,13 @@ def _unfinished(blob: Any, run_id: str, data: str) -> Any:
         return None
     if checkpoint.run_id != run_id or checkpoint.finished or checkpoint.data != data:
         return None
+    if blob.get("held"):
+        # Drained whole, its failed jobs being retried: the apply publishes the one file
+        # (one line per request, SPEC §8); a file of the first run alone would replace it.
+        raise ResultsNotFoundError(
+            f"run {run_id}'s results are held while its failed jobs are retried; the "
+            "apply that retries them (or the next apply, if it was interrupted) publishes them"
+        )
     return checkpoint
 
 

@@ -149,6 +149,7 @@ async def _execute(
             retry.CreditBrake(retry_options.max_credits, 0),
             options.retries.write,
             log=output.info,
+            warn=output.warn,
         )
 
         async def one(item: Rerun) -> CollectionOutcome:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -97,9 +97,23 @@ class RunPolicy:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
+# Made once: `json.dumps` with options builds a new encoder at every call, and this runs
+# for every request of every collection.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
     """The one serialisation used for fingerprints and idempotency keys."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+def _fingerprint(name: str, texts: Iterable[str]) -> str:
+    # Hashed request by request so a 50,000-request list is never serialised as one string.
+    digest = hashlib.sha256(name.encode())
+    for text in texts:
+        digest.update(b"\n")
+        digest.update(text.encode())
+    return digest.hexdigest()
 
 
 def request_credits(request: Mapping[str, Any]) -> int:
@@ -131,12 +145,15 @@ class DesiredCollection:
 
     @cached_property
     def fingerprint(self) -> str:
-        # Hash request by request so a 50,000-request list is never serialised as one string.
-        digest = hashlib.sha256(self.name.encode())
-        for request in self.requests:
-            digest.update(b"\n")
-            digest.update(canonical_json(request).encode())
-        return digest.hexdigest()
+        return _fingerprint(self.name, (canonical_json(r) for r in self.requests))
+
+    def canonical_requests(self) -> list[str]:
+        """Each request's `canonical_json`, for the state's request digests; `fingerprint`
+        is computed on the way when it was not yet (one serialisation for both)."""
+        texts = [canonical_json(r) for r in self.requests]
+        if "fingerprint" not in self.__dict__:  # the cached_property's own slot
+            self.__dict__["fingerprint"] = _fingerprint(self.name, texts)
+        return texts
 
     @cached_property
     def credits(self) -> int:

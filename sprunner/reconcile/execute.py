@@ -5,8 +5,11 @@
   two hosts (or two state directories) creating the same collection at once send the same
   key, so a deployment that honours it creates it once. The generation changes only when
   a create replayed a collection that no longer exists (it was deleted remotely since):
-  then the create is sent again under the next generation. On deployments that ignore the
-  key, the real guard is the next point.
+  then the create is sent again under the next generation. When the state knows no earlier
+  id for the name (a fresh or lost state), only the API can tell a replay: one GET, which
+  the runner skips when a run start follows at once (its 404 tells the same, for free) and
+  makes with `confirm` otherwise. On deployments that ignore the key, the real guard is
+  the next point.
 - After an ambiguous failure of a create (5xx, dropped connection, timeout), the remote
   list is read again by name before anything is repeated: a collection that appeared is
   adopted, not created a second time.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sprunner.api.client import ApiClient
@@ -45,6 +48,8 @@ class Applied:
     collection_id: str
     action: Literal["create", "update", "unchanged"]
     notes: tuple[str, ...] = ()  # what the API said about the body (duplicates, blocked...)
+    # A create not yet checked for a replay of a deleted collection (see `confirm`).
+    unchecked: bool = False
 
 
 GENERATION = "create-generation"  # the state blob that holds a collection's generation
@@ -94,23 +99,62 @@ async def create(
     apply_id: str,
     backoff: Backoff = WRITE_BACKOFF,
     gone: str | None = None,
+    check: bool = True,
 ) -> Applied:
     """Create `desired`. `gone`: the id this name had, now deleted remotely (by default the
     state's, since the plan creates only what the remote list lacks); a create answered
-    with it was replayed, and is sent again under a new generation."""
+    with it was replayed, and is sent again under a new generation.
+
+    `check=False`: when no earlier id is known, leave the replay check to the caller (an
+    `unchecked` answer), who starts a run at once (a 404 then means a replay) or calls
+    `confirm`."""
     name = desired.name
     entry = state.get(name)
     if gone is None and entry is not None and entry.id:
         gone = entry.id
     applied = await _create_once(client, state, desired, backoff=backoff)
+    if gone is None and not check:
+        applied = replace(applied, unchecked=True)
+    else:
+        applied = await _until_fresh(client, state, desired, applied, gone, backoff)
+    _record_applied(state, desired, applied.collection_id, created=True, creating=False)
+    return applied
+
+
+async def confirm(
+    client: ApiClient,
+    state: State,
+    desired: DesiredCollection,
+    applied: Applied,
+    *,
+    backoff: Backoff = WRITE_BACKOFF,
+) -> Applied:
+    """Make the replay check that `create(check=False)` left out: no run start followed."""
+    if not applied.unchecked:
+        return applied
+    checked = await _until_fresh(client, state, desired, applied, None, backoff)
+    if checked.collection_id != applied.collection_id:
+        _record_applied(state, desired, checked.collection_id, created=True, creating=False)
+    return checked
+
+
+async def _until_fresh(
+    client: ApiClient,
+    state: State,
+    desired: DesiredCollection,
+    applied: Applied,
+    gone: str | None,
+    backoff: Backoff,
+) -> Applied:
+    """`applied`, or a create sent again under a new generation while it was a replay."""
+    name = desired.name
     for _ in range(MAX_GENERATIONS):
         if not await _replayed(client, name, applied.collection_id, gone):
             break
         state.put_blob(name, GENERATION, _generation(state, name) + 1)
         applied = await _create_once(client, state, desired, backoff=backoff)
         gone = None  # a replay now could only be of an older generation: look it up
-    _record_applied(state, desired, applied.collection_id, created=True, creating=False)
-    return applied
+    return replace(applied, unchecked=False)
 
 
 async def _replayed(client: ApiClient, name: str, collection_id: str, gone: str | None) -> bool:

@@ -202,16 +202,18 @@ def _plan_one(
     if len(ids) > 1:
         reason = f"{len(ids)} remote collections share this name: {', '.join(ids)}"
         return PlannedCollection(name, "error", reason, collection)
-    new_digests = hasher.request_digests(collection)  # once: the apply records them too
-    diff = None if old_digests is None else diff_requests(old_digests, new_digests)
     if not ids:
         reason = "not found remotely" if entry is None else "gone remotely; creating again"
-        added = RequestDiff(len(new_digests), 0, 0)
+        added = RequestDiff(len(collection.requests), 0, 0)
         return PlannedCollection(name, "create", reason, collection, None, added)
     remote_id = ids[0]
     if entry is not None and entry.id == remote_id and entry.fingerprint is not None:
         if entry.fingerprint == hasher.fingerprint(collection):
             return PlannedCollection(name, "unchanged", "", collection, remote_id)
+        # Request digests only where a diff is shown: made once (the apply records them).
+        diff = None
+        if old_digests is not None:
+            diff = diff_requests(old_digests, hasher.request_digests(collection))
         return PlannedCollection(name, "update", "content changed", collection, remote_id, diff)
     reason = "what was last applied is unknown"
     return PlannedCollection(name, "update", reason, collection, remote_id, None)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,9 @@ class DrainTarget:
     run_id: str
     paths: ResultPaths
     fields: tuple[str, ...] | None = None
-    attempts: int = 1
+    attempts: int = 1  # the `attempts` column: runs the request took, this one included
+    # Per request (url, custom_id), where it differs from `attempts` (`sprunner retry`).
+    attempts_of: Mapping[tuple[str, str | None], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,9 @@ class Drain:
                 job,
                 body,
                 fields=self._target.fields,
-                attempts=self._target.attempts,
+                attempts=self._target.attempts_of.get(
+                    (job.url, job.custom_id), self._target.attempts
+                ),
                 unavailable=unavailable,
             )
             self._tally.add(row)
@@ -274,15 +278,22 @@ class Drain:
         if self._on_commit is not None:
             self._on_commit(self._checkpoint)
 
-    async def finish(
+    async def finish(self, run: FinishedRun, **settle: Any) -> DrainOutcome:
+        """Drain the rest of a completed run (`settle`, same keywords), then publish the
+        file and its manifest."""
+        return await asyncio.to_thread(self._publish, await self.settle(run, **settle))
+
+    async def settle(
         self,
         run: FinishedRun,
         *,
         refetch: Callable[[], Awaitable[FinishedRun]] | None = None,
         persist_timeout: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> DrainOutcome:
-        """Drain the rest of a completed run, publish the file and its manifest."""
+    ) -> FinishedRun:
+        """Drain the rest of a completed run and commit, without publishing: the rows stay
+        in the `.part` (the checkpoint says how many) for a caller that folds them with
+        other runs' rows (retries, SPEC §8). Returns the run as last read."""
         run = await self._await_persisted(run, refetch, persist_timeout, sleep)
         for delay in (*PENDING_RETRIES, None):
             if len(self._tally.written) >= _finished(run):
@@ -295,7 +306,7 @@ class Drain:
         if len(self._tally.written) < _finished(run) and run.all_jobs_persisted:
             await self._sweep()
         self._checkpoint = replace(self._checkpoint, seen_finished=_finished(run))
-        return await asyncio.to_thread(self._publish, run)
+        return run
 
     async def _await_persisted(
         self,

@@ -1,115 +1,117 @@
-"""Folding retry outcomes into a run's published result file (SPEC §8 meets §7).
+"""One results file from a run and its retry runs (SPEC §8 meets §7): one line per request.
 
-The results file of a run judged with retries holds one line per request with its FINAL
-status and `attempts`. The first run's file is published as usual; each retry run's rows
-(drained with `DrainTarget(attempts=k)`, e.g. into a scratch destination) are then folded
-in with `merge_retry`: a row whose request, `(url, custom_id)`, was retried is replaced in
-place by the retry's row; the rest stay as they were, in their order.
+A run whose failed jobs are retried is drained as usual, but its file is held back
+(`Drain.settle`: committed rows in its `.part`, nothing published); each retry run is
+drained into a `.part` of its own. `fold` then writes the final file once:
 
-Invariants: the file is rewritten through `ResultWriter` (a `.part` renamed, or one upload),
-so it is replaced whole or not at all; the manifest is rewritten after it, with the counts,
-`expired` and `missing` recomputed from the rows and the retry run ids listed. Memory holds
-the retry rows only (the failed requests), never the whole file.
+- the rows of each run in turn (the first run, then each retry in order), leaving out a
+  failed or timed-out row when the next run retried its request (`(url, custom_id)`): as
+  many rows of a request are left out as the next run has rows of it, so requests that
+  share a key are counted, not merged;
+- so each request has exactly one line: the first run's for what succeeded at once (or
+  was never retried), else the row of the run that settled it, whose `attempts` says how
+  many runs it took; a still-failing request keeps its last failure;
+- the manifest counts the final statuses, `expired` and `missing` over the final rows, and
+  lists the retry runs.
+
+Invariants: the staged files are only read, so a fold interrupted by a kill is simply
+done again; the final file is staged under a name of its own (`stage=".final"`) and
+appears under its final name whole, or not at all, with its manifest after it. Memory
+holds the keys of the retried requests only, never a row of another run.
 """
 
 from __future__ import annotations
 
-import gzip
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sprunner.results.layout import ResultPaths
-from sprunner.results.storage import resolve
 from sprunner.results.tally import FINISHED_STATUSES
-from sprunner.results.writer import PublishedFile, ResultWriter
+from sprunner.results.writer import PublishedFile, ResultWriter, part_path, staged_rows
 
 Key = tuple[Any, Any]
+FINAL_STAGE = ".final"
 
 
 def request_key(row: Mapping[str, Any]) -> Key:
-    """How a retry's row is matched to the first run's: the request, not the job."""
+    """How a retry's row is matched to the run before it: the request, not the job."""
     return (row.get("url"), row.get("custom_id"))
 
 
-def read_published(
-    paths: ResultPaths, storage_options: Mapping[str, Any] | None = None
-) -> Iterator[dict[str, Any]]:
-    """The rows of a published result file, streamed (jsonl.gz, jsonl or parquet)."""
-    import json
+@dataclass(frozen=True)
+class Staged:
+    """The committed rows of one run, in a `.part` that is never published itself."""
 
-    dest = resolve(paths.data, storage_options)
-    with dest.fs.open(dest.path, "rb") as raw:
-        if paths.format == "parquet":
-            import pyarrow.parquet as pq
-
-            for batch in pq.ParquetFile(raw).iter_batches():
-                yield from batch.to_pylist()
-            return
-        stream: Iterable[bytes] = gzip.GzipFile(fileobj=raw) if paths.format == "jsonl.gz" else raw
-        for line in stream:
-            if line.strip():
-                yield json.loads(line)
+    run_id: str
+    paths: ResultPaths  # the paths its writer was given (its `.part` derives from them)
+    lines: int
 
 
-def read_manifest(
-    paths: ResultPaths, storage_options: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    import json
-
-    dest = resolve(paths.manifest, storage_options)
-    with dest.fs.open(dest.path, "rb") as handle:
-        manifest: dict[str, Any] = json.loads(handle.read())
-    return manifest
-
-
-def merge_retry(
-    paths: ResultPaths,
-    retry_rows: Iterable[Mapping[str, Any]],
+def staged_of(
+    staged: Staged,
     *,
-    retry_run_id: str,
-    storage_options: Mapping[str, Any] | None = None,
     spool_dir: Path | None = None,
-) -> PublishedFile:
-    """Replace the rows of the retried requests in `paths`' published file, republish it."""
-    replacements = {request_key(row): dict(row) for row in retry_rows}
-    manifest = read_manifest(paths, storage_options)
-    # Read whole before writing: the new file replaces the old one at the same path.
-    scratch = ResultWriter(
-        _scratch_paths(paths), spool_dir=spool_dir, storage_options=storage_options
+    storage_options: Mapping[str, Any] | None = None,
+) -> Iterator[dict[str, Any]]:
+    part = part_path(staged.paths, spool_dir=spool_dir, storage_options=storage_options)
+    # Parquet is staged as gzip JSON lines too; only plain jsonl is staged plain.
+    yield from staged_rows(part, staged.lines, gzipped=staged.paths.format != "jsonl")
+
+
+def fold(
+    paths: ResultPaths,
+    first: Staged,
+    retries: Sequence[Staged],
+    manifest: Mapping[str, Any],
+    *,
+    spool_dir: Path | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> tuple[PublishedFile, dict[str, Any]]:
+    """Write and publish the final file of `first` and its `retries`; (file, manifest)."""
+    where: dict[str, Any] = {"spool_dir": spool_dir, "storage_options": storage_options}
+    runs = [first, *retries]
+    # For run i, the requests run i+1 re-ran: how many of their failed rows to leave out.
+    retried = [Counter(request_key(r) for r in staged_of(s, **where)) for s in retries]
+    writer = ResultWriter(
+        paths, spool_dir=spool_dir, storage_options=storage_options, stage=FINAL_STAGE
     )
-    writer = None
+    counts: Counter[str] = Counter()
+    attempts: Counter[str] = Counter()
+    unavailable: Counter[str] = Counter()
     try:
-        for row in read_published(paths, storage_options):
-            scratch.write(replacements.pop(request_key(row), row))
-        for row in replacements.values():  # a retried request the first file lacked
-            scratch.write(row)
-        scratch.commit()
-        writer = ResultWriter(paths, spool_dir=spool_dir, storage_options=storage_options)
-        counts: Counter[str] = Counter()
-        unavailable: Counter[str] = Counter()
-        for row in scratch.committed_rows():
-            writer.write(row)
-            counts[str(row.get("status"))] += 1
-            if row.get("result_unavailable"):
-                unavailable[str(row["result_unavailable"])] += 1
+        for index, staged in enumerate(runs):
+            skip = retried[index] if index < len(retried) else Counter()
+            for row in staged_of(staged, **where):
+                key = request_key(row)
+                if row.get("status") != "completed" and skip[key] > 0:
+                    skip[key] -= 1
+                    continue
+                writer.write(row)
+                counts[str(row.get("status"))] += 1
+                attempts[str(row.get("attempts", 1))] += 1
+                if row.get("result_unavailable"):
+                    unavailable[str(row["result_unavailable"])] += 1
+        lines = sum(counts.values())
+        total = int(manifest.get("total_requests", lines))
+        lost = sum(n for code, n in unavailable.items() if code != "result_expired")
+        document = {
+            **manifest,
+            "counts": {s: counts[s] for s in FINISHED_STATUSES},
+            "expired": unavailable["result_expired"],
+            "missing": lost + max(0, total - lines),
+            "attempts": dict(sorted(attempts.items())),
+            "retries": [s.run_id for s in retries],
+        }
+        return writer.publish(document), document
     finally:
-        scratch.discard()
-    lines = sum(counts.values())
-    total = int(manifest.get("total_requests", lines))
-    lost = sum(n for code, n in unavailable.items() if code != "result_expired")
-    manifest.update(
-        counts={s: counts[s] for s in FINISHED_STATUSES},
-        expired=unavailable["result_expired"],
-        missing=lost + max(0, total - lines),
-        retries=[*manifest.get("retries", []), retry_run_id],
-    )
-    return writer.publish(manifest)
+        writer.close()
 
 
-def _scratch_paths(paths: ResultPaths) -> ResultPaths:
-    """A staging file beside the real one (never published: discarded after the merge)."""
-    stem = paths.data[: -len(f".{paths.format}")]
-    data = f"{stem}.merging.jsonl.gz"
-    return ResultPaths(paths.to, paths.directory, data, data + ".unused", "jsonl.gz")
+def staging_paths(first: ResultPaths, attempt: int) -> ResultPaths:
+    """Where retry `attempt`'s rows are staged: beside the first run's, never published."""
+    stem = first.data[: -len(f".{first.format}")]
+    data = f"{stem}.retry{attempt}.jsonl.gz"
+    return ResultPaths(first.to, first.directory, data, data + ".unused", "jsonl.gz")

@@ -98,11 +98,36 @@ def encode_row(row: Mapping[str, Any]) -> bytes:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str).encode() + b"\n"
 
 
-def spool_path(spool_dir: Path | None, paths: ResultPaths) -> Path:
+def spool_path(spool_dir: Path | None, paths: ResultPaths, stage: str = "") -> Path:
     """Where an object-store file is staged: stable per destination, so a resume finds it."""
     base = spool_dir or Path(tempfile.gettempdir()) / "sprunner-spool"
-    key = hashlib.sha256(paths.data.encode()).hexdigest()[:32]
+    key = hashlib.sha256((paths.data + stage).encode()).hexdigest()[:32]
     return base / f"{key}.{paths.format}.part"
+
+
+def part_path(
+    paths: ResultPaths,
+    *,
+    stage: str = "",
+    spool_dir: Path | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Path:
+    """The `.part` a writer of `paths` stages its rows in (`stage` tells two apart)."""
+    dest = resolve(paths.data, storage_options)
+    return Path(dest.path + stage + ".part") if dest.local else spool_path(spool_dir, paths, stage)
+
+
+def staged_rows(part: Path, lines: int, *, gzipped: bool = True) -> Iterator[dict[str, Any]]:
+    """The first `lines` rows of a `.part` (its committed rows), streamed."""
+    if lines <= 0:
+        return
+    with open(part, "rb") as raw:
+        stream: Iterable[bytes] = gzip.GzipFile(fileobj=raw) if gzipped else raw
+        for line in stream:
+            yield json.loads(line)
+            lines -= 1
+            if lines <= 0:
+                return
 
 
 class ResultWriter:
@@ -117,7 +142,10 @@ class ResultWriter:
         storage_options: Mapping[str, Any] | None = None,
         gzip_level: int = GZIP_LEVEL,
         flush_bytes: int = FLUSH_BYTES,
+        stage: str = "",
     ) -> None:
+        """`stage` names a second staging file for the same final file (a results file
+        folded from several runs' staged rows is built beside the first run's `.part`)."""
         if paths.format == "parquet":
             require_pyarrow()
         self.paths = paths
@@ -126,8 +154,8 @@ class ResultWriter:
         self._gzip = paths.format != "jsonl"
         self._level = gzip_level
         self._flush_bytes = flush_bytes
-        self.part = (
-            Path(self._dest.path + ".part") if self._dest.local else spool_path(spool_dir, paths)
+        self.part = part_path(
+            paths, stage=stage, spool_dir=spool_dir, storage_options=storage_options
         )
         try:
             self._handle = self._open_part(resume)
@@ -202,14 +230,7 @@ class ResultWriter:
     def committed_rows(self) -> Iterator[dict[str, Any]]:
         """The rows durably in the file (after a resume: those before the kill)."""
         self._handle.flush()
-        with open(self.part, "rb") as raw:
-            stream: Iterable[bytes] = gzip.GzipFile(fileobj=raw) if self._gzip else raw
-            remaining = self._position.lines
-            for line in stream:
-                if remaining <= 0:
-                    break
-                remaining -= 1
-                yield json.loads(line)
+        yield from staged_rows(self.part, self._position.lines, gzipped=self._gzip)
 
     def close(self) -> None:
         """Close without publishing: the `.part` stays for a resume."""

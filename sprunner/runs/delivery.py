@@ -13,11 +13,12 @@ state. One `Delivery` per run of a collection with a `results:` block:
   and journals the checkpoint as finished with the figures the report shows; an adopted
   run whose file is already published is not drained again.
 
-Retries (SPEC §8) write into the SAME file: drain each retry run with
-`DrainTarget(attempts=k)` (e.g. into a scratch destination), then fold its rows into the
-first run's published file with `sprunner.results.merge.merge_retry(paths, rows, ...)`,
-which replaces the rows of the retried requests in place and republishes file and manifest.
-The first run's paths are in its journaled checkpoint (`state.get_blob(name, BLOB_KIND)`).
+Retries (SPEC §8): when retries will follow a completed run (`finish(run, hold=True)`),
+the run is drained whole but its file is held back (journaled `held`, nothing published);
+`runs/retryresults.py` drains each retry run beside it and publishes the one final file
+(one line per request, `results/merge.py`). A `Delivery` with `journal=` and `attempts_of=`
+drains a companion run of `sprunner retry` into the parent's partition, journaled under
+the companion's own entry.
 
 A drain problem (a destination that cannot be written, an API error for good) fails the
 collection with a message; it never stops the polling of the run nor the other
@@ -123,8 +124,12 @@ class Delivery:
         *,
         started_at: float,
         warn: Callable[[str], None],
+        journal: str | None = None,
+        attempts_of: Mapping[tuple[str, str | None], int] | None = None,
     ) -> None:
         assert desired.results is not None
+        self._journal_name = journal or desired.name  # the state entry of the checkpoint
+        self._attempts_of = dict(attempts_of or {})
         self._client = client
         self._state = state
         self._desired = desired
@@ -169,7 +174,12 @@ class Delivery:
             format=self._spec.format,
         )
         target = DrainTarget(
-            self.name, self._collection_id, self._run_id, paths, fields=drain_fields(self._spec)
+            self.name,
+            self._collection_id,
+            self._run_id,
+            paths,
+            fields=drain_fields(self._spec),
+            attempts_of=self._attempts_of,
         )
         try:
             self._drain = await asyncio.to_thread(
@@ -188,7 +198,7 @@ class Delivery:
     def _journaled(self) -> tuple[Any, Mapping[str, Any] | None] | None:
         from sprunner.results.checkpoint import DrainCheckpoint
 
-        blob = self._state.get_blob(self.name, BLOB_KIND)
+        blob = self._state.get_blob(self._journal_name, BLOB_KIND)
         if not isinstance(blob, Mapping) or not isinstance(blob.get("checkpoint"), Mapping):
             return None
         try:
@@ -198,10 +208,13 @@ class Delivery:
         report = blob.get("report")
         return checkpoint, report if isinstance(report, Mapping) else None
 
-    def _journal(self, checkpoint: Any, report: Mapping[str, Any] | None = None) -> None:
-        """Durable before the drain relies on it: the next commit may cut the file back to it."""
-        value = {"checkpoint": checkpoint.to_json(), "report": report}
-        self._state.put_blob(self.name, BLOB_KIND, value, durable=True)
+    def _journal(
+        self, checkpoint: Any, report: Mapping[str, Any] | None = None, *, held: bool = False
+    ) -> None:
+        """Durable before the drain relies on it: the next commit may cut the file back to it.
+        `held`: drained whole, its publish left to the retries' fold (retryresults.py)."""
+        value = {"checkpoint": checkpoint.to_json(), "report": report, "held": held}
+        self._state.put_blob(self._journal_name, BLOB_KIND, value, durable=True)
 
     def _fail(self, error: BaseException) -> None:
         self.error = f"results of run {self._run_id}: {error}"
@@ -225,20 +238,25 @@ class Delivery:
         except (ApiError, ResultsError) as e:
             self._fail(e)
 
-    async def finish(self, run: Run) -> Delivered | None:
-        """Drain the rest of a completed run and publish; None when that failed."""
+    async def finish(self, run: Run, *, hold: bool = False) -> Delivered | None:
+        """Drain the rest of a completed run and publish; None when that failed, or when
+        `hold` (retries follow): drained and journaled `held`, not published."""
         if self._done is not None:
             return self._done
         if self._drain is None:
             return None
         from sprunner.results.errors import ResultsError
 
-        async def refetch() -> _Persisted:
+        async def refetch() -> Persisted:
             again = await self._client.get_run(self._collection_id, self._run_id, name=self.name)
-            return _Persisted(again)
+            return Persisted(again)
 
         try:
-            outcome = await self._drain.finish(_Persisted(run), refetch=refetch)
+            if hold:
+                await self._drain.settle(Persisted(run), refetch=refetch)
+                self._journal(self._drain.checkpoint, held=True)
+                return None
+            outcome = await self._drain.finish(Persisted(run), refetch=refetch)
         except ApiUnusableError:
             raise
         except (ApiError, ResultsError) as e:
@@ -266,7 +284,7 @@ class Delivery:
             self._drain.close()
 
 
-class _Persisted:
+class Persisted:
     """A run answer whose `all_jobs_persisted` is unknown (None) counts as persisted.
 
     Older deployments do not say; waiting for a flag they never send would only delay the
@@ -311,20 +329,21 @@ async def begin(
 
 
 async def end(
-    delivery: Delivery | None, run: Run, *, timed_out: bool
+    delivery: Delivery | None, run: Run, *, timed_out: bool, hold: bool = False
 ) -> tuple[Run, Delivered | None]:
     """Publish a completed run's results: the run (with the drain's failed-job list) and
-    what was delivered (None without `results:`, for a run not waited to its end, or when
-    the delivery failed: then `delivery.error` says why).
+    what was delivered (None without `results:`, for a run not waited to its end, when
+    held for the retries that follow (`hold`), or when the delivery failed: then
+    `delivery.error` says why).
 
     A run we stopped waiting for keeps its partial file (the drain stays journaled: a
     later adoption of the run, or `sprunner results`, completes it).
     """
     if delivery is None or timed_out:
         return run, None
-    delivered = await delivery.finish(run)
+    delivered = await delivery.finish(run, hold=hold)
     rows = delivery.failed_jobs
-    if delivered is None or not rows:
+    if delivery.error is not None or not rows:
         return run, delivered
     return replace(run, failed_jobs=merge_failed(run.failed_jobs, rows)), delivered
 

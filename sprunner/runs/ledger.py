@@ -15,6 +15,10 @@ verdicts while each collection goes on as soon as it can:
 
 Invariant: every slot is resolved exactly once (`resolve`), also when a collection failed
 (as not wanting a run), or every later collection would wait forever.
+
+Retries (SPEC §8) are braked after every first run: `committed()` waits for the last
+verdict and gives what the first runs allowed take, so a retry is checked against every
+first run this apply will still start, whichever collection's answers came first.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ class CreditLedger:
         self._wants: list[bool | None] = [None] * len(self._costs)
         self._cursor = 0  # every slot before it has its verdict in file order
         self._spent = 0  # credits of the runs allowed before the cursor
+        self._all_decided: asyncio.Future[int] = loop.create_future()
         self._decide_up_front()
+        self._advance()  # an empty ledger is decided at once
 
     def _decide_up_front(self) -> None:
         might = 0  # the cost of every earlier collection that might run
@@ -79,11 +85,18 @@ class CreditLedger:
             if not future.done():
                 future.set_result(verdict)
             self._cursor += 1
+        if not self._all_decided.done():
+            self._all_decided.set_result(self._spent)
 
     async def verdict(self, index: int) -> RunDecision:
         """Whether collection `index`, which wants a run, may start it. Waits only for the
         decisions of the collections before it (and its own `resolve`)."""
         return await asyncio.shield(self._verdicts[index])
+
+    async def committed(self) -> int:
+        """The credits of every first run the brake allows, once every collection decided
+        (waits for the last decision; never for a start or a run)."""
+        return await asyncio.shield(self._all_decided)
 
     def ready(self, index: int) -> bool:
         """True when the verdict of `index` is known without waiting."""

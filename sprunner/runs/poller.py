@@ -12,6 +12,11 @@ close to when its slowest run does, with about two polls per run. No poll is eve
 past the deadline; at the deadline one last poll decides between completed and timed_out
 (the run goes on remotely).
 
+The first poll waits `poll_interval`, or longer when this apply's runs of the same size have
+already shown how long such a run takes (`PaceBook`): with hundreds of like collections, the
+first few runs' progress tells when the others will end, and a poll that would only say "in
+progress" is not sent. A run is never polled sooner than `poll_interval` after its start.
+
 No poll may outlast the deadline by more than LAST_POLL_GRACE: an API that accepts the
 connection and never answers would otherwise hold the wait for the client's timeout times
 its retries, minutes past the `timeout` the job file asked for.
@@ -33,6 +38,39 @@ CAP_SECONDS = 30.0
 MIN_DELAY = 0.25
 # How long the poll at (or just before) the deadline may take to answer.
 LAST_POLL_GRACE = 5.0
+
+
+# The predictions of run length kept per run size (the latest ones: the account's pace moves).
+PACE_SAMPLES = 16
+
+
+class PaceBook:
+    """How long this apply's runs take, by their number of requests, as their polls showed.
+
+    Shared by the waits of one apply (one event loop: no lock needed). Only runs of the same
+    size are compared: a size-independent guess would poll a small run far too late."""
+
+    def __init__(self) -> None:
+        self._lengths: dict[int, list[float]] = {}
+
+    def observe(self, run: Run, elapsed: float) -> None:
+        """A poll of `run`, `elapsed` seconds after its start, showed its progress."""
+        done = run.success_requests + run.failed_requests + run.timeout_requests
+        if run.total_requests > 0 and 0 < done < run.total_requests and elapsed > 0:
+            lengths = self._lengths.setdefault(run.total_requests, [])
+            lengths.append(elapsed * run.total_requests / done)
+            del lengths[:-PACE_SAMPLES]
+
+    def expected(self, total_requests: int) -> float | None:
+        """The median predicted length of a run of this size, if two runs were seen."""
+        lengths = sorted(self._lengths.get(total_requests, ()))
+        return lengths[len(lengths) // 2] if len(lengths) >= 2 else None
+
+
+def predicted_end(run: Run, *, started: float, pace: PaceBook | None, cap: float) -> float | None:
+    """When (event-loop time) like runs say `run` ends, a little after; None if unknown."""
+    expected = None if pace is None else pace.expected(run.total_requests)
+    return None if expected is None else started + min(cap, expected * 1.1 + 0.1)
 
 
 @dataclass(frozen=True)
@@ -69,6 +107,7 @@ async def wait_for_run(
     on_update: Callable[[Run], None] = lambda run: None,
     on_poll: Callable[[Run], Awaitable[None]] | None = None,
     max_delay: float | None = None,
+    pace: PaceBook | None = None,
 ) -> Waited:
     """Poll `run` until it completes or `deadline` (event-loop time) passes.
 
@@ -76,15 +115,23 @@ async def wait_for_run(
     `on_poll` is awaited after each answered poll, before the next is planned: work that
     follows the run's progress (draining its results) shares this loop and its client.
     `max_delay` caps the delay between polls in place of CAP_SECONDS.
+    `pace`: the apply's shared record of run lengths, read for the first poll and fed by
+    every poll.
     """
     loop = asyncio.get_running_loop()
-    delay = poll_interval
-    backoff_delay = poll_interval
+    cap = max(CAP_SECONDS, poll_interval) if max_delay is None else max_delay
+    delay = backoff_delay = poll_interval
+    first = True
     while not run.done:
         now = loop.time()
         if now >= deadline:
             return Waited(run, timed_out=True)
         await asyncio.sleep(min(delay, deadline - now))
+        end = predicted_end(run, started=started, pace=pace, cap=cap) if first else None
+        if end is not None:
+            # Like runs, polled meanwhile, say this one is not over: no "in progress" poll.
+            await asyncio.sleep(max(0.0, min(end, deadline) - loop.time()))
+        first = False
         bound = max(deadline - loop.time(), LAST_POLL_GRACE)
         try:
             run = await asyncio.wait_for(
@@ -95,9 +142,10 @@ async def wait_for_run(
             pass  # the client already retried; keep waiting rather than give up on the run
         else:
             on_update(run)
+            if pace is not None:
+                pace.observe(run, loop.time() - started)
             if on_poll is not None:
                 await on_poll(run)
-        cap = max(CAP_SECONDS, poll_interval) if max_delay is None else max_delay
         backoff_delay = min(backoff_delay * BACKOFF, cap)
         delay = next_delay(run, backoff_delay=backoff_delay, elapsed=loop.time() - started, cap=cap)
     return Waited(run, timed_out=False)

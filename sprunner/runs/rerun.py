@@ -10,19 +10,25 @@
   A failed job that matches no request is reported, not retried.
 - Each collection gets one run of its companion `<name>.retry` (`runs/retry.py`), under
   `--max-credits`; the new report shows the original run, every retry and the final counts.
+- Never twice: each step of the companion run is recorded (before it is taken) in the
+  parent's `retry.command` ledger for the report's run; a `sprunner retry` killed while it
+  waits is adopted by the next `sprunner retry` of the same report. With `results:`, the
+  run's rows are written as a run of their own (`runs/retryresults.CommandResults`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sprunner.api.models import FailedJob, Job
 from sprunner.jobfile.model import DesiredCollection, RetryPolicy, request_credits
 from sprunner.outcome import CollectionOutcome, RetryOutcome, RunOutcome
 from sprunner.runs import companion, failing, retry
+from sprunner.runs import retryledger as ledger
+from sprunner.runs.retryresults import CommandResults
 
 ANY_FAILURE = RetryPolicy(attempts=1)  # every failed and timed-out job, no delay
 RUN_STATES = ("completed", "timed_out", "skipped", "error", "in_progress")
@@ -132,11 +138,37 @@ async def execute(ctx: retry.Context, rerun: Rerun) -> CollectionOutcome:
     retries: tuple[RetryOutcome, ...] = ()
     state = rerun.round
     if state is not None and state.pending.requests:
-        outcome, state, _ = await retry.attempt_once(
-            ctx, desired, ANY_FAILURE, None, rerun.attempt, state
-        )
+        outcome, state = await _once(ctx, rerun, desired, state)
         retries = (outcome,)
     return _outcome(entry, desired, retries, state)
+
+
+async def _once(
+    ctx: retry.Context, rerun: Rerun, desired: DesiredCollection, state: retry.Round
+) -> tuple[RetryOutcome, retry.Round]:
+    """The companion run of this report's retry: the one a killed `sprunner retry` of the
+    same report recorded (its ledger, kind `retry.command`) is adopted, never started
+    again; else a new one, each step recorded before it is taken."""
+    attempts_of = {
+        companion.job_key(job): state.attempts.get(companion.job_key(job), 1) + 1
+        for job in state.pending.jobs
+    }
+    results = None
+    if desired.results is not None:
+        results = CommandResults(ctx.client, ctx.state, desired, attempts_of, warn=ctx.warn)
+    parent_run = str((rerun.report.get("run") or {}).get("run_id"))
+    book = ledger.load(ctx.state, desired.name, parent_run, kind=ledger.COMMAND_KIND)
+    for record in book.attempts:
+        if record.attempt != rerun.attempt or record.done:
+            continue
+        resumed = await retry.resume(ctx, desired, ANY_FAILURE, record, state, results)
+        if resumed is not None:
+            ledger.save(ctx.state, desired.name, book.with_attempt(replace(record, done=True)))
+            return resumed
+    outcome, state, _ = await retry.attempt_once(
+        ctx, desired, ANY_FAILURE, book, rerun.attempt, state, results
+    )
+    return outcome, state
 
 
 def failed(rerun: Rerun, error: str) -> CollectionOutcome:

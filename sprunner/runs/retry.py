@@ -8,7 +8,9 @@ The loop, for one parent run:
 2. per attempt: wait `delay`, check `--max-credits` (`CreditBrake`), PUT the companion
    with exactly the still-failing requests, start its run (`starter.start`: never twice),
    poll it, and keep only what still fails for the next attempt;
-3. the final outcome is per request: succeeded in any run = success.
+3. the final outcome is per request: succeeded in any run = success;
+4. with `results:`, each retry run is drained while it runs and the one results file of
+   the parent run is published last, one line per request (`retryresults.py`).
 
 Never twice: the parent's run stays recorded in flight (`inflight`) until its retries
 are over, so an apply killed meanwhile is adopted by the next apply (`starter.adopt_ours`)
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,6 +35,8 @@ from sprunner.outcome import FinalCounts, RetryOutcome
 from sprunner.runs import companion, failing, poller, starter
 from sprunner.runs import retryledger as ledger
 from sprunner.runs.companion import Matched
+from sprunner.runs.delivery import max_poll_delay
+from sprunner.runs.retryresults import Hook, RetryResults, RunResults
 from sprunner.state import RunRecord
 from sprunner.state import StateStore as State
 
@@ -40,21 +44,37 @@ from sprunner.state import StateStore as State
 class CreditBrake:
     """`--max-credits` across an apply's retry runs: what is committed so far, and the cap.
 
-    Checked and taken in one step (no await in between), so concurrent retries of several
-    collections never pass the cap together.
+    Committed = what the first runs of the apply take (`first_runs`: the credit ledger's
+    decisions, awaited so that a first run the ledger will still start is counted, not
+    only those started so far) + the retries taken so far. First runs come first: a retry
+    never takes credits a later first run was allowed. The check and the take are one step
+    after that wait (no await in between), so concurrent retries of several collections
+    never pass the cap together; among themselves retries are served in the order they ask.
     """
 
-    def __init__(self, max_credits: int | None, committed: int) -> None:
+    def __init__(
+        self,
+        max_credits: int | None,
+        committed: int = 0,
+        *,
+        first_runs: Callable[[], Awaitable[int]] | None = None,
+    ) -> None:
         self.max_credits = max_credits
-        self.committed = committed
+        self.committed = committed  # retries (and, without `first_runs`, the rest) so far
+        self._first_runs = first_runs
 
-    def take(self, cost: int) -> str | None:
+    async def take(self, cost: int) -> str | None:
         """None when `cost` fits (and is taken), else why the retry is refused."""
-        if self.max_credits is not None and self.committed + cost > self.max_credits:
-            left = max(self.max_credits - self.committed, 0)
+        if self.max_credits is None:
+            self.committed += cost
+            return None
+        first = 0 if self._first_runs is None else await self._first_runs()
+        if first + self.committed + cost > self.max_credits:
+            left = max(self.max_credits - first - self.committed, 0)
+            spent = f"first runs {first}, retries {self.committed}" if first else ""
             return (
                 f"refused: a retry costs {cost} credits and only {left} of --max-credits "
-                f"{self.max_credits} are left"
+                f"{self.max_credits} are left" + (f" ({spent})" if spent else "")
             )
         self.committed += cost
         return None
@@ -71,6 +91,7 @@ class Context:
     backoff: Backoff = WRITE_BACKOFF
     log: Callable[[str], None] = lambda line: None
     clock: Callable[[], float] = time.time
+    warn: Callable[[str], None] = lambda line: None
 
 
 @dataclass(frozen=True)
@@ -81,8 +102,10 @@ class Retried:
     final: FinalCounts
     credits: int = 0  # what this apply spent on retry runs
     # Runs each request that ever failed took, by (url, custom_id): the `attempts` column
-    # of the results file's final lines (`runs/finalrows.py`); absent keys took one run.
+    # of the report's still-failing jobs; absent keys took one run.
     attempts: Mapping[tuple[str, str | None], int] = field(default_factory=dict)
+    results: Mapping[str, Any] | None = None  # the final results file, for the report
+    error: str | None = None  # the results could not be delivered
 
 
 @dataclass(frozen=True)
@@ -95,14 +118,12 @@ class Round:
     unmatched: int = 0  # failed jobs of the first run that matched no request
 
 
-async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried | None:
-    """Retry `first`'s failed jobs per `desired.run.retry`; None when there is no retry
-    phase (retrying off, the run not completed, or nothing failed)."""
+async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried:
+    """Retry `first`'s failed jobs per `desired.run.retry`; `first` as it was when there
+    is no retry phase (retrying off, the run not completed, or nothing failed)."""
     policy, name = desired.run.retry, desired.name
-    if policy.attempts <= 0 or not first.done:
-        return None
-    if first.failed_requests + first.timeout_requests == 0:
-        return None
+    if not follows(desired, first):
+        return Retried((), counts_of(first))
     book = ledger.load(ctx.state, name, first.run_id)
     if not book.done:
         # Before the first await: nothing separates the end of the wait from this mark.
@@ -114,8 +135,9 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
         ctx.log(f"{name}: failed job {job.job_id} ({job.url}) matches no request: not retried")
     retries: list[RetryOutcome] = []
     attempt = 1
+    results = RetryResults.open(ctx.client, ctx.state, desired, first, warn=ctx.warn)
     for record in book.attempts:
-        resumed = await _resume(ctx, desired, policy, record, state)
+        resumed = await resume(ctx, desired, policy, record, state, results)
         if resumed is None:  # begun, never started: it is started below as new
             break
         outcome, state = resumed
@@ -125,13 +147,21 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
             book = replace(book, done=True)
             break
     while not book.done and state.pending.requests and attempt <= policy.attempts:
-        outcome, state, noted = await attempt_once(ctx, desired, policy, book, attempt, state)
+        outcome, state, noted = await attempt_once(
+            ctx, desired, policy, book, attempt, state, results
+        )
         assert noted is not None
         book = noted
         retries.append(outcome)
         if outcome.status != "completed":
             break
         attempt += 1
+    shown = None
+    if results is not None:
+        # Before the ledger is done and the parent leaves the flight: a kill before the
+        # final file is in place is adopted, and folds again.
+        completed = [(r.attempt, r.run_id) for r in retries if r.status == "completed"]
+        shown = await results.publish([(a, run_id) for a, run_id in completed if run_id])
     ledger.save(ctx.state, name, replace(book, done=True))
     starter.finish(ctx.state, name=name)
     counts = failing.final(
@@ -141,7 +171,15 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
         state.attempts,
         unmatched=state.unmatched,
     )
-    return Retried(tuple(retries), counts, sum(r.credits for r in retries), dict(state.attempts))
+    credits = sum(r.credits for r in retries)
+    error = None if results is None else results.error
+    return Retried(tuple(retries), counts, credits, dict(state.attempts), shown, error)
+
+
+def follows(desired: DesiredCollection, run: Run) -> bool:
+    """Whether a retry phase follows `run`: retrying on, the run completed, jobs failed."""
+    bad = run.failed_requests + run.timeout_requests
+    return desired.run.retry.attempts > 0 and run.done and bad > 0
 
 
 def counts_of(run: Run) -> FinalCounts:
@@ -184,6 +222,7 @@ async def attempt_once(
     book: ledger.Ledger | None,
     attempt: int,
     state: Round,
+    results: RunResults | None = None,
 ) -> tuple[RetryOutcome, Round, ledger.Ledger | None]:
     """One new retry run: delay, credit brake, PUT, start, wait. With a `book`, each step
     is recorded in the parent's ledger first (an apply); without, nothing is (`retry`)."""
@@ -192,12 +231,13 @@ async def attempt_once(
     if policy.delay > 0:
         ctx.log(f"{desired.name}: retry {attempt} in {policy.delay:g}s")
         await asyncio.sleep(policy.delay)
-    refused = ctx.brake.take(cost)
+    refused = await ctx.brake.take(cost)
     if refused is not None:
         ctx.log(f"{desired.name}: retry {attempt} {refused}")
         outcome = RetryOutcome(attempt, "refused", requests=len(requests), reason=refused)
         return outcome, state, None if book is None else replace(book, done=True)
     record = ledger.Attempt(attempt, requests=len(requests), credits=cost)
+    await _settle_stray(ctx, desired)
     book = _note(ctx, desired.name, book, record)
     target = companion.companion_of(desired, requests)
     collection_id, fresh = await companion.put(
@@ -222,9 +262,44 @@ async def attempt_once(
         f"{desired.name}: retry {attempt}: run {started.run.run_id} of {target.name} "
         f"started ({len(requests)} requests)"
     )
-    outcome, state = await _finish(ctx, desired, policy, record, started, state, credits=cost)
+    outcome, state = await _finish(
+        ctx, desired, policy, record, started, state, credits=cost, results=results
+    )
     book = _note(ctx, desired.name, book, replace(record, done=True))
     return outcome, state, book
+
+
+async def _settle_stray(ctx: Context, desired: DesiredCollection) -> None:
+    """A companion run left in flight by another retry (a killed `sprunner retry`, whose
+    own ledger this is not) is seen to its end before the companion is PUT again: never
+    lost to a new start's record, never overlapped by a run of the same requests."""
+    name = companion.companion_name(desired.name)
+    entry = ctx.state.get(name)
+    if entry is None or not entry.id or entry.inflight is None:
+        return
+    started = await starter.adopt_ours(ctx.client, ctx.state, name=name, collection_id=entry.id)
+    if started is None:
+        return
+    ctx.log(f"{desired.name}: waiting for run {started.run.run_id} of {name}, left by a retry")
+    await _wait(ctx, desired, started, None)
+    starter.finish(ctx.state, name=name)
+
+
+async def _wait(
+    ctx: Context, desired: DesiredCollection, started: starter.Started, hook: Hook | None
+) -> poller.Waited:
+    """Poll a companion run to its end (or `timeout`), its results drained by `hook`."""
+    loop = asyncio.get_running_loop()
+    return await poller.wait_for_run(
+        ctx.client,
+        started.run,
+        name=companion.companion_name(desired.name),
+        poll_interval=desired.run.poll_interval,
+        deadline=loop.time() + desired.run.timeout,
+        started=loop.time() - max(0.0, ctx.clock() - started.started_at),
+        on_poll=None if hook is None else hook.on_poll,
+        max_delay=None if hook is None else max_poll_delay(desired.run),
+    )
 
 
 def _note(
@@ -238,12 +313,13 @@ def _note(
     return book
 
 
-async def _resume(
+async def resume(
     ctx: Context,
     desired: DesiredCollection,
     policy: RetryPolicy,
     record: ledger.Attempt,
     state: Round,
+    results: RunResults | None,
 ) -> tuple[RetryOutcome, Round] | None:
     """A retry an earlier apply began: adopt its run, never start it again. None when its
     start was never sent (nothing ran): the caller starts it as a new retry."""
@@ -261,7 +337,7 @@ async def _resume(
     if started is None:
         return None
     ctx.log(f"{desired.name}: retry {record.attempt}: adopted run {started.run.run_id}")
-    return await _finish(ctx, desired, policy, record, started, state, credits=0)
+    return await _finish(ctx, desired, policy, record, started, state, credits=0, results=results)
 
 
 async def _finish(
@@ -273,18 +349,22 @@ async def _finish(
     state: Round,
     *,
     credits: int,
+    results: RunResults | None = None,
 ) -> tuple[RetryOutcome, Round]:
-    """Wait for a retry run and carry what still fails over to the next round."""
+    """Wait for a retry run (its results drained meanwhile) and carry what still fails
+    over to the next round."""
     name = companion.companion_name(desired.name)
-    loop = asyncio.get_running_loop()
-    waited = await poller.wait_for_run(
-        ctx.client,
-        started.run,
-        name=name,
-        poll_interval=desired.run.poll_interval,
-        deadline=loop.time() + desired.run.timeout,
-        started=loop.time() - max(0.0, ctx.clock() - started.started_at),
-    )
+    hook = None
+    if results is not None:
+        hook = await results.begin(record.attempt, started.run, started.started_at)
+    shown = None
+    try:
+        waited = await _wait(ctx, desired, started, hook)
+        if hook is not None and not waited.timed_out:
+            shown = await hook.done(waited.run)
+    finally:
+        if hook is not None:
+            hook.close()
     starter.finish(ctx.state, name=name)
     run = waited.run
     outcome = RetryOutcome(
@@ -299,6 +379,7 @@ async def _finish(
         credits=credits,
         adopted=started.adopted,
         reason=f"still in progress after {desired.run.timeout:g}s" if waited.timed_out else None,
+        results=shown,
     )
     ctx.log(
         f"{desired.name}: retry {record.attempt}: run {run.run_id} {outcome.status}: "

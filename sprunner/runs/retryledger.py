@@ -10,6 +10,9 @@ relied on, so that an interrupted apply's retries resume under the never-twice r
   run was seen to its end;
 - `done`: every retry of `parent_run` is over: none is ever started again for that run.
 
+`sprunner retry` keeps its own ledger (kind `retry.command`, keyed by the report's run), so
+that it never replaces the ledger of a run an interrupted apply is still retrying.
+
 Losing the ledger (a lost state) costs at most one retry run of the failed jobs, never a
 duplicate of a run in flight: the companion's own entry holds its in-flight run.
 """
@@ -22,6 +25,7 @@ from typing import Any
 from sprunner.state import StateStore as State
 
 KIND = "retry"
+COMMAND_KIND = "retry.command"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Ledger:
     parent_run: str
     attempts: tuple[Attempt, ...] = ()
     done: bool = False
+    kind: str = KIND  # the blob it is kept in (not saved in it)
 
     def with_attempt(self, attempt: Attempt) -> Ledger:
         """The ledger with `attempt` added, or replacing the record of the same number."""
@@ -47,16 +52,16 @@ class Ledger:
         return replace(self, attempts=ordered)
 
 
-def load(state: State, name: str, parent_run: str) -> Ledger:
+def load(state: State, name: str, parent_run: str, *, kind: str = KIND) -> Ledger:
     """The ledger of `parent_run`'s retries (empty when the state knows none)."""
-    value = state.get_blob(name, KIND)
+    value = state.get_blob(name, kind)
     if not isinstance(value, dict) or value.get("parent_run") != parent_run:
-        return Ledger(parent_run)
+        return Ledger(parent_run, kind=kind)
     try:
         attempts = tuple(Attempt(**a) for a in value.get("attempts", ()))
     except TypeError:  # written by another version: start over, as with a lost state
-        return Ledger(parent_run)
-    return Ledger(parent_run, attempts, bool(value.get("done", False)))
+        return Ledger(parent_run, kind=kind)
+    return Ledger(parent_run, attempts, bool(value.get("done", False)), kind)
 
 
 def save(state: State, name: str, ledger: Ledger) -> None:
@@ -67,4 +72,4 @@ def save(state: State, name: str, ledger: Ledger) -> None:
         "attempts": [asdict(a) for a in ledger.attempts],
         "done": ledger.done,
     }
-    state.put_blob(name, KIND, value)
+    state.put_blob(name, ledger.kind, value)

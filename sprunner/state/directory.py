@@ -63,6 +63,7 @@ class State(StateStore):
         self._all: dict[str, dict[str, Any]] = {}  # api_url -> name -> entry json
         self._blobs: dict[str, dict[str, dict[str, Any]]] = {}  # api_url -> name -> kind -> v
         self._deferred: Deferred | None = None  # group commit, while an apply runs
+        self._appender: journal.Appender | None = None  # the journal, open during group commit
         self._load()
 
     @property
@@ -138,8 +139,15 @@ class State(StateStore):
             return
         deferred = self._deferred
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            journal.append(self.journal_path, record, durable=durable and deferred is None)
+            if deferred is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                journal.append(self.journal_path, record, durable=durable)
+            else:
+                # Group commit: the journal stays open for the apply (closed when it ends).
+                if self._appender is None:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                    self._appender = journal.Appender(self.journal_path)
+                self._appender.append(record, durable=False)
         except OSError as e:
             raise self._error("write", e) from e
         if durable and deferred is not None:
@@ -150,8 +158,13 @@ class State(StateStore):
         if on and self._deferred is None and self.persist:
             self._deferred = Deferred(self.journal_path)
         elif not on and self._deferred is not None:
-            self.sync_blocking()
-            self._deferred = None
+            try:
+                self.sync_blocking()
+            finally:
+                self._deferred = None
+                if self._appender is not None:
+                    self._appender.close()
+                    self._appender = None
 
     async def synced(self) -> None:
         if self._deferred is not None:
@@ -188,6 +201,9 @@ class State(StateStore):
         """Fold the journal into a new snapshot. Crash-safe in any order of events."""
         if not self.persist:
             return
+        if self._appender is not None:  # the journal is about to go: append to a new one
+            self._appender.close()
+            self._appender = None
         document = {"version": STATE_VERSION, "apis": self._all, "blobs": self._blobs}
         text = json.dumps(document, indent=1, sort_keys=True)
         try:

@@ -48,8 +48,14 @@ class Hasher:
         key = hmac.new(api_key.encode("utf-8"), DERIVATION_LABEL, hashlib.sha256).digest()
         return cls(key)
 
+    @cached_property
+    def _keyed(self) -> hmac.HMAC:
+        # Copied for each digest: the key's set-up is done once, not twice per request.
+        return hmac.new(self.key, digestmod=hashlib.sha256)
+
     def _mac(self, label: str, *parts: str) -> str:
-        mac = hmac.new(self.key, label.encode(), hashlib.sha256)
+        mac = self._keyed.copy()
+        mac.update(label.encode())
         for part in parts:
             mac.update(b"\x00")
             mac.update(part.encode("utf-8"))
@@ -79,7 +85,11 @@ class Hasher:
         slot = (collection.name, collection.fingerprint)
         digests = self._digests.get(slot) if keep else self._digests.pop(slot, None)
         if digests is None:
-            digests = tuple(self.request_digest(r) for r in collection.requests)
+            texts = collection.canonical_requests()
+            digests = tuple(
+                self._request_digest(r, text)
+                for r, text in zip(collection.requests, texts, strict=True)
+            )
             if keep:
                 self._digests[slot] = digests
         return digests
@@ -89,7 +99,10 @@ class Hasher:
         else url), for the added / removed / changed counts of `plan`."""
         from sprunner.jobfile.model import canonical_json
 
+        return self._request_digest(request, canonical_json(request))
+
+    def _request_digest(self, request: Mapping[str, Any], text: str) -> str:
         key = str(request.get("custom_id") or request.get("url") or "")
         key_digest = self._mac("request key", key)[:REQUEST_DIGEST_LENGTH]
-        content_digest = self._mac("request", canonical_json(request))[:REQUEST_DIGEST_LENGTH]
+        content_digest = self._mac("request", text)[:REQUEST_DIGEST_LENGTH]
         return f"{key_digest}:{content_digest}"

@@ -22,20 +22,21 @@ DEADLINE = 20.0  # seconds: generous for a loaded CI machine; the polls end far 
 
 
 class Apply:
-    """One `sprunner apply` in a subprocess."""
+    """One `sprunner apply` (or, with `command`, another command on a path: `retry
+    REPORT.json`) in a subprocess."""
 
-    def __init__(self, sprunner: Sprunner, job: Path, *args: str) -> None:
+    def __init__(self, sprunner: Sprunner, job: Path, *args: str, command: str = "apply") -> None:
         self.report = sprunner.workdir / "partial-report.json"
         self.report.unlink(missing_ok=True)
-        command = [
+        command_line = [
             sys.executable,
             *("-m", "sprunner", "--api-url", sprunner.emulator.url),
-            *("--state-dir", str(sprunner.state_dir), "apply", str(job)),
+            *("--state-dir", str(sprunner.state_dir), command, str(job)),
             *("--report", str(self.report), *args),
         ]
         env = {**os.environ, "SCRAPINGPROS_API_KEY": sprunner.emulator.api_key}
         self.process = subprocess.Popen(
-            command,
+            command_line,
             cwd=sprunner.workdir,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -72,3 +72,29 @@ def test_an_apply_delivers_to_s3_in_one_commit_per_file(
     assert results["to"] == f"s3://{name}/crawls" and results["lines"] == len(expected)
     # Staged in the state directory, and cleaned up once uploaded.
     assert list((tmp_path / "state").rglob("*.part")) == []
+
+
+def test_retries_fold_into_one_object_uploaded_once(
+    bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    """With `run.retry`, the one file of the run (one line per request) is uploaded once,
+    after the retries; the staged rows stay in the state directory and are cleaned up."""
+    from tests.e2e.retry_helpers import FLAKY
+
+    fs, name = bucket
+    job = FLAKY.replace("    run:\n", f"    results: {{to: 's3://{name}/crawls'}}\n    run:\n")
+    with running_emulator(mode="simulate", run_seconds=0.2) as emulator:
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        result, report = sprunner.apply(write_job(tmp_path, job))
+        assert result.exit_code == 0, result.output
+    keys = sorted(fs.find(name))
+    assert len(keys) == 2, keys  # the data file and its manifest: nothing for the retries
+    data_key = next(k for k in keys if k.endswith(".jsonl.gz"))
+    rows = [json.loads(line) for line in gzip.decompress(fs.cat_file(data_key)).splitlines()]
+    assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
+        ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
+    ]  # fmt: skip
+    manifest = json.loads(fs.cat_file(data_key.replace(".jsonl.gz", ".manifest.json")))
+    assert manifest["lines"] == report["collections"][0]["run"]["results"]["lines"] == 3
+    assert len(manifest["retries"]) == 2
+    assert list((tmp_path / "state").rglob("*.part")) == []

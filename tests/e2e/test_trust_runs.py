@@ -180,7 +180,9 @@ def test_two_state_directories_applying_at_once_create_each_collection_once(
     sprunner: Sprunner, tmp_path: Path
 ) -> None:
     emulator = sprunner.emulator
-    emulator.faults.add("slow", 0.3, route="create")  # both creates in flight together
+    # Both hosts' creates in flight together, even when a loaded machine starts one of the
+    # two interpreters a second or two after the other.
+    emulator.faults.add("slow", 2.5, route="create")
     text = JOB.format(count=3, extra="", when="always").replace("name: shop", "name: {n}")
     jobs = write_job(
         tmp_path,
@@ -226,14 +228,19 @@ def test_a_collection_deleted_remotely_is_created_again_despite_the_replay(
     assert again.requests == first.requests
 
 
-@pytest.mark.parametrize("args", [(), ("--no-run",)])
+@pytest.mark.parametrize(
+    ("args", "starts"),
+    [((), True), (("--no-run",), False), (("--max-credits", "1"), False)],
+    ids=["run", "no-run", "run-refused"],
+)
 def test_a_collection_deleted_remotely_after_a_lost_state_is_created_again(
-    sprunner: Sprunner, tmp_path: Path, args: tuple[str, ...]
+    sprunner: Sprunner, tmp_path: Path, args: tuple[str, ...], starts: bool
 ) -> None:
     """The stateful test's history: the state is lost, the collection deleted remotely, and
     the next apply's deterministic key replays the deleted one's create. Without the state
-    nothing says the id is gone, so the create is checked (one GET) and sent again under a
-    new generation; with `--no-run` no run start would have told either."""
+    nothing says the id is gone: a run start that follows tells (its 404), else one GET
+    does; either way the create is sent again under a new generation. `--max-credits`
+    refuses the run after the create was made as if it would start."""
     state = Path(os.environ["SPRUNNER_STATE_DIR"])
     sprunner.apply(job(tmp_path), "--no-run")
     (first,) = sprunner.emulator.engine.collections.values()
@@ -243,9 +250,24 @@ def test_a_collection_deleted_remotely_after_a_lost_state_is_created_again(
                 path.unlink()
         (current,) = sprunner.emulator.engine.collections.values()
         sprunner.emulator.engine.delete_collection(current.id)
+        runs_before = runs_of(sprunner.emulator)
         result, report = sprunner.apply(job(tmp_path), *args)
-        assert result.exit_code == 0, (attempt, result.output)
+        # A run refused by --max-credits fails the apply (exit 1), and says why.
+        assert result.exit_code == (0 if starts or "--no-run" in args else 1), result.output
         (again,) = sprunner.emulator.engine.collections.values()
         assert again.id not in (first.id, current.id), attempt
-        assert report["collections"][0]["collection_id"] == again.id
+        (collection,) = report["collections"]
+        assert (collection["collection_id"], collection["action"]) == (again.id, "created")
+        assert runs_of(sprunner.emulator) - runs_before == int(starts), attempt
+        if starts:
+            assert run_of(report)["status"] == "completed"
         assert again.requests == first.requests
+
+
+def test_a_first_apply_with_runs_makes_no_replay_check(sprunner: Sprunner, tmp_path: Path) -> None:
+    """On a fresh state the run start checks the create (a replay would answer 404): no GET
+    of the collection, so a first apply costs create, run and polls only."""
+    result, report = sprunner.apply(job(tmp_path))
+    assert result.exit_code == 0 and run_of(report)["status"] == "completed", result.output
+    calls = sprunner.emulator.engine.calls
+    assert (calls["create"], calls["run"], calls["get"]) == (1, 1, 0), calls

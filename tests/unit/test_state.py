@@ -64,6 +64,21 @@ def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
     assert list(State(tmp_path, "https://api").entries()) == ["shop"]
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["per-change", "group-commit"])
+def test_a_record_after_a_torn_line_starts_a_line_of_its_own(tmp_path: Path, grouped: bool) -> None:
+    """Power lost mid-record, then an apply: its records are never joined to the torn
+    fragment, whether the journal is opened per change or held open (group commit)."""
+    State(tmp_path, "https://api", key="k").update("shop", id="c1")
+    with (tmp_path / "journal.jsonl").open("a") as journal:
+        journal.write('{"api": "https://api", "name": "blog", "ent')
+    state = State(tmp_path, "https://api", key="k")
+    state.defer_durability(grouped)
+    for index in range(3):
+        state.update(f"new{index}", id=f"n{index}")
+    state.defer_durability(False)
+    assert sorted(State(tmp_path, "https://api").entries()) == ["new0", "new1", "new2", "shop"]
+
+
 def test_entries_are_per_api_url(tmp_path: Path) -> None:
     State(tmp_path, "https://one").update("shop", id="c1")
     assert State(tmp_path, "https://two").get("shop") is None
@@ -198,3 +213,25 @@ def test_a_lock_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> Non
     (tmp_path / "lock").mkdir()
     with pytest.raises(StateError, match="cannot lock the state directory"), locked(tmp_path):
         pass
+
+
+def test_an_entry_is_stored_with_every_field_and_read_back_the_same() -> None:
+    """The written-out `entry_to_json` must follow the dataclass: a field added to Entry
+    and forgotten there would be lost at the next save."""
+    from dataclasses import asdict, fields
+
+    from sprunner.state.model import entry_from_json, entry_to_json
+
+    entry = Entry(
+        id="c1",
+        fingerprint="f",
+        created=True,
+        last_run=RunRecord("r1", 1.0),
+        inflight=RunRecord(None, 2.0),
+        creating=True,
+        started_fingerprint="s",
+        companion_of="parent",
+    )
+    assert all(getattr(entry, f.name) != f.default for f in fields(Entry))  # all set
+    assert entry_to_json(entry) == asdict(entry)
+    assert entry_from_json(entry_to_json(entry)) == entry

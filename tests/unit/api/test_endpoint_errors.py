@@ -22,6 +22,7 @@ import trustme
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import EndpointError, NotFoundError, UnreachableError
+from sprunner.api.wire import Wire
 from sprunner.errors import EXIT_API_UNUSABLE, exit_code_for
 
 from .helpers import KEY, Script, client, reply, run
@@ -78,9 +79,26 @@ async def _speak_ssh(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     await writer.drain()
 
 
+# Every test runs over sprunner's own transport (the default: api/wire.py) and over httpx's
+# (used when the environment names a proxy): both must tell the same endpoint problems.
+_kind = "wire"
+
+
+@pytest.fixture(autouse=True, params=["wire", "httpcore"])
+def transport_kind(request: pytest.FixtureRequest) -> None:
+    global _kind
+    _kind = request.param
+
+
+def _transport(verify: Any) -> httpx.AsyncBaseTransport:
+    if _kind == "httpcore":
+        return httpx.AsyncHTTPTransport(verify=verify)
+    return Wire(ssl_context=verify if isinstance(verify, ssl.SSLContext) else None)
+
+
 async def _call(base_url: str, *, verify: Any = True, **kw: Any) -> tuple[BaseException, float]:
     """List collections against `base_url`; the error it ends with and how long it took."""
-    transport = httpx.AsyncHTTPTransport(verify=verify)
+    transport = _transport(verify)
     api = ApiClient(base_url=base_url, api_key=KEY, transport=transport, **{**RETRYING, **kw})
     began = time.monotonic()
     try:
@@ -164,7 +182,7 @@ def test_a_port_that_speaks_another_protocol_is_a_wrong_port() -> None:
 
 def test_the_right_tls_setup_works(ca: trustme.CA) -> None:
     async def test(port: int) -> None:
-        transport = httpx.AsyncHTTPTransport(verify=_client_tls(ca))
+        transport = _transport(_client_tls(ca))
         api = ApiClient(base_url=f"https://localhost:{port}", api_key=KEY, transport=transport)
         async with api:
             assert await api.list_collections() == []

@@ -87,3 +87,33 @@ def test_a_slot_resolves_once() -> None:
 
     with pytest.raises(RuntimeError):
         _run(go())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_committed_is_what_the_allowed_first_runs_cost_in_any_order(seed: int) -> None:
+    """What retries are braked against: known once every slot resolved, whatever the order
+    of the decisions; a refused run and one not wanted cost nothing."""
+    costs: list[int | None] = [3, None, 4, 5, 1]
+    wants = [True, False, True, True, False]
+
+    async def go() -> tuple[bool, int]:
+        ledger = CreditLedger(costs, 8)
+        committed = asyncio.ensure_future(ledger.committed())
+        order = list(range(len(costs)))
+        random.Random(seed).shuffle(order)
+        for index in order[:-1]:
+            ledger.resolve(index, wants[index])
+            await asyncio.sleep(0)
+        early = committed.done()
+        ledger.resolve(order[-1], wants[order[-1]])
+        return early, await committed
+
+    # 3 + 4 run; 5 would pass 8: refused; 1 is not wanted.
+    assert _run(go()) == (False, 7)
+
+
+def test_an_empty_ledger_has_committed_nothing() -> None:
+    async def go() -> int:
+        return await CreditLedger([], 10).committed()
+
+    assert _run(go()) == 0

@@ -69,3 +69,70 @@ def test_a_poll_that_never_answers_ends_at_the_deadline_plus_the_grace(
     waited, elapsed = asyncio.run(wait())
     assert waited.timed_out and waited.run.status == "in_progress"
     assert api.polls == 1 and elapsed < 0.3 + 0.2 + 0.2
+
+
+# -- the pace of like runs -------------------------------------------------------------------
+def test_the_pace_book_predicts_a_size_from_two_runs_of_that_size_only() -> None:
+    pace = poller.PaceBook()
+    pace.observe(run(25), elapsed=1.0)  # a quarter done after 1 s: 4 s long
+    assert pace.expected(100) is None  # one sample is not a pace
+    pace.observe(run(50), elapsed=1.5)  # 3 s long
+    pace.observe(run(20), elapsed=1.0)  # 5 s long
+    assert pace.expected(100) == 4.0  # the median
+    assert pace.expected(10) is None  # another size learns nothing from these
+    pace.observe(run(0), elapsed=1.0)  # no progress, and a finished run, tell no pace
+    pace.observe(Run("r", "c", "completed", 100, 100, 0, 0), elapsed=9.0)
+    assert pace.expected(100) == 4.0
+
+
+class _TimedApi:
+    """Runs that each last LENGTH seconds from their start, progressing evenly."""
+
+    LENGTH = 0.6
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.polls: dict[str, int] = {}
+
+    def start(self, run_id: str) -> Run:
+        self.started[run_id] = asyncio.get_running_loop().time()
+        return Run(run_id, "c", "in_progress", 60, 0, 0, 0)
+
+    async def get_run(self, collection_id: str, run_id: str, *, name: str) -> Run:
+        self.polls[run_id] = self.polls.get(run_id, 0) + 1
+        elapsed = asyncio.get_running_loop().time() - self.started[run_id]
+        done = min(60, int(60 * elapsed / self.LENGTH))
+        return Run(run_id, "c", "completed" if done == 60 else "in_progress", 60, done, 0, 0)
+
+
+def test_runs_started_after_like_runs_were_polled_wait_for_their_end() -> None:
+    """Twenty like runs started 20 ms apart, first poll after 0.2 s of 0.6 s runs: the
+    first ones are polled twice (once in progress, once after the end); once two of them
+    showed their pace, the others are polled once, just after their end."""
+    api = _TimedApi()
+    pace = poller.PaceBook()
+
+    async def one(index: int) -> tuple[poller.Waited, float]:
+        await asyncio.sleep(0.02 * index)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waited = await poller.wait_for_run(
+            cast(ApiClient, api),
+            api.start(f"r{index}"),
+            name="c",
+            poll_interval=0.2,
+            deadline=started + 10,
+            started=started,
+            pace=pace,
+        )
+        return waited, loop.time() - started
+
+    async def all_of_them() -> list[tuple[poller.Waited, float]]:
+        return await asyncio.gather(*(one(i) for i in range(20)))
+
+    results = asyncio.run(all_of_them())
+    assert all(waited.run.status == "completed" for waited, _ in results)
+    polls = [api.polls[f"r{i}"] for i in range(20)]
+    assert polls[:2] == [2, 2] and sum(polls) <= 20 + 5, polls
+    # Waiting for the predicted end costs little time: about 10 % of the run.
+    assert max(seconds for _, seconds in results) < _TimedApi.LENGTH * 1.5

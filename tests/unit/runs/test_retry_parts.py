@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from sprunner.api.models import Job
@@ -51,12 +52,36 @@ def test_requests_sharing_a_key_are_retried_as_often_as_jobs_failed() -> None:
 
 
 def test_the_brake_takes_what_fits_and_refuses_the_rest() -> None:
-    brake = CreditBrake(10, committed=6)
-    assert brake.take(3) is None
-    refused = brake.take(2)
-    assert refused is not None and "only 1 of --max-credits 10" in refused
-    assert brake.take(1) is None
-    assert CreditBrake(None, committed=10**9).take(5) is None
+    async def main() -> None:
+        brake = CreditBrake(10, committed=6)
+        assert await brake.take(3) is None
+        refused = await brake.take(2)
+        assert refused is not None and "only 1 of --max-credits 10" in refused
+        assert await brake.take(1) is None
+        assert await CreditBrake(None, committed=10**9).take(5) is None
+
+    asyncio.run(main())
+
+
+def test_the_brake_counts_first_runs_the_ledger_will_still_start() -> None:
+    """A retry asks before a later collection decided: it waits for that decision, and the
+    first run the ledger then allows is counted, whichever answered first."""
+    from sprunner.runs.ledger import CreditLedger
+
+    async def main() -> None:
+        ledger = CreditLedger([3, 2], 6)  # both first runs fit; a retry of 2 then does not
+        brake = CreditBrake(6, first_runs=ledger.committed)
+        ledger.resolve(0, True)
+        asked = asyncio.ensure_future(brake.take(2))
+        await asyncio.sleep(0)
+        assert not asked.done()  # collection 1 has not decided yet
+        ledger.resolve(1, True)
+        refused = await asked
+        assert refused is not None and "only 1 of --max-credits 6" in refused
+        assert "first runs 5" in refused
+        assert await brake.take(1) is None  # what is left still fits
+
+    asyncio.run(main())
 
 
 def test_the_ledger_survives_a_reopen_and_belongs_to_one_run(tmp_path: Path) -> None:
@@ -98,24 +123,3 @@ def test_metrics_count_requests_and_credits_after_the_retries() -> None:
     )
     [shop] = from_outcome(outcome, exit_code=1, calls=()).collections
     assert (shop.success, shop.failed, shop.timeout, shop.credits) == (3, 1, 0, 3)
-
-
-def test_final_rows_say_how_each_request_ended_and_its_attempts() -> None:
-    from sprunner.outcome import FinalCounts, FinalJob
-    from sprunner.runs.finalrows import final_rows
-
-    requests = (
-        {"url": "https://a/1"},
-        {"url": "https://a/2", "custom_id": "two"},
-        {"url": "https://a/3"},
-    )
-    still = FinalJob("j9", "https://a/3", None, "timeout", "Timed out", attempts=3)
-    final = FinalCounts(3, 2, 0, 1, (still,))
-    rows = list(final_rows(requests, final, {("https://a/2", "two"): 2, ("https://a/3", None): 3}))
-    assert [(r["url"], r["custom_id"], r["status"], r["attempts"]) for r in rows] == [
-        ("https://a/1", None, "completed", 1),
-        ("https://a/2", "two", "completed", 2),
-        ("https://a/3", None, "timeout", 3),
-    ]
-    assert all(r["final"] is True for r in rows)
-    assert rows[2]["job_id"] == "j9" and "job_id" not in rows[0]

@@ -72,3 +72,19 @@ def test_a_short_secret_cannot_be_recovered_from_the_state_directory(tmp_path: P
 def test_the_hasher_never_shows_its_key() -> None:
     hasher = Hasher.from_api_key(API_KEY)
     assert API_KEY not in repr(hasher) and hasher.key.hex() not in repr(hasher)
+
+
+def test_digests_are_hmac_sha256_of_label_and_parts_so_stored_states_stay_valid() -> None:
+    """States written by earlier versions hold these values: computing them faster must
+    not change them (an unknown fingerprint costs a PUT and a `when: changed` run)."""
+    import hashlib
+    import hmac
+
+    from sprunner.state.hashing import Hasher
+
+    hasher = Hasher.from_api_key("the key")
+    key = hmac.new(b"the key", b"sprunner state v2", hashlib.sha256).digest()
+    expected = hmac.new(key, b"request key\x00https://a.example/1", hashlib.sha256).hexdigest()
+    request = {"url": "https://a.example/1"}
+    assert hasher.request_digest(request).split(":")[0] == expected[:16]
+    assert hasher.request_digest(request) == hasher.request_digest(dict(request))  # copies
