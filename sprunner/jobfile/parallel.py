@@ -53,10 +53,15 @@ def read_files(jobs: Sequence[JobFile], cap: int, *, workers: int | None) -> Ite
             workers > 1
             and len(jobs) - index > 1
             and time.process_time() - started >= SERIAL_SECONDS
-            and threading.active_count() == 1
+            and _can_fork()
         ):
             yield from _in_workers(jobs[index:], cap, workers)
             return
+
+
+def _can_fork() -> bool:
+    """No other thread: a fork copies the locks other threads hold, never their release."""
+    return threading.active_count() == 1
 
 
 def _in_workers(jobs: Sequence[JobFile], cap: int, workers: int) -> Iterator[FileRead]:

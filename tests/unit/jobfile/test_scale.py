@@ -218,8 +218,10 @@ def test_workers_merge_in_file_order_as_one_process_would(
 
 
 def spy_on_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Workers from the second file on; the list of their pools' sizes."""
+    """Workers from the second file on; the list of their pools' sizes. (Forking is
+    allowed although other tests of this process may have left idle threads behind.)"""
     monkeypatch.setattr(parallel, "SERIAL_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "_can_fork", lambda: True)
     pools: list[int] = []
     real = parallel._in_workers
 
@@ -249,3 +251,27 @@ def test_workers_give_the_same_counts_and_warnings(
     warnings = _seen(two)[1]
     assert any("'case' differs from 'Case'" in w for w in warnings)
     assert any("298 requests of collection 'c6' are identical" in w for w in warnings)
+
+
+def test_no_fork_while_another_thread_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    folder = many_files(tmp_path)
+    for n in (3, 5, 7):
+        (folder / f"f{n:02d}.yaml").unlink()
+    monkeypatch.setattr(parallel, "SERIAL_SECONDS", 0.0)
+    forked: list[int] = []
+    real = parallel._in_workers
+    monkeypatch.setattr(
+        parallel, "_in_workers", lambda jobs, cap, w: forked.append(w) or real(jobs, cap, w)
+    )
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        loaded = load(Selection(paths=(folder,)), keep_requests=False, workers=2)
+    finally:
+        release.set()
+        other.join()
+    assert forked == []  # read here, one file after the other
+    assert _seen(loaded) == _seen(load(Selection(paths=(folder,)), keep_requests=False, workers=1))
