@@ -60,6 +60,7 @@ class Output:
         self._stdout = stdout
         self._stderr = stderr
         self._closed: set[int] = set()  # ids of streams whose reader went away
+        self._terminals: dict[int, bool] = {}  # id(stream) -> isatty(), asked once
         self.log_format: LogFormat = log_format
         # Long-running commands (apply) stamp every line when stderr is not a terminal.
         self.timestamps = timestamps
@@ -85,9 +86,12 @@ class Output:
         return self.redactor.redact(text)
 
     # -- terminals -------------------------------------------------------------------------
-    @staticmethod
-    def is_terminal(stream: TextIO) -> bool:
-        return bool(getattr(stream, "isatty", lambda: False)())
+    def is_terminal(self, stream: TextIO) -> bool:
+        # Asked for every line written: one isatty() system call per stream, not per line.
+        known = self._terminals.get(id(stream))
+        if known is None:
+            known = self._terminals[id(stream)] = bool(getattr(stream, "isatty", lambda: False)())
+        return known
 
     def use_color(self, stream: TextIO) -> bool:
         return self.color and self.is_terminal(stream)

@@ -22,8 +22,9 @@ Layout of the directory:
 - `applied/<hash>.txt`  per collection, a `#<key id>` line then one line per request last
   applied (keyed `key:content` digests), so `plan` can tell requests added, removed and
   changed. Display only, so replaced atomically but not fsynced (and, during an apply,
-  written by a worker thread): a power cut or a kill can at worst make a diff unknown. Files of state version 1 (unkeyed digests, a brute-force oracle for
-  short secrets) are deleted when an apply first opens the directory;
+  written by a worker thread): a power cut or a kill can at worst make a diff unknown.
+  Files of state version 1 (unkeyed digests, a brute-force oracle for short secrets) are
+  deleted when an apply first opens the directory;
 - `lock`  an OS file lock (flock): released by the kernel when the process dies, so there
   are never stale locks. It covers every collection, so `try_lock` always succeeds.
 
