@@ -60,7 +60,7 @@ class Output:
         self._stdout = stdout
         self._stderr = stderr
         self._closed: set[int] = set()  # ids of streams whose reader went away
-        self._terminals: dict[int, bool] = {}  # id(stream) -> isatty(), asked once
+        self._terminals: dict[int, tuple[TextIO, bool]] = {}  # id -> (stream, isatty())
         self.log_format: LogFormat = log_format
         # Long-running commands (apply) stamp every line when stderr is not a terminal.
         self.timestamps = timestamps
@@ -88,10 +88,12 @@ class Output:
     # -- terminals -------------------------------------------------------------------------
     def is_terminal(self, stream: TextIO) -> bool:
         # Asked for every line written: one isatty() system call per stream, not per line.
+        # The stream is kept with its answer: a new stream at a freed one's id is asked anew.
         known = self._terminals.get(id(stream))
-        if known is None:
-            known = self._terminals[id(stream)] = bool(getattr(stream, "isatty", lambda: False)())
-        return known
+        if known is None or known[0] is not stream:
+            known = (stream, bool(getattr(stream, "isatty", lambda: False)()))
+            self._terminals[id(stream)] = known
+        return known[1]
 
     def use_color(self, stream: TextIO) -> bool:
         return self.color and self.is_terminal(stream)
