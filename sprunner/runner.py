@@ -316,9 +316,8 @@ class Runner:
         if launched.recreated is not None:
             self._fold(index, Recreated(launched.recreated))
             self.output.info(f"{track.name}: gone remotely; created again ({launched.recreated})")
-        started, name = launched.started, track.name
-        self.state.mark_started(name, desired)  # the run's id is recorded: it is ours
-        self.output.info(f"{name}: run {started.run.run_id} started")
+        started = launched.started
+        self.output.info(f"{track.name}: run {started.run.run_id} started")
         return Begun(started, credits=desired.credits)
 
     async def _confirm(self, index: int, track: Track) -> None:

@@ -60,6 +60,7 @@ class Output:
         self._stdout = stdout
         self._stderr = stderr
         self._closed: set[int] = set()  # ids of streams whose reader went away
+        self._terminals: dict[int, tuple[TextIO, bool]] = {}  # id -> (stream, isatty())
         self.log_format: LogFormat = log_format
         # Long-running commands (apply) stamp every line when stderr is not a terminal.
         self.timestamps = timestamps
@@ -85,9 +86,14 @@ class Output:
         return self.redactor.redact(text)
 
     # -- terminals -------------------------------------------------------------------------
-    @staticmethod
-    def is_terminal(stream: TextIO) -> bool:
-        return bool(getattr(stream, "isatty", lambda: False)())
+    def is_terminal(self, stream: TextIO) -> bool:
+        # Asked for every line written: one isatty() system call per stream, not per line.
+        # The stream is kept with its answer: a new stream at a freed one's id is asked anew.
+        known = self._terminals.get(id(stream))
+        if known is None or known[0] is not stream:
+            known = (stream, bool(getattr(stream, "isatty", lambda: False)()))
+            self._terminals[id(stream)] = known
+        return known[1]
 
     def use_color(self, stream: TextIO) -> bool:
         return self.color and self.is_terminal(stream)

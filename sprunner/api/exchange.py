@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sprunner.api import parse
+from sprunner.api import direct, parse
 from sprunner.api.calls import CallRecord, body_text, error_for, parse_retry_after, route_template
 from sprunner.api.errors import (
     ApiError,
@@ -70,14 +70,19 @@ class Exchange:
         self._scrub_key = scrub_key
         self._on_call = on_call
         self._probed = False
+        # Ours unless a test injects one: httpcore's pool costs ms of CPU a call (wire.py).
+        wire = Wire() if transport is None else None
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers=dict(headers),
-            # Ours unless a test injects one: httpcore's pool costs ms of CPU a call (wire.py).
-            transport=transport if transport is not None else Wire(),
+            transport=transport if wire is None else wire,
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
         )
+        # And straight to the pool, past httpx's client, when nothing stands between (direct.py).
+        self._direct = None
+        if wire is not None and direct.usable(base_url):
+            self._direct = direct.Direct(wire, base_url, headers, timeout)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -138,6 +143,14 @@ class Exchange:
         url = safe_url(self.base_url, path)
         kw: dict[str, Any] = {"call": call, "collection": collection}
         try:
+            if self._direct is not None:
+                data = None
+                if body is not None:
+                    data = body if isinstance(body, bytes) else direct.encode_json(body)
+                    headers = {**(headers or {}), "Content-Type": "application/json"}
+                return await self._direct.send(
+                    method, path, params=params, body=data, headers=headers
+                )
             if isinstance(body, bytes):
                 headers = {**(headers or {}), "Content-Type": "application/json"}
                 return await self._http.request(

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx
 
 T = TypeVar("T")
+Origin = tuple[str, str, int]  # scheme, host, port
 
 MAX_IDLE = 256  # idle connections kept per host: above the largest --parallel in use
 MAX_HEAD = 64 * 1024  # bytes of status line and headers, together
@@ -65,17 +66,48 @@ class Wire(httpx.AsyncBaseTransport):
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl = ssl_context
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._idle: dict[Origin, list[_Connection]] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
-        origin = (request.url.scheme, request.url.host, request.url.port or _port(request.url))
-        body = await request.aread()
-        connection = self._take(origin) or await self._connect(request, origin, timeouts)
+        url = request.url
+        headers = [
+            (name, value)
+            for name, value in request.headers.raw
+            if name.lower() not in (b"transfer-encoding", b"content-length")
+        ]
+        head, content = await self.exchange(
+            request.method,
+            (url.scheme, url.host, url.port or _port(url.scheme)),
+            url.raw_path,
+            headers,
+            await request.aread(),
+            request.extensions.get("timeout", {}),
+            request,
+        )
+        return httpx.Response(
+            head.status,
+            headers=head.headers,
+            stream=httpx.ByteStream(content),  # decoded by httpx per Content-Encoding
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
+        )
+
+    async def exchange(
+        self,
+        method: str,
+        origin: Origin,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: Mapping[str, float | None],
+        request: httpx.Request | None = None,
+    ) -> tuple[_Head, bytes]:
+        """One request and its whole answer (head, undecoded body) on a pooled connection.
+        `headers` must hold Host and no framing header (Content-Length is set here)."""
+        connection = self._take(origin) or await self._connect(origin, timeouts, request)
         try:
-            await _send(connection, request, body, timeouts.get("write"))
+            await _send(connection, method, target, headers, body, timeouts.get("write"), request)
             head = await _within(_read_head(connection.reader), timeouts.get("read"), request)
-            content, complete = await _read_body(connection.reader, request, head, timeouts)
+            content, complete = await _read_body(connection.reader, method, head, timeouts, request)
         except BaseException:
             connection.close()
             raise
@@ -83,12 +115,7 @@ class Wire(httpx.AsyncBaseTransport):
             self._put(origin, connection)
         else:
             connection.close()
-        return httpx.Response(
-            head.status,
-            headers=head.headers,
-            stream=httpx.ByteStream(content),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
-        )
+        return head, content
 
     async def aclose(self) -> None:
         for connections in self._idle.values():
@@ -96,7 +123,7 @@ class Wire(httpx.AsyncBaseTransport):
                 connection.close()
         self._idle.clear()
 
-    def _take(self, origin: tuple[str, str, int]) -> _Connection | None:
+    def _take(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
@@ -105,7 +132,7 @@ class Wire(httpx.AsyncBaseTransport):
             connection.close()
         return None
 
-    def _put(self, origin: tuple[str, str, int], connection: _Connection) -> None:
+    def _put(self, origin: Origin, connection: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])
         if len(idle) < MAX_IDLE:
             idle.append(connection)
@@ -113,7 +140,10 @@ class Wire(httpx.AsyncBaseTransport):
             connection.close()
 
     async def _connect(
-        self, request: httpx.Request, origin: tuple[str, str, int], timeouts: dict[str, float]
+        self,
+        origin: Origin,
+        timeouts: Mapping[str, float | None],
+        request: httpx.Request | None,
     ) -> _Connection:
         scheme, host, port = origin
         context = None
@@ -132,11 +162,11 @@ class Wire(httpx.AsyncBaseTransport):
         return _Connection(reader, writer)
 
 
-def _port(url: httpx.URL) -> int:
-    return 443 if url.scheme == "https" else 80
+def _port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
 
 
-async def _within(work: Awaitable[T], seconds: float | None, request: httpx.Request) -> T:
+async def _within(work: Awaitable[T], seconds: float | None, request: httpx.Request | None) -> T:
     try:
         return await asyncio.wait_for(work, seconds)
     except asyncio.TimeoutError as error:
@@ -146,13 +176,17 @@ async def _within(work: Awaitable[T], seconds: float | None, request: httpx.Requ
 
 
 async def _send(
-    connection: _Connection, request: httpx.Request, body: bytes, seconds: float | None
+    connection: _Connection,
+    method: str,
+    target: bytes,
+    headers: Sequence[tuple[bytes, bytes]],
+    body: bytes,
+    seconds: float | None,
+    request: httpx.Request | None,
 ) -> None:
-    lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), request.url.raw_path)]
-    for name, value in request.headers.raw:
-        if name.lower() not in (b"transfer-encoding", b"content-length"):
-            lines.append(b"%s: %s\r\n" % (name, value))
-    if body or request.method not in ("GET", "HEAD", "DELETE"):
+    lines = [b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), target)]
+    lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
+    if body or method not in ("GET", "HEAD", "DELETE"):
         lines.append(b"Content-Length: %d\r\n" % len(body))
     lines.append(b"\r\n")
     try:
@@ -215,12 +249,13 @@ def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bytes:
 
 async def _read_body(
     reader: asyncio.StreamReader,
-    request: httpx.Request,
+    method: str,
     head: _Head,
-    timeouts: dict[str, float],
+    timeouts: Mapping[str, float | None],
+    request: httpx.Request | None,
 ) -> tuple[bytes, bool]:
     """The body, and whether the connection may carry another exchange after it."""
-    if request.method == "HEAD" or head.status in (204, 304):
+    if method == "HEAD" or head.status in (204, 304):
         return b"", True
     seconds = timeouts.get("read")
     if b"chunked" in _header(head.headers, b"transfer-encoding").lower():

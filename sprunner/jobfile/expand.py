@@ -17,12 +17,14 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sprunner.errors import Problem
 from sprunner.jobfile.checks import CHECKS, RENDERED_CHECKS, RENDERED_ENUMS
+from sprunner.jobfile.dedup import Dedup
+from sprunner.jobfile.fastrender import fast_requests
 from sprunner.jobfile.masking import secret_pairs, tidy_display
 from sprunner.jobfile.model import canonical_json
 from sprunner.jobfile.templates import (
@@ -73,34 +75,6 @@ def _digest(request: dict[str, Any]) -> int:
         return hash(frozenset(request.items()))
     except TypeError:
         return hash(canonical_json(request))
-
-
-class _Dedup:
-    """Exact duplicate detection that keeps one int per request, not a copy of its key.
-
-    Keeping the full keys (a frozenset per request) was half the memory of a 5,000,000
-    request validate (issue #17). A digest alone could drop a distinct request on a hash
-    collision, so an equal digest is confirmed by comparing with the kept request itself.
-    """
-
-    def __init__(self, kept: list[dict[str, Any]]) -> None:
-        self.kept = kept
-        self.first: dict[int, int] = {}  # digest -> index in kept
-        self.clashes: dict[int, list[int]] = {}  # digest -> later distinct requests
-
-    def add(self, request: dict[str, Any]) -> bool:
-        """Keep `request` unless an equal one is kept already; True when it was kept."""
-        digest = _digest(request)
-        first = self.first.get(digest)
-        if first is None:
-            self.first[digest] = len(self.kept)
-        else:
-            others = self.clashes.get(digest, ())
-            if self.kept[first] == request or any(self.kept[i] == request for i in others):
-                return False
-            self.clashes.setdefault(digest, []).append(len(self.kept))
-        self.kept.append(request)
-        return True
 
 
 class CollectionExpander:
@@ -228,11 +202,14 @@ class CollectionExpander:
         kept: list[dict[str, Any]] = []
         dropped: set[int] = set()
         first_dup = None
-        dedup = _Dedup(kept)
-        for index, (entry, request) in enumerate(self._render(self.base, check=True)):
-            if not dedup.add(request):
-                dropped.add(index)
-                first_dup = first_dup or entry.path
+        dedup = Dedup(kept, _digest)
+        index = 0
+        for entry, rendered in self._render(self.base, check=True):
+            for request in rendered:
+                if not dedup.add(request):
+                    dropped.add(index)
+                    first_dup = first_dup or entry.path
+                index += 1
         del dedup
         if self.problems:
             return None
@@ -260,44 +237,88 @@ class CollectionExpander:
         *,
         check: bool,
         loops: Callable[[_Entry], tuple[Sequence[Any], ...]] | None = None,
-    ) -> Iterator[tuple[_Entry, dict[str, Any]]]:
-        """Requests in order; with `check`, an entry stops at its first problem."""
+    ) -> Iterator[tuple[_Entry, Iterator[dict[str, Any]]]]:
+        """Each entry with its requests in order (to be read before the next entry);
+        with `check`, an entry stops at its first problem."""
         for entry in self.entries:
-            names, fields = entry.loop_names, entry.fields
+            if loops is None:
+                yield entry, self._requests(entry, base, check=check)
+            else:
+                yield entry, self._general(entry, base, loops(entry), 0, None)
+
+    def _requests(
+        self, entry: _Entry, base: dict[str, Any], *, check: bool
+    ) -> Generator[dict[str, Any], None, None]:
+        """A large entry goes through one generated function (fastrender.py), which hands
+        the general path the request it could not make, if any."""
+        start = 0
+        if not any(entry.loop_tainted):
+            fast = fast_requests(entry.fields, entry.loop_names, entry.loop_values, base)
+            if fast is not None:
+                start = yield from fast
+                if start == entry.size:
+                    return
+        checks = None
+        if check:
             checks = [
                 (k, RENDERED_CHECKS[k])
-                for k, _, r in fields
+                for k, _, r in entry.fields
                 if r is not None and k in RENDERED_CHECKS
             ]
-            tainted_loop = any(entry.loop_tainted)
-            loop_values = entry.loop_values if loops is None else loops(entry)
-            for combo in itertools.product(*loop_values):
-                ctx = base
-                if names:
-                    ctx = base.copy()
-                    ctx.update(zip(names, combo, strict=False))
-                calls = self.functions.env_calls
-                try:
-                    request = {k: c if r is None else r.render(ctx) for k, c, r in fields}
-                except TemplateProblem as e:
-                    if check:
-                        tainted = tainted_loop or self.functions.env_calls != calls
-                        self._problem(entry, self._shown_error(entry, combo, e) if tainted else e)
-                        break
-                    # Display pass: a value computed from a secret is shown masked whole.
-                    request = {k: c if r is None else SECRET_MASK for k, c, r in fields}
-                message = None
-                for key, problem_of in checks if check else ():
-                    message = problem_of(request[key])
-                    if message and (tainted_loop or self.functions.env_calls != calls):
-                        # The value came from env(): say what is wrong, never what it is.
-                        message = message.split(", got ")[0] + ", got a value made with env()"
-                    if message:
-                        self.problems.append(self.report(entry.origin[key], message))
-                        break
-                if message:
-                    break
-                yield entry, request
+        yield from self._general(entry, base, entry.loop_values, start, checks)
+
+    def _general(
+        self,
+        entry: _Entry,
+        base: dict[str, Any],
+        loop_values: Sequence[Sequence[Any]],
+        start: int,
+        checks: list[tuple[str, Callable[[Any], str | None]]] | None,
+    ) -> Iterator[dict[str, Any]]:
+        """One request per combination from the `start`-th on; `checks` None: display pass."""
+        names, fields = entry.loop_names, entry.fields
+        tainted_loop = any(entry.loop_tainted)
+        combos: Iterator[tuple[Any, ...]] = itertools.product(*loop_values)
+        if start:
+            combos = itertools.islice(combos, start, None)
+        for combo in combos:
+            ctx = base
+            if names:
+                ctx = base.copy()
+                ctx.update(zip(names, combo, strict=False))
+            calls = self.functions.env_calls
+            try:
+                request = {k: c if r is None else r.render(ctx) for k, c, r in fields}
+            except TemplateProblem as e:
+                if checks is not None:
+                    tainted = tainted_loop or self.functions.env_calls != calls
+                    self._problem(entry, self._shown_error(entry, combo, e) if tainted else e)
+                    return
+                # Display pass: a value computed from a secret is shown masked whole.
+                request = {k: c if r is None else SECRET_MASK for k, c, r in fields}
+            if checks and self._rejected(
+                entry, checks, request, tainted=tainted_loop or self.functions.env_calls != calls
+            ):
+                return
+            yield request
+
+    def _rejected(
+        self,
+        entry: _Entry,
+        checks: list[tuple[str, Callable[[Any], str | None]]],
+        request: dict[str, Any],
+        *,
+        tainted: bool,
+    ) -> bool:
+        """Whether a rendered value fails its check (then the problem is recorded)."""
+        for key, problem_of in checks:
+            message = problem_of(request[key])
+            if message:
+                if tainted:  # the value came from env(): say what is wrong, never what it is
+                    message = message.split(", got ")[0] + ", got a value made with env()"
+                self.problems.append(self.report(entry.origin[key], message))
+                return True
+        return False
 
     def _masked_base(self) -> dict[str, Any]:
         masked = self.make_functions(True)
@@ -355,9 +376,12 @@ class CollectionExpander:
         def loops(entry: _Entry) -> tuple[Sequence[Any], ...]:
             return self._masked_loops(entry, base)
 
-        for index, (_entry, request) in enumerate(self._render(base, check=False, loops=loops)):
-            if index not in dropped:
-                shown.append(tidy_display(request))
+        index = 0
+        for _entry, requests in self._render(base, check=False, loops=loops):
+            for request in requests:
+                if index not in dropped:
+                    shown.append(tidy_display(request))
+                index += 1
         return tuple(shown)
 
 

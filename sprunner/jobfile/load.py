@@ -8,24 +8,20 @@ none of its collections is selected, because the files are applied together.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import gc
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sprunner.errors import JobFileError, Problem, UsageError
-from sprunner.jobfile.expand import CollectionExpander
 from sprunner.jobfile.model import DesiredCollection
-from sprunner.jobfile.policy import parse_policy, parse_results
-from sprunner.jobfile.schema import locate, validate_document
-from sprunner.jobfile.templates import SECRET_MASK, DocPath, Functions, TemplateCompiler, plain
-from sprunner.jobfile.yamlload import PMap, format_path, load_yaml
+from sprunner.jobfile.parallel import read_files
+from sprunner.jobfile.reader import FileRead, FileReader, JobFile, Where
 from sprunner.select import select, shard
 from sprunner.settings import Selection
+
+__all__ = ["JobFile", "Loaded", "discover", "load"]
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -46,14 +42,6 @@ class Loaded:
         if self.counts is None:
             return len(collection.requests)
         return self.counts[collection.name]
-
-
-@dataclass(frozen=True)
-class JobFile:
-    path: Path  # to open
-    display: str  # as the user named it, for messages and the report
-    root: Path  # the job-file tree lines() may read from (resolved)
-    base: Path | None = None  # the resolved folder of the file, where lines() starts
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
@@ -130,187 +118,81 @@ def discover(paths: Sequence[Path]) -> list[JobFile]:
     return found
 
 
-def problem_at(root: PMap, display: str, path: DocPath, message: str) -> Problem:
-    mark = locate(root, path)
-    line, col = mark if mark else (None, None)
-    return Problem(display, line, col, format_path(path), message)
+class _Merger:
+    """File reads merged in file order, with the checks that span files."""
 
-
-def masked(problems: list[Problem], secrets: Iterable[str]) -> list[Problem]:
-    """`problems` with every env() value replaced by "***".
-
-    A message often quotes the value it complains about (a URL, a foreach value), and that
-    value may hold an env() secret. Quotes are cut after 56 characters (`schema.got`), so a
-    secret may also appear cut short just before the `..."` that marks the cut.
-    """
-    ordered = sorted((s for s in secrets if s), key=len, reverse=True)
-    if not ordered:
-        return problems
-
-    def mask(text: str) -> str:
-        for secret in ordered:
-            text = text.replace(secret, SECRET_MASK)
-            for end in range(len(secret) - 1, 0, -1):
-                text = text.replace(f'{secret[:end]}..."', f'{SECRET_MASK}..."')
-        return text
-
-    return [replace(p, path=mask(p.path), message=mask(p.message)) for p in problems]
-
-
-class _Loader:
-    def __init__(self, selection: Selection) -> None:
-        self.cap = selection.max_requests
-        self.compiler = TemplateCompiler()
-        self.lines_cache: dict[Path, tuple[str, ...]] = {}
+    def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
-        self.names: dict[str, Problem] = {}  # name -> where it was first defined
-        self.folded: dict[str, tuple[str, Problem]] = {}  # casefolded name -> first (name, where)
+        self.names: dict[str, Where] = {}  # name -> where it was first defined
+        self.folded: dict[str, tuple[str, Where]] = {}  # casefolded name -> first (name, where)
         self.collections: list[DesiredCollection] = []
+        self.counts: dict[str, int] = {}  # requests by collection
 
-    def file(self, job: JobFile) -> None:
-        root, problems = load_yaml(job.path, job.display)
-        if root is not None and not problems:  # a bad tag or key would only cascade
-            problems = validate_document(root, job.display)
-        self.problems += problems
-        if root is None or problems:
-            return  # expanding a file with schema problems would only add noise
-        file_vars = plain(root.get("vars") or {})
-        defaults = root.get("defaults") or {}
-        for index, collection in enumerate(root["collections"]):
-            self.collection(job, root, ("collections", index), collection, file_vars, defaults)
+    def add(self, read: FileRead) -> None:
+        self.problems += read.problems
+        for collection in read.collections:
+            self._check_name(collection.name, collection.where)
+            self.problems += collection.problems
+            self.warnings += collection.warnings
+            if collection.collection is not None:
+                self.collections.append(collection.collection)
+                self.counts[collection.name] = collection.count
 
-    def collection(
-        self,
-        job: JobFile,
-        root: PMap,
-        path: DocPath,
-        spec: PMap,
-        file_vars: dict[str, Any],
-        defaults: dict[str, Any],
-    ) -> None:
-        name: str = spec["name"]
-
-        def report(at: DocPath, message: str) -> Problem:
-            return problem_at(root, job.display, at, message)
-
-        self._check_name(name, report((*path, "name"), ""))
-        policy, problems = parse_policy(
-            spec.get("run"), lambda key, m: report((*path, "run", key), m)
-        )
-        self.problems += problems
-
-        def functions(masked: bool) -> Functions:
-            return Functions(
-                base_dir=job.base or _real_folder(job.path),
-                root=job.root,
-                masked=masked,
-                cache=self.lines_cache,
-            )
-
-        expander = CollectionExpander(
-            name=name,
-            path=path,
-            compiler=self.compiler,
-            functions=functions,
-            variables={**file_vars, **plain(spec.get("vars") or {})},
-            report=report,
-        )
-        requests = [((*path, "requests", i), r) for i, r in enumerate(spec["requests"])]
-        expansion = expander.expand(requests, defaults, self.cap)
-        secrets = expander.functions.secrets
-        self.problems += masked(expander.problems, secrets)
-        if expansion is None:
-            return
-        self.warnings += masked(list(expansion.warnings), secrets)
-        if not expansion.requests:
-            empty = f"collection {name!r} has no requests after expansion; it will not be run"
-            self.warnings.append(report(path, empty))
-        self.collections.append(
-            DesiredCollection(
-                name=name,
-                file=job.display,
-                line=spec.mark[0],
-                tags=tuple(spec.get("tags") or ()),
-                requests=expansion.requests,
-                run=policy,
-                results=parse_results(spec.get("results"), os.path.dirname(job.path) or "."),
-                secrets=expansion.secrets,
-                display_requests=expansion.display,
-                masked=expansion.masked,
-            )
-        )
-
-    def _check_name(self, name: str, here: Problem) -> None:
+    def _check_name(self, name: str, here: Where) -> None:
         """A name is unique across all the files applied together (SPEC §2)."""
-        if name in self.names:
-            first = self.names[name]
-            where = f"{first.file}:{first.line}" if first.line else first.file
-            duplicate = f"duplicate collection name {name!r} (also at {where})"
-            self.problems.append(dataclasses.replace(here, message=duplicate))
+        first = self.names.get(name)
+        if first is not None:
+            duplicate = f"duplicate collection name {name!r} (also at {first.at()})"
+            self.problems.append(here.problem(duplicate))
         else:
             self.names[name] = here
             self._check_case(name, here)
 
-    def _check_case(self, name: str, here: Problem) -> None:
+    def _check_case(self, name: str, here: Where) -> None:
         """Warn on names equal but for case: easy to confuse, and a service may fold case."""
         first_name, first = self.folded.setdefault(name.casefold(), (name, here))
         if first_name != name:
-            where = f"{first.file}:{first.line}" if first.line else first.file
             message = (
-                f"collection name {name!r} differs from {first_name!r} ({where}) only by "
+                f"collection name {name!r} differs from {first_name!r} ({first.at()}) only by "
                 "case: they are two collections"
             )
-            self.warnings.append(replace(here, message=message))
+            self.warnings.append(here.problem(message))
 
 
-def load(selection: Selection, *, keep_requests: bool = True) -> Loaded:
+def load(selection: Selection, *, keep_requests: bool = True, workers: int | None = None) -> Loaded:
     """Every selected collection, fully rendered; raises JobFileError with all problems.
 
     `keep_requests=False` (validate) streams: each file's collections are checked in full,
     then their requests are dropped and only counted, so memory stays that of the largest
-    collection rather than of every request (5,000,000 requests: about 1.8 GB otherwise).
+    collection rather than of every request (5,000,000 requests: about 1.8 GB otherwise);
+    a long one goes on in `workers` processes (default: one per core; parallel.py).
     """
     jobs = discover(selection.paths)
-    loader = _Loader(selection)
+    merged = _Merger()
     # Expansion allocates up to millions of small acyclic dicts; the cyclic collector would
     # rescan all of them again and again (a third of the run time) for nothing to free.
     collecting = gc.isenabled()
-    counts: dict[str, int] = {}
     gc.disable()
     try:
-        for job in jobs:
-            before = len(loader.collections)
-            loader.file(job)
-            if not keep_requests:
-                counts.update(_drop_requests(loader.collections, before))
+        if keep_requests:  # the requests come back: read here (pickling them costs more)
+            reader = FileReader(selection.max_requests)
+            for job in jobs:
+                merged.add(reader.read(job))
+        else:
+            for read in read_files(jobs, selection.max_requests, workers=workers):
+                merged.add(read)
     finally:
         if collecting:
             gc.enable()
-    if loader.problems:
-        raise JobFileError(loader.problems)
-    chosen = shard(select(loader.collections, selection.select), selection.shard)
-    declared = frozenset(c.name for c in loader.collections)
+    if merged.problems:
+        raise JobFileError(merged.problems)
+    chosen = shard(select(merged.collections, selection.select), selection.shard)
+    declared = frozenset(c.name for c in merged.collections)
     return Loaded(
         chosen,
-        tuple(loader.warnings),
+        tuple(merged.warnings),
         files=len(jobs),
         declared=declared,
-        counts=None if keep_requests else counts,
+        counts=None if keep_requests else merged.counts,
     )
-
-
-@functools.lru_cache(maxsize=1024)
-def _real_folder(path: Path) -> Path:
-    """The resolved folder of a job file: once per file, not once per collection."""
-    return Path(os.path.realpath(path)).parent
-
-
-def _drop_requests(collections: list[DesiredCollection], start: int) -> dict[str, int]:
-    """Replace the collections from `start` on by request-less copies; their counts."""
-    counts = {}
-    for index in range(start, len(collections)):
-        collection = collections[index]
-        counts[collection.name] = len(collection.requests)
-        collections[index] = replace(collection, requests=(), display_requests=None)
-    return counts

@@ -7,6 +7,7 @@ duration above zero) and the conversion of durations to seconds.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -88,38 +89,55 @@ def parse_policy(run: dict[str, Any] | None, report: LocateKey) -> tuple[RunPoli
     """The policy, and a problem for each value the schema could not rule out."""
     if not run:
         return RunPolicy(), []
-    problems: list[Problem] = []
+    if any(isinstance(value, (dict, list)) for value in run.values()):
+        policy, found = _policy(run)
+    else:  # thousands of collections share a few `run:` blocks: each is parsed once
+        policy, found = _cached_policy(tuple((k, type(v), v) for k, v in run.items()))
+    return policy, [report(key, message) for key, message in found]
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_policy(
+    items: tuple[tuple[str, type, Any], ...],
+) -> tuple[RunPolicy, tuple[tuple[str, str], ...]]:
+    return _policy({key: value for key, _, value in items})
+
+
+def _policy(run: dict[str, Any]) -> tuple[RunPolicy, tuple[tuple[str, str], ...]]:
+    """The policy, and (key below `run`, message) for each value that is wrong."""
+    found: list[tuple[str, str]] = []
     values: dict[str, Any] = {}
     for key in ("timeout", "poll_interval"):
         if key in run:
             seconds = parse_duration(run[key])
             if seconds is None or seconds <= 0:
-                problems.append(report(key, "expected a duration above zero such as 90s or 1h30m"))
+                found.append((key, "expected a duration above zero such as 90s or 1h30m"))
             else:
                 values[key] = seconds
     if "max_failed" in run:
         max_failed = parse_max_failed(run["max_failed"])
         if max_failed is None:
-            problems.append(report("max_failed", "expected a count or a percentage up to 100%"))
+            found.append(("max_failed", "expected a count or a percentage up to 100%"))
         else:
             values["max_failed"] = max_failed
     schedule = run.get("schedule")
     if schedule is not None:
         problem = schedule_problem(schedule)
         if problem:
-            problems.append(report("schedule", problem))
+            found.append(("schedule", problem))
         values["schedule"] = schedule
     for key in ("when", "overlap"):
         if key in run:
             values[key] = run[key]
     if "retry" in run:
-        retry, retry_problems = parse_retry(run["retry"], report)
+        retry, retry_problem = parse_retry(run["retry"])
         values["retry"] = retry
-        problems += retry_problems
-    return RunPolicy(**values), problems
+        if retry_problem:
+            found.append(retry_problem)
+    return RunPolicy(**values), tuple(found)
 
 
-def parse_retry(retry: dict[str, Any], report: LocateKey) -> tuple[RetryPolicy, list[Problem]]:
+def parse_retry(retry: dict[str, Any]) -> tuple[RetryPolicy, tuple[str, str] | None]:
     """`run.retry`; the schema has checked attempts (0..10), `on` and the delay's shape."""
     values: dict[str, Any] = {}
     if "attempts" in retry:
@@ -129,11 +147,10 @@ def parse_retry(retry: dict[str, Any], report: LocateKey) -> tuple[RetryPolicy, 
     if "delay" in retry:
         seconds = parse_duration(retry["delay"])
         if seconds is None or seconds < 0:
-            return RetryPolicy(**values), [
-                report("retry.delay", "expected a duration such as 30s or 1m, or 0")
-            ]
+            message = "expected a duration such as 30s or 1m, or 0"
+            return RetryPolicy(**values), ("retry.delay", message)
         values["delay"] = seconds
-    return RetryPolicy(**values), []
+    return RetryPolicy(**values), None
 
 
 def parse_results(results: dict[str, Any] | None, folder: str) -> ResultsSpec | None:

@@ -44,7 +44,8 @@ class TemplateProblem(Exception):
 
 
 def is_template(text: str) -> bool:
-    return any(marker in text for marker in _TEMPLATE_MARKERS)
+    # One scan for "{" first: most strings (hosts, ids, enum values) have none.
+    return "{" in text and any(marker in text for marker in _TEMPLATE_MARKERS)
 
 
 class Renderable(Protocol):
@@ -68,13 +69,25 @@ def _join_function(parts: list[str]) -> Callable[[dict[str, Any]], str]:
     return function
 
 
+class FastSource:
+    """A template of text and `{{ name }}` only: its parts (literal text at even indexes,
+    names at odd ones) and the f-string compiled from them."""
+
+    __slots__ = ("function", "parts")
+
+    def __init__(self, parts: list[str]) -> None:
+        self.parts = tuple(parts)
+        self.function = _join_function(parts)
+
+
 class _Fast:
-    """Text and `{{ name }}` only, rendered by a compiled f-string."""
+    """Text and `{{ name }}` only, rendered by a compiled f-string (fastrender.py compiles
+    a whole foreach entry of these into one function: see `fast_parts`)."""
 
-    __slots__ = ("function", "path")
+    __slots__ = ("function", "parts", "path")
 
-    def __init__(self, function: Callable[[dict[str, Any]], str], path: DocPath) -> None:
-        self.function, self.path = function, path
+    def __init__(self, source: FastSource, path: DocPath) -> None:
+        self.function, self.parts, self.path = source.function, source.parts, path
 
     def render(self, ctx: dict[str, Any]) -> str:
         try:
@@ -99,6 +112,12 @@ class _Jinja:
             return str(template.environment.concat(template.root_render_func(context)))
         except Exception as e:  # any error in a user template is an input problem
             raise TemplateProblem(self.path, _describe(e)) from None
+
+
+def fast_parts(renderable: Renderable) -> tuple[str, ...] | None:
+    """The parts of a text-and-`{{ name }}` template (text at even indexes, names at odd
+    ones); None for any other template."""
+    return renderable.parts if isinstance(renderable, _Fast) else None
 
 
 def _describe(error: Exception) -> str:
@@ -151,7 +170,7 @@ class TemplateCompiler:
         compiled = self._cache.get(source)
         if compiled is None:
             compiled = self._cache[source] = self._compile(source, path)
-        return _Jinja(compiled, path) if hasattr(compiled, "render") else _Fast(compiled, path)
+        return _Fast(compiled, path) if isinstance(compiled, FastSource) else _Jinja(compiled, path)
 
     def _compile(self, source: str, path: DocPath) -> Any:
         from jinja2 import TemplateSyntaxError, nodes
@@ -169,7 +188,7 @@ class TemplateCompiler:
                     else:
                         break
                 else:
-                    return _join_function(parts)
+                    return FastSource(parts)
             return self.env.from_string(source)
         except TemplateSyntaxError as e:
             raise TemplateProblem(path, f"template syntax error: {e.message}") from None

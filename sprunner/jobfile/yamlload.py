@@ -17,280 +17,28 @@ merged mappings the earlier one wins. Merged keys take the place of the ``<<`` k
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from sprunner.errors import Problem
+from sprunner.jobfile.yamlbuild import (
+    MAX_DEPTH,
+    MAX_NODES,
+    Abort,
+    Builder,
+    Loader,
+    Mark,
+    PMap,
+    PSeq,
+    format_path,
+    plain_tag,
+    type_name,
+)
 
-Mark = tuple[int, int]  # 1-based line and column
+__all__ = ["MAX_DEPTH", "MAX_NODES", "Mark", "PMap", "PSeq", "format_path", "plain_tag"]
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
-MAX_DEPTH = 100
-MAX_NODES = 1_000_000
-
-_YAML = "tag:yaml.org,2002:"
-_STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
-_MERGE, _TIMESTAMP, _MAP, _SEQ = (_YAML + t for t in ("merge", "timestamp", "map", "seq"))
-
-try:  # libyaml parses about ten times faster; the pure-Python parser is the fallback.
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
-
-
-class PMap(dict[str, Any]):
-    """A mapping that knows its own mark and the marks of its keys and values."""
-
-    __slots__ = ("key_marks", "mark", "value_marks")
-
-    def __init__(self, mark: Mark) -> None:
-        super().__init__()
-        self.mark = mark
-        self.key_marks: dict[str, Mark] = {}
-        self.value_marks: dict[str, Mark] = {}
-
-
-class PSeq(list[Any]):
-    """A list that knows its own mark and the marks of its items."""
-
-    __slots__ = ("mark", "marks")
-
-    def __init__(self, mark: Mark) -> None:
-        super().__init__()
-        self.mark = mark
-        self.marks: list[Mark] = []
-
-
-class _Abort(Exception):
-    """The file cannot be read further; the problem is already recorded."""
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag[len(_YAML) :] if tag.startswith(_YAML) else tag
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return "a string" if isinstance(value, str) else "a number"
-
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
-
-
-def format_path(path: Iterable[str | int]) -> str:
-    """`collections[0].requests[1].foreach.page`; odd keys are quoted: `headers["a b"]`."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _IDENTIFIER.match(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{json.dumps(part)}]"
-    return out
-
-
-@dataclass
-class _Frame:
-    """A mapping or sequence being built; `key` holds a mapping's pending key."""
-
-    value: PMap | PSeq
-    anchor: str | None
-    size: int = 1
-    key: tuple[str, Mark, bool] | None = None  # text, mark, is-merge
-    entries: list[tuple[str, Mark, Any, Mark, bool]] = field(default_factory=list)
-
-
-class _Builder:
-    def __init__(self, display: str) -> None:
-        self.display = display
-        self.problems: list[Problem] = []
-        self.anchors: dict[str, tuple[Any, int]] = {}  # name -> (value, expanded size)
-        self.open_anchors: set[str] = set()
-        self.nodes = 0
-        self.stack: list[_Frame] = []
-        self.root: Any = None
-        self.documents = 0
-        self.empty_root = False
-
-    def problem(self, mark: Mark | None, message: str, path: str = "") -> None:
-        line, col = mark if mark else (None, None)
-        self.problems.append(Problem(self.display, line, col, path, message))
-
-    def path(self, *last: str | int) -> str:
-        """Where in the document the innermost open mapping or list is being built."""
-        parts: list[str | int] = []
-        for frame in self.stack:
-            if isinstance(frame.value, PSeq):
-                parts.append(len(frame.value))
-            elif frame.key is not None:
-                parts.append(frame.key[0])
-        return format_path([*parts, *last])
-
-    def abort(self, mark: Mark | None, message: str) -> _Abort:
-        self.problem(mark, message)
-        return _Abort()
-
-    def count(self, size: int, mark: Mark) -> None:
-        self.nodes += size
-        if self.nodes > MAX_NODES:
-            raise self.abort(
-                mark, f"too many values once aliases are expanded (over {MAX_NODES:,})"
-            )
-
-    def run(self, loader: Any) -> None:
-        while True:
-            event = loader.get_event()
-            if event is None or isinstance(event, yaml.StreamEndEvent):
-                return
-            mark = (event.start_mark.line + 1, event.start_mark.column + 1)
-            if isinstance(event, yaml.DocumentStartEvent):
-                self.documents += 1
-                if self.documents > 1:
-                    raise self.abort(mark, "only one YAML document per file is allowed")
-            elif isinstance(event, yaml.ScalarEvent):
-                self.scalar(loader, event, mark)
-            elif isinstance(event, yaml.AliasEvent):
-                self.alias(event.anchor or "", mark)
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                self.start(event, mark)
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                self.end()
-
-    def start(self, event: Any, mark: Mark) -> None:
-        is_map = isinstance(event, yaml.MappingStartEvent)
-        self.expect_value(mark)
-        if event.tag not in (None, "!", _MAP if is_map else _SEQ):
-            self.problem(mark, f"unsupported tag {_short_tag(event.tag)}")
-        if len(self.stack) >= MAX_DEPTH:
-            raise self.abort(mark, f"nesting deeper than {MAX_DEPTH} levels")
-        if event.anchor:
-            self.open_anchors.add(event.anchor)
-        self.count(1, mark)
-        self.stack.append(_Frame(PMap(mark) if is_map else PSeq(mark), event.anchor))
-
-    def end(self) -> None:
-        frame = self.stack.pop()
-        if isinstance(frame.value, PMap):
-            self.finish_map(frame)
-        if frame.anchor:
-            self.open_anchors.discard(frame.anchor)
-            self.anchors[frame.anchor] = (frame.value, frame.size)
-        self.add(frame.value, frame.value.mark, frame.size)
-
-    def expect_value(self, mark: Mark) -> None:
-        """Complex keys (a mapping or list as a key) are not something a job file needs."""
-        if self.stack and isinstance(self.stack[-1].value, PMap) and self.stack[-1].key is None:
-            raise self.abort(mark, "mapping keys must be plain strings")
-
-    def scalar(self, loader: Any, event: Any, mark: Mark) -> None:
-        top = self.stack[-1] if self.stack else None
-        tag = event.tag
-        if tag in (None, "!"):
-            tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-        if top is not None and isinstance(top.value, PMap) and top.key is None:
-            if tag not in (_STR, _MERGE) and event.tag not in (None, "!"):
-                self.problem(mark, f"unsupported tag {_short_tag(tag)} on a key")
-            top.key = (event.value, mark, tag == _MERGE)
-            return
-        if top is None and event.value == "" and event.implicit[0]:
-            self.empty_root = True
-        value = self.construct(loader, tag, event.value, mark)
-        if event.anchor:
-            self.anchors[event.anchor] = (value, 1)
-        self.count(1, mark)
-        self.add(value, mark, 1)
-
-    def construct(self, loader: Any, tag: str, text: str, mark: Mark) -> Any:
-        # Timestamps stay the text the user wrote: JSON has no dates, templates take strings.
-        if tag in (_STR, _TIMESTAMP, _MERGE):
-            return text
-        if tag == _NULL:
-            return None
-        builders = {
-            _BOOL: loader.construct_yaml_bool,
-            _INT: loader.construct_yaml_int,
-            _FLOAT: loader.construct_yaml_float,
-        }
-        if tag not in builders:
-            self.problem(mark, f"unsupported tag {_short_tag(tag)}")
-            return None
-        try:
-            return builders[tag](yaml.ScalarNode(tag, text))
-        except (ValueError, yaml.YAMLError):
-            self.problem(mark, f"{text!r} is not a valid {_short_tag(tag)}")
-            return None
-
-    def alias(self, name: str, mark: Mark) -> None:
-        if name in self.open_anchors:
-            raise self.abort(mark, f"alias *{name} refers to itself")
-        if name not in self.anchors:
-            raise self.abort(mark, f"unknown alias *{name}")
-        top = self.stack[-1] if self.stack else None
-        if top is not None and isinstance(top.value, PMap) and top.key is None:
-            raise self.abort(mark, "mapping keys must be plain strings, not aliases")
-        value, size = self.anchors[name]
-        self.count(size, mark)
-        self.add(value, mark, size)
-
-    def add(self, value: Any, mark: Mark, size: int) -> None:
-        if not self.stack:
-            self.root = value
-            return
-        top = self.stack[-1]
-        top.size += size
-        if isinstance(top.value, PSeq):
-            top.value.append(value)
-            top.value.marks.append(mark)
-            return
-        assert top.key is not None
-        text, key_mark, merge = top.key
-        top.entries.append((text, key_mark, value, mark, merge))
-        top.key = None
-
-    def finish_map(self, frame: _Frame) -> None:
-        result = frame.value
-        assert isinstance(result, PMap)
-        explicit = {text for text, _, _, _, merge in frame.entries if not merge}
-        first_seen: dict[str, Mark] = {}
-        for text, key_mark, value, mark, merge in frame.entries:
-            if not merge:
-                if text in first_seen:
-                    self.problem(
-                        key_mark,
-                        f"duplicate key {text!r} (first at line {first_seen[text][0]})",
-                        self.path(text),
-                    )
-                    continue
-                first_seen[text] = key_mark
-                result[text] = value
-                result.key_marks[text] = key_mark
-                result.value_marks[text] = mark
-                continue
-            sources = value if isinstance(value, PSeq) else [value]
-            for source in sources:
-                if not isinstance(source, PMap):
-                    self.problem(
-                        mark,
-                        f"'<<' needs a mapping or a list of mappings, got {_type_name(source)}",
-                    )
-                    continue
-                for key, item in source.items():
-                    if key not in explicit and key not in result:
-                        result[key] = item
-                        result.key_marks[key] = source.key_marks[key]
-                        result.value_marks[key] = source.value_marks[key]
 
 
 def _decode(data: bytes, display: str) -> str:
@@ -310,11 +58,11 @@ class _FileProblems(Exception):
 
 def parse_text(text: str, display: str) -> tuple[PMap | None, list[Problem]]:
     """Build the document in `text`; the mapping is None when the file is unusable."""
-    builder = _Builder(display)
-    loader = _Loader(text)
+    builder = Builder(display)
+    loader = Loader(text)
     try:
         builder.run(loader)
-    except _Abort:
+    except Abort:
         return None, builder.problems
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
@@ -336,7 +84,7 @@ def parse_text(text: str, display: str) -> tuple[PMap | None, list[Problem]]:
             1,
             1,
             "",
-            f"expected a mapping at the top level, got {_type_name(builder.root)}",
+            f"expected a mapping at the top level, got {type_name(builder.root)}",
         )
         return None, [*builder.problems, problem]
     return builder.root, builder.problems

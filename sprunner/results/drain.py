@@ -19,15 +19,23 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from sprunner import __version__
-from sprunner.results.apitypes import FinishedRun, Job, JobsApi, RunProgress, unavailable_code
+from sprunner.results.apitypes import (
+    FinishedRun,
+    Job,
+    JobPage,
+    JobsApi,
+    RunProgress,
+    unavailable_code,
+)
 from sprunner.results.checkpoint import DrainCheckpoint, before, format_time, parse_time
 from sprunner.results.errors import ResumeImpossibleError
 from sprunner.results.layout import ResultPaths
@@ -171,6 +179,16 @@ class Drain:
         """Read from the mark to the end; True if it stopped at a body still pending."""
         mark = self._checkpoint.high_water
         since = before(mark, TIE_MARGIN) if mark else None
+        query = {"since_completed_at": since, "include_results": True}
+        pages = self._pages(limit=PAGE_WITH_RESULTS, order_by="completed_at", **query)
+        async with contextlib.aclosing(pages):  # closed also when we stop early
+            async for page in pages:
+                if await self._write_jobs(page.items, defer_pending=defer_pending):
+                    return True
+        return False
+
+    async def _pages(self, **query: Any) -> AsyncGenerator[JobPage, None]:
+        """The run's finished jobs, page by page, in ascending `order_by` order."""
         cursor: str | None = None
         while True:
             page = await self._api.list_jobs(
@@ -178,17 +196,13 @@ class Drain:
                 self._target.run_id,
                 name=self._target.collection,
                 cursor=cursor,
-                limit=PAGE_WITH_RESULTS,
                 status_filter=FINISHED_STATUSES,
-                order_by="completed_at",
                 order_dir="asc",
-                since_completed_at=since,
-                include_results=True,
+                **query,
             )
-            if await self._write_jobs(page.items, defer_pending=defer_pending):
-                return True
+            yield page
             if not page.has_more or not page.cursor_next:
-                return False
+                return
             cursor = page.cursor_next
 
     async def _write_jobs(self, jobs: Collection[Job], *, defer_pending: bool) -> bool:
@@ -331,18 +345,7 @@ class Drain:
 
     async def _sweep(self) -> None:
         """Whole listing by id, for jobs persisted after the mark passed them (rare)."""
-        cursor: str | None = None
-        while True:
-            page = await self._api.list_jobs(
-                self._target.collection_id,
-                self._target.run_id,
-                name=self._target.collection,
-                cursor=cursor,
-                limit=PAGE_WITHOUT_RESULTS,
-                status_filter=FINISHED_STATUSES,
-                order_by="id",
-                order_dir="asc",
-            )
+        async for page in self._pages(limit=PAGE_WITHOUT_RESULTS, order_by="id"):
             # Without include_results every body is fetched alone: only the stragglers.
             stragglers = [
                 replace(j, result=None, has_result=False)
@@ -350,9 +353,6 @@ class Drain:
                 if j.job_id not in self._tally.written
             ]
             await self._write_jobs(stragglers, defer_pending=False)
-            if not page.has_more or not page.cursor_next:
-                return
-            cursor = page.cursor_next
 
     def _publish(self, run: FinishedRun) -> DrainOutcome:
         tally, target = self._tally, self._target

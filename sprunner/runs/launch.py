@@ -38,9 +38,17 @@ async def launch(
     backoff: Backoff,
 ) -> Launched:
     name = desired.name
+    # Recorded with the run's id: the run is ours, with this content (`when: changed`).
+    content = state.fingerprint_of(desired)
     try:
         started = await starter.start(
-            client, state, name=name, collection_id=collection_id, fresh=fresh, backoff=backoff
+            client,
+            state,
+            name=name,
+            collection_id=collection_id,
+            fresh=fresh,
+            backoff=backoff,
+            content=content,
         )
         return Launched(started)
     except NotFoundError:
@@ -55,5 +63,6 @@ async def launch(
         collection_id=applied.collection_id,
         fresh=True,
         backoff=backoff,
+        content=content,
     )
     return Launched(started, applied.collection_id)

@@ -60,10 +60,13 @@ async def start(
     collection_id: str,
     fresh: bool = False,
     backoff: Backoff = WRITE_BACKOFF,
+    content: str | None = None,
 ) -> Started:
     """Start one run, recording it before and after; adopt it after an ambiguous failure.
 
     `fresh`: the collection was created by this apply, so it has no runs yet.
+    `content`: the keyed fingerprint the run starts with, recorded with its id (what
+    `state.mark_started` records, in the same change).
     """
     entry = state.get(name)
     if not fresh and (entry is None or entry.last_run is None):
@@ -86,7 +89,10 @@ async def start(
 
     run, adopted = await send_then_look(send, look, backoff)
     record = RunRecord(run.run_id, since)
-    state.update(name, inflight=record, last_run=record)
+    if content is None:
+        state.update(name, inflight=record, last_run=record)
+    else:
+        state.update(name, inflight=record, last_run=record, started_fingerprint=content)
     return Started(run, adopted=adopted, started_at=since)
 
 

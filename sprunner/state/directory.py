@@ -21,9 +21,10 @@ Layout of the directory:
   covers every record written before it, awaited (`synced`) before each POST;
 - `applied/<hash>.txt`  per collection, a `#<key id>` line then one line per request last
   applied (keyed `key:content` digests), so `plan` can tell requests added, removed and
-  changed. Display only, so replaced atomically but not fsynced: a power cut can at worst
-  make a diff unknown. Files of state version 1 (unkeyed digests, a brute-force oracle for
-  short secrets) are deleted when an apply first opens the directory;
+  changed. Display only, so replaced atomically but not fsynced (and, during an apply,
+  written by a worker thread): a power cut or a kill can at worst make a diff unknown.
+  Files of state version 1 (unkeyed digests, a brute-force oracle for short secrets) are
+  deleted when an apply first opens the directory;
 - `lock`  an OS file lock (flock): released by the kernel when the process dies, so there
   are never stale locks. It covers every collection, so `try_lock` always succeeds.
 
@@ -37,6 +38,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,8 @@ class State(StateStore):
         self._blobs: dict[str, dict[str, dict[str, Any]]] = {}  # api_url -> name -> kind -> v
         self._deferred: Deferred | None = None  # group commit, while an apply runs
         self._appender: journal.Appender | None = None  # the journal, open during group commit
+        self._writer: ThreadPoolExecutor | None = None  # applied/ files, during group commit
+        self._written: list[Future[None]] = []
         self._load()
 
     @property
@@ -160,11 +164,14 @@ class State(StateStore):
         elif not on and self._deferred is not None:
             try:
                 self.sync_blocking()
+                self._drain_writer()
             finally:
                 self._deferred = None
                 if self._appender is not None:
                     self._appender.close()
                     self._appender = None
+                with contextlib.suppress(StateError):  # the first failure is the one raised
+                    self._drain_writer()  # after a failure above: the thread still ends
 
     async def synced(self) -> None:
         if self._deferred is not None:
@@ -219,7 +226,24 @@ class State(StateStore):
         return self.directory / "applied" / f"{key}.txt"
 
     def save_applied(self, name: str, digests: Iterable[str]) -> None:
-        self._save_applied(self.api_url, name, self.hasher.key_id, digests)
+        if self._deferred is None:
+            self._save_applied(self.api_url, name, self.hasher.key_id, digests)
+            return
+        # During an apply a worker thread writes these display-only files (its system calls
+        # release the GIL), in order; `defer_durability(False)` waits for them.
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sprunner-applied")
+        args = (self.api_url, name, self.hasher.key_id, tuple(digests))
+        self._written.append(self._writer.submit(self._save_applied, *args))
+
+    def _drain_writer(self) -> None:
+        """Wait for the applied files queued during the apply; raise the first failure."""
+        writer, written = self._writer, self._written
+        self._writer, self._written = None, []
+        if writer is not None:
+            writer.shutdown(wait=True)
+            for future in written:
+                future.result()
 
     def _save_applied(self, api_url: str, name: str, key_id: str, digests: Iterable[str]) -> None:
         if not self.persist:
