@@ -22,7 +22,7 @@ Layout of the directory:
 - `applied/<hash>.txt`  per collection, a `#<key id>` line then one line per request last
   applied (keyed `key:content` digests), so `plan` can tell requests added, removed and
   changed. Display only, so replaced atomically but not fsynced (and, during an apply,
-  written by a worker thread): a power cut or a kill can at worst make a diff unknown.
+  written in batches): a power cut or a kill can at worst make a diff unknown.
   Files of state version 1 (unkeyed digests, a brute-force oracle for short secrets) are
   deleted when an apply first opens the directory;
 - `lock`  an OS file lock (flock): released by the kernel when the process dies, so there
@@ -38,7 +38,6 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,8 @@ from sprunner.state.groupcommit import Deferred
 from sprunner.state.model import Entry, entry_from_json, entry_to_json
 
 STATE_VERSION = 2
+# Request digests of applied/ files kept in memory during an apply before they are written.
+MAX_PENDING_DIGESTS = 200_000
 READABLE_VERSIONS = (1, 2)
 
 
@@ -66,8 +67,9 @@ class State(StateStore):
         self._blobs: dict[str, dict[str, dict[str, Any]]] = {}  # api_url -> name -> kind -> v
         self._deferred: Deferred | None = None  # group commit, while an apply runs
         self._appender: journal.Appender | None = None  # the journal, open during group commit
-        self._writer: ThreadPoolExecutor | None = None  # applied/ files, during group commit
-        self._written: list[Future[None]] = []
+        # applied/ files kept during group commit (name -> digests), and their digest count.
+        self._pending_applied: dict[str, tuple[str, ...]] = {}
+        self._pending_digests = 0
         self._load()
 
     @property
@@ -164,14 +166,13 @@ class State(StateStore):
         elif not on and self._deferred is not None:
             try:
                 self.sync_blocking()
-                self._drain_writer()
+                self._write_pending()
             finally:
                 self._deferred = None
+                self._pending_applied, self._pending_digests = {}, 0
                 if self._appender is not None:
                     self._appender.close()
                     self._appender = None
-                with contextlib.suppress(StateError):  # the first failure is the one raised
-                    self._drain_writer()  # after a failure above: the thread still ends
 
     async def synced(self) -> None:
         if self._deferred is not None:
@@ -229,21 +230,20 @@ class State(StateStore):
         if self._deferred is None:
             self._save_applied(self.api_url, name, self.hasher.key_id, digests)
             return
-        # During an apply a worker thread writes these display-only files (its system calls
-        # release the GIL), in order; `defer_durability(False)` waits for them.
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sprunner-applied")
-        args = (self.api_url, name, self.hasher.key_id, tuple(digests))
-        self._written.append(self._writer.submit(self._save_applied, *args))
+        # During an apply these display-only files are kept and written in one go at its
+        # end (`defer_durability(False)`), or when many are pending: a file per collection
+        # in the middle of the calls cost CPU, and a worker thread cost more in GIL hand-offs.
+        self._pending_applied[name] = tuple(digests)
+        self._pending_digests += len(self._pending_applied[name])
+        if self._pending_digests > MAX_PENDING_DIGESTS:
+            self._write_pending()
 
-    def _drain_writer(self) -> None:
-        """Wait for the applied files queued during the apply; raise the first failure."""
-        writer, written = self._writer, self._written
-        self._writer, self._written = None, []
-        if writer is not None:
-            writer.shutdown(wait=True)
-            for future in written:
-                future.result()
+    def _write_pending(self) -> None:
+        """Write the applied files kept during the apply; raise the first failure."""
+        pending, self._pending_applied, self._pending_digests = self._pending_applied, {}, 0
+        key_id = self.hasher.key_id
+        for name, digests in pending.items():
+            self._save_applied(self.api_url, name, key_id, digests)
 
     def _save_applied(self, api_url: str, name: str, key_id: str, digests: Iterable[str]) -> None:
         if not self.persist:

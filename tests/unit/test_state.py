@@ -255,3 +255,26 @@ def test_an_entry_is_stored_with_every_field_and_read_back_the_same() -> None:
     assert all(getattr(entry, f.name) != f.default for f in fields(Entry))  # all set
     assert entry_to_json(entry) == asdict(entry)
     assert entry_from_json(entry_to_json(entry)) == entry
+
+
+def test_applied_digests_kept_during_an_apply_are_written_by_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During an apply the applied/ files are batched (display-only data): all of them are
+    on disk once the apply ends, and early when too many digests are pending."""
+    from sprunner.state import directory
+
+    state = State(tmp_path, "https://api", key="k")
+    state.defer_durability(True)
+    state.update("one", id="c1")
+    state.save_applied("one", ["a:1", "b:2"])
+    state.defer_durability(False)
+    assert State(tmp_path, "https://api", key="k").load_applied("one") == ["a:1", "b:2"]
+
+    monkeypatch.setattr(directory, "MAX_PENDING_DIGESTS", 1)
+    state.defer_durability(True)
+    state.update("two", id="c2")
+    state.save_applied("two", ["c:3", "d:4"])
+    # Over the bound: written at once, before the apply ends.
+    assert State(tmp_path, "https://api", key="k").load_applied("two") == ["c:3", "d:4"]
+    state.defer_durability(False)
