@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from sprunner import report as reports
 from sprunner.commands.common import load_jobs
-from sprunner.errors import EXIT_FAILED, EXIT_OK, UsageError
+from sprunner.errors import EXIT_OK, UsageError
+from sprunner.interruption import Interruption
 from sprunner.outcome import ApplyOutcome, CollectionOutcome
 from sprunner.session import Target, target
 from sprunner.settings import DEFAULT_PARALLEL, GlobalOptions, Selection
@@ -83,25 +84,65 @@ def run(
     if retry_options.dry_run:
         return EXIT_OK
     started_at = time.time()
-    with target(options, output, local=False) as api:
-        if document.get("api_url") not in (None, api.api_url):
-            output.warn(f"the report is of {document['api_url']}; retrying against {api.api_url}")
-        with opened(
-            state_dir=api.state_dir,
-            state_url=options.state_url,
-            api_url=api.api_url,
-            key=api.api_key,
-        ) as state:
-            outcomes = asyncio.run(_execute(reruns, api, state, options, output, retry_options))
-    outcome = ApplyOutcome(api.api_url, started_at, time.time(), outcomes)
-    if retry_options.report is not None:
-        reports.write_report(outcome, retry_options.report, output.redactor)
-    if retry_options.junit is not None:
-        from sprunner.junit import write_junit
+    # As for apply (sprunner/interruption.py): a signal from the lock to the report stops
+    # the waiting, and the report says so; the next `sprunner retry` adopts the runs.
+    with Interruption().installed() as interruption:
+        with target(options, output, local=False) as api:
+            if document.get("api_url") not in (None, api.api_url):
+                output.warn(
+                    f"the report is of {document['api_url']}; retrying against {api.api_url}"
+                )
+            with opened(
+                state_dir=api.state_dir,
+                state_url=options.state_url,
+                api_url=api.api_url,
+                key=api.api_key,
+            ) as state:
+                work = _Work(reruns, api, state, options, output, retry_options)
+                outcomes = asyncio.run(_interruptible(work, interruption))
+        outcome = ApplyOutcome(
+            api.api_url, started_at, time.time(), outcomes, interrupted_by=interruption.signum
+        )
+        if retry_options.report is not None:
+            reports.write_report(outcome, retry_options.report, output.redactor)
+        if retry_options.junit is not None:
+            from sprunner.junit import write_junit
 
-        write_junit(outcome, retry_options.junit, redactor=output.redactor)
-    output.apply_result(outcome)
-    return EXIT_OK if outcome.ok else EXIT_FAILED
+            write_junit(outcome, retry_options.junit, redactor=output.redactor)
+        output.apply_result(outcome)
+    return outcome.exit_code
+
+
+@dataclass(frozen=True)
+class _Work:
+    reruns: Sequence[Rerun]
+    api: Target
+    state: StateStore
+    options: GlobalOptions
+    output: Output
+    retry_options: RetryOptions
+
+
+async def _interruptible(work: _Work, interruption: Interruption) -> tuple[CollectionOutcome, ...]:
+    """The companion runs, stopped by the first signal: then each collection not done is
+    reported as interrupted, its run left recorded for the next `sprunner retry`."""
+    from sprunner.runs import rerun
+
+    done: dict[str, CollectionOutcome] = {}
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(_execute(work, done))
+    interruption.on_first = lambda: loop.call_soon_threadsafe(task.cancel)
+    if interruption.signum is not None:  # it came while locking or starting up
+        task.cancel()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if interruption.signum is None:
+            raise
+        note = "interrupted: the next `sprunner retry` of this report adopts its run"
+        return tuple(done.get(item.name) or rerun.failed(item, note) for item in work.reruns)
+    finally:
+        interruption.on_first = None
 
 
 def _tell(reruns: Sequence[Rerun], output: Output, *, dry_run: bool) -> None:
@@ -125,17 +166,16 @@ def _tell(reruns: Sequence[Rerun], output: Output, *, dry_run: bool) -> None:
 
 
 async def _execute(
-    reruns: Sequence[Rerun],
-    api: Target,
-    state: StateStore,
-    options: GlobalOptions,
-    output: Output,
-    retry_options: RetryOptions,
+    work: _Work, done: dict[str, CollectionOutcome]
 ) -> tuple[CollectionOutcome, ...]:
+    """Each collection's companion run, concurrently; each outcome goes to `done` as soon
+    as it is known (what a partial report after a signal shows)."""
     from sprunner.api.client import ApiClient
     from sprunner.api.errors import ApiError, ApiUnusableError
     from sprunner.runs import rerun, retry
 
+    api, state, options, output = work.api, work.state, work.options, work.output
+    retry_options = work.retry_options
     async with ApiClient(
         base_url=api.api_url,
         api_key=api.api_key,
@@ -155,11 +195,13 @@ async def _execute(
         async def one(item: Rerun) -> CollectionOutcome:
             # One collection's failure does not stop the others (SPEC section 4).
             try:
-                return await rerun.execute(context, item)
+                outcome = await rerun.execute(context, item)
             except ApiUnusableError:
                 raise
             except ApiError as error:
                 output.error(f"{item.name}: {error}")
-                return rerun.failed(item, str(error))
+                outcome = rerun.failed(item, str(error))
+            done[item.name] = outcome
+            return outcome
 
-        return tuple(await asyncio.gather(*(one(item) for item in reruns)))
+        return tuple(await asyncio.gather(*(one(item) for item in work.reruns)))

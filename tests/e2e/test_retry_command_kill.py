@@ -8,6 +8,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.apply_helpers import Sprunner, check_report, write_job
 from tests.e2e.retry_helpers import NO_RETRY, retries, retry_run_recorded, runs_of, sprunner
 from tests.e2e.subprocess_helpers import Apply, recorded, wait_quiet
@@ -123,3 +125,36 @@ def test_a_killed_retrys_results_are_finished_by_the_next_retry_never_doubled(
     assert sorted(ids) == sorted(stored.job_id(j.index) for j in stored.jobs)
     assert {(r["status"], r["attempts"]) for r in rows} == {("completed", 2)}
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_a_signalled_sprunner_retry_reports_the_interruption_and_is_adopted_next(
+    sprunner: Sprunner, tmp_path: Path, signum: signal.Signals, code: int
+) -> None:
+    """SIGTERM/SIGINT while `sprunner retry` waits: exit 143/130 (never a death by the
+    signal), a report that says interrupted and why, the run left recorded; the next
+    `sprunner retry` of the same report adopts that run instead of starting another."""
+    sprunner.apply(write_job(tmp_path, NO_RETRY))
+    report = tmp_path / "report.json"
+    sprunner.emulator.engine.run_seconds = 60.0
+    retry = Apply(sprunner, report, command="retry")
+    retry.wait_until(lambda: retry_run_recorded(sprunner, "news.retry"), "the retry run id")
+    assert retry.stop(signum) == code, retry.output
+    assert "Traceback" not in retry.output
+    partial = check_report(retry.report)
+    assert (partial["interrupted"], partial["ok"], partial["exit_code"]) == (True, False, code)
+    [collection] = partial["collections"]
+    assert "interrupted" in collection["error"] and "adopts" in collection["error"]
+    [companion_run] = runs_of(sprunner, "news.retry")
+    assert recorded(sprunner)["news.retry"].inflight is not None  # left for the next one
+
+    wait_quiet(sprunner)
+    sprunner.emulator.engine.run_seconds = 0.2
+    new = tmp_path / "retried.json"
+    result = sprunner("retry", str(report), "--report", str(new))
+    assert result.exit_code == 1, result.output  # /fail still fails
+    [retried] = check_report(new)["collections"][0]["run"]["retries"]
+    assert (retried["run_id"], retried["adopted"]) == (companion_run, True)
+    assert runs_of(sprunner, "news.retry") == [companion_run]  # never started twice
