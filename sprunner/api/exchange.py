@@ -99,7 +99,7 @@ class Exchange:
         headers: Mapping[str, str] | None = None,
         empty_ok: bool = False,
     ) -> parse.Answer:
-        started = await self.window.acquire(priority_of(call))
+        started = await self.window.acquire(priority_of(call, rate_bound=self.limiter.throttling))
         signal: Signal = "neutral"
         sent = time.monotonic()
         try:

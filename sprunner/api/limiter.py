@@ -93,6 +93,11 @@ class RateLimiter:
         return min(rates) if rates else None
 
     @property
+    def throttling(self) -> bool:
+        """Whether callers are queued for the rate now (slots are reserved ahead)."""
+        return self.rate is not None and self._next_slot > self._clock()
+
+    @property
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - self._clock())
 

@@ -22,6 +22,7 @@ goes before a run start (`START`), which goes before everything else (`WRITE`: c
 PUTs, listings). A run already going is polled on time while thousands of creates queue,
 and a collection created is started before the next one is created, so runs begin early.
 Lower classes are not starved for long: polls and starts are bounded by the runs begun.
+While a rate limit binds, polls go last instead (`priority_of`: `LATE_POLL`).
 """
 
 from __future__ import annotations
@@ -50,14 +51,23 @@ Signal = Literal["ok", "congestion", "neutral"]
 POLL = 0
 START = 1
 WRITE = 2
+# A poll while a rate limit binds (`priority_of`): served after the starts and creates.
+LATE_POLL = 3
 # A create's check that it was not a replay ("get collection") goes with the starts: the
 # collection's start waits for it, as a start waits for nothing else.
 _PRIORITY_OF_CALL = {"get run": POLL, "start run": START, "get collection": START}
 
 
-def priority_of(call: str) -> int:
-    """The priority of a client call, by its name (`"get run"`, `"start run"`, ...)."""
-    return _PRIORITY_OF_CALL.get(call, WRITE)
+def priority_of(call: str, *, rate_bound: bool = False) -> int:
+    """The priority of a client call, by its name (`"get run"`, `"start run"`, ...).
+
+    `rate_bound`: a rate limit binds now, so every call waits for its turn anyway. Then a
+    poll goes last: a run started sooner ends sooner, and a poll served later still finds
+    its run done (one poll either way), while polls first left the last run to start late
+    and end in an idle tail (1.15 x calls / rate against 1.06 x, bench/README figure 2).
+    """
+    priority = _PRIORITY_OF_CALL.get(call, WRITE)
+    return LATE_POLL if rate_bound and priority == POLL else priority
 
 
 class CallWindow:

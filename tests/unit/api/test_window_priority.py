@@ -64,3 +64,34 @@ def test_priorities_of_the_client_calls() -> None:
     assert priority_of("start run") == START
     writes = ("create collection", "update collection", "list runs")
     assert {priority_of(call) for call in writes} == {WRITE}
+
+
+def test_while_a_rate_limit_binds_polls_go_after_starts_and_creates() -> None:
+    """Every call waits for a token then: starting runs first makes them end first, and a
+    later poll still finds its run done (bench/README figure 2)."""
+    from sprunner.api.window import LATE_POLL
+
+    assert priority_of("get run", rate_bound=True) == LATE_POLL > WRITE
+    assert priority_of("start run", rate_bound=True) == START
+    assert priority_of("create collection", rate_bound=True) == WRITE
+
+
+def test_the_limiter_binds_only_while_callers_queue_for_the_rate() -> None:
+    from sprunner.api.limiter import RateLimiter
+
+    now = [1000.0]
+    limiter = RateLimiter(max_rps=10, clock=lambda: now[0])
+    assert not limiter.throttling  # nobody waits yet
+
+    async def take(count: int) -> None:
+        # Reserve `count` slots without sleeping through them: the clock stands still.
+        for _ in range(count):
+            waiter = asyncio.ensure_future(limiter.acquire())
+            await asyncio.sleep(0)
+            waiter.cancel()
+
+    run(take(3))
+    assert limiter.throttling  # slots reserved ahead of now
+    now[0] += 1.0  # the reserved slots are past
+    assert not limiter.throttling
+    assert not RateLimiter(clock=lambda: now[0]).throttling  # no rate known: never binds
