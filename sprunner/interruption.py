@@ -27,11 +27,13 @@ them to the defaults while it finalizes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -62,6 +64,26 @@ class Interruption:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, signal.SIG_IGN if _process_ends else handler)
+
+    @contextlib.contextmanager
+    def cancelling(
+        self, task: asyncio.Task[Any], before: Callable[[], object] = lambda: None
+    ) -> Iterator[None]:
+        """Inside a running event loop: the first signal cancels `task` through the loop
+        (after `before`), and one that came earlier cancels it at once."""
+        loop = asyncio.get_running_loop()
+
+        def cancel() -> None:
+            before()
+            task.cancel()
+
+        self.on_first = lambda: loop.call_soon_threadsafe(cancel)
+        if self.signum is not None:  # it came while locking or starting up
+            cancel()
+        try:
+            yield
+        finally:
+            self.on_first = None
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.signum is not None:

@@ -324,15 +324,12 @@ class Runner:
         """No run start comes to check a fresh create for a replay: a GET does."""
         if not track.unchecked or track.collection_id is None or track.item.desired is None:
             return
-        unchecked = Applied(track.collection_id, "create", unchecked=True)
-        applied = await execute.confirm(
-            self.client, self.state, track.item.desired, unchecked, backoff=self.backoff
+        checked = await execute.confirm(
+            self.client, self.state, track.item.desired, track.collection_id, backoff=self.backoff
         )
-        self._fold(index, Recreated(applied.collection_id))
-        if applied.collection_id != track.collection_id:
-            self.output.info(
-                f"{track.name}: gone remotely; created again ({applied.collection_id})"
-            )
+        self._fold(index, Recreated(checked))
+        if checked != track.collection_id:
+            self.output.info(f"{track.name}: gone remotely; created again ({checked})")
 
     async def _wait(
         self, index: int, track: Track, desired: DesiredCollection, started: starter.Started

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
-from sprunner.api.wire import Wire
+from sprunner.api.wire import Wire, default_port
 
 # What httpx leaves unescaped in a path: only other characters of a joined path are quoted.
 _PATH_SAFE = "/:@!$&'()*+,;=%~"
@@ -54,7 +54,7 @@ class Direct:
         parts = urlsplit(base_url)
         assert parts.hostname is not None  # checked by `usable`
         self._wire = wire
-        self._origin = (parts.scheme, parts.hostname, parts.port or _default_port(parts.scheme))
+        self._origin = (parts.scheme, parts.hostname, parts.port or default_port(parts.scheme))
         self._prefix = parts.path.rstrip("/")
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         if parts.port is not None:
@@ -86,10 +86,6 @@ class Direct:
         )
         answer_headers, content = _decoded(head.headers, content)
         return httpx.Response(head.status, headers=answer_headers, content=content)
-
-
-def _default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
 
 
 def _decoded(

@@ -77,7 +77,7 @@ class Wire(httpx.AsyncBaseTransport):
         ]
         head, content = await self.exchange(
             request.method,
-            (url.scheme, url.host, url.port or _port(url.scheme)),
+            (url.scheme, url.host, url.port or default_port(url.scheme)),
             url.raw_path,
             headers,
             await request.aread(),
@@ -162,7 +162,7 @@ class Wire(httpx.AsyncBaseTransport):
         return _Connection(reader, writer)
 
 
-def _port(scheme: str) -> int:
+def default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 

@@ -186,31 +186,22 @@ def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextMan
 
 
 async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> ApplyOutcome:
-    loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
-
-    def cancel() -> None:
-        work.output.warn("interrupted: saving the state and a partial report")
-        main.cancel()
-
-    interruption.on_first = lambda: loop.call_soon_threadsafe(cancel)
-    if interruption.signum is not None:  # it came while locking or starting up
-        cancel()
-
     runners = sofar.runners  # filled once the plan is made: a partial report reads it
     finals: list[tuple[CollectionOutcome, ...]] = []  # the outcomes with the last runs
     try:
-        async with _client(work) as client:
-            await _run(work, client, runners)
-            if runners:
-                done = await with_last_runs(client, runners[0].outcomes(), work.output)
-                finals.append(await with_job_details(client, done, work.output))
+        with interruption.cancelling(
+            main, lambda: work.output.warn("interrupted: saving the state and a partial report")
+        ):
+            async with _client(work) as client:
+                await _run(work, client, runners)
+                if runners:
+                    done = await with_last_runs(client, runners[0].outcomes(), work.output)
+                    finals.append(await with_job_details(client, done, work.output))
     except asyncio.CancelledError:
         if interruption.signum is None:
             raise
-    finally:
-        interruption.on_first = None
     return ApplyOutcome(
         api_url=work.api.api_url,
         started_at=sofar.started_at,

@@ -129,20 +129,16 @@ async def _interruptible(work: _Work, interruption: Interruption) -> tuple[Colle
     from sprunner.runs import rerun
 
     done: dict[str, CollectionOutcome] = {}
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(_execute(work, done))
-    interruption.on_first = lambda: loop.call_soon_threadsafe(task.cancel)
-    if interruption.signum is not None:  # it came while locking or starting up
-        task.cancel()
+    main = asyncio.current_task()
+    assert main is not None
     try:
-        return await task
+        with interruption.cancelling(main):
+            return await _execute(work, done)
     except asyncio.CancelledError:
         if interruption.signum is None:
             raise
         note = "interrupted: the next `sprunner retry` of this report adopts its run"
         return tuple(done.get(item.name) or rerun.failed(item, note) for item in work.reruns)
-    finally:
-        interruption.on_first = None
 
 
 def _tell(reruns: Sequence[Rerun], output: Output, *, dry_run: bool) -> None:

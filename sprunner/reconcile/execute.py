@@ -125,17 +125,18 @@ async def confirm(
     client: ApiClient,
     state: State,
     desired: DesiredCollection,
-    applied: Applied,
+    collection_id: str,
     *,
     backoff: Backoff = WRITE_BACKOFF,
-) -> Applied:
-    """Make the replay check that `create(check=False)` left out: no run start followed."""
-    if not applied.unchecked:
-        return applied
-    checked = await _until_fresh(client, state, desired, applied, None, backoff)
-    if checked.collection_id != applied.collection_id:
+) -> str:
+    """Make the replay check that `create(check=False)` left out (no run start followed):
+    the id of the collection, created again if the answer was a replay."""
+    checked = await _until_fresh(
+        client, state, desired, Applied(collection_id, "create"), None, backoff
+    )
+    if checked.collection_id != collection_id:
         _record_applied(state, desired, checked.collection_id, created=True, creating=False)
-    return checked
+    return checked.collection_id
 
 
 async def _until_fresh(
