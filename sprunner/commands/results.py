@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from sprunner.api.models import Run
     from sprunner.results.drain import DrainOutcome
     from sprunner.results.layout import Format
+    from sprunner.results.rows import Masks
     from sprunner.state import StateStore
 
 
@@ -60,6 +61,7 @@ class Destination:
     to: str
     format: Format
     fields: tuple[str, ...] | None
+    masks: Masks | None = None  # the declared collection, when the job files were loaded
 
 
 def run(
@@ -98,7 +100,7 @@ def _destination(selection: Selection | None, ro: ResultsOptions, output: Output
     from sprunner.jobfile.model import DEFAULT_RESULT_FIELDS
     from sprunner.results.layout import DEFAULT_FORMAT
 
-    spec = None
+    spec = declared = None
     if ro.to is None or selection is not None:
         from sprunner.commands.common import load_jobs
         from sprunner.settings import DEFAULT_JOBFILES
@@ -117,7 +119,7 @@ def _destination(selection: Selection | None, ro: ResultsOptions, output: Output
         fields = spec.fields
     if "://" not in to:
         to = str(Path(to).expanduser().absolute())
-    return Destination(to=to, format=cast("Format", fmt), fields=fields)
+    return Destination(to=to, format=cast("Format", fmt), fields=fields, masks=declared)
 
 
 async def _download(
@@ -179,7 +181,9 @@ async def _drain(
             value = {"checkpoint": point.to_json(), "report": None}
             state.put_blob(name, BLOB_KIND, value, durable=True)
 
-    target_ = DrainTarget(name, run.collection_id, run.run_id, paths, fields=dest.fields)
+    target_ = DrainTarget(
+        name, run.collection_id, run.run_id, paths, fields=dest.fields, masks=dest.masks
+    )
     drain = await asyncio.to_thread(
         Drain,
         cast(Any, client),

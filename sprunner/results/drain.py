@@ -39,7 +39,7 @@ from sprunner.results.apitypes import (
 from sprunner.results.checkpoint import DrainCheckpoint, before, format_time, parse_time
 from sprunner.results.errors import ResumeImpossibleError
 from sprunner.results.layout import ResultPaths
-from sprunner.results.rows import job_row
+from sprunner.results.rows import Masks, job_row, mask_row
 from sprunner.results.tally import FINISHED_STATUSES, FailedJobRow, Tally
 from sprunner.results.writer import PublishedFile, ResultWriter
 
@@ -62,6 +62,7 @@ class DrainTarget:
     attempts: int = 1  # the `attempts` column: runs the request took, this one included
     # Per request (url, custom_id), where it differs from `attempts` (`sprunner retry`).
     attempts_of: Mapping[tuple[str, str | None], int] = field(default_factory=dict)
+    masks: Masks | None = None  # env() values masked in url and custom_id (rows.mask_row)
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ class Drain:
                 ),
                 unavailable=unavailable,
             )
+            mask_row(row, self._target.masks)
             self._tally.add(row)
             batch.append(row)
             if alone:  # a big body: write it now rather than hold it with the page's

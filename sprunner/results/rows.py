@@ -11,7 +11,7 @@ run. `result_unavailable` says why a finished job has no body (`result_expired`,
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sprunner.results.apitypes import Job
 
@@ -63,3 +63,24 @@ def job_row(
     )
     # Metadata first, then body fields: a reader sees who before what.
     return {**{k: row[k] for k in METADATA}, **{k: v for k, v in row.items() if k not in METADATA}}
+
+
+class Masks(Protocol):
+    """How a collection shows its rendered values made with `env()` (`DesiredCollection`)."""
+
+    def mask_url(self, url: str) -> str | None: ...
+
+    def mask_value(self, value: str) -> str | None: ...
+
+
+def mask_row(row: dict[str, Any], masks: Masks | None) -> None:
+    """Show the secret-bearing `url` and `custom_id` of a row as their masked renders, so
+    that no env() value reaches a results file. Every run of a collection is masked alike,
+    so the rows of its retries still match. Other values are left as they are."""
+    if masks is None:
+        return
+    url, custom_id = row.get("url"), row.get("custom_id")
+    if isinstance(url, str):
+        row["url"] = masks.mask_url(url) or url
+    if isinstance(custom_id, str):
+        row["custom_id"] = masks.mask_value(custom_id) or custom_id

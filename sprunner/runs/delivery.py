@@ -180,6 +180,7 @@ class Delivery:
             paths,
             fields=drain_fields(self._spec),
             attempts_of=self._attempts_of,
+            masks=self._desired,
         )
         try:
             self._drain = await asyncio.to_thread(

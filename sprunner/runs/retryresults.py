@@ -168,6 +168,7 @@ class RetryResults:
             staging_paths(self._first.paths, attempt),
             fields=drain_fields(self._desired.results),
             attempts=attempt + 1,
+            masks=self._desired,
         )
         staged = _Staged(self, self._client, attempt, run, target.collection)
         try:
