@@ -110,9 +110,9 @@ class Runner:
         ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
         # A retry is braked against every first run the ledger allows (runs/retry.py).
         self._brake = retry.CreditBrake(self.max_credits, first_runs=ledger.committed)
-        # Group commit: one fsync for the records of many collections, before each POST.
-        self.state.defer_durability(True)
+        self.state.defer_durability(True)  # group commit: one fsync before each POST
         self.client.before_post = self.state.synced
+        settling = asyncio.ensure_future(self._settle(ledger))
         try:
             # On a shared state the collection's lock is held from its claim (in
             # `_reconcile`) to the end of its wait (`runs.locks`).
@@ -122,8 +122,14 @@ class Runner:
             )
             await self._each(work)
         finally:
+            settling.cancel()
+            await asyncio.gather(settling, return_exceptions=True)
             self.client.before_post = None
             self.state.defer_durability(False)
+
+    async def _settle(self, ledger: CreditLedger) -> None:
+        await ledger.committed()  # all reconciled: the state's deferred work, amid the polls
+        await self.state.settle()
 
     def _cost(self, track: Track) -> int | None:
         """A run's cost for the brake, or None when the plan says no run can start."""

@@ -83,7 +83,7 @@ def _record_applied(
 ) -> None:
     fingerprint = state.fingerprint_of(desired)  # keyed: see sprunner/state/hashing.py
     state.update(desired.name, id=collection_id, fingerprint=fingerprint, **kw)
-    state.save_applied(desired.name, state.hasher.request_digests(desired, keep=False))
+    state.record_applied(desired)
 
 
 async def _find_by_name(client: ApiClient, name: str) -> list[str]:

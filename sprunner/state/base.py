@@ -98,6 +98,16 @@ class StateStore(ABC):
         """`synced()` without an event loop: at the end of an apply or an interruption."""
         return None
 
+    def record_applied(self, collection: DesiredCollection) -> None:
+        """`save_applied` of the collection's requests as just created or updated. A backend
+        may keep it for later (`settle`, or the end of group commit): it is display only."""
+        self.save_applied(collection.name, self.hasher.request_digests(collection, keep=False))
+
+    async def settle(self) -> None:
+        """Write, a little at a time, what was kept for the end of the apply: called once
+        every collection is reconciled, so the work falls in the wait for the last runs."""
+        return None
+
     def forget(self, name: str) -> None:
         self._write_entry(name, None, durable=True)
         self._entries.pop(name, None)

@@ -19,12 +19,9 @@ Layout of the directory:
   is O(1) where rewriting the snapshot would be O(collections). During an apply the
   durable records are group-committed (`defer_durability`, groupcommit.py): one fsync
   covers every record written before it, awaited (`synced`) before each POST;
-- `applied/<hash>.txt`  per collection, a `#<key id>` line then one line per request last
-  applied (keyed `key:content` digests), so `plan` can tell requests added, removed and
-  changed. Display only, so replaced atomically but not fsynced (and, during an apply,
-  written in batches): a power cut or a kill can at worst make a diff unknown.
-  Files of state version 1 (unkeyed digests, a brute-force oracle for short secrets) are
-  deleted when an apply first opens the directory;
+- `applied/`  the request digests each collection last applied, so `plan` can tell
+  requests added, removed and changed: display only (applied.py). During an apply they are
+  kept, made while the last runs go on (`settle`) and written by its end;
 - `lock`  an OS file lock (flock): released by the kernel when the process dies, so there
   are never stale locks. It covers every collection, so `try_lock` always succeeds.
 
@@ -34,8 +31,8 @@ No secret is ever written here: fingerprints and digests are keyed one-way hashe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -43,7 +40,9 @@ from typing import Any
 
 from sprunner.atomic import write_atomically
 from sprunner.errors import LockHeldError, StateError
+from sprunner.jobfile.model import DesiredCollection
 from sprunner.state import journal
+from sprunner.state.applied import AppliedFiles
 from sprunner.state.base import StateStore
 from sprunner.state.groupcommit import Deferred
 from sprunner.state.model import Entry, entry_from_json, entry_to_json
@@ -67,9 +66,11 @@ class State(StateStore):
         self._blobs: dict[str, dict[str, dict[str, Any]]] = {}  # api_url -> name -> kind -> v
         self._deferred: Deferred | None = None  # group commit, while an apply runs
         self._appender: journal.Appender | None = None  # the journal, open during group commit
-        # applied/ files kept during group commit (name -> digests), and their digest count.
-        self._pending_applied: dict[str, tuple[str, ...]] = {}
+        # applied/ files kept during group commit (name -> digests, or the collection whose
+        # digests are yet to be made), and their digest count.
+        self._pending_applied: dict[str, tuple[str, ...] | DesiredCollection] = {}
         self._pending_digests = 0
+        self._applied = AppliedFiles(directory / "applied")
         self._load()
 
     @property
@@ -95,7 +96,7 @@ class State(StateStore):
                 for name, value in self._all.get(self.api_url, {}).items()
             }
             if self.persist and self._hasher is not None and version != STATE_VERSION:
-                self._drop_unkeyed_applied()
+                self._applied.drop_unkeyed()
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise self._error("read", e) from e
 
@@ -127,17 +128,6 @@ class State(StateStore):
             names.pop(name, None)
         else:
             names[name] = record["entry"]
-
-    def _drop_unkeyed_applied(self) -> None:
-        """Delete digest files without a key line: state version 1 wrote them unkeyed."""
-        folder = self.directory / "applied"
-        if not folder.is_dir():
-            return
-        for path in folder.glob("*.txt"):
-            with path.open("rb") as handle:
-                keyed = handle.read(1) == b"#"
-            if not keyed:
-                path.unlink(missing_ok=True)
 
     # -- writing ---------------------------------------------------------------------------
     def _append(self, record: dict[str, Any], *, durable: bool) -> None:
@@ -222,35 +212,60 @@ class State(StateStore):
             raise self._error("write", e) from e
 
     # -- what was applied, request by request ---------------------------------------------
-    def _applied_path(self, api_url: str, name: str) -> Path:
-        key = hashlib.sha256(f"{api_url}\n{name}".encode()).hexdigest()[:24]
-        return self.directory / "applied" / f"{key}.txt"
-
     def save_applied(self, name: str, digests: Iterable[str]) -> None:
         if self._deferred is None:
-            self._save_applied(self.api_url, name, self.hasher.key_id, digests)
-            return
-        # During an apply these display-only files are kept and written in one go at its
-        # end (`defer_durability(False)`), or when many are pending: a file per collection
-        # in the middle of the calls cost CPU, and a worker thread cost more in GIL hand-offs.
-        self._pending_applied[name] = tuple(digests)
-        self._pending_digests += len(self._pending_applied[name])
+            self._save_applied({(self.api_url, name): (self.hasher.key_id, digests)})
+        else:
+            self._keep_applied(name, tuple(digests))
+
+    def record_applied(self, collection: DesiredCollection) -> None:
+        if self._deferred is None:
+            super().record_applied(collection)
+        else:  # its digests are made later, off the calls' path too (`settle`)
+            self._keep_applied(collection.name, collection)
+
+    def _keep_applied(self, name: str, item: tuple[str, ...] | DesiredCollection) -> None:
+        # During an apply these display-only digests are kept, then made once every
+        # collection is reconciled (`settle`) and written by the end of the apply, or early
+        # when many are pending. Made and written amid the calls, they cost CPU; in a worker
+        # thread, more in GIL hand-offs.
+        self._pending_applied[name] = item
+        self._pending_digests += _count(item)
         if self._pending_digests > MAX_PENDING_DIGESTS:
             self._write_pending()
 
-    def _write_pending(self) -> None:
-        """Write the applied files kept during the apply; raise the first failure."""
-        pending, self._pending_applied, self._pending_digests = self._pending_applied, {}, 0
-        key_id = self.hasher.key_id
-        for name, digests in pending.items():
-            self._save_applied(self.api_url, name, key_id, digests)
+    async def settle(self) -> None:
+        # Each collection's digests, letting the event loop serve the polls in between;
+        # then one write. A failure leaves everything pending: the end writes it again.
+        for name in list(self._pending_applied):
+            item = self._pending_applied.get(name)
+            if isinstance(item, DesiredCollection):
+                self._pending_applied[name] = self.hasher.request_digests(item, keep=False)
+                await asyncio.sleep(0)
+        with contextlib.suppress(StateError):
+            self._write_pending()
 
-    def _save_applied(self, api_url: str, name: str, key_id: str, digests: Iterable[str]) -> None:
-        if not self.persist:
+    def _write_pending(self) -> None:
+        """Write the digests kept during the apply; raise the first failure (then they
+        stay pending)."""
+        key_id, hasher = self.hasher.key_id, self.hasher
+        entries = {
+            (self.api_url, name): (
+                key_id,
+                hasher.request_digests(item, keep=False)
+                if isinstance(item, DesiredCollection)
+                else item,
+            )
+            for name, item in self._pending_applied.items()
+        }
+        self._save_applied(entries)
+        self._pending_applied, self._pending_digests = {}, 0
+
+    def _save_applied(self, entries: Mapping[tuple[str, str], tuple[str, Iterable[str]]]) -> None:
+        if not self.persist or not entries:
             return
         try:
-            text = f"#{key_id}\n" + "".join(f"{d}\n" for d in digests)
-            write_atomically(self._applied_path(api_url, name), text, sync=False)
+            self._applied.write(entries)
         except OSError as e:
             raise self._error("write", e) from e
 
@@ -262,14 +277,9 @@ class State(StateStore):
 
     def _read_applied(self, api_url: str, name: str) -> tuple[str, list[str]] | None:
         try:
-            lines = self._applied_path(api_url, name).read_text(encoding="utf-8").split()
-        except FileNotFoundError:
-            return None
+            return self._applied.read(api_url, name)
         except OSError as e:
             raise self._error("read", e) from e
-        if not lines or not lines[0].startswith("#"):
-            return None
-        return lines[0][1:], lines[1:]
 
     # -- export and import ----------------------------------------------------------------
     def dump(self) -> dict[str, Any]:
@@ -299,8 +309,12 @@ class State(StateStore):
                     record = {"api": api_url, "name": name, "blob": kind, "value": value}
                     self._append(record, durable=False)
                     self._replay(record)
-            for name, applied in part.get("applied", {}).items():
-                self._save_applied(api_url, name, applied["key_id"], applied["digests"])
+            self._save_applied(
+                {
+                    (api_url, name): (applied["key_id"], applied["digests"])
+                    for name, applied in part.get("applied", {}).items()
+                }
+            )
         self._entries = {
             name: entry_from_json(value, self._hasher)
             for name, value in self._all.get(self.api_url, {}).items()
@@ -338,3 +352,7 @@ def locked(directory: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _count(item: tuple[str, ...] | DesiredCollection) -> int:
+    return len(item.requests if isinstance(item, DesiredCollection) else item)
