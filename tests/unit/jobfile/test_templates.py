@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from sprunner.jobfile.templates import (
     Functions,
@@ -16,6 +18,8 @@ from sprunner.jobfile.templates import (
     TemplateProblem,
     as_loop_values,
     is_template,
+    parsed_parts,
+    simple_parts,
 )
 
 
@@ -39,6 +43,45 @@ def test_fast_path_renders_exactly_like_jinja(
     fast = compiler.compile_string(source, ("k",))
     assert type(fast).__name__ == "_Fast"
     assert fast.render({"v": value}) == compiler.env.from_string(source).render(v=value)
+
+
+# Pieces that make Jinja's lexer and parser take every turn near a `{{ name }}` tag.
+_PIECES = [
+    "{{", "}}", "{", "}", " ", "\n", "\t", "\r", "\x0b", "-", "+", "~", "%", "#", "{%", "{#",
+    "%}", "#}", "x", "page", "_a1", "true", "None", "not", "if", "é", "1", ".", "|", "(", "/",
+    "{{ page }}", "{{x}}", "{{\tpage\n}}", "{{ true }}", "{{-x}}", "{{ x -}}", "{{ x.y }}",
+    "{{ x }}", "{{ é }}", "{{ _a1 }}",
+]  # fmt: skip
+_JINJA = TemplateCompiler().env
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=14).map("".join))
+@example("{{ site }}/c0/p/{{ page }}")
+@example("a{{{ x }}")
+@example("{{ x }}}")
+@example("{{x}}\r\n")
+@example("{{ true }}")
+def test_the_regex_reads_simple_templates_as_jinja_parses_them(source: str) -> None:
+    """Where the regex answers, Jinja's parser gives the same parts; where Jinja fails, the
+    regex never answers (so syntax errors keep Jinja's words)."""
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        jinja: list[str] | str | None = parsed_parts(_JINJA.parse(source))
+    except TemplateSyntaxError:
+        jinja = "syntax error"
+    simple = simple_parts(source)
+    if simple is not None:
+        assert simple == jinja, source
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ site }}/c0/p/{{ page }}", "c{{i}}-p{{\tpage\n}}", "{{ a }}{{ b }}", "x{y}{{ z }}}"],
+)
+def test_the_regex_takes_the_common_simple_templates(source: str) -> None:
+    assert simple_parts(source) == parsed_parts(_JINJA.parse(source))
 
 
 def test_non_templates_are_kept(compiler: TemplateCompiler) -> None:
