@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import Any, Protocol
 
 from sprunner.api import parse, parse_jobs
 from sprunner.api.errors import (
@@ -27,6 +26,19 @@ from sprunner.api.errors import (
     ServerError,
     shorten,
 )
+
+
+class Answered(Protocol):
+    """What is read of an answer: an `httpx.Response`, or the direct road's `Reply`."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def body_text(response: httpx.Response) -> str:
+def body_text(response: Answered) -> str:
     """A body fit for a message: a web page is summarised, anything else cut short."""
     content_type = response.headers.get("Content-Type", "")
     if parse.looks_like_a_page(response.content, content_type):
@@ -82,7 +94,7 @@ def body_text(response: httpx.Response) -> str:
 
 
 def error_for(
-    response: httpx.Response,
+    response: Answered,
     *,
     call: str,
     collection: str | None,

@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from sprunner.api import direct, parse
-from sprunner.api.calls import CallRecord, body_text, error_for, parse_retry_after, route_template
+from sprunner.api.calls import (
+    Answered,
+    CallRecord,
+    body_text,
+    error_for,
+    parse_retry_after,
+    route_template,
+)
 from sprunner.api.errors import (
     ApiError,
     BadAnswerError,
@@ -138,7 +145,7 @@ class Exchange:
         params: Mapping[str, str] | None,
         body: Any,
         headers: Mapping[str, str] | None,
-    ) -> httpx.Response:
+    ) -> Answered:
         """One HTTP request; transport failures become our errors, naming the URL."""
         url = safe_url(self.base_url, path)
         kw: dict[str, Any] = {"call": call, "collection": collection}
@@ -181,7 +188,7 @@ class Exchange:
 
     def _answer(
         self,
-        response: httpx.Response,
+        response: Answered,
         call: str,
         collection: str | None,
         path: str,
@@ -247,7 +254,7 @@ class Exchange:
     def _scrub(self, text: str) -> str:
         return text.replace(self._scrub_key, "***") if self._scrub_key else text
 
-    def _error(self, response: httpx.Response, call: str, collection: str | None) -> ApiError:
+    def _error(self, response: Answered, call: str, collection: str | None) -> ApiError:
         content_type = response.headers.get("Content-Type", "")
         detail = self._scrub(parse.error_detail(response.content, content_type))
         retry_after = None

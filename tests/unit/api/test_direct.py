@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import zlib
 
 import httpx
@@ -66,7 +67,7 @@ def test_a_post_goes_under_the_base_path_with_its_query_headers_and_json() -> No
         body=body,
         headers={"Idempotency-Key": "abc", "Content-Type": "application/json"},
     )
-    assert response.status_code == 200 and response.json() == {"id": "c1"}
+    assert response.status_code == 200 and json.loads(response.content) == {"id": "c1"}
     head, _, payload = sent.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     assert lines[0] == b"POST /prefix/v1/async/collections?name=a%20b%26c HTTP/1.1"
@@ -96,7 +97,7 @@ def test_compressed_answers_are_decoded_once(encoding: bytes, pack: object) -> N
         body=None,
         headers=None,
     )
-    assert response.json() == {"items": [1, 2, 3]}
+    assert json.loads(response.content) == {"items": [1, 2, 3]}
 
 
 def test_a_proxy_in_the_environment_sends_through_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,3 +112,20 @@ def test_a_proxy_in_the_environment_sends_through_httpx(monkeypatch: pytest.Monk
     assert direct.usable("http://127.0.0.1:8080")  # the https proxy is not for http
     monkeypatch.setenv("NO_PROXY", "api.example.com")
     assert direct.usable("https://api.example.com")
+
+
+def test_a_reply_reads_as_the_httpx_response_it_stands_for() -> None:
+    """Exchange reads status, headers (any case; repeated ones joined) and the body."""
+    raw = [
+        (b"Content-Type", b"text/plain; charset=latin-1"),
+        (b"X-RateLimit-Limit", b"25"),
+        (b"Set-Cookie", b"a=1"),
+        (b"set-cookie", b"b=2"),
+    ]
+    content = "café".encode("latin-1")
+    reply = direct.Reply(429, raw, content)
+    response = httpx.Response(429, headers=raw, content=content)
+    for name in ("content-type", "X-RATELIMIT-LIMIT", "Set-Cookie", "Retry-After"):
+        assert reply.headers.get(name) == response.headers.get(name)
+    assert (reply.status_code, reply.content, reply.text) == (429, content, response.text)
+    assert reply.text == "café"
