@@ -10,6 +10,7 @@ of the sprunner process, from `getrusage(RUSAGE_CHILDREN)`), and the load averag
 apply (the machine is shared: the figures are noisy).
 
     python -m bench.bench_scale [--sizes 200,1000,3000] [--latency 0.044] [--parallel 64]
+                                [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from bench.common import RUN_SECONDS, Figure, print_figures, run_sprunner, write
 
 LATENCY = 0.044
 PARALLEL = 64
+# The machine is shared and its speed drifts by a fifth from minute to minute: each size is
+# measured in REPEAT interleaved rounds and its median run shown.
+REPEAT = 3
 
 
 @dataclass(frozen=True)
@@ -92,15 +96,27 @@ def main() -> int:
     parser.add_argument("--sizes", default="200,1000,3000")
     parser.add_argument("--latency", type=float, default=LATENCY)
     parser.add_argument("--parallel", type=int, default=PARALLEL, help="0: sprunner's default")
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="rounds; medians shown")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     parallel = args.parallel or None
-    results = [first_apply(n, latency=args.latency, parallel=parallel) for n in sizes]
+    rounds: dict[int, list[Scaled]] = {n: [] for n in sizes}
+    for _ in range(max(1, args.repeat)):  # interleaved: a slower minute hits every size
+        for n in sizes:
+            rounds[n].append(first_apply(n, latency=args.latency, parallel=parallel))
+    results = [median_run(rounds[n]) for n in sizes]
     print_figures(figures(results, latency=args.latency))
     for done in results:
         routes = ", ".join(f"{r} {c}" for r, c in sorted(done.by_route.items()))
-        print(f"n={done.collections}: {routes}")
+        walls = ", ".join(f"{run.seconds:.2f}" for run in rounds[done.collections])
+        print(f"n={done.collections}: {routes}; walls {walls} s (the median shown)")
     return 0
+
+
+def median_run(runs: list[Scaled]) -> Scaled:
+    """The run of median wall time (of an even number, the faster of the middle two)."""
+    ordered = sorted(runs, key=lambda run: run.seconds)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -125,14 +126,23 @@ class Applied:
 def run_sprunner(
     url: str, api_key: str, state_dir: Path, *args: str, timeout: float = 600.0
 ) -> Applied:
-    """`sprunner --api-url URL --state-dir DIR ARGS...` in a subprocess, timed."""
+    """`sprunner --api-url URL --state-dir DIR ARGS...` in a subprocess, timed.
+
+    Its output goes to files, not pipes: reading a pipe woke this process's main thread at
+    every log line, and each wake took the GIL from the emulator's thread (in this process)
+    for up to a switch interval, slowing the emulator, not sprunner (1,000 collections:
+    9.7 s against 8.1 s with the emulator in a process of its own)."""
     env = {**os.environ, "SCRAPINGPROS_API_KEY": api_key, "NO_COLOR": "1"}
     command = [sys.executable, "-m", "sprunner", "--api-url", url, "--state-dir", str(state_dir)]
-    start = time.perf_counter()
-    done = subprocess.run(
-        [*command, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
-    )
-    return Applied(time.perf_counter() - start, done.returncode, done.stdout, done.stderr)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [*command, *args], stdout=out, stderr=err, text=True, env=env, timeout=timeout
+        )
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        return Applied(seconds, done.returncode, out.read(), err.read())
 
 
 def total_calls(counter: dict[str, int]) -> int:

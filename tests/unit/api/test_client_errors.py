@@ -177,8 +177,10 @@ def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     script = Script([reply(429, {}, **{"Retry-After": "7"}), reply(200, {"id": "c1", "name": "a"})])
 
     api = client(script, max_backoff=60.0)
-    real_wait = api._wait
-    monkeypatch.setattr(api, "_wait", lambda state: waits.append(real_wait(state)) or 0.0)
+    real_delay = api._delay
+    monkeypatch.setattr(
+        api, "_delay", lambda error, attempt: waits.append(real_delay(error, attempt)) or 0.0
+    )
     monkeypatch.setattr(api.limiter, "on_rate_limited", lambda retry_after: None)
 
     async def go() -> None:
@@ -285,3 +287,37 @@ def test_bad_answer_to_post_is_permanent_not_ambiguous() -> None:
 
     with pytest.raises(BadAnswerError):
         run(go())
+
+
+def test_each_retry_waits_longer_until_the_attempts_are_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four 503s then an answer: four waits after attempts 1 to 4, on doubling ceilings."""
+    delays: list[tuple[int, float]] = []
+    script = Script([reply(503, {})] * 4 + [reply(200, {"id": "c1", "name": "a"})])
+    api = client(script, max_attempts=5, max_backoff=60.0)
+    real_delay = api._delay
+    monkeypatch.setattr(
+        api, "_delay", lambda e, n: (delays.append((n, real_delay(e, n))) and 0.0) or 0.0
+    )
+
+    async def go() -> None:
+        async with api:
+            await api.get_collection("c1")
+
+    run(go())
+    assert [n for n, _ in delays] == [1, 2, 3, 4] and len(script.seen) == 5
+    base = api._backoff.base
+    assert all(base * 2 ** (n - 2) <= d <= base * 2 ** (n - 1) for n, d in delays)
+
+
+def test_the_last_attempt_s_error_is_raised_when_all_are_spent() -> None:
+    script = Script([reply(503, {})] * 3)
+
+    async def go() -> None:
+        async with client(script, max_attempts=3, max_backoff=0.01) as api:
+            await api.get_collection("c1")
+
+    with pytest.raises(ServerError):
+        run(go())
+    assert len(script.seen) == 3

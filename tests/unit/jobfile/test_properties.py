@@ -8,6 +8,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,3 +49,33 @@ def test_expansion_is_the_product_in_order(
     ]
     assert len(collection.requests) == math.prod(len(v) for _, v in loops)
     assert [r["url"] for r in collection.requests] == expected
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(alphabet=st.characters(codec="utf-8")),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _JSON, max_size=6))
+def test_canonical_json_is_json_dumps_sorted_and_compact(request: dict[str, object]) -> None:
+    """Fingerprints, digests and idempotency keys already stored depend on these bytes."""
+    from sprunner.jobfile.model import canonical_json
+
+    expected = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(request) == expected
+
+
+def test_canonical_json_refuses_a_cycle_as_json_does() -> None:
+    from sprunner.jobfile.model import canonical_json
+
+    cyclic: dict[str, object] = {"url": "https://a.example"}
+    cyclic["self"] = cyclic
+    with pytest.raises(ValueError, match="Circular reference"):
+        canonical_json(cyclic)
