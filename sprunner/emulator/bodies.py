@@ -34,6 +34,8 @@ def encode(value: Any) -> bytes:
 
 
 def size_from_url(url: str) -> int:
+    if "size" not in url and "%" not in url:
+        return DEFAULT_SIMULATED_SIZE  # no `size=`, even percent-encoded: skip the parsing
     values = parse_qs(urlsplit(url).query).get("size", [])
     for value in values:
         if value.isdigit():

@@ -84,10 +84,20 @@ def _dated(app: ASGIApp, engine: Engine) -> ASGIApp:
     """Every answer carries a `Date` header on the engine's clock (`clock_skew`)."""
     from email.utils import formatdate
 
+    dates: dict[int, bytes] = {}  # the header of the current second, made once
+
+    def date_header() -> bytes:
+        second = int(engine.now())
+        date = dates.get(second)
+        if date is None:
+            dates.clear()
+            date = dates[second] = formatdate(second, usegmt=True).encode()
+        return date
+
     async def dated(scope: Scope, receive: Receive, send: Send) -> None:
         async def send_dated(message: Message) -> None:
             if message.get("type") == "http.response.start":
-                date = formatdate(engine.now(), usegmt=True).encode()
+                date = date_header()
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"date"]
                 message = {**message, "headers": [*headers, (b"date", date)]}
             await send(message)

@@ -77,6 +77,10 @@ def _check_request(index: int, request: Any) -> dict[str, Any]:
     return request
 
 
+# What makes two requests the same (made once: `json.dumps` builds an encoder per call).
+_identity = json.JSONEncoder(sort_keys=True).encode
+
+
 def check_body(body: Any) -> tuple[str, list[dict[str, Any]], int]:
     """Validate `{name, requests}`; return the name, the distinct requests, duplicates dropped."""
     if not isinstance(body, dict):
@@ -93,5 +97,5 @@ def check_body(body: Any) -> tuple[str, list[dict[str, Any]], int]:
     distinct: dict[str, dict[str, Any]] = {}
     for index, request in enumerate(requests):
         checked = _check_request(index, request)
-        distinct.setdefault(json.dumps(checked, sort_keys=True), checked)
+        distinct.setdefault(_identity(checked), checked)
     return name, list(distinct.values()), len(requests) - len(distinct)
