@@ -7,9 +7,11 @@ Every problem is an `EngineError(422, ...)` naming where it is (`requests[3].url
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from sprunner.canonical import canonical_json
 from sprunner.emulator.model import EngineError
 from sprunner.schemafiles import request_enums
 
@@ -54,6 +56,19 @@ def _depth_over(value: Any, limit: int) -> bool:
     return False
 
 
+# An http(s) URL with a plain host name: what `urlsplit` would accept, told without it (a
+# third of the emulator's CPU for a create of 50 requests). Anything else goes to `urlsplit`.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:[/?#]|\Z)")
+
+
+def _absolute(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # "http://[x/": an unclosed IPv6 bracket is a 422, not a 500
+        return False
+
+
 def _check_request(index: int, request: Any) -> dict[str, Any]:
     where = f"requests[{index}]"
     if not isinstance(request, dict):
@@ -62,8 +77,7 @@ def _check_request(index: int, request: Any) -> dict[str, Any]:
     if unknown:
         raise EngineError(422, f"{where}: unknown field(s): {', '.join(unknown)}")
     url = request.get("url")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    if not (isinstance(url, str) and (_PLAIN_URL.match(url) or _absolute(url))):
         raise EngineError(422, f"{where}.url: an absolute http(s) URL is required")
     for key, allowed in _ENUMS.items():
         if key in request and request[key] not in allowed:
@@ -75,10 +89,6 @@ def _check_request(index: int, request: Any) -> dict[str, Any]:
     if custom_id is not None and (not isinstance(custom_id, str) or len(custom_id) > 255):
         raise EngineError(422, f"{where}.custom_id: a string of at most 255 characters")
     return request
-
-
-# What makes two requests the same (made once: `json.dumps` builds an encoder per call).
-_identity = json.JSONEncoder(sort_keys=True).encode
 
 
 def check_body(body: Any) -> tuple[str, list[dict[str, Any]], int]:
@@ -97,5 +107,5 @@ def check_body(body: Any) -> tuple[str, list[dict[str, Any]], int]:
     distinct: dict[str, dict[str, Any]] = {}
     for index, request in enumerate(requests):
         checked = _check_request(index, request)
-        distinct.setdefault(_identity(checked), checked)
+        distinct.setdefault(canonical_json(checked), checked)
     return name, list(distinct.values()), len(requests) - len(distinct)

@@ -21,12 +21,12 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sprunner.canonical import canonical_json
 from sprunner.errors import Problem
 from sprunner.jobfile.checks import CHECKS, RENDERED_CHECKS, RENDERED_ENUMS
 from sprunner.jobfile.dedup import Dedup
 from sprunner.jobfile.fastrender import fast_requests
 from sprunner.jobfile.masking import secret_pairs, tidy_display
-from sprunner.jobfile.model import canonical_json
 from sprunner.jobfile.templates import (
     SECRET_MASK,
     DocPath,

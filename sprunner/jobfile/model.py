@@ -8,12 +8,12 @@ equal fingerprints mean "nothing to PUT".
 from __future__ import annotations
 
 import hashlib
-import json
-import json.encoder
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
+
+from sprunner.canonical import canonical_json
 
 When = Literal["always", "changed", "never"]
 Overlap = Literal["skip", "allow"]
@@ -96,49 +96,6 @@ class RunPolicy:
     max_failed: MaxFailed = field(default_factory=MaxFailed)
     overlap: Overlap = "skip"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-
-# Made once: `json.dumps` with options builds a new encoder at every call, and this runs
-# for every request of every collection.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _c_encoder() -> Callable[[Any, int], Sequence[str]] | None:
-    """`_CANONICAL`'s C encoder, made once: `encode` makes one per call, which was most of
-    its cost for a request (2.7 µs of 3.7), and this runs three times for every request of
-    every collection (duplicates, fingerprint, digests). Without cycle markers: a cycle is
-    a RecursionError here, which `canonical_json` hands to `encode` to say it as always."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return None
-    try:
-        encoder: Callable[[Any, int], Sequence[str]] = make(
-            None,
-            _CANONICAL.default,
-            json.encoder.encode_basestring,
-            None,
-            ":",
-            ",",
-            True,
-            False,
-            True,
-        )
-    except TypeError:  # another Python's signature: the general road
-        return None
-    return encoder
-
-
-_C_ENCODE = _c_encoder()
-
-
-def canonical_json(value: Any) -> str:
-    """The one serialisation used for fingerprints and idempotency keys."""
-    if _C_ENCODE is not None and type(value) is dict:
-        try:
-            return "".join(_C_ENCODE(value, 0))
-        except RecursionError:
-            pass
-    return _CANONICAL.encode(value)
 
 
 def _fingerprint(name: str, texts: Iterable[str]) -> str:

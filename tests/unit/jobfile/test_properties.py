@@ -66,14 +66,14 @@ _JSON = st.recursive(
 @given(st.dictionaries(st.text(max_size=8), _JSON, max_size=6))
 def test_canonical_json_is_json_dumps_sorted_and_compact(request: dict[str, object]) -> None:
     """Fingerprints, digests and idempotency keys already stored depend on these bytes."""
-    from sprunner.jobfile.model import canonical_json
+    from sprunner.canonical import canonical_json
 
     expected = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(request) == expected
 
 
 def test_canonical_json_refuses_a_cycle_as_json_does() -> None:
-    from sprunner.jobfile.model import canonical_json
+    from sprunner.canonical import canonical_json
 
     cyclic: dict[str, object] = {"url": "https://a.example"}
     cyclic["self"] = cyclic

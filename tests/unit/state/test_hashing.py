@@ -11,7 +11,7 @@ import hashlib
 import itertools
 from pathlib import Path
 
-from sprunner.jobfile.model import canonical_json
+from sprunner.canonical import canonical_json
 from sprunner.state import Hasher, State
 from tests.unit.state.helpers import collection
 
