@@ -227,22 +227,30 @@ class State(StateStore):
     def _keep_applied(self, name: str, item: tuple[str, ...] | DesiredCollection) -> None:
         # During an apply these display-only digests are kept, then made once every
         # collection is reconciled (`settle`) and written by the end of the apply, or early
-        # when many are pending. Made and written amid the calls, they cost CPU; in a worker
-        # thread, more in GIL hand-offs.
+        # when many digests are held (a collection held costs nothing: the plan has it).
+        # Made and written amid the calls, they cost CPU; in a worker thread, more in GIL
+        # hand-offs.
         self._pending_applied[name] = item
-        self._pending_digests += _count(item)
+        if not isinstance(item, DesiredCollection):
+            self._held(len(item))
+
+    def _held(self, digests: int) -> None:
+        self._pending_digests += digests
         if self._pending_digests > MAX_PENDING_DIGESTS:
             self._write_pending()
 
     async def settle(self) -> None:
         # Each collection's digests, letting the event loop serve the polls in between;
         # then one write. A failure leaves everything pending: the end writes it again.
-        for name in list(self._pending_applied):
-            item = self._pending_applied.get(name)
-            if isinstance(item, DesiredCollection):
-                self._pending_applied[name] = self.hasher.request_digests(item, keep=False)
-                await asyncio.sleep(0)
         with contextlib.suppress(StateError):
+            for name in list(self._pending_applied):
+                item = self._pending_applied.get(name)
+                if isinstance(item, DesiredCollection):
+                    made = self._pending_applied[name] = self.hasher.request_digests(
+                        item, keep=False
+                    )
+                    self._held(len(made))
+                    await asyncio.sleep(0)
             self._write_pending()
 
     def _write_pending(self) -> None:
@@ -352,7 +360,3 @@ def locked(directory: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def _count(item: tuple[str, ...] | DesiredCollection) -> int:
-    return len(item.requests if isinstance(item, DesiredCollection) else item)

@@ -11,6 +11,8 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
+
 from sprunner.state import State
 from sprunner.state.applied import AppliedFiles, collection_key
 from tests.unit.state.helpers import collection
@@ -119,3 +121,26 @@ def test_bucket_texts_parse_back_block_by_block(tmp_path: Path) -> None:
     fresh = AppliedFiles(tmp_path)
     for (api, name), (key_id, made) in entries.items():
         assert fresh.read(api, name) == (key_id, made)
+
+
+def test_collections_kept_for_later_do_not_count_against_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collection kept costs no memory (the plan holds it); digests made do."""
+    from sprunner.state import directory
+
+    monkeypatch.setattr(directory, "MAX_PENDING_DIGESTS", 3)
+    state = State(tmp_path, API, key="k")
+    state.defer_durability(True)
+    shops = [
+        collection(f"s{i}", *(f"https://s{i}.example/{p}" for p in range(2))) for i in range(4)
+    ]
+    for shop in shops:
+        state.record_applied(shop)
+    assert State(tmp_path, API, key="k").load_applied("s0") is None  # nothing written early
+    asyncio.run(state.settle())  # made two by two: over the bound, written as it goes
+    assert all(
+        State(tmp_path, API, key="k").load_applied(s.name) == list(state.hasher.request_digests(s))
+        for s in shops
+    )
+    state.defer_durability(False)
