@@ -13,7 +13,7 @@ _PIECES = ["http", "https", "HTTP", "://", ":", "/", "?", "#", "@", "[", "]", "a
 _PIECES += [".", "-", "80", " ", "\t", "\n", "%", "é", "x.y", ":99999"]
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     st.tuples(
         st.sampled_from(["http://", "https://", "HTTP://", "http:/", ""]),

@@ -55,7 +55,7 @@ _PIECES = [
 _JINJA = TemplateCompiler().env
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.sampled_from(_PIECES), max_size=14).map("".join))
 @example("{{ site }}/c0/p/{{ page }}")
 @example("a{{{ x }}")
