@@ -20,6 +20,7 @@ directory (`drop_unkeyed`).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -29,6 +30,7 @@ KEY_LENGTH = 24  # hex digits of a collection's key
 BUCKET_DIGITS = 2  # 256 buckets
 
 Found = tuple[str, list[str]]  # (key id, digests)
+_HEX_KEY = re.compile(f"[0-9a-f]{{{KEY_LENGTH}}}")
 
 
 def collection_key(api_url: str, name: str) -> str:
@@ -83,7 +85,9 @@ class AppliedFiles:
         text = self._texts.get(bucket)
         if text is None:
             try:
-                text = (self.folder / f"{bucket}.txt").read_text(encoding="utf-8")
+                # A damaged file reads as what it still says: display-only data, never a crash.
+                path = self.folder / f"{bucket}.txt"
+                text = path.read_text(encoding="utf-8", errors="replace")
             except FileNotFoundError:
                 text = ""
             self._texts[bucket] = text
@@ -100,7 +104,8 @@ class AppliedFiles:
         if not self._has_legacy():
             return None
         try:
-            lines = (self.folder / f"{key}.txt").read_text(encoding="utf-8").split()
+            path = self.folder / f"{key}.txt"
+            lines = path.read_text(encoding="utf-8", errors="replace").split()
         except FileNotFoundError:
             return None
         if not lines or not lines[0].startswith("#"):
@@ -109,13 +114,16 @@ class AppliedFiles:
 
 
 def _blocks(text: str) -> dict[str, str]:
-    """A bucket's text as key -> its block (the `@` line and the digests), in order."""
+    """A bucket's text as key -> its block (the `@` line and the digests), in order; what
+    does not start with a well-formed `@<key> #` line is dropped (a damaged file)."""
     blocks: dict[str, str] = {}
     start = text.find("@")
     while start != -1:
         end = text.find("\n@", start)
         end = len(text) if end == -1 else end + 1
-        blocks[text[start + 1 : start + 1 + KEY_LENGTH]] = text[start:end]
+        key = text[start + 1 : start + 1 + KEY_LENGTH]
+        if _HEX_KEY.fullmatch(key) and text.startswith(" #", start + 1 + KEY_LENGTH):
+            blocks[key] = text[start:end]
         start = end if end < len(text) else -1
     return blocks
 

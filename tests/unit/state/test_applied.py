@@ -144,3 +144,18 @@ def test_collections_kept_for_later_do_not_count_against_the_bound(
         for s in shops
     )
     state.defer_durability(False)
+
+
+def test_a_damaged_bucket_is_read_as_far_as_it_goes_and_written_whole_again(
+    tmp_path: Path,
+) -> None:
+    state = State(tmp_path, API, key="k")
+    state.save_applied("shop", ["a:1"])
+    bucket = tmp_path / "applied" / f"{collection_key(API, 'shop')[:2]}.txt"
+    bucket.write_bytes(bucket.read_bytes() + b"\xff\xfe garbage\n@short\n")
+    again = State(tmp_path, API, key="k")
+    found = again.load_applied("shop")
+    assert found is not None and found[0] == "a:1"
+    again.save_applied("shop", ["b:2"])
+    assert State(tmp_path, API, key="k").load_applied("shop") == ["b:2"]
+    assert "short" not in bucket.read_text()  # the damage is not carried over
