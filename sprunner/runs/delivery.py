@@ -112,6 +112,29 @@ def spool_dir_of(state: StateStore) -> Path | None:
     return Path(directory) / "spool" if directory is not None else None
 
 
+async def open_drain(
+    client: ApiClient,
+    state: StateStore,
+    target: Any,  # results.drain.DrainTarget
+    checkpoint: Any,
+    on_commit: Callable[[Any], None],
+    warn: Callable[[str], None],
+) -> Any:
+    """A `results.drain.Drain` of `target`, opened (files, spool) in a worker thread."""
+    from sprunner.results.drain import Drain
+
+    return await asyncio.to_thread(
+        Drain,
+        # The drain passes only the orders the client's Literal types allow.
+        cast("JobsApi", client),
+        target,
+        checkpoint=checkpoint,
+        spool_dir=spool_dir_of(state),
+        on_commit=on_commit,
+        warn=warn,
+    )
+
+
 class Delivery:
     """Drains one run of one collection; see the module docstring."""
 
@@ -148,7 +171,7 @@ class Delivery:
 
     async def open(self) -> None:
         """Build (or resume) the drain; a drain already published is not built again."""
-        from sprunner.results.drain import Drain, DrainTarget
+        from sprunner.results.drain import DrainTarget
         from sprunner.results.errors import ResultsError
         from sprunner.results.layout import result_paths
 
@@ -183,15 +206,8 @@ class Delivery:
             masks=self._desired,
         )
         try:
-            self._drain = await asyncio.to_thread(
-                Drain,
-                # The drain passes only the orders the client's Literal types allow.
-                cast("JobsApi", self._client),
-                target,
-                checkpoint=checkpoint,
-                spool_dir=spool_dir_of(self._state),
-                on_commit=self._journal,
-                warn=self._warn,
+            self._drain = await open_drain(
+                self._client, self._state, target, checkpoint, self._journal, self._warn
             )
         except ResultsError as e:
             self._fail(e)

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sprunner import __version__
 from sprunner.api.client import ApiClient
@@ -43,13 +43,13 @@ from sprunner.runs.delivery import (
     Delivery,
     Persisted,
     drain_fields,
+    open_drain,
     shown_to,
     spool_dir_of,
 )
 from sprunner.state import StateStore
 
 if TYPE_CHECKING:
-    from sprunner.results.apitypes import JobsApi
     from sprunner.results.checkpoint import DrainCheckpoint
 
 STAGED_KIND = "results.retry"
@@ -150,7 +150,7 @@ class RetryResults:
     async def begin(self, attempt: int, run: Run, started_at: float) -> Hook | None:
         if self._published is not None:
             return None  # folded and published before a kill: nothing to drain again
-        from sprunner.results.drain import Drain, DrainTarget
+        from sprunner.results.drain import DrainTarget
         from sprunner.results.errors import ResultsError
         from sprunner.results.merge import staging_paths
 
@@ -172,14 +172,13 @@ class RetryResults:
         )
         staged = _Staged(self, self._client, attempt, run, target.collection)
         try:
-            staged.drain = await asyncio.to_thread(
-                Drain,
-                cast("JobsApi", self._client),
+            staged.drain = await open_drain(
+                self._client,
+                self._state,
                 target,
-                checkpoint=saved,
-                spool_dir=spool_dir_of(self._state),
-                on_commit=lambda cp: self.journal(attempt, run.run_id, cp, settled=False),
-                warn=self._warn,
+                saved,
+                lambda cp: self.journal(attempt, run.run_id, cp, settled=False),
+                self._warn,
             )
         except ResultsError as e:
             staged.fail(e)
