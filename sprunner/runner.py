@@ -21,10 +21,10 @@ unusable (bad key, quota spent) ends the apply. The terminal display reads froze
 On a shared state (PostgreSQL), each collection's work from its reconcile to the end of its
 wait happens under that collection's lock (`sprunner.runs.locks`: claimed at the start of
 phase 1, released when phase 3 ends for it); a collection another apply handles is
-`skipped`. A lost state database fails the collections that still had something to start.
+`skipped`. A lost state database fails the collections that still had something to start;
+a run started as it went away is reported by its id (`starter.Started.unrecorded`).
 
-The client, the clock, the output and the write backoff are injected, so one apply can be
-run against an in-memory fake of the API in a unit test.
+The client, clock, output and write backoff are injected (a unit test applies to a fake).
 """
 
 from __future__ import annotations
@@ -38,19 +38,20 @@ from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError
 from sprunner.api.models import Run
 from sprunner.backoff import WRITE_BACKOFF, Backoff
+from sprunner.errors import StateError
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.outcome import CollectionOutcome, Progress
 from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
-from sprunner.reconcile.runplan import changed_for_run
+from sprunner.reconcile.scope import where
 from sprunner.runs import decision, delivery, poller, retry, starter
 from sprunner.runs.judge import judge
 from sprunner.runs.launch import launch
 from sprunner.runs.ledger import CreditLedger
 from sprunner.runs.locks import CollectionLocks
 from sprunner.state import StateStore as State
-from sprunner.state.base import StateConnectionLost
+from sprunner.state import lifecycle
 from sprunner.track import (
     Begun,
     Decided,
@@ -110,8 +111,6 @@ class Runner:
         ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
         # A retry is braked against every first run the ledger allows (runs/retry.py).
         self._brake = retry.CreditBrake(self.max_credits, first_runs=ledger.committed)
-        self.state.defer_durability(True)  # group commit: one fsync before each POST
-        self.client.before_post = self.state.synced
         settling = asyncio.ensure_future(self._settle(ledger))
         try:
             # On a shared state the collection's lock is held from its claim (in
@@ -124,11 +123,9 @@ class Runner:
         finally:
             settling.cancel()
             await asyncio.gather(settling, return_exceptions=True)
-            self.client.before_post = None
-            self.state.defer_durability(False)
 
     async def _settle(self, ledger: CreditLedger) -> None:
-        await ledger.committed()  # all reconciled: the state's deferred work, amid the polls
+        await ledger.committed()  # all reconciled: the display-only digests, amid the polls
         await self.state.settle()
 
     def _cost(self, track: Track) -> int | None:
@@ -158,7 +155,7 @@ class Runner:
                 await phase(index, self._tracks[index])
             except ApiUnusableError:
                 raise
-            except (ApiError, StateConnectionLost) as error:
+            except (ApiError, StateError) as error:  # a lost or full state store too
                 self._fold(index, Failed(str(error)))
                 self.output.error(f"{self._tracks[index].name}: {error}")
 
@@ -222,6 +219,7 @@ class Runner:
         else:
             assert item.remote_id is not None
             applied = Applied(item.remote_id, "unchanged")
+            lifecycle.declared(self.state, name, file=where(desired.file))
         for note in applied.notes:
             self.output.warn(f"{name}: {note}")
         if applied.action != "unchanged":
@@ -241,8 +239,8 @@ class Runner:
                 self.client, self.state, name=name, collection_id=collection_id
             )
             if adopted is not None:
-                # Started by an apply that was killed: with the content it had then.
-                self.state.mark_started(name, desired)
+                # Started by an apply that was killed, with the content it had then (the
+                # lifecycle recorded it): a change since stays pending for a later apply.
                 return Decided(True, adopted=adopted)
         last_run_at = None
         if run_policy.schedule is not None and existing:
@@ -253,7 +251,7 @@ class Runner:
             run_policy,
             # Against the last *started* run's content: a change stays pending until a run
             # starts with it (--no-run, --max-credits, a schedule, an adopted older run).
-            changed=changed_for_run(applied.action, self.state, desired),
+            changed=lifecycle.change_pending(self.state, desired),
             last_run_at=last_run_at,
             now=self.clock(),
         )
@@ -275,15 +273,17 @@ class Runner:
         desired = track.item.desired
         assert desired is not None
         if track.adopted is not None:
-            started = track.adopted
-            self.output.info(
-                f"{track.name}: adopted run {started.run.run_id} ({started.run.status})"
-            )
+            started, run = track.adopted, track.adopted.run
+            self.output.info(f"{track.name}: adopted run {run.run_id} ({run.status})")
             track = self._fold(index, Begun(started))
         else:
             begun = await self._start(index, track, desired)
             track = self._fold(index, begun)
             started = begun.started
+        if started.unrecorded is not None:  # reported by its id; the next apply adopts it
+            self._fold(index, Failed(started.unrecorded))
+            self.output.error(f"{track.name}: {started.unrecorded}")
+            return
         track = self._fold(index, await self._wait(index, track, desired, started))
         await self._retry(index, track, desired)
 

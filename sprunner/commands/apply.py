@@ -1,8 +1,8 @@
 """`sprunner apply`: load, lock, list, plan, execute, wait, report.
 
 Nothing is sent to the API before every job file has loaded cleanly. The lock is held from
-before the first call until the state is compacted. SIGINT and SIGTERM cancel the work in
-flight; the state already holds every id and run id (it is journaled as they arrive), a
+before the first call until the state is closed. SIGINT and SIGTERM cancel the work in
+flight; the state already holds every id and run id (each committed as it arrives), a
 partial report is written, and the exit code is 130 / 143. The next apply adopts the runs.
 The handlers cover the command from the lock to the report (`sprunner.interruption`).
 """
@@ -32,6 +32,7 @@ from sprunner.jobfile.load import Loaded
 from sprunner.lastrun import with_last_runs
 from sprunner.operate import Operation, operated
 from sprunner.outcome import ApplyOutcome, CollectionOutcome
+from sprunner.reconcile.scope import where
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 from sprunner.state import StateStore as State
@@ -54,6 +55,7 @@ class _Apply:
     apply_options: ApplyOptions
     output: Output
     op: Operation
+    scope: tuple[str, ...]  # the paths of this apply, as the state records files (--prune)
 
 
 @dataclass
@@ -153,7 +155,8 @@ def _applied(
         _state(options, api) as state,
     ):
         sofar.api_url = api.api_url
-        work = _Apply(loaded, api, state, options, apply_options, output, op)
+        scope = tuple(where(path) for path in selection.paths)
+        work = _Apply(loaded, api, state, options, apply_options, output, op, scope)
         outcome = asyncio.run(_apply(work, interruption, sofar))
     if interruption.signum is not None and outcome.interrupted_by is None:
         # It came after the work was done: the report says so, as the exit code will.
@@ -170,7 +173,7 @@ def _applied(
 
 
 def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextManager[State]:
-    """The state under its lock, compacted on the way out (`--local` keeps its own).
+    """The state under its lock, closed on the way out (`--local` keeps its own).
 
     A database state is opened without the whole-state lock: the runner takes one lock
     per collection (`sprunner.runs.locks`), so that applies on many hosts share the work.
@@ -239,6 +242,7 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
         hasher=work.state.hasher,
         declared=work.loaded.declared,
         prune=work.apply_options.prune,
+        scope=work.scope,
     )
     runner = Runner(
         client,

@@ -8,7 +8,9 @@ it is due. Collections that cannot run now by their policy alone (`when: never`,
 `when: changed` and unchanged, not due by the state's last run time) cost no call.
 
 `--prune` plans the deletions as apply --prune would make them (without it they are listed
-as "delete with --prune"). With --detailed-exitcode, exit 10 means changes are pending
+as "delete with --prune"): only collections whose recorded declaring file lies under the
+paths planned (`reconcile/scope.py`), so a plan of one folder says nothing about what the
+other folders declare. With --detailed-exitcode, exit 10 means changes are pending
 (like terraform's 2, which we cannot use: 2 means invalid input here); exit 1 means a
 collection is in error. Runs do not count as changes.
 """
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_CHANGES_PENDING, EXIT_FAILED, EXIT_OK
+from sprunner.reconcile.scope import where
 from sprunner.session import Target, list_remote, target
 from sprunner.settings import GlobalOptions, Selection
 from sprunner.state import opened
@@ -55,7 +58,8 @@ def run(
             persist=False,
         ) as state,
     ):
-        plan, runs = asyncio.run(_plan(api, options, loaded, state, output, prune))
+        scope = tuple(where(path) for path in selection.paths)
+        plan, runs = asyncio.run(_plan(api, options, loaded, state, output, prune, scope))
     output.plan(plan, runs)
     if plan.of("error"):
         return EXIT_FAILED
@@ -71,6 +75,7 @@ async def _plan(
     state: StateStore,
     output: Output,
     prune: bool,
+    scope: tuple[str, ...],
 ) -> tuple[Plan, dict[str, RunIntent]]:
     from sprunner.api.client import ApiClient
     from sprunner.operate import log_call
@@ -92,17 +97,19 @@ async def _plan(
             declared=loaded.declared,
             applied=applied,
             prune=prune,
+            scope=scope,
         )
         return plan, await _intents(client, plan, state)
 
 
 async def _intents(client: ApiClient, plan: Plan, state: StateStore) -> dict[str, RunIntent]:
     """Whether apply would start each collection's run now (`sprunner.reconcile.runplan`)."""
-    from sprunner.reconcile.runplan import changed_for_run, intend, needs_remote
+    from sprunner.reconcile.runplan import intend, needs_remote
+    from sprunner.state.lifecycle import change_pending
 
     now = time.time()
     items = [item for item in plan.items if item.desired is not None]
-    changed = {i.name: changed_for_run(i.action, state, i.desired) for i in items if i.desired}
+    changed = {i.name: change_pending(state, i.desired) for i in items if i.desired}
     wanted = [i for i in items if needs_remote(i, state.get(i.name), changed[i.name], now)]
     looked = await asyncio.gather(*(_remote_runs(client, item) for item in wanted))
     remote = {item.name: runs for item, runs in zip(wanted, looked, strict=True)}

@@ -8,14 +8,16 @@
   then the create is sent again under the next generation. When the state knows no earlier
   id for the name (a fresh or lost state), only the API can tell a replay: one GET, which
   the runner skips when a run start follows at once (its 404 tells the same, for free) and
-  makes with `confirm` otherwise. On deployments that ignore the key, the real guard is
-  the next point.
+  makes with `confirm` otherwise. An answer with another id than the name's last one is
+  checked the same way: a key may replay any older generation's collection, deleted
+  since (content edited and edited back). On deployments that ignore the key, the real
+  guard is the next point.
 - After an ambiguous failure of a create (5xx, dropped connection, timeout), the remote
   list is read again by name before anything is repeated: a collection that appeared is
   adopted, not created a second time.
-- Each new id goes to the state as soon as the API answers. Before a PUT, the state's
-  fingerprint is cleared: if we die mid-PUT, the next apply PUTs again rather than trusting
-  a remote side it cannot see.
+- Each new id goes to the state as soon as the API answers, with the declaring file. Before
+  a PUT, the state's fingerprint is cleared: if we die mid-PUT, the next apply PUTs again
+  rather than trusting a remote side it cannot see (the transitions: state/lifecycle.py).
 - A 404 on a collection known from the state means it was deleted remotely: create again
   (here for a PUT; `runner.py` does the same when starting its run answers 404).
 """
@@ -32,7 +34,9 @@ from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, NotFoundError
 from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
 from sprunner.jobfile.model import DesiredCollection
+from sprunner.reconcile.scope import where
 from sprunner.state import StateStore as State
+from sprunner.state import lifecycle
 
 # Creates answered with a replay of a deleted collection, at most, before giving up on keys
 # (each one moves the generation on).
@@ -79,10 +83,11 @@ def _notes(answer: Any) -> tuple[str, ...]:
 
 
 def _record_applied(
-    state: State, desired: DesiredCollection, collection_id: str, **kw: Any
+    state: State, desired: DesiredCollection, collection_id: str, *, created: bool
 ) -> None:
-    fingerprint = state.fingerprint_of(desired)  # keyed: see sprunner/state/hashing.py
-    state.update(desired.name, id=collection_id, fingerprint=fingerprint, **kw)
+    content = state.fingerprint_of(desired)  # keyed: see sprunner/state/hashing.py
+    name, file = desired.name, where(desired.file)
+    lifecycle.applied(state, name, collection_id, content=content, created=created, file=file)
     state.record_applied(desired)
 
 
@@ -113,11 +118,11 @@ async def create(
     if gone is None and entry is not None and entry.id:
         gone = entry.id
     applied = await _create_once(client, state, desired, backoff=backoff)
-    if gone is None and not check:
+    if not check and applied.collection_id != gone:
         applied = replace(applied, unchecked=True)
     else:
         applied = await _until_fresh(client, state, desired, applied, gone, backoff)
-    _record_applied(state, desired, applied.collection_id, created=True, creating=False)
+    _record_applied(state, desired, applied.collection_id, created=True)
     return applied
 
 
@@ -135,7 +140,7 @@ async def confirm(
         client, state, desired, Applied(collection_id, "create"), None, backoff
     )
     if checked.collection_id != collection_id:
-        _record_applied(state, desired, checked.collection_id, created=True, creating=False)
+        _record_applied(state, desired, checked.collection_id, created=True)
     return checked.collection_id
 
 
@@ -151,23 +156,28 @@ async def _until_fresh(
     name = desired.name
     for _ in range(MAX_GENERATIONS):
         if not await _replayed(client, name, applied.collection_id, gone):
-            break
+            return replace(applied, unchecked=False)
         state.put_blob(name, GENERATION, _generation(state, name) + 1)
         applied = await _create_once(client, state, desired, backoff=backoff)
         gone = None  # a replay now could only be of an older generation: look it up
-    return replace(applied, unchecked=False)
+    raise DuplicateRemoteError(
+        f"{MAX_GENERATIONS} creates in a row replayed collections deleted since: "
+        "the API keeps answering with a deleted collection; not created",
+        call="create collection",
+        collection=name,
+    )
 
 
 async def _replayed(client: ApiClient, name: str, collection_id: str, gone: str | None) -> bool:
     """Whether a create's answer replayed a collection deleted since (its key was used).
 
-    With the name's last id known (`gone`), comparing is enough. Without it (a lost or
-    fresh state) the generation is unknown too, so a deterministic key may replay a
-    collection created and deleted before: ask for the collection (one GET) and trust
-    the answer only if it exists.
+    The name's last id (`gone`) is a replay for sure. Any other id may be one too: a
+    deterministic key replays whichever generation first used it (a lost state, or content
+    edited and edited back since), so ask for the collection (one GET) and trust the
+    answer only if it exists.
     """
-    if gone is not None:
-        return collection_id == gone
+    if gone is not None and collection_id == gone:
+        return True
     try:
         await client.get_collection(collection_id, name=name)
     except NotFoundError:
@@ -183,7 +193,7 @@ async def _create_once(
     requests: Sequence[Mapping[str, Any]] = desired.requests
     # Durable before the POST: if we die before the answer, the next apply knows that the
     # collection it finds under this name is one sprunner created.
-    state.update(name, id="", fingerprint=None, creating=True)
+    lifecycle.creating(state, name, file=where(desired.file))
 
     async def send() -> Applied:
         answer = await client.create_collection(name, requests, idempotency_key=key)
@@ -216,12 +226,12 @@ async def update(
     name = desired.name
     entry = state.get(name)
     created = entry is not None and entry.created_by_sprunner(remote_id)
-    state.update(name, id=remote_id, fingerprint=None, created=created, creating=False)
+    lifecycle.updating(state, name, remote_id, created=created)
     try:
         answer = await client.update_collection(remote_id, name, desired.requests)
     except NotFoundError:
         # Deleted remotely since we listed: the job file still wants it.
-        state.forget(name)
+        lifecycle.forgotten(state, name)
         return await create(
             client, state, desired, apply_id=apply_id, backoff=backoff, gone=remote_id
         )
@@ -232,4 +242,4 @@ async def update(
 async def delete(client: ApiClient, state: State, name: str, remote_id: str) -> None:
     with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
         await client.delete_collection(remote_id, name=name)
-    state.forget(name)
+    lifecycle.forgotten(state, name)

@@ -8,9 +8,11 @@ Rules (SPEC §4):
 - absent remotely → create; present once → update unless the state's fingerprint for
   that very id equals the desired one; present more than once → an error for that
   collection only, naming the ids;
-- remote collections that sprunner created (state) and no loaded file declares → delete
-  with --prune; without it they are `not_pruned` (shown, never acted on); every other
-  remote collection is unmanaged and never touched;
+- remote collections that sprunner created (state), whose recorded declaring file lies
+  under the paths of this apply (`scope.py`) and that no loaded file declares → delete
+  with --prune; without it they are `not_pruned` (shown, never acted on). What files
+  elsewhere declare is neither (a collection without a recorded file never is); every
+  other remote collection is unmanaged and never touched;
 - a retry companion `<name>.retry` (SPEC §8: marked in the state, or by its name next to
   a managed parent) is never unmanaged: `plan` lists it as its parent's companion, and
   it is deleted with its parent (--prune), never on its own while the parent is declared.
@@ -22,12 +24,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sprunner.actions import Action
 from sprunner.api.models import CollectionRef
 from sprunner.jobfile.model import DesiredCollection
+from sprunner.reconcile.scope import covers
 from sprunner.state import Entry, Hasher
 
 RETRY_SUFFIX = ".retry"  # the companion's name is its parent's plus this (runs/companion.py)
@@ -84,6 +87,11 @@ class Plan:
         """Everything planned, deletions not pruned included (they come last either way)."""
         return self.items + self.not_pruned
 
+    def without_deletions(self) -> Plan:
+        """The plan with its deletions left for a later --prune (a declined question)."""
+        kept = tuple(item for item in self.items if item.action != "delete")
+        return replace(self, items=kept, not_pruned=self.not_pruned + self.of("delete"))
+
     @property
     def has_changes(self) -> bool:
         return any(item.action in ("create", "update", "delete") for item in self.items)
@@ -124,11 +132,14 @@ def build_plan(
     declared: Iterable[str],
     applied: Mapping[str, Sequence[str]] | None = None,
     prune: bool = False,
+    scope: Sequence[str] = (),
 ) -> Plan:
     """Decide, for each desired collection and each pruneable one, what apply would do.
 
     `declared` holds every name of every loaded file (selected or not): a collection left
     out by --select or --shard is not undeclared and is never a delete candidate.
+    `scope`: the paths of this apply (`scope.where`); only a collection whose recorded
+    declaring file lies under them is a delete candidate (none without a scope).
     `applied` maps names to the request digests last applied (for the diff column).
     `hasher` is the state's (`state.hasher`): fingerprints are compared keyed.
     """
@@ -145,7 +156,7 @@ def build_plan(
         for c in desired
     ]
     declared_names = set(declared)
-    deletions = tuple(_deletions(entries, remote_ids, declared_names))
+    deletions = tuple(_deletions(entries, remote_ids, declared_names, scope))
     managed = {name for name in entries} | declared_names
     parents = _companions(remote, entries, managed, declared_names)
     unmanaged = tuple(ref for ref in remote if ref.name not in managed and ref.name not in parents)
@@ -220,19 +231,27 @@ def _plan_one(
 
 
 def _deletions(
-    entries: Mapping[str, Entry], remote_ids: Mapping[str, list[str]], declared: set[str]
+    entries: Mapping[str, Entry],
+    remote_ids: Mapping[str, list[str]],
+    declared: set[str],
+    scope: Sequence[str],
 ) -> Iterator[PlannedCollection]:
-    """Remote collections sprunner created that no loaded file declares, by name; a retry
-    companion goes with its parent (when the parent goes, or is gone), never alone."""
+    """Remote collections sprunner created from a file under `scope` that no loaded file
+    declares, by name; a retry companion goes with its parent (when the parent goes, or is
+    gone), never alone, and is scoped by its parent's file."""
     for name, entry in sorted(entries.items()):
         if name in declared or not entry.created:
             continue
-        reason = "created by sprunner; no job file declares it"
+        file = entry.file
+        reason = f"created by sprunner from {file}, which no longer declares it"
         if entry.companion_of is not None:
             parent = entries.get(entry.companion_of)
             if entry.companion_of in declared or (parent is not None and not parent.created):
                 continue
+            file = parent.file if parent is not None and parent.file else file
             reason = f"retry companion of {entry.companion_of}, deleted with it"
+        if not covers(scope, file):
+            continue
         for remote_id in remote_ids.get(name, []):
             if remote_id == entry.id:
                 yield PlannedCollection(name, "delete", reason, None, remote_id)

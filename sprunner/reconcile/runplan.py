@@ -1,8 +1,10 @@
 """Whether `apply` would start a run now, per planned collection: what `plan` shows.
 
 `plan` and `apply` must agree, so both go through the same rules: `when` and `schedule`
-are `sprunner.runs.decision.decide` (the runner's function), `changed` is `changed_for_run`
-(the runner calls it too), and the order of the checks is the runner's (`Runner._decide`):
+are `sprunner.runs.decision.decide` (the runner's function), `changed` is the state's
+`lifecycle.change_pending` (the runner calls it too: a change stays pending until a run
+started with that content is recorded), and the order of the checks is the runner's
+(`Runner._decide`):
 
 1. a run that an interrupted apply left in flight (the state's `inflight`) is adopted and
    waited for, whatever the policy: no new run;
@@ -23,9 +25,8 @@ from typing import TYPE_CHECKING
 from sprunner.runs.decision import decide
 
 if TYPE_CHECKING:
-    from sprunner.jobfile.model import DesiredCollection
     from sprunner.reconcile.plan import PlannedCollection
-    from sprunner.state import Entry, StateStore
+    from sprunner.state import Entry
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,6 @@ class RemoteRuns:
 
 
 NO_RUN = RunIntent(False, None, 0)
-
-
-def changed_for_run(action: str, state: StateStore, desired: DesiredCollection) -> bool:
-    """`when: changed`: whether the content differs from the content of the last run that
-    was started with it (SPEC §2). A change stays pending until a run starts with it; a
-    state that does not know (lost, or another key) counts as changed. `action` is the
-    plan's or the apply's, kept for the callers' symmetry: it does not decide alone."""
-    del action
-    return state.changed_since_started(desired.name, desired)
 
 
 def needs_remote(item: PlannedCollection, entry: Entry | None, changed: bool, now: float) -> bool:

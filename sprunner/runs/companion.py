@@ -26,6 +26,7 @@ from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
 from sprunner.reconcile.plan import RETRY_SUFFIX
 from sprunner.state import StateStore as State
+from sprunner.state import lifecycle
 
 SUFFIX = RETRY_SUFFIX
 
@@ -124,13 +125,11 @@ async def put(
             )
         remote_id = ids[0] if ids else None
     # The mark comes first, durable: whatever happens next, this name is the companion.
-    state.update(name, id=remote_id or "", companion_of=parent, created=True)
+    lifecycle.companion(state, name, remote_id, parent=parent)
     if remote_id is None:
         applied = await execute.create(client, state, companion, apply_id=apply_id, backoff=backoff)
     else:
         applied = await execute.update(
             client, state, companion, remote_id, apply_id=apply_id, backoff=backoff
         )
-    # `update` keeps `created` only for what it knows sprunner made; a companion always is.
-    state.update(name, companion_of=parent, created=True)
     return applied.collection_id, applied.action == "create"

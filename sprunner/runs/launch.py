@@ -19,6 +19,7 @@ from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
 from sprunner.runs import starter
 from sprunner.state import StateStore as State
+from sprunner.state import lifecycle
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ async def launch(
     backoff: Backoff,
 ) -> Launched:
     name = desired.name
-    # Recorded with the run's id: the run is ours, with this content (`when: changed`).
+    # Recorded with the pending start: the run is ours, with this content (`when: changed`).
     content = state.fingerprint_of(desired)
     try:
         started = await starter.start(
@@ -52,7 +53,7 @@ async def launch(
         )
         return Launched(started)
     except NotFoundError:
-        state.forget(name)
+        lifecycle.forgotten(state, name)
     applied = await execute.create(
         client, state, desired, apply_id=apply_id, backoff=backoff, gone=collection_id
     )

@@ -35,8 +35,7 @@ from sprunner.api.client import ApiClient
 from sprunner.api.models import CollectionRef
 from sprunner.errors import StateError
 from sprunner.reconcile.plan import PlannedCollection, build_plan
-from sprunner.state import Entry, StateStore
-from sprunner.state.base import StateConnectionLost
+from sprunner.state import Entry, StateConnectionLost, StateStore
 from sprunner.track import Track
 
 # The blob kind of the mark "this apply did this collection's work" (apply id, host, pid).

@@ -37,8 +37,8 @@ from sprunner.runs import retryledger as ledger
 from sprunner.runs.companion import Matched
 from sprunner.runs.delivery import max_poll_delay
 from sprunner.runs.retryresults import Hook, RetryResults, RunResults
-from sprunner.state import RunRecord
 from sprunner.state import StateStore as State
+from sprunner.state import lifecycle
 
 
 class CreditBrake:
@@ -192,11 +192,7 @@ def counts_of(run: Run) -> FinalCounts:
 def _hold(state: State, name: str, first: Run) -> None:
     """Keep the parent's run in flight until its retries are over: an apply killed
     meanwhile adopts it on the next apply, and the ledger resumes the retries."""
-    entry = state.get(name)
-    if entry is None:
-        return
-    started_at = entry.last_run.started_at if entry.last_run is not None else time.time()
-    state.update(name, inflight=RunRecord(first.run_id, started_at))
+    lifecycle.run_held(state, name, first.run_id)
 
 
 def split(

@@ -1,8 +1,12 @@
 """Starting a run, or adopting one, so that no collection is run twice by mistake.
 
-- Before the POST, the state records a pending start (no run id yet, the time). After the
-  answer, the run id. A kill -9 between the two leaves the pending mark: the next apply
-  looks for the run that POST started instead of starting another.
+- Before the POST, the state records a pending start (no run id yet, the time, the content
+  it starts with). After the answer, the run id. A kill -9 between the two leaves the
+  pending mark: the next apply looks for the run that POST started instead of starting
+  another, and records the content *that* run started with (state/lifecycle.py).
+- A run id the API returned is never lost to the state store going away right after: the
+  run is reported (`Started.unrecorded` says why it was not recorded), and the pending
+  mark, durable before the POST, makes the next apply adopt it.
 - After an ambiguous failure of the POST (5xx, dropped connection), the runs of the
   collection are listed and a run this attempt started is adopted — in progress *or
   already completed*, since a short run can end before we look. Ours is the newest run
@@ -20,14 +24,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import NotFoundError
 from sprunner.api.models import Run
 from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
-from sprunner.state import RunRecord
+from sprunner.errors import StateError
 from sprunner.state import StateStore as State
+from sprunner.state import lifecycle
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,16 @@ class Started:
     run: Run
     adopted: bool  # True when the run was not started by this apply's own POST
     started_at: float  # epoch seconds, our clock
+    # Why the state store could not record the run (it went away after the answer): the
+    # run is reported, not waited for, and the next apply adopts it (`_unrecorded`).
+    unrecorded: str | None = None
+
+
+def _unrecorded(run: Run, adopted: bool, started_at: float, error: StateError) -> Started:
+    """A run the state could not record: its pending start, durable before the POST, makes
+    the next apply adopt it; this apply reports it (SPEC §10: every run is reported)."""
+    why = f"run {run.run_id} started but the state could not record it ({error}); "
+    return Started(run, adopted, started_at, why + "the next apply adopts it")
 
 
 def _ours(runs: list[Run], *, known: Collection[str]) -> Run | None:
@@ -65,8 +80,7 @@ async def start(
     """Start one run, recording it before and after; adopt it after an ambiguous failure.
 
     `fresh`: the collection was created by this apply, so it has no runs yet.
-    `content`: the keyed fingerprint the run starts with, recorded with its id (what
-    `state.mark_started` records, in the same change).
+    `content`: the keyed fingerprint the run starts with, recorded with its pending start.
     """
     entry = state.get(name)
     if not fresh and (entry is None or entry.last_run is None):
@@ -75,11 +89,11 @@ async def start(
         runs = await client.list_runs(collection_id, name=name)
         if runs:
             newest = runs[0]
-            seen = RunRecord(newest.run_id, newest.created_at or 0.0)
-            entry = state.update(name, id=collection_id, last_run=seen)
+            at = newest.created_at or 0.0
+            lifecycle.run_seen(state, name, collection_id, newest.run_id, at=at)
+            entry = state.get(name)
     known = entry.known_run_ids if entry is not None else set()
-    since = time.time()
-    state.update(name, inflight=RunRecord(None, since))
+    pending = lifecycle.run_pending(state, name, content=content, at=time.time())
 
     async def send() -> Run:
         return await client.start_run(collection_id, name=name)
@@ -88,12 +102,11 @@ async def start(
         return await find_started(client, collection_id, name=name, known=known)
 
     run, adopted = await send_then_look(send, look, backoff)
-    record = RunRecord(run.run_id, since)
-    if content is None:
-        state.update(name, inflight=record, last_run=record)
-    else:
-        state.update(name, inflight=record, last_run=record, started_fingerprint=content)
-    return Started(run, adopted=adopted, started_at=since)
+    try:
+        lifecycle.run_started(state, name, run.run_id, pending)
+    except StateError as error:
+        return _unrecorded(run, adopted, pending.started_at, error)
+    return Started(run, adopted=adopted, started_at=pending.started_at)
 
 
 async def adopt_ours(
@@ -102,7 +115,8 @@ async def adopt_ours(
     """The run an interrupted apply left in flight, if any: it was never reported.
 
     Adopted in progress or completed. A pending start (killed between the POST and its
-    answer) is resolved to the run that POST started, when there is one.
+    answer) is resolved to the run that POST started, when there is one, with the content
+    recorded at that start.
     """
     entry = state.get(name)
     inflight = entry.inflight if entry is not None and entry.id == collection_id else None
@@ -112,15 +126,17 @@ async def adopt_ours(
         try:
             run = await client.get_run(collection_id, inflight.run_id, name=name)
         except NotFoundError:
-            state.update(name, inflight=None)
+            lifecycle.run_finished(state, name)
             return None
         return Started(run, adopted=True, started_at=inflight.started_at)
     found = await find_started(client, collection_id, name=name, known=entry.known_run_ids)
     if found is None:
-        state.update(name, inflight=None)
+        lifecycle.run_finished(state, name)  # that start never ran
         return None
-    record = RunRecord(found.run_id, inflight.started_at)
-    state.update(name, inflight=record, last_run=record)
+    try:
+        lifecycle.run_adopted(state, name, replace(inflight, run_id=found.run_id))
+    except StateError as error:
+        return _unrecorded(found, True, inflight.started_at, error)
     return Started(found, adopted=True, started_at=inflight.started_at)
 
 
@@ -133,16 +149,13 @@ async def adopt_running(
         return None
     run = running[0]
     since = run.created_at if run.created_at is not None else time.time()
-    record = RunRecord(run.run_id, since)
-    state.update(name, inflight=record, last_run=record)
-    return Started(run, adopted=True, started_at=since)
+    record = lifecycle.run_joined(state, name, run.run_id, at=since)
+    return Started(run, adopted=True, started_at=record.started_at)
 
 
 def finish(state: State, *, name: str) -> None:
     """The run was seen to its end (completed or given up on): it is no longer in flight."""
-    if state.get(name) is not None:
-        # Not fsynced on its own (nothing relies on it): see the state module docstring.
-        state.update(name, inflight=None, durable=False)
+    lifecycle.run_finished(state, name)
 
 
 async def last_run_time(

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sprunner.errors import UsageError
-from sprunner.state.base import StateStore
 from sprunner.state.model import entry_from_json
+from sprunner.state.store import StateStore
 
 FORMAT = "sprunner-state"
 EXPORT_VERSION = 1

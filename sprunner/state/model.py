@@ -1,9 +1,9 @@
-"""The values the state holds, whatever the backend: entries, run records, lock holders.
+"""The values the state holds, whatever the engine: entries, run records, lock holders.
 
 An `Entry` is what sprunner remembers about one collection of one API URL. Every field is
-a cache of something the API knows or a one-way keyed hash (see `hashing.py`): losing an
-entry costs at most one PUT and one run of a `when: changed` collection, never a duplicate.
-The JSON form below is the same in the state directory, in PostgreSQL and in an export.
+a cache of something the API knows, a one-way keyed hash (see `hashing.py`) or a path:
+losing an entry costs at most one PUT and one run of a `when: changed` collection, never
+a duplicate. Its JSON form (`entry_to_json`) is the export document's.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from sprunner.state.hashing import Hasher
 class RunRecord:
     run_id: str | None  # None while a start is pending: the POST was sent, no answer yet
     started_at: float  # local clock, epoch seconds, taken just before the POST
+    # Keyed fingerprint of the content the run was started with; None: unknown (a run
+    # someone else started, or one recorded by an older sprunner).
+    content: str | None = None
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class Entry:
     fingerprint: str | None = None  # keyed; of what was last applied; None = unknown
     created: bool = False  # sprunner created it: only these may be pruned
     last_run: RunRecord | None = None  # the newest run known to have been started
-    inflight: RunRecord | None = None  # a run started and not yet seen to its end
+    inflight: RunRecord | None = None  # a run started (or pending) and not yet seen to its end
     # A create was sent and never confirmed (the apply died waiting): if the name shows up
     # remotely, sprunner made it, and it may be pruned like any collection it created.
     creating: bool = False
@@ -39,6 +42,9 @@ class Entry:
     # The parent's name when this is the retry companion `<parent>.retry` (SPEC section 8):
     # never unmanaged, pruned with its parent, never planned from a job file.
     companion_of: str | None = None
+    # The job file that declares it (`reconcile/scope.py` form): --prune deletes only what
+    # a file under the apply's paths declared. None: unknown (an older state): never pruned.
+    file: str | None = None
 
     def created_by_sprunner(self, remote_id: str) -> bool:
         """Whether the remote collection `remote_id` is one sprunner created."""
@@ -51,7 +57,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class LockHolder:
-    """Who holds a collection's lock (shared backends only): for "handled by" messages."""
+    """Who holds a collection's lock (shared engines only): for "handled by" messages."""
 
     apply_id: str
     host: str
@@ -62,8 +68,6 @@ class LockHolder:
 
 
 def entry_to_json(entry: Entry) -> dict[str, Any]:
-    """`asdict(entry)`, written out: it ran for every change of an apply, and `asdict`'s
-    recursive deep copy was a tenth of the apply's CPU at thousands of collections."""
     return {
         "id": entry.id,
         "fingerprint": entry.fingerprint,
@@ -73,11 +77,14 @@ def entry_to_json(entry: Entry) -> dict[str, Any]:
         "creating": entry.creating,
         "started_fingerprint": entry.started_fingerprint,
         "companion_of": entry.companion_of,
+        "file": entry.file,
     }
 
 
 def _run_to_json(run: RunRecord | None) -> dict[str, Any] | None:
-    return None if run is None else {"run_id": run.run_id, "started_at": run.started_at}
+    if run is None:
+        return None
+    return {"run_id": run.run_id, "started_at": run.started_at, "content": run.content}
 
 
 def entry_from_json(data: Mapping[str, Any], hasher: Hasher | None = None) -> Entry:
@@ -87,13 +94,20 @@ def entry_from_json(data: Mapping[str, Any], hasher: Hasher | None = None) -> En
     each costs one PUT (and one run of a `when: changed` collection), never an error.
     """
 
-    def run(value: Any) -> RunRecord | None:
-        return None if value is None else RunRecord(value.get("run_id"), value["started_at"])
-
     def keyed(value: Any) -> str | None:
-        if value is None or not isinstance(value, str):
+        if not isinstance(value, str):
             return None
         return value if hasher is None or hasher.owns(value) else None
+
+    def run(value: Any) -> RunRecord | None:
+        if value is None:
+            return None
+        return RunRecord(
+            value.get("run_id"), float(value["started_at"]), keyed(value.get("content"))
+        )
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
 
     return Entry(
         id=str(data["id"]),
@@ -103,7 +117,6 @@ def entry_from_json(data: Mapping[str, Any], hasher: Hasher | None = None) -> En
         inflight=run(data.get("inflight")),
         creating=bool(data.get("creating", False)),
         started_fingerprint=keyed(data.get("started_fingerprint")),
-        companion_of=data.get("companion_of")
-        if isinstance(data.get("companion_of"), str)
-        else None,
+        companion_of=text(data.get("companion_of")),
+        file=text(data.get("file")),
     )

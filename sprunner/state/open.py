@@ -1,8 +1,8 @@
 """Opening the state a command asked for: `--state-dir` (default) or `--state-url`.
 
 `opened()` is the one entry point for commands: it takes the directory's OS lock (unless
-told not to), or connects to PostgreSQL, and on the way out folds the journal and
-releases every lock, even when the command failed.
+told not to) and opens its SQLite database, or connects to PostgreSQL, and on the way out
+closes the store, releasing every lock, even when the command failed.
 
 With a database and `lock=True`, one advisory lock covers the whole state of the API URL,
 as the directory's OS lock does: applies on many hosts then take turns. An apply whose
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sprunner.errors import LockHeldError, UsageError
-from sprunner.state.base import StateStore
+from sprunner.state.store import StateStore
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 WHOLE_STATE = ""  # the lock name that stands for every collection (a name is never empty)
@@ -45,7 +45,7 @@ def opened(
 ) -> Iterator[StateStore]:
     """The state of `api_url`, from the database when `state_url` is set, else the
     directory; under a lock on the whole state when `lock` (LockHeldError if another
-    apply holds it). Compacted and closed on the way out."""
+    apply holds it). Closed on the way out. `persist=False`: read only (plan, status)."""
     if state_url is not None:
         check_state_url(state_url)
         from sprunner.state.postgres import PostgresState
@@ -58,14 +58,14 @@ def opened(
         finally:
             store.close()
         return
-    from sprunner.state.directory import State, locked
+    from sprunner.state.sqlite import State, locked
 
     with locked(state_dir) if lock else contextlib.nullcontext():
         store = State(state_dir, api_url, key=key, persist=persist)
         try:
             yield store
         finally:
-            store.compact()
+            store.close()
 
 
 def _lock_whole(store: StateStore, state_url: str, apply_id: str) -> None:

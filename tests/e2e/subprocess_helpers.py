@@ -77,9 +77,21 @@ def wait_for(predicate: Callable[[], bool], what: str) -> None:
         time.sleep(0.005)
 
 
+def fill_the_state_disk(process: subprocess.Popen[str], state_dir: Path) -> None:
+    """What a full disk does to the state of a running apply: its database files cannot
+    grow any more (the process's file size limit set to their size now; Python ignores
+    SIGXFSZ, so the write fails with EFBIG, which SQLite takes as a full disk). Smaller
+    files (a report) can still be written."""
+    import resource
+
+    sizes = [p.stat().st_size for p in state_dir.glob("state.db*") if p.is_file()]
+    limit = max([*sizes, 64 * 1024])
+    resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (limit, limit))
+
+
 def recorded(sprunner: Sprunner) -> dict[str, Entry]:
-    """The collections whose id the state holds now (snapshot + journal), as the next apply
-    would read them; creates sent but not yet answered (no id yet) are left out."""
+    """The collections whose id the state holds now (committed), as the next apply would
+    read them; creates sent but not yet answered (no id yet) are left out."""
     entries = State(sprunner.state_dir, sprunner.emulator.url, persist=False).entries()
     return {name: entry for name, entry in entries.items() if entry.id}
 

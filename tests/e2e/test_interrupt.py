@@ -3,7 +3,7 @@
 Each test runs `python -m sprunner apply` as a real subprocess against an emulator in this
 process (which keeps its state across applies), stops it at a chosen point — SIGKILL, SIGINT
 or SIGTERM — and applies again without faults. Points are reached by polling what the
-emulator has seen and what the state directory's journal holds, never by fixed sleeps.
+emulator has seen and what the state directory's database holds, never by fixed sleeps.
 
 After the second apply: every collection exists exactly once with exactly the rendered
 requests, and each collection was run exactly once: a run left in flight is adopted (same
@@ -153,7 +153,7 @@ def test_kill_right_after_a_create_answered(sprunner: Sprunner, tmp_path: Path) 
     # Hold one create, so that the kill lands after the other one is answered and recorded.
     held = sprunner.emulator.faults.add("slow", 1.0, route="create", times=1)
     first = Apply(sprunner, job)
-    first.wait_until(lambda: bool(recorded(sprunner)), "an id in the journal")
+    first.wait_until(lambda: bool(recorded(sprunner)), "an id in the state")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     (name,) = recorded(sprunner)
     assert recorded(sprunner)[name].created is True
@@ -193,7 +193,7 @@ def test_kill_with_runs_in_flight_then_they_are_adopted(
     engine.run_seconds = LONG_RUN
     first = Apply(sprunner, job)
     if point == "run recorded":
-        first.wait_until(lambda: len(run_ids_recorded(sprunner)) == 2, "run ids in the journal")
+        first.wait_until(lambda: len(run_ids_recorded(sprunner)) == 2, "run ids in the state")
     else:
         first.wait_until(lambda: polling(sprunner), "polls of the runs")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -292,8 +292,7 @@ def test_signal_while_polling_saves_state_and_a_partial_report(
         assert run["status"] == "in_progress"
         assert run["run_id"] == started[collection["collection_id"]]
     in_flight = {c["name"]: c["run"]["run_id"] for c in partial["collections"]}
-    # Compacted into the snapshot, with the in-flight records intact.
-    assert not (sprunner.state_dir / "journal.jsonl").exists()
+    # Committed, with the in-flight records intact.
     assert run_ids_recorded(sprunner) == in_flight
 
     report = apply_again(sprunner, job)
@@ -340,7 +339,7 @@ def test_signal_during_reconcile_lists_the_adopted_runs(sprunner: Sprunner, tmp_
     engine = sprunner.emulator.engine
     engine.run_seconds = LONG_RUN
     first = Apply(sprunner, job)
-    first.wait_until(lambda: len(run_ids_recorded(sprunner)) == 2, "run ids in the journal")
+    first.wait_until(lambda: len(run_ids_recorded(sprunner)) == 2, "run ids in the state")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     in_flight = run_ids_recorded(sprunner)
 
@@ -374,18 +373,18 @@ def test_signal_during_reconcile_lists_the_adopted_runs(sprunner: Sprunner, tmp_
 def test_a_signal_after_the_work_still_gives_a_report_and_130(
     sprunner: Sprunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Late signals (while the state is compacted) find sprunner's handler, not Python's."""
+    """Late signals (while the state is closed) find sprunner's handler, not Python's."""
     import os
 
     from sprunner.state import State
 
-    compact = State.compact
+    close = State.close
 
-    def interrupted_compact(self: State) -> None:
+    def interrupted_close(self: State) -> None:
         os.kill(os.getpid(), signal.SIGINT)
-        compact(self)
+        close(self)
 
-    monkeypatch.setattr(State, "compact", interrupted_compact)
+    monkeypatch.setattr(State, "close", interrupted_close)
     result, report = sprunner.apply(write_job(tmp_path, JOB), "--no-run")
     assert result.exit_code == 130, result.output
     assert report["interrupted"] is True

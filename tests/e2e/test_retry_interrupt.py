@@ -72,7 +72,7 @@ def test_a_run_whose_failures_were_retried_is_never_retried_again(
     # the next apply adopts the parent run again.
     state = State(sprunner.state_dir, sprunner.emulator.url, key=sprunner.emulator.api_key)
     state.update("news", inflight=RunRecord(parent_run, time.time()))
-    state.compact()
+    state.close()
     result, report = sprunner.apply(path)
     assert result.exit_code == 1
     run = report["collections"][0]["run"]

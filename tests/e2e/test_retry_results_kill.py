@@ -117,7 +117,7 @@ def test_a_kill_after_the_final_file_was_published_does_not_write_it_again(
     state.update("shop", inflight=RunRecord(parent, 0.0))
     book = retryledger.load(state, "shop", parent)
     retryledger.save(state, "shop", book.__class__(parent, book.attempts, done=False))
-    state.compact()
+    state.close()
     state.close()
     sprunner.reset_calls()
 

@@ -90,7 +90,7 @@ def test_a_change_while_the_schedule_is_not_due_runs_once_it_is(
     entry = state.get("shop")
     assert entry is not None and entry.last_run is not None
     state.update("shop", last_run=RunRecord(entry.last_run.run_id, entry.last_run.started_at - 4e7))
-    state.compact()
+    state.close()
     result, report = sprunner.apply(job(tmp_path, 4, extra=yearly))
     assert result.exit_code == 0 and run_of(report)["status"] == "completed", result.output
     assert runs_of(sprunner.emulator) == 2

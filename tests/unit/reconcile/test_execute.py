@@ -33,7 +33,7 @@ def test_a_create_is_marked_pending_before_it_is_sent(tmp_path: Path) -> None:
             asyncio.run(go())
     # As after a kill between the POST and its answer: the journal says a create was sent.
     assert State(tmp_path, emulator.url, key=emulator.api_key).get("shop") == Entry(
-        id="", creating=True
+        id="", creating=True, file=SHOP.file
     )
 
 

@@ -98,11 +98,13 @@ def test_prune_candidates_are_only_what_sprunner_created() -> None:
         CollectionRef("c4", "not-selected"),
     ]
     entries = {
-        "gone-created": Entry(id="c1", created=True),
-        "gone-adopted": Entry(id="c2", created=False),
-        "not-selected": Entry(id="c4", created=True),
+        "gone-created": Entry(id="c1", created=True, file="jobs/a.yaml"),
+        "gone-adopted": Entry(id="c2", created=False, file="jobs/a.yaml"),
+        "not-selected": Entry(id="c4", created=True, file="jobs/a.yaml"),
     }
-    plan = build_plan([], remote, entries, hasher=HASHER, declared=["not-selected"], prune=True)
+    plan = build_plan(
+        [], remote, entries, hasher=HASHER, declared=["not-selected"], prune=True, scope=["jobs"]
+    )
     assert [(i.name, i.action, i.remote_id) for i in plan.items] == [
         ("gone-created", "delete", "c1")
     ]
@@ -111,10 +113,37 @@ def test_prune_candidates_are_only_what_sprunner_created() -> None:
 
 
 def test_delete_candidates_are_not_changes_without_prune() -> None:
-    entries = {"old": Entry(id="c1", created=True)}
-    plan = build_plan([], [CollectionRef("c1", "old")], entries, hasher=HASHER, declared=[])
+    entries = {"old": Entry(id="c1", created=True, file="a.yaml")}
+    remote = [CollectionRef("c1", "old")]
+    plan = build_plan([], remote, entries, hasher=HASHER, declared=[], scope=["a.yaml"])
     assert [i.action for i in plan.in_file_order()] == ["delete"]
     assert not plan.has_changes
+    declined = build_plan([], remote, entries, hasher=HASHER, declared=[], prune=True)
+    assert declined.without_deletions().items == () and declined.of("delete") == ()
+
+
+def test_prune_reaches_only_what_files_under_the_paths_of_the_apply_declared() -> None:
+    """SPEC §10 "Prune is scoped": folders a/ and b/ applied apart never delete each
+    other's collections; a file removed from under the paths counts; a collection whose
+    file is unknown (an older state) is never a candidate, nor shown."""
+    names = ["from-a", "from-b", "from-gone-file", "from-a-nested", "unknown", "from-ab"]
+    remote = [CollectionRef(f"c{i}", name) for i, name in enumerate(names)]
+    files = ["a/x.yaml", "b/y.yaml", "a/removed.yaml", "a/deep/z.yaml", None, "ab/w.yaml"]
+    entries = {
+        name: Entry(id=f"c{i}", created=True, file=file)
+        for i, (name, file) in enumerate(zip(names, files, strict=True))
+    }
+
+    def pruned(scope: list[str], prune: bool = True) -> list[str]:
+        plan = build_plan([], remote, entries, hasher=HASHER, declared=[], prune=prune, scope=scope)
+        return sorted(i.name for i in (plan.items if prune else plan.not_pruned))
+
+    assert pruned(["a"]) == ["from-a", "from-a-nested", "from-gone-file"]
+    assert pruned(["a"], prune=False) == ["from-a", "from-a-nested", "from-gone-file"]
+    assert pruned(["b"]) == ["from-b"]
+    assert pruned(["a/deep/z.yaml"]) == ["from-a-nested"]
+    assert pruned(["."]) == ["from-a", "from-a-nested", "from-ab", "from-b", "from-gone-file"]
+    assert pruned([]) == []
 
 
 def test_empty_collection_is_skipped() -> None:

@@ -10,9 +10,10 @@ from tests.unit.reconcile.test_plan import desired
 HASHER = Hasher.from_api_key("test-key")
 REMOTE = [CollectionRef("c1", "shop"), CollectionRef("c2", "shop.retry")]
 ENTRIES = {
-    "shop": Entry(id="c1", created=True),
+    "shop": Entry(id="c1", created=True, file="jobs/shop.yaml"),
     "shop.retry": Entry(id="c2", created=True, companion_of="shop"),
 }
+SCOPE = ["jobs"]
 
 
 def test_a_declared_parent_keeps_its_companion_listed_never_deleted() -> None:
@@ -26,13 +27,15 @@ def test_a_declared_parent_keeps_its_companion_listed_never_deleted() -> None:
 
 
 def test_an_undeclared_parent_takes_its_companion_with_it() -> None:
-    plan = build_plan([], REMOTE, ENTRIES, hasher=HASHER, declared=[], prune=True)
+    plan = build_plan([], REMOTE, ENTRIES, hasher=HASHER, declared=[], prune=True, scope=SCOPE)
     assert sorted((i.name, i.action) for i in plan.items) == [
         ("shop", "delete"),
         ("shop.retry", "delete"),
     ]
     assert plan.companions == ()
-    without = build_plan([], REMOTE, ENTRIES, hasher=HASHER, declared=[])
+    elsewhere = build_plan([], REMOTE, ENTRIES, hasher=HASHER, declared=[], scope=["other"])
+    assert elsewhere.not_pruned == ()  # another folder's parent: its companion stays too
+    without = build_plan([], REMOTE, ENTRIES, hasher=HASHER, declared=[], scope=SCOPE)
     assert sorted(i.name for i in without.not_pruned) == ["shop", "shop.retry"]
     assert without.items == ()
 

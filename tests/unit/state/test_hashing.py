@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import sqlite3
 from pathlib import Path
 
 from sprunner.canonical import canonical_json
-from sprunner.state import Hasher, State
+from sprunner.state import Hasher, State, lifecycle
 from tests.unit.state.helpers import collection
 
 SECRET = "q7x2"
@@ -31,7 +32,10 @@ def unkeyed_request_digest(request: dict[str, object]) -> str:
 
 
 def state_contents(directory: Path) -> str:
-    return "\n".join(p.read_text() for p in sorted(directory.rglob("*")) if p.is_file())
+    """Every byte of the state directory as text, and every row of its database."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    rows = sqlite3.connect(directory / "state.db").iterdump()
+    return "\n".join([*(p.read_bytes().decode(errors="replace") for p in files), *rows])
 
 
 def apply_secret_bearing_collection(directory: Path) -> None:
@@ -39,7 +43,9 @@ def apply_secret_bearing_collection(directory: Path) -> None:
     state = State(directory, "https://api", key=API_KEY)
     state.update("shop", id="c1", fingerprint=state.fingerprint_of(shop), created=True)
     state.save_applied("shop", [state.request_digest(r) for r in shop.requests])
-    state.mark_started("shop", shop)
+    pending = lifecycle.run_pending(state, "shop", content=state.fingerprint_of(shop), at=1.0)
+    lifecycle.run_started(state, "shop", "r1", pending)
+    state.close()
 
 
 def brute_force(contents: str, hasher: Hasher | None) -> list[str]:

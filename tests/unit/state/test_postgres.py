@@ -1,4 +1,5 @@
-"""The PostgreSQL state on a real server: round trip, migrations, advisory locks."""
+"""The PostgreSQL state on a real server: schema upgrades, advisory locks and their holders,
+a lost connection (what both engines share is in test_store.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import pytest
 from sprunner.errors import LockHeldError, StateError
 from sprunner.state import Entry, RunRecord, StateConnectionLost, opened
 from sprunner.state.open import WHOLE_STATE
-from sprunner.state.postgres import SCHEMA_VERSION, PostgresState
-from tests.unit.state.helpers import collection
+from sprunner.state.postgres import PostgresState
+from sprunner.state.schema import SCHEMA_VERSION
 
 API = "https://api.example"
 DEADLINE = 20.0
@@ -38,14 +39,59 @@ def test_a_fresh_database_is_migrated_once(state_db: str) -> None:
                 "SELECT tablename FROM pg_tables WHERE tablename LIKE 'sprunner_%'"
             )
         }
-    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+    assert [v for (v,) in versions] == [SCHEMA_VERSION]
     assert tables == {
         "sprunner_schema",
-        "sprunner_entries",
-        "sprunner_applied",
-        "sprunner_blobs",
-        "sprunner_locks",
+        "sprunner_collections",
+        "sprunner_digests",
+        "sprunner_values",
+        "sprunner_holders",
     }
+
+
+VERSION_1 = (  # the tables and rows of the PostgreSQL state before the one schema
+    "CREATE TABLE sprunner_schema (version integer PRIMARY KEY, "
+    "applied_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE sprunner_entries (api_url text NOT NULL, name text NOT NULL, "
+    "entry jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "
+    "PRIMARY KEY (api_url, name))",
+    "CREATE TABLE sprunner_applied (api_url text NOT NULL, name text NOT NULL, "
+    "key_id text NOT NULL, digests text[] NOT NULL, PRIMARY KEY (api_url, name))",
+    "CREATE TABLE sprunner_blobs (api_url text NOT NULL, name text NOT NULL, "
+    "kind text NOT NULL, value jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (api_url, name, kind))",
+    "CREATE TABLE sprunner_locks (api_url text NOT NULL, name text NOT NULL, "
+    "apply_id text NOT NULL, host text NOT NULL, pid integer NOT NULL, "
+    "since timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (api_url, name))",
+    "INSERT INTO sprunner_schema (version) VALUES (1)",
+    """INSERT INTO sprunner_entries (api_url, name, entry) VALUES ('https://api.example',
+    'shop', '{"id": "c1", "fingerprint": null, "created": true, "last_run": {"run_id":
+    "r1", "started_at": 5.0}, "inflight": {"run_id": null, "started_at": 9.0}, "creating":
+    false, "started_fingerprint": null, "companion_of": null}')""",
+    "INSERT INTO sprunner_applied VALUES ('https://api.example', 'shop', 'kid', "
+    "ARRAY['a:b', 'c:d'])",
+    """INSERT INTO sprunner_blobs (api_url, name, kind, value) VALUES
+    ('https://api.example', 'shop', 'results', '{"mark": 3}')""",
+)
+
+
+def test_a_version_1_database_is_upgraded_once_with_everything_it_held(state_db: str) -> None:
+    with psycopg.connect(state_db, autocommit=True) as connection:
+        for statement in VERSION_1:
+            connection.execute(statement)
+    store = connect(state_db)
+    assert store.get("shop") == Entry(
+        "c1", created=True, last_run=RunRecord("r1", 5.0), inflight=RunRecord(None, 9.0)
+    )
+    assert store.get_blob("shop", "results") == {"mark": 3}
+    assert store.dump()[API]["applied"] == {"shop": {"key_id": "kid", "digests": ["a:b", "c:d"]}}
+    store.close()
+    with psycopg.connect(state_db) as connection:
+        versions = connection.execute("SELECT version FROM sprunner_schema ORDER BY 1")
+        assert [v for (v,) in versions] == [1, SCHEMA_VERSION]
+        gone = connection.execute("SELECT to_regclass('sprunner_entries')").fetchone()
+        assert gone == (None,)
+    connect(state_db).close()  # up to date: nothing more happens
 
 
 def test_a_newer_schema_is_refused_clearly(state_db: str) -> None:
@@ -54,52 +100,6 @@ def test_a_newer_schema_is_refused_clearly(state_db: str) -> None:
         connection.execute("INSERT INTO sprunner_schema (version) VALUES (%s)", (99,))
     with pytest.raises(StateError, match="schema version 99, newer"):
         connect(state_db)
-
-
-def test_everything_the_directory_holds_round_trips(state_db: str) -> None:
-    shop = collection("shop", "https://shop.example/")
-    store = connect(state_db)
-    store.update("shop", id="c1", fingerprint=store.fingerprint_of(shop), created=True)
-    store.update("shop", inflight=RunRecord("r1", 10.0), last_run=RunRecord("r1", 10.0))
-    store.mark_started("shop", shop)
-    store.save_applied("shop", [store.request_digest(r) for r in shop.requests])
-    store.put_blob("shop", "results", {"high_water": "2026-11-28T12:00:00Z"})
-    store.update("gone", id="c2")
-    store.forget("gone")
-    store.close()
-
-    again = connect(state_db)
-    entry = again.get("shop")
-    assert entry == Entry(
-        id="c1",
-        fingerprint=again.fingerprint_of(shop),
-        created=True,
-        last_run=RunRecord("r1", 10.0),
-        inflight=RunRecord("r1", 10.0),
-        started_fingerprint=again.fingerprint_of(shop),
-    )
-    assert list(again.entries()) == ["shop"]
-    assert not again.changed_since_started("shop", shop)
-    assert again.load_applied("shop") == [again.request_digest(r) for r in shop.requests]
-    assert again.get_blob("shop", "results") == {"high_water": "2026-11-28T12:00:00Z"}
-    again.put_blob("shop", "results", None)
-    again.close()
-    last = connect(state_db)
-    assert last.get_blob("shop", "results") is None
-    last.close()
-
-
-def test_another_key_sees_fingerprints_as_unknown(state_db: str) -> None:
-    shop = collection("shop", "https://shop.example/")
-    store = connect(state_db)
-    store.update("shop", id="c1", fingerprint=store.fingerprint_of(shop))
-    store.save_applied("shop", ["a:b"])
-    store.close()
-    other = connect(state_db, key="another key")
-    entry = other.get("shop")
-    assert entry is not None and entry.id == "c1" and entry.fingerprint is None
-    assert other.load_applied("shop") is None
-    other.close()
 
 
 HOLDER = textwrap.dedent(
@@ -142,6 +142,30 @@ def test_a_lock_is_refused_to_others_and_freed_when_its_holder_is_killed(state_d
     store.unlock("shop")
     assert store.holder("shop") is None
     store.close()
+
+
+def test_a_holder_that_has_exited_is_never_named(state_db: str) -> None:
+    """Its row may outlive it (a killed apply deletes nothing); only a session that holds
+    the lock now is named."""
+    gone = connect(state_db)
+    assert gone.try_lock("shop", apply_id="gone-apply")
+    with psycopg.connect(state_db, autocommit=True) as admin:  # as a kill -9 ends a session
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'sprunner' AND pid <> pg_backend_pid()"
+        )
+        (rows,) = admin.execute("SELECT count(*) FROM sprunner_holders").fetchone()  # type: ignore[misc]
+        assert rows == 1
+    gone.close()
+    store = connect(state_db)
+    assert store.holder("shop") is None
+    assert store.try_lock("shop", apply_id="next") and store.holder("shop") is not None
+    other = connect(state_db)
+    found = other.holder("shop")
+    assert found is not None and found.apply_id == "next"
+    store.close()
+    assert other.holder("shop") is None
+    other.close()
 
 
 def test_taking_a_lock_reads_what_the_previous_holder_wrote(state_db: str) -> None:

@@ -1,0 +1,179 @@
+"""A collection's life, written down in one place (SPEC §10, "One lifecycle").
+
+    declared -> applied (content) -> run pending -> run started (run id, content)
+             -> run finished (counts) -> results drained -> retried -> published -> judged
+
+| state           | recorded as                                   | written by                   |
+| --------------- | --------------------------------------------- | ---------------------------- |
+| declared        | `Entry.file`, the declaring job file          | `declared`, `creating`, ...  |
+| applied         | `Entry.id`, `fingerprint`, `created`          | `creating`, `updating`,      |
+|                 |                                               | `applied`, `forgotten`       |
+| run pending     | `Entry.inflight` without a run id, its content| `run_pending`                |
+| run started     | `inflight` = `last_run` (id, time, content);  | `run_started`, `run_adopted`,|
+|                 | `started_fingerprint` = that content          | `run_joined`, `run_seen`     |
+| run finished    | `inflight` cleared (the counts: the report)   | `run_finished`, `run_held`   |
+| results drained | value `results` (the drain's checkpoint)      | runs/delivery.py             |
+| retried         | value `retry` / `retry.command` (the ledger), | runs/retry.py, retryledger   |
+|                 | the companion `<name>.retry`'s own entry      |                              |
+| published       | value `results`, its checkpoint `finished`    | runs/delivery.py,            |
+|                 |                                               | runs/retryresults.py         |
+| judged          | value `verdict` (the latest verdict, after    | the health signals (SPEC §9) |
+|                 | the retries)                                  |                              |
+
+Every transition is one function here that commits; the values of the later states are
+written by their modules through `StateStore.put_blob` (durable before the file, manifest
+or report that depends on them). The promises each one keeps are SPEC §10's:
+
+- *one lifecycle*: each step is committed before anything that depends on it is sent. A
+  transition made `durable` is on the disk when it returns; the others are committed (a
+  kill -9 keeps them) and reach the disk with the next durable commit, which always comes
+  before the next outside effect;
+- *nothing created or run twice* (SPEC §4): a create and a run start are marked before
+  they are sent, so a kill at any point is resolved by looking, never by sending again;
+- *a change is never lost*: the content a run starts with is recorded with its pending
+  start, and adopting a run records the content *that* run started with;
+- *prune is scoped*: each collection records the job file that declares it;
+- *every run the API started is reported*: a pending start is durable before the POST, so
+  the next apply adopts the run even when the store went away right after the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from sprunner.state.model import RunRecord
+
+if TYPE_CHECKING:
+    from sprunner.jobfile.model import DesiredCollection
+    from sprunner.state.store import StateStore
+
+
+# -- declared and applied ------------------------------------------------------------------
+def declared(store: StateStore, name: str, *, file: str) -> None:
+    """A collection left unchanged is declared by `file` (moved there, or recorded by an
+    older sprunner without one). Keeps *prune is scoped*. Not durable: losing it costs
+    nothing but a prune left for later (an unknown file is never pruned)."""
+    entry = store.get(name)
+    if entry is not None and entry.file != file:
+        store.update(name, file=file, durable=False)
+
+
+def creating(store: StateStore, name: str, *, file: str | None) -> None:
+    """Before a create is sent, durable: a collection found under this name after a kill is
+    sprunner's (pruneable, declared by `file`), its id unknown. Keeps *nothing created
+    twice*: the next apply looks for it by name instead of creating it again."""
+    store.update(name, id="", fingerprint=None, creating=True, file=file)
+
+
+def updating(store: StateStore, name: str, remote_id: str, *, created: bool) -> None:
+    """Before a PUT is sent, durable: the content last applied becomes unknown, so a PUT
+    cut short is sent again by the next apply rather than trusted."""
+    store.update(name, id=remote_id, fingerprint=None, created=created, creating=False)
+
+
+def applied(
+    store: StateStore, name: str, collection_id: str, *, content: str, created: bool, **extra: Any
+) -> None:
+    """A create or a PUT answered: the id, and the keyed fingerprint of the content now
+    remote. Not durable on its own: lost to a power cut, the next apply finds the name
+    (still `creating`, or its fingerprint unknown) and PUTs again, never creates again."""
+    store.update(
+        name,
+        id=collection_id,
+        fingerprint=content,
+        created=created,
+        creating=False,
+        **extra,
+        durable=False,
+    )
+
+
+def companion(store: StateStore, name: str, remote_id: str | None, *, parent: str) -> None:
+    """Before a retry companion is created or PUT, durable: whatever happens next, `name`
+    is `parent`'s companion, never unmanaged, pruned with it (its declaring file)."""
+    parent_entry = store.get(parent)
+    file = parent_entry.file if parent_entry is not None else None
+    store.update(name, id=remote_id or "", companion_of=parent, created=True, file=file)
+
+
+def forgotten(store: StateStore, name: str) -> None:
+    """Deleted by sprunner, or gone remotely: the entry goes (its values stay)."""
+    store.forget(name)
+
+
+# -- runs ------------------------------------------------------------------------------------
+def run_pending(store: StateStore, name: str, *, content: str | None, at: float) -> RunRecord:
+    """Before `POST .../run`, durable: a start sent, with the content it starts with.
+    Keeps *nothing run twice* (a kill before the answer is resolved by listing the runs)
+    and *a change is never lost* (whoever adopts that run learns its content)."""
+    record = RunRecord(None, at, content)
+    store.update(name, inflight=record)
+    return record
+
+
+def run_started(store: StateStore, name: str, run_id: str, pending: RunRecord) -> RunRecord:
+    """The start answered (or our run found after an ambiguous failure), durable: the run
+    id, and the content it started with becomes the last started content."""
+    record = replace(pending, run_id=run_id)
+    _started(store, name, record)
+    return record
+
+
+def run_adopted(store: StateStore, name: str, record: RunRecord) -> None:
+    """A run an interrupted apply left in flight (`record`: its id found, and the content
+    recorded at its start) is ours again. Keeps *a change is never lost*: the started
+    content is that run's, never the content declared now."""
+    _started(store, name, record)
+
+
+def _started(store: StateStore, name: str, record: RunRecord) -> None:
+    changes: dict[str, Any] = {"inflight": record, "last_run": record}
+    if record.content is not None:
+        changes["started_fingerprint"] = record.content
+    store.update(name, **changes)
+
+
+def run_joined(store: StateStore, name: str, run_id: str, *, at: float) -> RunRecord:
+    """With `overlap: skip`, a run in progress remotely (anyone's) is waited for instead of
+    starting one. Its content is unknown unless it is the run last recorded, so a pending
+    change stays pending (*a change is never lost*)."""
+    entry = store.get(name)
+    last = entry.last_run if entry is not None else None
+    record = last if last is not None and last.run_id == run_id else RunRecord(run_id, at)
+    store.update(name, inflight=record, last_run=record)
+    return record
+
+
+def run_seen(store: StateStore, name: str, collection_id: str, run_id: str, *, at: float) -> None:
+    """The newest run the API lists, learned before a start because the state knew none (a
+    lost state): known from now on, an ambiguous start never takes it for its own."""
+    store.update(name, id=collection_id, last_run=RunRecord(run_id, at))
+
+
+def run_held(store: StateStore, name: str, run_id: str) -> None:
+    """A completed run whose failed jobs are being retried stays in flight until its
+    retries are over: an apply killed meanwhile is adopted and its ledger resumed."""
+    entry = store.get(name)
+    if entry is not None and entry.last_run is not None and entry.last_run.run_id == run_id:
+        store.update(name, inflight=entry.last_run)
+    elif entry is not None:
+        at = entry.last_run.started_at if entry.last_run is not None else 0.0
+        store.update(name, inflight=RunRecord(run_id, at))
+
+
+def run_finished(store: StateStore, name: str) -> None:
+    """Seen to its end (completed, timed out, its retries over): no longer in flight. Not
+    durable on its own: lost to a power cut, the next apply adopts the finished run again
+    and reports it, never starts it again."""
+    if store.get(name) is not None:
+        store.update(name, inflight=None, durable=False)
+
+
+def change_pending(store: StateStore, desired: DesiredCollection) -> bool:
+    """`when: changed`: whether no run started with this content is recorded (*a change is
+    never lost*). Unknown (no entry, no record, another key) counts as changed."""
+    entry = store.get(desired.name)
+    if entry is None or entry.started_fingerprint is None:
+        return True
+    return entry.started_fingerprint != store.fingerprint_of(desired)
