@@ -161,8 +161,11 @@ def plan(
     ),
     click.option("--no-run", is_flag=True, help="Reconcile only; start no run."),
     click.option(
-        "--prune", is_flag=True, help="Delete collections sprunner created and no file has."
+        "--prune",
+        is_flag=True,
+        help="Delete collections sprunner created from files under PATH that no file has.",
     ),
+    click.option("--yes", "-y", is_flag=True, help="With --prune: delete without asking."),
     click.option(
         "--local", is_flag=True, help="Apply against an in-process emulator; no key needed."
     ),
@@ -205,6 +208,7 @@ def apply(
     junit: Path | None,
     no_run: bool,
     prune: bool,
+    yes: bool,
     local: bool,
     max_credits: int | None,
     parallel: int,
@@ -221,6 +225,7 @@ def apply(
         junit=junit,
         run=not no_run,
         prune=prune,
+        yes=yes,
         local=local,
         max_credits=max_credits,
         parallel=parallel,

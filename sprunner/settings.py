@@ -57,6 +57,7 @@ class ApplyOptions:
     junit: Path | None = None
     run: bool = True
     prune: bool = False
+    yes: bool = False  # --yes: delete without asking at a terminal (--prune)
     local: bool = False
     max_credits: int | None = None
     parallel: int = DEFAULT_PARALLEL

@@ -178,6 +178,18 @@ class Output:
         """One JSON document on stdout (render, validate, plan and apply with --json)."""
         self.out(json.dumps(data, indent=2, ensure_ascii=False))
 
+    def confirm(self, question: str) -> bool | None:
+        """A person's yes (True) or no at a terminal (stdin and stderr both one); None when
+        nobody there can answer, where the command's flags are the consent."""
+        import click
+
+        if not (self.is_terminal(sys.stdin) and self.is_terminal(self.stderr)):
+            return None
+        try:
+            return bool(click.confirm(self.redact(question), default=False, err=True))
+        except click.Abort:  # end of input, or ^C at the question: no
+            return False
+
     # -- what plan and apply show: the variants differ here ---------------------------------
     def plan(self, plan: Plan, runs: Mapping[str, RunIntent] | None = None) -> None:
         raise NotImplementedError

@@ -78,7 +78,7 @@ class ApiClient:
             )
         self.base_url = base_url
         # Awaited before every POST: what the caller recorded before it is durable first
-        # (the state's group commit, see sprunner/state/groupcommit.py).
+        # (the state's shared fsyncs, see sprunner/state/sqlite.py).
         self.before_post: Callable[[], Awaitable[None]] | None = None
         self._has_key = bool(api_key)
         self._backoff = backoff  # max_attempts / max_backoff override its attempts / cap

@@ -4,6 +4,7 @@ Nothing is sent to the API before every job file has loaded cleanly. The lock is
 before the first call until the state is closed. SIGINT and SIGTERM cancel the work in
 flight; the state already holds every id and run id (each committed as it arrives), a
 partial report is written, and the exit code is 130 / 143. The next apply adopts the runs.
+With `--prune`, deletions are asked for first on a terminal (`_consented`).
 The handlers cover the command from the lock to the report (`sprunner.interruption`).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,6 +43,7 @@ from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
+    from sprunner.reconcile.plan import Plan
     from sprunner.runner import Runner
 
 
@@ -244,6 +247,7 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
         prune=work.apply_options.prune,
         scope=work.scope,
     )
+    plan = await _consented(work, plan)
     runner = Runner(
         client,
         work.state,
@@ -255,14 +259,47 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
         backoff=work.options.retries.write,
     )
     runners.append(runner)
-    with work.output.progress(runner.snapshot, interval=work.apply_options.progress_interval):
-        await runner.execute()
+    # Durable changes fsynced together (one fsync in a worker thread for all those made
+    # before it), before each outside effect: `state.synced()` (sprunner/state/sqlite.py).
+    work.state.defer_durability(True)
+    client.before_post = work.state.synced
+    try:
+        with work.output.progress(runner.snapshot, interval=work.apply_options.progress_interval):
+            await runner.execute()
+    finally:
+        client.before_post = None
+        work.state.defer_durability(False)
     if work.state.lost:
         work.output.error(
             "lost the connection to the state database: nothing new was started after it; "
             "the next apply adopts the runs still in flight"
         )
     work.output.debug(f"{client.calls} API calls, {client.rate_limited} answered 429")
+
+
+async def _consented(work: _Apply, plan: Plan) -> Plan:
+    """On a terminal an apply that would delete asks first (`--yes` skips the question);
+    elsewhere `--prune` is the consent (SPEC §4). A no deletes nothing, and says so."""
+    doomed = plan.of("delete")
+    if not doomed or work.apply_options.yes:
+        return plan
+    names = ", ".join(f"{item.name} ({item.remote_id})" for item in doomed)
+    question = f"--prune would delete {len(doomed)} collections: {names}. Delete them?"
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[bool | None] = loop.create_future()
+
+    def ask() -> None:
+        said = work.output.confirm(question)
+        loop.call_soon_threadsafe(lambda: None if answer.done() else answer.set_result(said))
+
+    # A thread of its own, not the event loop's: a signal at the question still cancels
+    # the apply (its handler only schedules that on the loop), and the exit does not wait
+    # for a reader still blocked on the terminal.
+    threading.Thread(target=ask, name="prune-question", daemon=True).start()
+    if await answer is False:
+        work.output.warn(f"nothing deleted: the {len(doomed)} deletions were declined")
+        return plan.without_deletions()
+    return plan
 
 
 def _write_outputs(outcome: ApplyOutcome, apply_options: ApplyOptions, output: Output) -> None:

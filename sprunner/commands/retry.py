@@ -3,13 +3,18 @@
 The report names each collection's job file; those files are loaded (nothing is sent
 before they load cleanly) to find the requests of the failed jobs. Each collection with
 something to re-run gets one run of its companion `<name>.retry`, all concurrently, under
-the state's lock and `--max-credits`; the runs are waited for and a new report is
-written (`--report`). `--dry-run` sends nothing: it lists what would run and its credits.
+`--max-credits`; the runs are waited for and a new report is written (`--report`).
+`--dry-run` sends nothing: it lists what would run and its credits.
+
+Locks, as `apply` takes them: the state directory's OS lock for the whole command; on a
+shared PostgreSQL state, each collection's own lock (`StateStore.try_lock`), so that a
+retry and an apply never work on one collection at once, while other collections go on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -20,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sprunner import report as reports
 from sprunner.commands.common import load_jobs
-from sprunner.errors import EXIT_OK, UsageError
+from sprunner.errors import EXIT_OK, StateError, UsageError
 from sprunner.interruption import Interruption
 from sprunner.outcome import ApplyOutcome, CollectionOutcome
 from sprunner.session import Target, target
@@ -97,6 +102,7 @@ def run(
                 state_url=options.state_url,
                 api_url=api.api_url,
                 key=api.api_key,
+                lock=options.state_url is None,  # a shared state: per collection (`_one`)
             ) as state:
                 work = _Work(reruns, api, state, options, output, retry_options)
                 outcomes = asyncio.run(_interruptible(work, interruption))
@@ -172,6 +178,7 @@ async def _execute(
 
     api, state, options, output = work.api, work.state, work.options, work.output
     retry_options = work.retry_options
+    command_id = uuid.uuid4().hex
     async with ApiClient(
         base_url=api.api_url,
         api_key=api.api_key,
@@ -181,7 +188,7 @@ async def _execute(
         context = retry.Context(
             client,
             state,
-            uuid.uuid4().hex,
+            command_id,
             retry.CreditBrake(retry_options.max_credits, 0),
             options.retries.write,
             log=output.info,
@@ -191,12 +198,19 @@ async def _execute(
         async def one(item: Rerun) -> CollectionOutcome:
             # One collection's failure does not stop the others (SPEC section 4).
             try:
+                if not state.try_lock(item.name, apply_id=command_id):
+                    holder = state.holder(item.name)
+                    by = f"{holder}" if holder is not None else "another apply"
+                    raise StateError(f"not retried: {by} is working on it; retry once it ends")
                 outcome = await rerun.execute(context, item)
             except ApiUnusableError:
                 raise
-            except ApiError as error:
+            except (ApiError, StateError) as error:
                 output.error(f"{item.name}: {error}")
                 outcome = rerun.failed(item, str(error))
+            finally:
+                with contextlib.suppress(StateError):
+                    state.unlock(item.name)
             done[item.name] = outcome
             return outcome
 

@@ -142,6 +142,7 @@ class Engine:
     def start_run(self, collection_id: str) -> dict[str, Any]:
         collection = self._collection(collection_id)
         run = StoredRun(uuid.uuid4().hex, collection.id, self.now(), time.monotonic())
+        run.requests = collection.requests
         for index, request in enumerate(collection.requests):
             run.jobs.append(Job(index, request["url"], request.get("custom_id")))
         if self.mode == "simulate":

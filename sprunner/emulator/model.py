@@ -62,6 +62,8 @@ class StoredRun:
     started: float  # monotonic, for progress
     jobs: list[Job] = field(default_factory=list)
     fetch_done: bool = False
+    # The collection's requests when the run started (a later PUT does not change them).
+    requests: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def urls(self) -> list[str]:

@@ -223,3 +223,97 @@ def test_an_unreachable_state_database_exits_3_with_a_clear_message_and_no_passw
     assert "state database" in output and "hunter2" not in output
     assert "Traceback" not in output
     assert not emulator.engine.collections  # nothing was sent
+
+
+ONE = (
+    "version: 1\ncollections:\n  - name: solo\n    requests:\n      - url: https://solo.example/\n"
+)
+
+
+def test_a_run_started_as_the_database_goes_away_is_reported_and_adopted(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """SPEC §10: every run the API started is reported. The run's POST is answered after
+    the database restarted: the store cannot record the run id, yet the report names it,
+    and the next apply adopts it (its pending start was durable before the POST)."""
+    state_db = postgres.create_database()
+    write_job(tmp_path, ONE)
+    with running_emulator(mode="simulate", run_seconds=1.0) as emulator:
+        emulator.faults.add("slow", 5.0, route="run", times=1)  # the POST waits, then runs
+        first = start_apply(emulator, tmp_path, state_db, tmp_path / "first.json")
+        try:
+            wait_for(lambda: emulator.engine.calls["run"] >= 1, "the run's POST sent")
+            postgres.restart()
+        finally:
+            code, output = finish(first)
+        assert "Traceback" not in output and code != 0, output
+        (run_id,) = list(emulator.engine.runs)
+        (solo,) = check_report(tmp_path / "first.json")["collections"]
+        assert solo["run"]["run_id"] == run_id, solo
+        assert "state" in solo["error"] and "the next apply adopts it" in solo["error"]
+
+        code, output = finish(start_apply(emulator, tmp_path, state_db, tmp_path / "next.json"))
+        assert code == 0, output
+        (solo,) = check_report(tmp_path / "next.json")["collections"]
+        assert (solo["run"]["run_id"], solo["run"]["adopted"]) == (run_id, True)
+        assert list(emulator.engine.runs) == [run_id]  # adopted, never started again
+
+
+TWO_TO_RETRY = """\
+version: 1
+collections:
+  - name: partial
+    requests:
+      - url: https://partial.example/ok
+      - url: https://partial.example/fail
+    run: {max_failed: 1}
+  - name: fine
+    requests:
+      - url: https://fine.example/
+"""
+
+
+def test_retry_and_apply_exclude_each_other_per_collection(
+    emulator: EmulatorHandle, tmp_path: Path, state_db: str
+) -> None:
+    """`sprunner retry` takes each collection's lock as apply does: while an apply works on
+    a collection, a retry leaves it alone (and says so), and retries it once it is free."""
+    write_job(tmp_path, TWO_TO_RETRY)
+    code, output = finish(start_apply(emulator, tmp_path, state_db, tmp_path / "first.json"))
+    assert code == 0, output
+    emulator.engine.run_seconds = 30.0
+    busy = start_apply(emulator, tmp_path, state_db, tmp_path / "busy.json")
+    try:
+        wait_for(lambda: len(emulator.engine.runs) == 4, "the second apply's runs started")
+        code, output = finish(retry_command(emulator, tmp_path, state_db, "first.json"))
+        assert code == 1, output
+        assert "partial: not retried: apply " in output and "is working on it" in output, output
+        assert "partial.retry" not in {c.name for c in emulator.engine.collections.values()}
+    finally:
+        busy.send_signal(signal.SIGKILL)
+        finish(busy)
+    emulator.engine.run_seconds = 0.2
+    code, output = finish(retry_command(emulator, tmp_path, state_db, "first.json"))
+    assert "not retried" not in output, output
+    assert "partial.retry" in {c.name for c in emulator.engine.collections.values()}
+
+
+def retry_command(
+    emulator: EmulatorHandle, workdir: Path, state_url: str, report: str
+) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "SCRAPINGPROS_API_KEY": emulator.api_key,
+        "SPRUNNER_STATE_URL": state_url,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    command = [sys.executable, "-m", "sprunner", "--api-url", emulator.url, "retry", report]
+    return subprocess.Popen(
+        [*command, "--report", "retried.json"],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

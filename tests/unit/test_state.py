@@ -98,3 +98,40 @@ def test_a_lock_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> Non
     (tmp_path / "lock").mkdir()
     with pytest.raises(StateError, match="cannot lock the state directory"), locked(tmp_path):
         pass
+
+
+def test_during_an_apply_one_shared_fsync_covers_every_durable_change_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync a durable commit cost milliseconds of the apply's event loop: during an
+    apply they are committed without one, and `synced()` (awaited before each POST) fsyncs
+    the WAL once, in a worker thread, for all of them; the apply's end, what is left."""
+    import asyncio
+    import os
+
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd))[1])
+    state = State(tmp_path, "https://api", key="k")
+    for index in range(20):
+        state.update(f"c{index}", id=f"id{index}")
+    fsynced.clear()
+    seen = _statements(state)
+    state.defer_durability(True)
+
+    async def starts() -> None:
+        async def one(name: str) -> None:
+            lifecycle.run_pending(state, name, content=None, at=1.0)
+            await state.synced()  # what the API client awaits before the POST
+
+        await asyncio.gather(*(one(f"c{i}") for i in range(20)))
+        await state.synced()  # nothing new: no fsync
+
+    asyncio.run(starts())
+    assert len(fsynced) == 1
+    assert "PRAGMA synchronous=FULL" not in seen
+    state.put_blob("c1", "results", {"n": 1})  # durable, after the last shared fsync
+    state.defer_durability(False)
+    assert len(fsynced) == 2
+    state.put_blob("c1", "results", {"n": 2})  # outside an apply: fsynced by its commit
+    assert seen[-2] == "PRAGMA synchronous=FULL"
