@@ -9,7 +9,7 @@ a duplicate. Its JSON form (`entry_to_json`) is the export document's.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sprunner.state.hashing import Hasher
@@ -68,23 +68,8 @@ class LockHolder:
 
 
 def entry_to_json(entry: Entry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "fingerprint": entry.fingerprint,
-        "created": entry.created,
-        "last_run": _run_to_json(entry.last_run),
-        "inflight": _run_to_json(entry.inflight),
-        "creating": entry.creating,
-        "started_fingerprint": entry.started_fingerprint,
-        "companion_of": entry.companion_of,
-        "file": entry.file,
-    }
-
-
-def _run_to_json(run: RunRecord | None) -> dict[str, Any] | None:
-    if run is None:
-        return None
-    return {"run_id": run.run_id, "started_at": run.started_at, "content": run.content}
+    """The export document's form of an entry (its fields, run records as objects)."""
+    return asdict(entry)
 
 
 def entry_from_json(data: Mapping[str, Any], hasher: Hasher | None = None) -> Entry:

@@ -26,26 +26,16 @@ from typing import Any
 
 from sprunner.errors import StateError
 from sprunner.state.hashing import Hasher
-from sprunner.state.model import Entry, RunRecord, entry_from_json
+from sprunner.state.model import Entry, entry_from_json
 
 SCHEMA_VERSION = 2
 
-# Entry fields as columns, in the order of `entry_row`.
-COLUMNS = (
-    "id",
-    "fingerprint",
-    "created",
-    "creating",
-    "started_fingerprint",
-    "companion_of",
-    "file",
-    "last_run_id",
-    "last_run_at",
-    "last_run_content",
-    "inflight_run_id",
-    "inflight_at",
-    "inflight_content",
+# Entry fields as columns: its plain fields, then its two run records (three columns each).
+FIELDS = ("id", "fingerprint", "created", "creating", "started_fingerprint", "companion_of", "file")
+RUN_COLUMNS = (
+    "last_run_id last_run_at last_run_content inflight_run_id inflight_at inflight_content"
 )
+COLUMNS = (*FIELDS, *RUN_COLUMNS.split())
 
 TABLES = (
     """CREATE TABLE sprunner_collections (
@@ -87,44 +77,21 @@ Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 
 def entry_row(entry: Entry) -> tuple[Any, ...]:
-    return (
-        entry.id,
-        entry.fingerprint,
-        entry.created,
-        entry.creating,
-        entry.started_fingerprint,
-        entry.companion_of,
-        entry.file,
-        *_run_columns(entry.last_run),
-        *_run_columns(entry.inflight),
-    )
-
-
-def _run_columns(run: RunRecord | None) -> tuple[Any, ...]:
-    return (None, None, None) if run is None else (run.run_id, run.started_at, run.content)
+    row = [getattr(entry, field) for field in FIELDS]
+    for run in (entry.last_run, entry.inflight):
+        row += (None, None, None) if run is None else (run.run_id, run.started_at, run.content)
+    return tuple(row)
 
 
 def entry_of(row: Sequence[Any], hasher: Hasher | None) -> Entry:
     """An entry from its columns (`COLUMNS` order); with a `hasher`, fingerprints made
-    under another key are unknown (see `entry_from_json`)."""
-
-    def keyed(value: Any) -> str | None:
-        return value if value is not None and (hasher is None or hasher.owns(value)) else None
-
-    def run(run_id: Any, at: Any, content: Any) -> RunRecord | None:
-        return None if at is None else RunRecord(run_id, float(at), keyed(content))
-
-    return Entry(
-        id=row[0],
-        fingerprint=keyed(row[1]),
-        created=bool(row[2]),
-        creating=bool(row[3]),
-        started_fingerprint=keyed(row[4]),
-        companion_of=row[5],
-        file=row[6],
-        last_run=run(*row[7:10]),
-        inflight=run(*row[10:13]),
-    )
+    under another key are unknown (`entry_from_json`)."""
+    data: dict[str, Any] = dict(zip(FIELDS, row, strict=False))
+    for name, at in (("last_run", len(FIELDS)), ("inflight", len(FIELDS) + 3)):
+        run_id, started, content = row[at : at + 3]
+        run = {"run_id": run_id, "started_at": started, "content": content}
+        data[name] = None if started is None else run
+    return entry_from_json(data, hasher)
 
 
 def dumps(value: Any) -> str:

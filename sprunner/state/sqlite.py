@@ -150,17 +150,14 @@ class State(StateStore):
     def _fsync_wal(self, upto: int) -> None:
         try:
             descriptor = os.open(self.path.with_name(DB_NAME + "-wal"), os.O_RDONLY)
-        except FileNotFoundError:  # checkpointed into the database, which was fsynced
-            descriptor = None
-        except OSError as e:
-            raise self._error("write", e) from e
-        if descriptor is not None:
             try:
                 os.fsync(descriptor)
-            except OSError as e:
-                raise self._error("write", e) from e
             finally:
                 os.close(descriptor)
+        except FileNotFoundError:
+            pass  # checkpointed into the database, which the checkpoint fsynced
+        except OSError as e:
+            raise self._error("write", e) from e
         self._fsynced = max(self._fsynced, upto)
 
     @contextlib.contextmanager

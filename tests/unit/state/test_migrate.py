@@ -132,3 +132,14 @@ def test_an_unreadable_older_state_is_a_clear_error_and_nothing_moves(tmp_path: 
     with pytest.raises(StateError, match="cannot read the state"):
         State(tmp_path, "https://api")
     assert (tmp_path / "state.json").exists() and not list(tmp_path.glob("backup-*"))
+
+
+def test_the_old_files_are_moved_aside_durably(old: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #22 item 8: a rename is followed by an fsync of the folders it changed, so a
+    power cut cannot bring the old files back beside the database that holds them."""
+    synced: list[Path] = []
+    real = migrate.fsync_directory
+    monkeypatch.setattr(migrate, "fsync_directory", lambda d: (synced.append(Path(d)), real(d)))
+    State(old, API, key=KEY).close()
+    (backup,) = old.glob("backup-*")
+    assert synced == [backup, old]
