@@ -166,7 +166,7 @@ def _applied(
         outcome = dataclasses.replace(outcome, interrupted_by=interruption.signum)
     # From here the outcome is final: a later signal is only remembered, and the exit code
     # is the one the report (written next) gives.
-    if state.lost and not any(c.ok for c in outcome.collections):
+    if state.lost and not any(c.ok or (c.run and c.run.run_id) for c in outcome.collections):
         # The state database went away before anything was done: the report says so.
         lost = "the state database connection was lost before anything could be done"
         outcome = dataclasses.replace(

@@ -85,7 +85,7 @@ def fill_the_state_disk(process: subprocess.Popen[str], state_dir: Path) -> None
     import resource
 
     sizes = [p.stat().st_size for p in state_dir.glob("state.db*") if p.is_file()]
-    limit = max([*sizes, 64 * 1024])
+    limit = max([*sizes, 16 * 1024])
     resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (limit, limit))
 
 

@@ -9,7 +9,6 @@ database lost mid-apply starts nothing new, says so, and leaves nothing duplicat
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -22,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sprunner.emulator.server import EmulatorHandle, running_emulator
 from tests.e2e.apply_helpers import Sprunner, check_report, write_job
-from tests.e2e.emulator_helpers import PREFIX
+from tests.e2e.history import ListingBarrier
 from tests.e2e.subprocess_helpers import DEADLINE, wait_for, wait_quiet
 from tests.postgres import PostgresServer
 
@@ -40,37 +38,6 @@ JOB = "version: 1\ncollections:\n" + "".join(
 def emulator() -> Iterator[EmulatorHandle]:
     with running_emulator(mode="simulate", run_seconds=2.0) as handle:
         yield handle
-
-
-class ListingBarrier:
-    """Holds each apply's first listing until `count` applies have listed: every apply has
-    then loaded the state and none has acted, as when N pods start together. Without it, an
-    apply started seconds late on a loaded machine begins after another finished, and is a
-    later apply, not one at the same time (it would run `when: always` collections again)."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.arrived = 0
-        self.all_in: asyncio.Event | None = None
-
-    def wrap(self, app: ASGIApp) -> ASGIApp:
-        async def held(scope: Scope, receive: Receive, send: Send) -> None:
-            listing = scope["type"] == "http" and scope["method"] == "GET"
-            if listing and scope["path"] == PREFIX and not scope["query_string"]:
-                await self._arrive()
-            await app(scope, receive, send)
-
-        return held
-
-    async def _arrive(self) -> None:
-        if self.all_in is None:
-            self.all_in = asyncio.Event()
-        if self.arrived >= self.count:
-            return
-        self.arrived += 1
-        if self.arrived == self.count:
-            self.all_in.set()
-        await asyncio.wait_for(self.all_in.wait(), DEADLINE * 3)
 
 
 def start_apply(
@@ -122,7 +89,8 @@ def test_four_applies_at_once_share_the_work_each_collection_created_and_run_onc
 ) -> None:
     write_job(tmp_path, JOB)
     reports = [tmp_path / f"report-{i}.json" for i in range(4)]
-    barrier = ListingBarrier(len(reports))
+    barrier = ListingBarrier()
+    barrier.arm(len(reports))
     with running_emulator(mode="simulate", run_seconds=2.0, wrap=barrier.wrap) as emulator:
         processes = [start_apply(emulator, tmp_path, state_db, r) for r in reports]
         results = [finish(p) for p in processes]
