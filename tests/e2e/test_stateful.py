@@ -128,7 +128,9 @@ class Applies(RuleBasedStateMachine):
         # Collections someone else made: id → (name, requests); sprunner must never touch them.
         self.theirs: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         self.drifted: set[str] = set()
-        self.tainted: set[str] = set()  # a run may have run drifted content under our record
+        # A run may have run drifted content under the declared content's record: `a change
+        # is never lost` cannot hold for these names until the state is lost (and rebuilt).
+        self.tainted: set[str] = set()
         self.names: dict[str, str] = {}  # every collection id ever seen → its name
         self.seen: set[str] = set()  # the managed collection ids at the last check
         self.deleted_by_others: set[str] = set()
@@ -224,8 +226,8 @@ class Applies(RuleBasedStateMachine):
         for collection in self._remote(name):
             self.engine.delete_collection(collection.id)
             self.deleted_by_others.add(collection.id)
+        # Not untainted: a run of the drifted content stays recorded as the declared one.
         self.drifted.discard(name)
-        self.tainted.discard(name)
 
     @rule(name=st.sampled_from(MANAGED), requests=requests_strategy)
     @counted
@@ -253,6 +255,7 @@ class Applies(RuleBasedStateMachine):
     @counted
     def lose_state(self) -> None:
         self.w.lose_state()
+        self.tainted.clear()  # the next apply PUTs before it runs: the record is true again
         self.lost |= set(self.engine.runs)
         self.exempt |= self.lost
 
