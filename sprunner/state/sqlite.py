@@ -52,7 +52,7 @@ class State(StateStore):
         super().__init__(api_url, key=key)
         self.directory = directory
         self.path = directory / DB_NAME
-        self._mutex = threading.Lock()  # the results drain writes from worker threads too
+        self._mutex = threading.RLock()  # the results drain writes from worker threads too
         self._full: bool | None = None  # the connection's synchronous setting
         self._deferred = False  # during an apply: durable commits fsynced by `synced()`
         self._durable_commits = 0  # durable commits made while deferred ...
@@ -114,8 +114,10 @@ class State(StateStore):
     ) -> list[tuple[Any, ...]]:
         try:
             with self._mutex:
-                if durable is not None and not self._batched:
-                    self._synchronous(self._commits(durable))
+                if durable is not None:
+                    full = self._commits(durable)  # counted in a batch too
+                    if not self._connection.in_transaction:  # a batch's has its own
+                        self._synchronous(full)
                 return self._run(sql, params)
         except sqlite3.Error as e:
             raise self._error("read" if durable is None else "write", e) from e
@@ -162,23 +164,24 @@ class State(StateStore):
 
     @contextlib.contextmanager
     def _transaction(self, durable: bool) -> Iterator[None]:
-        try:
-            with self._mutex:
+        # The mutex held throughout: a results drain's thread never writes into another's
+        # transaction (its change would go with a rollback).
+        with self._mutex:
+            try:
                 self._synchronous(self._commits(durable))
                 self._connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise self._error("write", e) from e
-        try:
-            yield
-        except BaseException:
-            with self._mutex, contextlib.suppress(sqlite3.Error):
-                self._connection.execute("ROLLBACK")
-            raise
-        try:
-            with self._mutex:
+            except sqlite3.Error as e:
+                raise self._error("write", e) from e
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connection.execute("ROLLBACK")
+                raise
+            try:
                 self._connection.execute("COMMIT")
-        except sqlite3.Error as e:
-            raise self._error("write", e) from e
+            except sqlite3.Error as e:
+                raise self._error("write", e) from e
 
     def close(self) -> None:
         """Closing the last connection checkpoints the WAL into the database, fsynced."""
