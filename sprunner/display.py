@@ -58,7 +58,8 @@ def plan_lines(
 
 def _run_words(intent: RunIntent) -> str:
     if intent.start:
-        return f"run: starts now ({intent.credits} credits)"
+        why = f": {intent.reason}" if intent.reason else ""
+        return f"run: starts now{why} ({intent.credits} credits)"
     return f"run: none ({intent.reason})" if intent.reason else "run: none"
 
 

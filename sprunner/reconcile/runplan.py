@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RunIntent:
     start: bool
-    reason: str | None  # why no run starts (None when one does)
+    reason: str | None  # why no run starts; when one does, why (`when: changed`) or None
     credits: int  # what the run would cost; 0 when none starts
 
 
@@ -45,6 +45,7 @@ class RemoteRuns:
 
 
 NO_RUN = RunIntent(False, None, 0)
+CHANGED = "changed since the last started run"
 
 
 def needs_remote(item: PlannedCollection, entry: Entry | None, changed: bool, now: float) -> bool:
@@ -87,4 +88,5 @@ def intend(
     if existing and desired.run.overlap == "skip" and remote and remote.in_progress:
         reason = f"run {remote.in_progress} in progress remotely (overlap: skip): waits for it"
         return RunIntent(False, reason, 0)
-    return RunIntent(True, None, desired.credits)
+    why = CHANGED if desired.run.when == "changed" else None  # what a change waits for
+    return RunIntent(True, why, desired.credits)

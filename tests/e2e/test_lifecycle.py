@@ -85,6 +85,10 @@ def test_an_edit_made_while_a_killed_apply_run_was_in_flight_is_never_lost(
     # That run ran page 2: page 3 is still pending, and plan says so.
     (planned,) = plan_of(sprunner, path)["collections"]
     assert planned["run"]["start"] is True, planned
+    assert planned["run"]["reason"] == "changed since the last started run"
+    assert (
+        "run: starts now: changed since the last started run" in sprunner("plan", str(path)).stdout
+    )
     result, report = sprunner.apply(path)
     assert result.exit_code == 0, result.output
     assert report["collections"][0]["run"]["adopted"] is False
