@@ -133,10 +133,14 @@ class CollectionOutcome:
     run: RunOutcome | None = None
     error: str | None = None
     last_run: LastRun | None = None  # when this apply ran nothing: the newest run's result
+    # Runs whose results file is not published yet (SPEC section 10), and the earlier runs'
+    # results this apply finished (runs/catchup.py).
+    results_pending: tuple[Mapping[str, Any], ...] = ()
+    results_caught_up: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
-        if self.error is not None or self.action == "error":
+        if self.error is not None or self.action == "error" or self.results_pending:
             return False
         return self.run is None or self.run.ok
 
@@ -146,6 +150,9 @@ class CollectionOutcome:
         run = self.run
         if run is not None and run.status == "completed" and not run.within_max_failed:
             return f"{run.bad_jobs} of {run.total_requests} jobs failed or timed out"
+        if self.error is None and self.results_pending and (run is None or run.ok):
+            runs = ", ".join(str(p["run_id"]) for p in self.results_pending)
+            return f"the results of run {runs} are still pending"
         return self.error or (run.reason if run is not None else None) or "failed"
 
 

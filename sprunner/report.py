@@ -146,6 +146,10 @@ def _collection(c: CollectionOutcome) -> dict[str, Any]:
         data["error"] = c.error
     if c.last_run is not None:
         data["last_run"] = _last_run(c.last_run)
+    if c.results_pending:
+        data["results_pending"] = [dict(p) for p in c.results_pending]
+    if c.results_caught_up:
+        data["results_caught_up"] = [dict(p) for p in c.results_caught_up]
     return data
 
 

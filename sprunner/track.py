@@ -8,7 +8,9 @@ Phases and their results, in order:
 - wait → `Seen` (each poll), then `Finished` (completed or timed out);
 - retry → `Retrying` (in flight again: a partial report says so), then `Retried` (the
   retry runs of `<name>.retry` and the final per-request counts);
-- any phase → `Failed` (an API error for this collection only).
+- any phase → `Failed` (an API error for this collection only);
+- before the run phase and at the end → `ResultsState` (earlier runs' results published,
+  and those still pending: `runs/catchup.py`).
 
 A `Track` is never changed in place: the runner replaces it, so the live display and a
 partial report after a signal always read a consistent value (`Progress`, `CollectionOutcome`).
@@ -26,6 +28,7 @@ from sprunner.api.models import FailedJob, Run
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.outcome import CollectionOutcome, Progress, RunOutcome, RunState
 from sprunner.reconcile.plan import PlannedCollection
+from sprunner.runs.catchup import ResultsState
 from sprunner.runs.retry import Retried
 from sprunner.runs.starter import Started
 
@@ -85,7 +88,16 @@ class Failed:
 
 
 PhaseResult = (
-    Reconciled | Decided | Recreated | Begun | Seen | Finished | Retrying | Retried | Failed
+    Reconciled
+    | Decided
+    | Recreated
+    | Begun
+    | Seen
+    | Finished
+    | Retrying
+    | Retried
+    | Failed
+    | ResultsState
 )
 
 
@@ -109,6 +121,8 @@ class Track:
     run_started_at: float | None = None
     run_finished_at: float | None = None
     unchecked: bool = False
+    results_caught_up: tuple[Mapping[str, Any], ...] = ()
+    results_pending: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def name(self) -> str:
@@ -158,6 +172,12 @@ class Track:
             return replace(self, run_state="in_progress")
         if isinstance(result, Retried):
             return self._retried(result)
+        if isinstance(result, ResultsState):
+            return replace(
+                self,
+                results_caught_up=self.results_caught_up + result.caught_up,
+                results_pending=self.results_pending if result.pending is None else result.pending,
+            )
         return self._failed(result)
 
     def _retried(self, result: Retried) -> Track:
@@ -225,6 +245,8 @@ class Track:
             requests=self.item.requests,
             run=self._run_outcome(),
             error=self.error if self.action is not None else self.error or CUT_SHORT,
+            results_pending=self.results_pending,
+            results_caught_up=self.results_caught_up,
         )
 
     def _run_outcome(self) -> RunOutcome | None:

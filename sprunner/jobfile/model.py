@@ -36,7 +36,7 @@ RESULT_METADATA_FIELDS = (
     "retries_attempted",
     "attempts",  # runs the request took, retries included (SPEC section 8)
 )
-RESULT_BODY_FIELDS = ("html", "markdown", "extracted_data", "screenshot")
+RESULT_BODY_FIELDS = ("html", "markdown", "extracted_data", "screenshot", "extra")
 RESULT_FIELDS = RESULT_METADATA_FIELDS + RESULT_BODY_FIELDS
 DEFAULT_RESULT_FIELDS = tuple(f for f in RESULT_FIELDS if f != "screenshot")
 MAX_RETRY_ATTEMPTS = 10

@@ -1,68 +1,12 @@
-"""One row per job: the job's metadata, then the chosen fields of its scrape body.
+"""The masks of a results row: no env() value reaches a results file (SPEC §10).
 
-The metadata columns are always present, whatever `fields` says (a row must say which
-job it is and how it ended); `fields` picks body fields, and naming a metadata column in
-it is harmless. The default is every body field but `screenshot` (large, base64, and
-rarely what a table is for). `attempts` is reserved for retries (SPEC §8): 1 for a first
-run. `result_unavailable` says why a finished job has no body (`result_expired`,
-`result_lost`, ...), so a row without a body is never mistaken for an empty page.
+The row itself is built by `rowschema.job_row` (the declared schema); this module shows
+its secret-bearing `url` and `custom_id` as their masked renders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from typing import Any, Protocol
-
-from sprunner.results.apitypes import Job
-
-METADATA = (
-    "job_id",
-    "url",
-    "custom_id",
-    "status",
-    "status_code",
-    "message",
-    "block_reason",
-    "completed_at",
-    "attempts",
-    "result_unavailable",
-)
-EXCLUDED_BY_DEFAULT = frozenset({"screenshot"})
-
-
-def body_fields(body: Mapping[str, Any], fields: Collection[str] | None) -> dict[str, Any]:
-    """The body's fields to keep: `fields` when given, else all but the excluded ones."""
-    if fields is None:
-        return {k: v for k, v in body.items() if k not in EXCLUDED_BY_DEFAULT}
-    return {k: body[k] for k in fields if k in body}
-
-
-def job_row(
-    job: Job,
-    body: Mapping[str, Any] | None,
-    *,
-    fields: Collection[str] | None = None,
-    attempts: int = 1,
-    unavailable: str | None = None,
-) -> dict[str, Any]:
-    """The row of `job`; a metadata column wins over a body field of the same name."""
-    row: dict[str, Any] = {}
-    if body is not None:
-        row.update(body_fields(body, fields))
-    row.update(
-        job_id=job.job_id,
-        url=job.url,
-        custom_id=job.custom_id,
-        status=job.status,
-        status_code=job.status_code,
-        message=job.message,
-        block_reason=job.block_reason,
-        completed_at=job.completed_at,
-        attempts=attempts,
-        result_unavailable=unavailable,
-    )
-    # Metadata first, then body fields: a reader sees who before what.
-    return {**{k: row[k] for k in METADATA}, **{k: v for k, v in row.items() if k not in METADATA}}
 
 
 class Masks(Protocol):

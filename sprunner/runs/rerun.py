@@ -28,7 +28,7 @@ from sprunner.jobfile.model import DesiredCollection, RetryPolicy, request_credi
 from sprunner.outcome import CollectionOutcome, RetryOutcome, RunOutcome
 from sprunner.runs import companion, failing, retry
 from sprunner.runs import retryledger as ledger
-from sprunner.runs.retryresults import CommandResults
+from sprunner.runs.commandresults import CommandResults
 
 ANY_FAILURE = RetryPolicy(attempts=1)  # every failed and timed-out job, no delay
 RUN_STATES = ("completed", "timed_out", "skipped", "error", "in_progress")

@@ -66,7 +66,8 @@ def test_an_apply_delivers_to_s3_in_one_commit_per_file(
     assert data_key.endswith(f"/{run_id}.jsonl.gz")
     rows = [json.loads(line) for line in gzip.decompress(fs.cat_file(data_key)).splitlines()]
     assert sorted(r["job_id"] for r in rows) == expected
-    manifest = json.loads(fs.cat_file(data_key.replace(".jsonl.gz", ".manifest.json")))
+    folder = data_key.rsplit("/", 1)[0]
+    manifest = json.loads(fs.cat_file(f"{folder}/_{run_id}.manifest.json"))
     assert manifest["lines"] == len(expected)
     results = report["collections"][0]["run"]["results"]
     assert results["to"] == f"s3://{name}/crawls" and results["lines"] == len(expected)
@@ -94,7 +95,8 @@ def test_retries_fold_into_one_object_uploaded_once(
     assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
         ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
     ]  # fmt: skip
-    manifest = json.loads(fs.cat_file(data_key.replace(".jsonl.gz", ".manifest.json")))
+    folder, file = data_key.rsplit("/", 1)
+    manifest = json.loads(fs.cat_file(f"{folder}/_{file.split('.')[0]}.manifest.json"))
     assert manifest["lines"] == report["collections"][0]["run"]["results"]["lines"] == 3
     assert len(manifest["retries"]) == 2
     assert list((tmp_path / "state").rglob("*.part")) == []
