@@ -149,7 +149,8 @@ async def _finish(
     *,
     warn: Callable[[str], None],
 ) -> Delivered | None:
-    """Publish one pending entry; None when it stays pending (its run still going)."""
+    """Publish one pending entry; None when it stays pending (its run still going, or its
+    file still cannot be written: the delivery warned why)."""
     checkpoint = entry.checkpoint
     if checkpoint.publication is not None:
         return await asyncio.to_thread(roll_forward, desired, slot, entry)
@@ -181,12 +182,9 @@ async def _finish(
     )
     await delivery.open()
     try:
-        delivered = await delivery.finish(run)
+        return await delivery.finish(run)  # None: it failed, and said why (still pending)
     finally:
         delivery.close()
-    if delivered is None:
-        raise ResultsError(delivery.error or "not published")
-    return delivered
 
 
 async def _fold(
@@ -198,7 +196,7 @@ async def _fold(
     run: Run,
     *,
     warn: Callable[[str], None],
-) -> Delivered:
+) -> Delivered | None:
     """The one file of a run and its retries, folded from what was staged."""
     results = RetryResults(
         client, state, desired, run, entry.checkpoint, warn=warn, slot=slot, staged=entry.staged
@@ -208,10 +206,8 @@ async def _fold(
         for attempt, value in results.staged().items()
         if attempt.isdigit() and isinstance(value, Mapping) and value.get("settled")
     )
-    shown = await results.publish(settled)
-    if shown is None:
-        raise ResultsError(results.error or "not published")
-    return Delivered(**shown)
+    shown = await results.publish(settled)  # None: it failed, and said why (still pending)
+    return None if shown is None else Delivered(**shown)
 
 
 def _in_flight(state: StateStore, name: str) -> str | None:
