@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from sprunner.killpoints import reached
 from sprunner.results.encoding import encode_row, optional
 from sprunner.results.errors import ResultsError, ResumeImpossibleError, io_boundary
 from sprunner.results.layout import ResultPaths
@@ -276,6 +277,7 @@ class ResultWriter:
             lines=self.position.lines,
             storage_options=self._storage_options,
         )
+        reached("publish.built")
         if record is not None:
             record(publication)
         published = complete(publication, self._storage_options)

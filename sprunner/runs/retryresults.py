@@ -355,6 +355,7 @@ class _Staged:
             self.fail(e)
             return None
         self._owner.journal(self._attempt, run.run_id, self.drain.checkpoint, settled=True)
+        reached("retry.settled")
         return None
 
     def close(self) -> None:
