@@ -77,9 +77,10 @@ def gzip_compressor(level: int = GZIP_LEVEL) -> Any:
 
 
 def private_spool() -> Path:
-    """This process's own spool directory (0700), removed when it exits."""
+    """This process's own spool directory (mkdtemp: 0700, a name nobody can take first),
+    removed when it exits; made again (never re-created by name) if it went away."""
     global _private_spool
-    if _private_spool is None:
+    if _private_spool is None or not _private_spool.is_dir():
         _private_spool = Path(tempfile.mkdtemp(prefix="sprunner-spool-"))
         atexit.register(shutil.rmtree, _private_spool, ignore_errors=True)
     return _private_spool
