@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from sprunner import __version__
-from sprunner.results.layout import FORMATS, Format, ResultPaths
+from sprunner.results.layout import FORMATS, HIDDEN, Format, ResultPaths
 from sprunner.results.publication import Publication
 from sprunner.results.times import before, format_time, parse_time
 from sprunner.results.writer import WriterPosition
@@ -137,10 +137,11 @@ class DrainCheckpoint:
 
     @property
     def paths(self) -> ResultPaths:
-        directory = self.data.rsplit("/", 1)[0]
-        return ResultPaths(
-            self.to, directory, self.data, self.manifest, self.format, legacy=self.legacy
-        )
+        directory, name = self.data.rsplit("/", 1)
+        manifest = self.manifest
+        if self.legacy:  # what this sprunner writes goes under `_` names, its manifest too
+            manifest = f"{directory}/{HIDDEN}{name[: -len(self.format) - 1]}.manifest.json"
+        return ResultPaths(self.to, directory, self.data, manifest, self.format, self.legacy)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -12,8 +12,9 @@ import pytest
 
 from sprunner.results.checkpoint import DrainCheckpoint
 from sprunner.results.drain import Drain, DrainOutcome, DrainTarget
-from sprunner.results.layout import Format, result_paths
+from sprunner.results.layout import Format, ResultPaths, result_paths
 from sprunner.results.rowschema import NAMES
+from sprunner.results.writer import ResultWriter
 from tests.unit.results.fakeapi import FakeJobsApi, FakeRun, job
 from tests.unit.results.helpers import read_rows
 
@@ -315,3 +316,50 @@ def test_a_body_pending_for_good_counts_as_missing(tmp_path: Path) -> None:
         ("job-00002", None),
     ]
     assert outcome.missing == 1
+
+
+def test_a_drain_an_older_sprunner_began_is_finished_in_the_schema(tmp_path: Path) -> None:
+    """A state and a tree written before the row schema and the `_` names: the drain goes
+    on from its `<data>.part`, its old rows are mapped to the schema, its manifest gets a
+    `_` name, and what the old version published beside it is left as it is."""
+    paths = _target(tmp_path).paths
+    legacy = ResultPaths(paths.to, paths.directory, paths.data, "", "jsonl.gz", legacy=True)
+    writer = ResultWriter(legacy)
+    for n in range(3):  # as the older version wrote a row: the job's fields and the body's
+        writer.write(
+            {"job_id": f"job-{n:05d}", "url": f"https://example.com/{n}", "custom_id": f"c{n}"}
+            | {"status": "completed", "status_code": 200, "attempts": 1, "html": "x"}
+            | {"statusCode": 200, "executionTime": 0.25, "content_type": "text/html"}
+        )
+    position = writer.commit()
+    writer.close()
+    assert Path(paths.data + ".part").exists()
+    earlier = Path(paths.directory) / "run-0.manifest.json"
+    earlier.write_text("{}")
+    journaled = {  # DrainCheckpoint.to_json of the older version
+        "version": 1,
+        "run_id": "run-1",
+        "data": paths.data,
+        "manifest": paths.legacy_manifest,
+        "format": "jsonl.gz",
+        "to": paths.to,
+        "started_at": STARTED,
+        "high_water": T.format(2, 0),
+        "ids_at_mark": ["job-00002"],
+        "lines": position.lines,
+        "bytes": position.bytes,
+        "seen_finished": 3,
+        "finished": False,
+    }
+    api = FakeJobsApi()
+    api.add(*(job(n, T.format(n, 0)) for n in range(5)))
+    checkpoint = DrainCheckpoint.from_json(journaled)
+    resumed = Drain.resume(api, _target(tmp_path), checkpoint, warn=lambda _: None)
+    outcome = _finish(resumed, api.run(5, done=True))
+
+    raw = [json.loads(line) for line in gzip.decompress(Path(paths.data).read_bytes()).splitlines()]
+    assert [r["job_id"] for r in raw] == [f"job-{n:05d}" for n in range(5)]
+    assert all(tuple(r) == NAMES and r["run_id"] == "run-1" for r in raw)
+    assert raw[0]["execution_time_ms"] == 250.0 and raw[0]["run_started_at"] == STARTED
+    assert outcome.file.manifest == paths.manifest and Path(paths.manifest).exists()
+    assert earlier.read_text() == "{}" and not Path(paths.data + ".part").exists()
