@@ -19,6 +19,7 @@ from sprunner.results.rowschema import COLUMNS, NAMES, arrow_schema, conformed
 
 ROW_GROUP_BYTES = 32 << 20
 ROW_GROUP_ROWS = 50_000
+BODIES = frozenset({"html", "markdown", "extracted_data", "screenshot", "extra"})
 
 
 def _lines(staging: Path) -> Iterator[bytes]:
@@ -40,27 +41,41 @@ def _table(rows: list[dict[str, Any]], schema: Any) -> Any:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def _row_groups(staging: Path, schema: Any, fill: dict[str, Any]) -> Iterator[Any]:
+    """The staged rows as tables of one row group each; a group's Python rows are dropped
+    before its table is written (a 100 MB page is held as Arrow data then, not twice)."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for line in _lines(staging):
+        size += len(line)
+        row = json.loads(line)
+        del line  # a huge row: its text goes before its row group is built
+        # Rows the drain wrote are in the schema already; any other is made so.
+        batch.append(row if tuple(row) == NAMES else conformed(row, **fill))
+        del row  # only the batch holds it: dropped with the batch, before the write
+        if size >= ROW_GROUP_BYTES or len(batch) >= ROW_GROUP_ROWS:
+            table, batch, size = _table(batch, schema), [], 0
+            yield table
+    if batch:
+        table, batch = _table(batch, schema), []
+        yield table
+
+
 def convert(
     staging: Path, target: Path, *, run_id: str | None = None, run_started_at: str | None = None
 ) -> None:
     """Write `target` as Parquet holding every row of `staging`, in order (`run_id` and
-    `run_started_at` fill what rows staged by an older sprunner lack)."""
+    `run_started_at` fill what rows staged by an older sprunner lack).
+
+    The page bodies get neither statistics nor a dictionary: min/max of HTML help no query,
+    and would copy a 100 MB value into the footer several times (bench_big_result.py)."""
     import pyarrow.parquet as pq
 
     schema = arrow_schema()
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        batch: list[dict[str, Any]] = []
-        size = 0
-        for line in _lines(staging):
-            size += len(line)
-            row = json.loads(line)
-            # Rows the drain wrote are in the schema already; any other is made so.
-            if tuple(row) != NAMES:
-                row = conformed(row, run_id=run_id, run_started_at=run_started_at)
-            batch.append(row)
-            del line  # a huge row: its text goes before its row group is built
-            if size >= ROW_GROUP_BYTES or len(batch) >= ROW_GROUP_ROWS:
-                writer.write_table(_table(batch, schema))
-                batch, size = [], 0
-        if batch:
-            writer.write_table(_table(batch, schema))
+    small = [c.name for c in COLUMNS if c.name not in BODIES]
+    fill = {"run_id": run_id, "run_started_at": run_started_at}
+    with pq.ParquetWriter(
+        target, schema, compression="zstd", use_dictionary=small, write_statistics=small
+    ) as writer:
+        for table in _row_groups(staging, schema, fill):
+            writer.write_table(table)
