@@ -209,7 +209,7 @@ async def _drain(
     if checkpoint is not None:
         report = {k: getattr(outcome, k) for k in ("to", "lines", "bytes", "expired", "missing")}
         slot.save(Entry(drain.checkpoint, report))
-    await asyncio.to_thread(sweep, drain.checkpoint)
+    await asyncio.to_thread(sweep, drain.checkpoint, spool_dir_of(state))
     return outcome
 
 

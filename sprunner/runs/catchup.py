@@ -32,8 +32,9 @@ from sprunner.errors import SprunnerError
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.results.errors import ResultsError
 from sprunner.results.journal import COMPANION, Entry, Slot, pending_results, unfinished
+from sprunner.runs import retryledger
 from sprunner.runs.delivery import Delivery
-from sprunner.runs.resultsfile import Delivered, roll_forward, shown_to
+from sprunner.runs.resultsfile import Delivered, roll_forward, shown_to, spool_dir_of
 from sprunner.runs.retryresults import RetryResults
 from sprunner.state import StateStore
 from sprunner.ui import Output
@@ -153,7 +154,7 @@ async def _finish(
     file still cannot be written: the delivery warned why)."""
     checkpoint = entry.checkpoint
     if checkpoint.publication is not None:
-        return await asyncio.to_thread(roll_forward, desired, slot, entry)
+        return await asyncio.to_thread(roll_forward, desired, slot, entry, spool_dir_of(state))
     journal = getattr(slot, "name", desired.name)
     collection_id = checkpoint.collection_id or _recorded_id(state, journal)
     if collection_id is None:
@@ -197,17 +198,55 @@ async def _fold(
     *,
     warn: Callable[[str], None],
 ) -> Delivered | None:
-    """The one file of a run and its retries, folded from what was staged."""
+    """The one file of a run and its retries. A retry run the ledger knows but whose rows
+    were not all staged (its drain failed, or it ended after the apply stopped waiting) is
+    drained first, when it has completed: the file then says what each request's last run
+    said. (A displaced entry folds what it had staged: its stages travel with it.)"""
     results = RetryResults(
         client, state, desired, run, entry.checkpoint, warn=warn, slot=slot, staged=entry.staged
     )
-    settled = sorted(
-        (int(attempt), str(value["run_id"]))
-        for attempt, value in results.staged().items()
-        if attempt.isdigit() and isinstance(value, Mapping) and value.get("settled")
-    )
-    shown = await results.publish(settled)  # None: it failed, and said why (still pending)
+    runs = {int(k): str(v["run_id"]) for k, v in results.staged().items() if k.isdigit()}
+    if entry.staged is None:
+        book = retryledger.load(state, desired.name, run.run_id)
+        runs.update({a.attempt: a.run_id for a in book.attempts if a.run_id})
+    retried = []
+    for attempt, run_id in sorted(runs.items()):
+        staged = results.staged().get(str(attempt))
+        settled = isinstance(staged, Mapping) and bool(staged.get("settled"))
+        if not settled and (
+            entry.staged is not None
+            or not await _stage(client, state, desired, results, attempt, run_id)
+        ):
+            break  # folded without it: a later retry only re-ran what it left failing
+        retried.append((attempt, run_id))
+    shown = await results.publish(retried)  # None: it failed, and said why (still pending)
     return None if shown is None else Delivered(**shown)
+
+
+async def _stage(
+    client: ApiClient,
+    state: StateStore,
+    desired: DesiredCollection,
+    results: RetryResults,
+    attempt: int,
+    run_id: str,
+) -> bool:
+    """Drain retry run `run_id` into its stage; False when it cannot be (yet)."""
+    name = desired.name + COMPANION
+    companion = _recorded_id(state, name)
+    if companion is None:
+        return False
+    run = await client.get_run(companion, run_id, name=name)
+    if not run.done:
+        return False
+    hook = await results.begin(attempt, run, 0.0)
+    if hook is None:
+        return False
+    try:
+        await hook.done(run)
+    finally:
+        hook.close()
+    return hook.error is None
 
 
 def _in_flight(state: StateStore, name: str) -> str | None:

@@ -177,7 +177,9 @@ class Delivery:
         from sprunner.results.publication import PublicationLostError
 
         try:
-            self._done = await asyncio.to_thread(roll_forward, self._desired, self._slot, entry)
+            self._done = await asyncio.to_thread(
+                roll_forward, self._desired, self._slot, entry, spool_dir_of(self._state)
+            )
         except PublicationLostError as e:
             self._warn(f"{self.name}: {e}; writing the results of run {self._run_id} again")
             return False
@@ -282,7 +284,7 @@ class Delivery:
         )
         self._journal(self._drain.checkpoint, self._done.__dict__)
         reached("publish.finished")
-        await asyncio.to_thread(sweep, self._drain.checkpoint)
+        await asyncio.to_thread(sweep, self._drain.checkpoint, spool_dir_of(self._state))
         return self._done
 
     @property

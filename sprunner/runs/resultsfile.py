@@ -101,7 +101,9 @@ def delivered_of(desired: DesiredCollection, entry: Entry) -> Delivered:
     )
 
 
-def roll_forward(desired: DesiredCollection, slot: Slot, entry: Entry) -> Delivered:
+def roll_forward(
+    desired: DesiredCollection, slot: Slot, entry: Entry, spool: Path | None
+) -> Delivered:
     """Finish a publication a kill interrupted (`results.publication.complete`: each step
     done again is harmless), then journal it finished; ResultsError when it cannot be
     (PublicationLostError: the file is gone, drain the run again)."""
@@ -116,13 +118,27 @@ def roll_forward(desired: DesiredCollection, slot: Slot, entry: Entry) -> Delive
     finished = replaced(checkpoint, finished=True, lines=published.lines, bytes=published.bytes)
     slot.save(Entry(finished, delivered.__dict__))
     reached("publish.finished")
-    sweep(checkpoint)
+    sweep(checkpoint, spool)
     return delivered
 
 
-def sweep(checkpoint: DrainCheckpoint) -> None:
-    """Remove a published run's staging files beside its file (`.part`, `.build`, retry
-    stages: no `.part` outlives the apply that publishes its run)."""
+def sweep(checkpoint: DrainCheckpoint, spool: Path | None) -> None:
+    """Remove a published run's staging files: beside its file (`.part`, `.build`, retry
+    stages), or in the spool for an object store (`spool`, as its drain was given it): no
+    `.part` outlives the apply that publishes its run."""
+    from sprunner.jobfile.model import MAX_RETRY_ATTEMPTS
+    from sprunner.results.errors import ResultsError
+    from sprunner.results.merge import FINAL_STAGE, staging_paths
     from sprunner.results.publication import remove, stage_files
+    from sprunner.results.writer import part_path
 
-    remove(stage_files(checkpoint.paths))
+    paths = checkpoint.paths
+    try:
+        staged = [paths, *(staging_paths(paths, k) for k in range(1, MAX_RETRY_ATTEMPTS + 1))]
+        parts = [part_path(p, spool_dir=spool) for p in staged]
+        parts.append(part_path(paths, stage=FINAL_STAGE, spool_dir=spool))
+    except ResultsError:  # a destination fsspec cannot resolve any more: nothing staged
+        parts = []
+    builds = [p.with_name(p.name[: -len(".part")] + ".build") for p in parts]
+    built = [Path(checkpoint.publication.built)] if checkpoint.publication else []
+    remove([*stage_files(paths), *parts, *builds, *built])

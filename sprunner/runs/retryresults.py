@@ -23,7 +23,6 @@ has exactly one line per request, with its final status and `attempts`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -268,24 +267,9 @@ class RetryResults:
     def cleanup(self) -> None:
         """Remove the staged files of the parent and of every retry (a retry run not
         waited to its end, never folded, included) and their record."""
-        from sprunner.results.merge import FINAL_STAGE, staging_paths
-        from sprunner.results.publication import remove
-        from sprunner.results.writer import part_path
-
-        staged = self.staged()
-        spool = spool_dir_of(self._state)
-        if isinstance(self._slot, CurrentSlot) and staged:
+        if isinstance(self._slot, CurrentSlot) and self.staged():
             self._state.put_blob(self._desired.name, STAGED_KIND, None)
-        last = max([self._desired.run.retry.attempts, *(int(k) for k in staged if k.isdigit())])
-        paths = [
-            self._first.paths,
-            *(staging_paths(self._first.paths, k) for k in range(1, last + 1)),
-        ]
-        with contextlib.suppress(ResultsError):  # a destination gone: nothing to remove
-            parts = [part_path(p, spool_dir=spool) for p in paths]
-            parts.append(part_path(self._first.paths, stage=FINAL_STAGE, spool_dir=spool))
-            remove(parts)
-            sweep(self._first)
+        sweep(self._first, spool_dir_of(self._state))
 
     def fail(self, error: str) -> None:
         self.error = f"results of run {self._parent.run_id}: {error}"

@@ -13,6 +13,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +119,54 @@ def test_rows_a_full_disk_refused_are_written_by_the_next_apply_with_room(
         for name, entries in caught.items():
             assert [e["lines"] for e in entries] == [N], name
     assert leftovers(small_disk) == []
+
+
+def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_apply(
+    tmp_path: Path,
+) -> None:
+    """The drain's listing of the retry runs fails for good during the apply: the run's one
+    file cannot be folded, and stays pending (held); the next apply, which runs nothing,
+    drains the retry runs the ledger knows and publishes the file with each request's
+    final outcome."""
+    from tests.e2e.hostile import CID, PREFIX, RID, Hostile, Rule, json_answer
+    from tests.e2e.retry_helpers import FLAKY, runs_of
+
+    out = tmp_path / "results"
+    hostile = Hostile()
+    with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
+
+        def of_retries(call: Any) -> bool:
+            """The drain's listing of a retry run (with bodies), not the failed jobs'."""
+            stored = emulator.engine.collections.get(call["cid"])
+            named = stored is not None and stored.name == "shop.retry"
+            return named and "include_results=true" in call.query
+
+        hostile.rules.append(
+            Rule(
+                "GET",
+                f"{PREFIX}/{CID}/runs/{RID}/jobs",
+                lambda call: json_answer(400, '{"detail": "listing refused"}'),
+                when=of_retries,
+            )
+        )
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(
+            tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
+        )
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        shop = report["collections"][0]
+        [parent] = runs_of(sprunner, "shop")
+        assert [(p["run_id"], p["held"]) for p in shop["results_pending"]] == [(parent, True)]
+        assert not list(out.rglob("*.jsonl.gz")), "nothing published of the first run alone"
+
+        hostile.rules.clear()
+        result, report = sprunner.apply(job, "--no-run")
+        assert result.exit_code == 0, result.output
+        assert [c["run_id"] for c in report["collections"][0]["results_caught_up"]] == [parent]
+        assert runs_of(sprunner, "shop") == [parent] and len(runs_of(sprunner, "shop.retry")) == 2
+    rows = read_rows(data_file(out, "shop", parent))
+    assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
+        ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
+    ]  # fmt: skip
+    assert leftovers(tmp_path) == []
