@@ -54,7 +54,7 @@ def crashed(error: Exception, *, state_dir: Path, output: Output | None) -> int:
     from sprunner.ui import make_output
 
     if output is None:
-        output = make_output(json=False, verbosity=0, color=False)
+        output = make_output(json=False, verbosity=0, color="never")
     # The key may never have been read (the crash came first): mask it all the same.
     output.add_secrets([os.environ.get(KEY_VARIABLE, "").strip()])
     path = write_crash_log(error, state_dir=state_dir, redactor=output.redactor)

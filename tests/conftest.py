@@ -10,11 +10,14 @@ import pytest
 
 from tests.postgres import PostgresServer, postgres_server
 
+_COLOR_VARIABLES = {"NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "TERM"}
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(("SCRAPINGPROS_", "SPRUNNER_")) or name == "NO_COLOR":
+        # The colour conventions too (`ui.color_mode`): the runner's terminal decides nothing.
+        if name.startswith(("SCRAPINGPROS_", "SPRUNNER_")) or name in _COLOR_VARIABLES:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SPRUNNER_STATE_DIR", str(tmp_path / "state"))
     yield
