@@ -14,7 +14,7 @@ import click
 
 from sprunner import __version__
 from sprunner.backoff import Retries
-from sprunner.clihandle import crashed, globals_of, handle, output_for
+from sprunner.clihandle import Group, crashed, globals_of, handle, output_for
 from sprunner.clioptions import EXIT_CODES, job_options
 from sprunner.clitools import emulator, results, state_group
 from sprunner.logfmt import LOG_FORMATS
@@ -29,7 +29,7 @@ from sprunner.settings import (
 from sprunner.ui import color_mode
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="sprunner")
 @click.option(
     "--api-url",

@@ -510,8 +510,16 @@ def test_deploy_readme_documents_sharding() -> None:
     text = (DEPLOY / "README.md").read_text(encoding="utf-8")
     for needle in ("--shard I/N", "JOB_COMPLETION_INDEX", "own state directory", "exits 4"):
         assert needle in text, needle
-    for name in ("crontab", "sprunner.service", "sprunner.timer", "cronjob.yaml", "sprunner.yml"):
-        assert name in text
+    names = ("crontab", "sprunner.service", "sprunner.timer", "cronjob.yaml", "sprunner.yml")
+    for name in (*names, "sprunner.gitlab-ci.yml", "Dockerfile"):
+        assert name in text, name
+
+
+def test_deploy_readme_says_global_options_go_before_or_after_the_command() -> None:
+    text = " ".join((DEPLOY / "README.md").read_text(encoding="utf-8").split())
+    assert "go before or after the command name" in text  # SPEC §3
+    assert "go *before* the command" not in text
+    # Both orders parse alike (tests/e2e/test_ops.py runs an apply with them after).
 
 
 # --- completion and colour ---------------------------------------------------------------------
