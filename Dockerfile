@@ -31,6 +31,9 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     /opt/sprunner/bin/pip install --disable-pip-version-check "/tmp/sprunner-src[postgres]"
 
 FROM ${BASE}
+LABEL org.opencontainers.image.title="sprunner" \
+      org.opencontainers.image.source="https://github.com/scrapingpros/sprunner" \
+      org.opencontainers.image.licenses="MIT"
 ENV PATH=/opt/sprunner/bin:$PATH \
     HOME=/home/sprunner \
     PYTHONDONTWRITEBYTECODE=1 \

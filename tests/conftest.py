@@ -11,6 +11,13 @@ import pytest
 from tests.postgres import PostgresServer, postgres_server
 
 _COLOR_VARIABLES = {"NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "TERM"}
+# The slowest tests, which mostly wait on builds (the image: about a minute; the sdist),
+# go first: under xdist they then run beside the rest instead of after it.
+_FIRST = ("tests/e2e/test_image.py::", "::test_the_sdist_carries_")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not any(part in item.nodeid for part in _FIRST))
 
 
 @pytest.fixture(autouse=True)
