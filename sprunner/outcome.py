@@ -137,6 +137,7 @@ class CollectionOutcome:
     # results this apply finished (runs/catchup.py).
     results_pending: tuple[Mapping[str, Any], ...] = ()
     results_caught_up: tuple[Mapping[str, Any], ...] = ()
+    failed_at: float | None = None  # epoch s: when its error was known (None: no error yet)
 
     @property
     def ok(self) -> bool:

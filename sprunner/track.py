@@ -42,6 +42,7 @@ class Reconciled:
     collection_id: str | None = None
     error: str | None = None
     unchecked: bool = False  # a create whose replay check waits for a run start (execute.py)
+    at: float = field(default_factory=time.time)  # epoch s: when it was known (an error's time)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Retrying:
 @dataclass(frozen=True)
 class Failed:
     error: str
+    at: float = field(default_factory=time.time)  # epoch s: when the error ended the phase
 
 
 PhaseResult = (
@@ -123,6 +125,7 @@ class Track:
     unchecked: bool = False
     results_caught_up: tuple[Mapping[str, Any], ...] = ()
     results_pending: tuple[Mapping[str, Any], ...] = ()
+    failed_at: float | None = None  # when an error was folded in (JUnit's time of the case)
 
     @property
     def name(self) -> str:
@@ -137,6 +140,7 @@ class Track:
                 collection_id=result.collection_id,
                 error=result.error,
                 unchecked=result.unchecked,
+                failed_at=result.at if result.error is not None else self.failed_at,
             )
         if isinstance(result, Decided):
             return self._decided(result)
@@ -226,11 +230,12 @@ class Track:
         )
 
     def _failed(self, result: Failed) -> Track:
+        failed = replace(self, error=result.error, failed_at=result.at)
         if self.action is None:
-            return replace(self, error=result.error, action="error")
+            return replace(failed, action="error")
         if self.run_state is None or self.run_state == "in_progress":
-            return replace(self, error=result.error, run_state="error", run_reason=result.error)
-        return replace(self, error=result.error)
+            return replace(failed, run_state="error", run_reason=result.error)
+        return failed
 
     def progress(self) -> Progress:
         return Progress(self.name, self.action, self.run_state, self.run, self.credits)
@@ -247,6 +252,7 @@ class Track:
             error=self.error if self.action is not None else self.error or CUT_SHORT,
             results_pending=self.results_pending,
             results_caught_up=self.results_caught_up,
+            failed_at=self.failed_at,
         )
 
     def _run_outcome(self) -> RunOutcome | None:
