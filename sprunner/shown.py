@@ -16,6 +16,7 @@ Done on the values, before any encoding, so that every consumer gets the shown f
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from collections.abc import Sequence
 
 from sprunner.api.models import FailedJob
@@ -33,17 +34,46 @@ class Identity:
     request: str | None  # the fingerprint; None: no request, or several
 
 
-def identify(
+def identities(
     desired: DesiredCollection | None,
+    echoed: Sequence[tuple[str, str | None]],
+    prints: RequestFingerprints | None,
+) -> list[Identity]:
+    """The shown url and custom_id of each echoed `(url, custom_id)`, and the fingerprint
+    of the request it is.
+
+    Jobs that could each be any of the same several requests (they differ in a field the
+    API does not echo) name them when there are as many jobs as requests: every one of
+    them failed, so the jobs are those requests, one each. Fewer jobs than requests leave
+    each unnamed: which of them failed cannot be told.
+    """
+    if desired is None or not desired.requests:
+        return [Identity(url, custom_id, None) for url, custom_id in echoed]
+    found = [desired.index.find(url, custom_id) for url, custom_id in echoed]
+    named: list[int | None] = [f[0] if len(f) == 1 else None for f in found]
+    alike: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for position, candidates in enumerate(found):
+        if len(candidates) > 1:
+            alike[candidates].append(position)
+    for candidates, positions in alike.items():
+        if len(positions) == len(candidates):
+            for position, index in zip(positions, candidates, strict=True):
+                named[position] = index
+    return [
+        _identity(desired, url, custom_id, candidates, index, prints)
+        for (url, custom_id), candidates, index in zip(echoed, found, named, strict=True)
+    ]
+
+
+def _identity(
+    desired: DesiredCollection,
     url: str,
     custom_id: str | None,
+    found: tuple[int, ...],
+    index: int | None,
     prints: RequestFingerprints | None,
 ) -> Identity:
-    """The shown url and custom_id of an echoed job, and its request's fingerprint."""
-    if desired is None or not desired.requests:
-        return Identity(url, custom_id, None)
-    found = desired.index.find(url, custom_id)
-    request = prints.of(desired.requests[found[0]]) if prints and len(found) == 1 else None
+    request = prints.of(desired.requests[index]) if prints and index is not None else None
     shown = desired.display_of(found) if desired.masked else None
     if shown is None:
         masked = desired.mask_value(custom_id) if custom_id is not None else None
@@ -64,8 +94,8 @@ def failed_jobs(
     prints: RequestFingerprints | None,
 ) -> tuple[ShownJob, ...]:
     out = []
-    for job in jobs:
-        seen = identify(desired, job.url, job.custom_id, prints)
+    seens = identities(desired, [(job.url, job.custom_id) for job in jobs], prints)
+    for job, seen in zip(jobs, seens, strict=True):
         out.append(
             ShownJob(
                 job_id=job.job_id,
@@ -90,8 +120,8 @@ def final_counts(
     if final is None or not final.failed_jobs:
         return final
     jobs: list[FinalJob] = []
-    for job in final.failed_jobs:
-        seen = identify(desired, job.url, job.custom_id, prints)
+    echoed = [(job.url, job.custom_id) for job in final.failed_jobs]
+    for job, seen in zip(final.failed_jobs, identities(desired, echoed, prints), strict=True):
         jobs.append(
             dataclasses.replace(
                 job,

@@ -37,12 +37,12 @@ from sprunner.session import Target, list_remote, target
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 from sprunner.state import StateStore as State
 from sprunner.state import opened
-from sprunner.track import Details, outcomes
 from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
     from sprunner.runner import Runner
+    from sprunner.track import Details
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class _Sofar:
 
     def outcomes(self, details: Details | None = None) -> tuple[CollectionOutcome, ...]:
         """What the runner did, shown (`sprunner.shown`); nothing before it was made."""
+        from sprunner.track import outcomes
+
         return outcomes(self.runners[0].tracks, self.prints, details) if self.runners else ()
 
     def failed(self, error: BaseException) -> ApplyOutcome:

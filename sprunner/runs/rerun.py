@@ -137,7 +137,8 @@ def _matched(
     problems: list[str],
 ) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
     """(failed job, its request) for each job of the report, by the request's keyed
-    fingerprint (`sprunner.fingerprints`); what cannot be matched goes to `problems`."""
+    fingerprint (`sprunner.fingerprints`), in job-file order; what cannot be matched goes
+    to `problems`."""
     known: dict[str, list[int]] = defaultdict(list)
     for i, request in enumerate(collection.requests):
         known[prints.of(request)].append(i)
@@ -150,7 +151,7 @@ def _matched(
             continue
         index = known[fingerprint][0]
         pairs.setdefault(index, (data, collection.requests[index]))  # listed twice: once
-    return list(pairs.values())
+    return [pairs[index] for index in sorted(pairs)]  # in job-file order
 
 
 def _count(value: Any) -> int:
@@ -180,7 +181,10 @@ def plan(
             companion.job_key(job): _count(data.get("attempts"))
             for job, (data, _) in zip(jobs, pairs, strict=True)
         }
-        state = retry.split(collection.requests, jobs, ANY_FAILURE, attempts=attempts)
+        # Exactly these requests: not matched again by (url, custom_id), which two requests
+        # that differ in another field share.
+        pending = companion.Matched(tuple(request for _, request in pairs), jobs, ())
+        state = retry.Round(pending, (), attempts)
         reruns.append(Rerun(collection.name, entry, collection, jobs, state, prints))
     if problems:
         raise Unmatched(problems)

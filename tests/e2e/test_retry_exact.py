@@ -160,3 +160,38 @@ def test_a_request_gone_from_the_job_file_is_refused(sprunner: Sprunner) -> None
     assert result.exit_code == 2, result.output
     assert "its request is not in the job file" in result.output
     assert sprunner.calls() == {}
+
+
+def test_requests_an_echo_cannot_tell_apart_are_named_when_all_failed(
+    sprunner: Sprunner,
+) -> None:
+    """Two requests that differ only in a header echo the same URL: when both failed, the
+    two jobs are the two requests (each named once); `retry` re-runs exactly those."""
+    text = """
+    version: 1
+    collections:
+      - name: pair
+        requests:
+          - url: https://shop.example.com/fail
+            headers: {Accept-Language: en}
+          - url: https://shop.example.com/fail
+            headers: {Accept-Language: fr}
+          - url: https://shop.example.com/ok
+        run: {poll_interval: 0.05s}
+    """
+    result, report = sprunner.apply(write_job(sprunner.workdir, text))
+    assert result.exit_code == 1, result.output
+    fingerprints = RequestFingerprints.from_api_key(sprunner.emulator.api_key)
+    named = {
+        fingerprints.of({"url": "https://shop.example.com/fail", "headers": {"Accept-Language": x}})
+        for x in ("en", "fr")
+    }
+    assert {j["request"] for j in report["collections"][0]["run"]["failed_jobs"]} == named
+    result, _ = _retry(sprunner, sprunner.workdir / "report.json")
+    assert result.exit_code == 1, result.output
+    assert sprunner.remote()["pair.retry"] == [
+        [
+            {"url": "https://shop.example.com/fail", "headers": {"Accept-Language": "en"}},
+            {"url": "https://shop.example.com/fail", "headers": {"Accept-Language": "fr"}},
+        ]
+    ]
