@@ -16,7 +16,7 @@ into that collection's `Track`, replacing it: nothing is changed in place. A col
 failure is a `Failed` result and never stops the others; only an error that makes the API
 unusable (bad key, quota spent) ends the apply. The terminal display reads frozen
 `Progress` snapshots (`snapshot()`), and a partial report after an interruption reads
-`outcomes()`.
+the tracks (`track.outcomes`).
 
 On a shared state (PostgreSQL), each collection's work from its reconcile to the end of its
 wait happens under that collection's lock (`sprunner.runs.locks`: claimed at the start of
@@ -396,4 +396,4 @@ class Runner:
         return tuple(track.progress() for track in self._tracks)
 
     def outcomes(self) -> tuple[CollectionOutcome, ...]:
-        return tuple(track.outcome() for track in self._tracks)
+        return tuple(track.outcome() for track in self._tracks)  # `track.outcomes` shows more

@@ -363,12 +363,17 @@ async def end(
 
 
 def merge_failed(known: Iterable[FailedJob], rows: Iterable[FailedJobRow]) -> tuple[FailedJob, ...]:
-    """The drain's failed and timed-out jobs, each with the run's error text when it has one."""
+    """The drain's failed and timed-out jobs, each with the run's error text when it has one.
+
+    The URL is the run answer's where it has the job: a row's is the masked render
+    (`rows.mask_row`), which two requests that differ by a secret share, so it could not
+    tell which request the job is (`sprunner.shown` does that, and shows it masked)."""
     errors = {job.job_id: job.error for job in known}
+    urls = {job.job_id: job.url for job in known}
     return tuple(
         FailedJob(
             job_id=row.job_id,
-            url=row.url or "",
+            url=urls.get(row.job_id) or row.url or "",
             status=row.status,
             error=errors.get(row.job_id) or row.message or row.status,
             custom_id=row.custom_id,
