@@ -3,12 +3,13 @@
 Pure functions of their arguments (the time is passed in), so every format is a unit test.
 The output object (`sprunner.ui`) decides when a line is written and redacts it first.
 
-JSON lines carry `ts, level, event, collection, run_id, message` and any extra fields. The
-runner's messages are sentences that start with the collection's name (`NAME: run ID
-started`); `structure` reads `collection`, `run_id` and `event` back from them, so a log
-shipper can filter by collection without the runner knowing about log formats. A message
-that names no known collection has `collection: null`; one whose kind is not recognised has
-`event: "log"`.
+JSON lines carry `ts, level, event, collection, run_id, apply_id, message` and the fields
+the line was logged with (its counts). Events have fixed names, given by the code that
+logs the line (the README's table lists them); a line logged without one has
+`event: "log"`. `collection` and `run_id` are read back from the message when the line
+did not give them: the runner's messages are sentences that start with the collection's
+name (`NAME: run ID started`), so a log shipper can filter any line by collection.
+`apply_id` is null only for lines of a command that is no apply (a usage error, say).
 """
 
 from __future__ import annotations
@@ -25,20 +26,6 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 # The run ids the API and the emulator hand out: hex or uuid-like tokens.
 _RUN_ID = re.compile(r"\brun ([0-9A-Za-z][0-9A-Za-z_-]{5,})\b")
 
-# (words in the message after "NAME: ", event name), first match wins.
-_EVENTS: tuple[tuple[str, str], ...] = (
-    ("adopted run", "run_adopted"),
-    ("started", "run_started"),
-    ("completed", "run_completed"),
-    ("still in progress after", "run_timed_out"),
-    ("run skipped", "run_skipped"),
-    ("run refused", "run_refused"),
-    ("gone remotely", "recreated"),
-    ("created", "created"),
-    ("updated", "updated"),
-    ("deleted", "deleted"),
-)
-
 
 def timestamp(epoch: float) -> str:
     """ISO-8601 UTC with milliseconds and a Z: `2026-11-28T12:00:00.123Z`."""
@@ -47,15 +34,12 @@ def timestamp(epoch: float) -> str:
 
 
 def structure(text: str, collections: Collection[str]) -> dict[str, Any]:
-    """`collection`, `run_id` and `event` read from a runner message."""
+    """`collection` and `run_id` read from a runner message (`event` is "log")."""
     name, sep, rest = text.partition(": ")
     collection = name if sep and name in collections else None
     body = rest if collection is not None else text
     found = _RUN_ID.search(body)
-    event = "log"
-    if collection is not None:
-        event = next((e for words, e in _EVENTS if words in body), "log")
-    return {"collection": collection, "run_id": found.group(1) if found else None, "event": event}
+    return {"event": "log", "collection": collection, "run_id": found.group(1) if found else None}
 
 
 def text_line(level: str, text: str, *, now: float | None) -> str:
@@ -81,6 +65,7 @@ def json_line(
     """One JSON object on one line; explicit `fields` win over what `structure` reads."""
     record: dict[str, Any] = {"ts": timestamp(now), "level": level}
     record.update(structure(text, collections))
+    record["apply_id"] = None
     record.update(fields or {})
     record["message"] = text
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))

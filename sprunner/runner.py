@@ -34,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from sprunner.actions import DONE
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError
 from sprunner.api.models import Run
@@ -44,10 +45,9 @@ from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
 from sprunner.reconcile.runplan import changed_for_run
-from sprunner.runs import decision, delivery, poller, retry, starter
-from sprunner.runs.judge import judge
+from sprunner.runs import decision, delivery, judge, poller, retry, starter
 from sprunner.runs.launch import launch
-from sprunner.runs.ledger import CreditLedger
+from sprunner.runs.ledger import CreditBrake, CreditLedger
 from sprunner.runs.locks import CollectionLocks
 from sprunner.state import StateStore as State
 from sprunner.state.base import StateConnectionLost
@@ -79,6 +79,7 @@ class Runner:
         output: Output,
         apply_id: str,
         run: bool = True,
+        run_now: bool = False,
         max_credits: int | None = None,
         clock: Callable[[], float] = time.time,
         backoff: Backoff = WRITE_BACKOFF,
@@ -89,16 +90,13 @@ class Runner:
         self.state = state
         self.apply_id = apply_id
         self.run_enabled = run
+        self.run_now = run_now  # `apply --run-now`: runs whatever `when` and `schedule` say
         self.max_credits = max_credits
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
         self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
-        self._brake = retry.CreditBrake(max_credits)  # for retries: given the ledger in execute
+        self._brake = CreditBrake(max_credits)  # for retries: given the ledger in execute
         self.pace = poller.PaceBook()  # how long this apply's runs take, for their first polls
-
-    @property
-    def tracks(self) -> tuple[Track, ...]:
-        return tuple(self._tracks)
 
     def _fold(self, index: int, result: PhaseResult) -> Track:
         track = self._tracks[index] = self._tracks[index].fold(result)
@@ -109,7 +107,7 @@ class Runner:
         # the brake waits only for the decisions of the collections before it (ledger.py).
         ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
         # A retry is braked against every first run the ledger allows (runs/retry.py).
-        self._brake = retry.CreditBrake(self.max_credits, first_runs=ledger.committed)
+        self._brake = CreditBrake(self.max_credits, first_runs=ledger.committed)
         self.state.defer_durability(True)  # group commit: one fsync before each POST
         self.client.before_post = self.state.synced
         settling = asyncio.ensure_future(self._settle(ledger))
@@ -149,8 +147,11 @@ class Runner:
             verdict = await ledger.verdict(index)
             if verdict.decision == "skip":
                 track = self._fold(index, Decided(False, skipped=verdict.reason, refused=True))
-                self.output.warn(f"{track.name}: run {verdict.reason}")
+                self.output.warn(f"{track.name}: run {verdict.reason}", event="run_refused")
         await self._run(index, track)
+        # The lifecycle's last step: the verdict recorded, or the recorded one read back.
+        done = self._tracks[index]
+        self._fold(index, judge.judged(self.state, done, now=self.clock(), output=self.output))
 
     async def _each(self, phase: Phase) -> None:
         async def guarded(index: int) -> None:
@@ -159,8 +160,8 @@ class Runner:
             except ApiUnusableError:
                 raise
             except (ApiError, StateConnectionLost) as error:
-                self._fold(index, Failed(str(error)))
-                self.output.error(f"{self._tracks[index].name}: {error}")
+                track = self._fold(index, Failed(str(error)))
+                self.output.error(f"{track.name}: {error}", event="collection_error")
 
         # Not a TaskGroup: it would wrap the one error that must end the apply
         # (ApiUnusableError) in an ExceptionGroup, and it is not in Python 3.10.
@@ -195,37 +196,23 @@ class Runner:
         if item.action == "delete":
             assert item.remote_id is not None
             await execute.delete(self.client, self.state, name, item.remote_id)
-            self.output.info(f"{name}: deleted ({item.remote_id})")
+            self.output.info(f"{name}: deleted ({item.remote_id})", event="collection_deleted")
             return Reconciled("delete", item.remote_id), None
-        desired = item.desired
-        assert desired is not None
-        if item.action == "create":
-            # With runs, the run start checks a fresh create for a replay (`_confirm`).
-            applied = await execute.create(
-                self.client,
-                self.state,
-                desired,
-                apply_id=self.apply_id,
-                backoff=self.backoff,
-                check=not self.run_enabled,
-            )
-        elif item.action == "update":
-            assert item.remote_id is not None
-            applied = await execute.update(
-                self.client,
-                self.state,
-                desired,
-                item.remote_id,
-                apply_id=self.apply_id,
-                backoff=self.backoff,
-            )
-        else:
-            assert item.remote_id is not None
-            applied = Applied(item.remote_id, "unchanged")
+        # With runs, the run start checks a fresh create for a replay (`_confirm`).
+        applied = await execute.carry_out(
+            self.client,
+            self.state,
+            item,
+            apply_id=self.apply_id,
+            backoff=self.backoff,
+            check=not self.run_enabled,
+        )
         for note in applied.notes:
             self.output.warn(f"{name}: {note}")
         if applied.action != "unchanged":
-            self.output.info(f"{name}: {applied.action} ({applied.collection_id})")
+            done = DONE[applied.action]  # the words the README and the report use
+            event = f"collection_{done}"
+            self.output.info(f"{name}: {done} ({applied.collection_id})", event=event)
         return Reconciled(
             applied.action, applied.collection_id, unchecked=applied.unchecked
         ), applied
@@ -245,6 +232,8 @@ class Runner:
                 self.state.mark_started(name, desired)
                 return Decided(True, adopted=adopted)
         last_run_at = None
+        if self.run_now:  # whatever `when` and `schedule` say
+            run_policy = replace(run_policy, when="always", schedule=None)
         if run_policy.schedule is not None and existing:
             last_run_at = await starter.last_run_time(
                 self.client, self.state, name=name, collection_id=collection_id
@@ -258,7 +247,7 @@ class Runner:
             now=self.clock(),
         )
         if verdict.decision == "skip":
-            self.output.debug(f"{name}: run skipped: {verdict.reason}")
+            self.output.debug(f"{name}: run skipped: {verdict.reason}", event="run_skipped")
             return Decided(False, skipped=verdict.reason)
         if existing and run_policy.overlap == "skip":
             adopted = await starter.adopt_running(
@@ -277,7 +266,8 @@ class Runner:
         if track.adopted is not None:
             started = track.adopted
             self.output.info(
-                f"{track.name}: adopted run {started.run.run_id} ({started.run.status})"
+                f"{track.name}: adopted run {started.run.run_id} ({started.run.status})",
+                event="run_adopted",
             )
             track = self._fold(index, Begun(started))
         else:
@@ -321,10 +311,17 @@ class Runner:
         )
         if launched.recreated is not None:
             self._fold(index, Recreated(launched.recreated))
-            self.output.info(f"{track.name}: gone remotely; created again ({launched.recreated})")
+            created = launched.recreated
+            line = f"{track.name}: gone remotely; created again ({created})"
+            self.output.info(line, event="collection_recreated")
         started = launched.started
-        self.output.info(f"{track.name}: run {started.run.run_id} started")
-        return Begun(started, credits=desired.credits)
+        self.output.info(
+            f"{track.name}: run {started.run.run_id} started",
+            event="run_started",
+            total_requests=started.run.total_requests,
+            cost=desired.credits,
+        )
+        return Begun(started)
 
     async def _confirm(self, index: int, track: Track) -> None:
         """No run start comes to check a fresh create for a replay: a GET does."""
@@ -335,7 +332,8 @@ class Runner:
         )
         self._fold(index, Recreated(checked))
         if checked != track.collection_id:
-            self.output.info(f"{track.name}: gone remotely; created again ({checked})")
+            line = f"{track.name}: gone remotely; created again ({checked})"
+            self.output.info(line, event="collection_recreated")
 
     async def _wait(
         self, index: int, track: Track, desired: DesiredCollection, started: starter.Started
@@ -384,10 +382,10 @@ class Runner:
             self._fold(index, Failed(results.error))
         if waited.timed_out:
             reason = f"still in progress after {desired.run.timeout:g}s; left running"
-            self.output.error(f"{track.name}: run {waited.run.run_id} {reason}")
-            return Finished(waited.run, "timed_out", reason)
+            return judge.timed_out(self.output, track.name, waited.run, reason)
         shown = None if delivered is None else delivered.report()
-        return replace(judge(self.output, track.name, desired, run), results=shown)
+        finished = judge.judge(self.output, track.name, desired, run, retrying=hold)
+        return replace(finished, results=shown)
 
     def _see(self, index: int, run: Run) -> None:
         self._fold(index, Seen(run))

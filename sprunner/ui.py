@@ -67,6 +67,7 @@ class Output:
         self.clock = clock
         # Names a JSON log line may name as its `collection` (set by the command).
         self.collections: frozenset[str] = frozenset()
+        self._bound: dict[str, Any] = {}  # fields of every JSON line (`bind`)
         self._live: LiveView | None = None
 
     @property
@@ -107,6 +108,10 @@ class Output:
         return click.style(text, fg=colors.get(style), bold=style == "error")
 
     # -- lines -----------------------------------------------------------------------------
+    def bind(self, **fields: Any) -> None:
+        """Fields every later JSON line carries (the `apply_id` of an apply)."""
+        self._bound.update(fields)
+
     def _write(self, stream: TextIO, text: str) -> None:
         """Write and flush one line. A stream whose reader went away (`apply | head`,
         `2>&1 | true`) is dropped silently: a closed pipe never stops an apply, whose
@@ -137,7 +142,8 @@ class Output:
 
         text = self.redact(text)
         if self.log_format == "json":
-            safe = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+            every = {**self._bound, **fields}
+            safe = {k: self.redact(v) if isinstance(v, str) else v for k, v in every.items()}
             line = logfmt.json_line(
                 level, text, now=self.clock(), collections=self.collections, fields=safe
             )

@@ -1,7 +1,9 @@
-"""`sprunner apply`: load, lock, list, plan, execute, wait, report.
+"""`sprunner apply`: lock, load, list, plan, execute, wait, judge, report.
 
-Nothing is sent to the API before every job file has loaded cleanly. The lock is held from
-before the first call until the state is compacted. SIGINT and SIGTERM cancel the work in
+The lock comes first (`sprunner.session.exclusive`): a second apply stops at once with
+exit 4, having pinged, loaded, sent and written nothing. Nothing is sent to the API
+before every job file has loaded cleanly. The lock is held until the state is compacted
+and the last file is written. SIGINT and SIGTERM cancel the work in
 flight; the state already holds every id and run id (it is journaled as they arrive), a
 partial report is written, and the exit code is 130 / 143. The next apply adopts the runs.
 The handlers cover the command from the lock to the report (`sprunner.interruption`).
@@ -29,10 +31,9 @@ from sprunner.errors import (
 from sprunner.failedjobs import with_job_details
 from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded
-from sprunner.lastrun import with_last_runs
-from sprunner.operate import Operation, operated
+from sprunner.operate import Operation, Operations, operated
 from sprunner.outcome import ApplyOutcome, CollectionOutcome
-from sprunner.session import Target, list_remote, target
+from sprunner.session import Target, exclusive, list_remote, target
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 from sprunner.state import StateStore as State
 from sprunner.state import opened
@@ -106,9 +107,15 @@ def run(
     job-file loading included."""
     # The signal handlers, once installed (after loading), stay until the last file and
     # ping are out: a signal after the outcome is final changes nothing (`_applied`).
+    operations = Operations(apply_options.metrics, apply_options.ping)
     with (
         contextlib.ExitStack() as handlers,
-        operated(output, apply_options, api_url=options.api_url) as op,
+        operated(
+            output,
+            operations,
+            api_url=options.api_url,
+            exclusive=exclusive(options, local=apply_options.local),
+        ) as op,
     ):
         sofar = _Sofar(options.api_url, op.started_at, op.apply_id)
         try:
@@ -170,18 +177,16 @@ def _applied(
 
 
 def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextManager[State]:
-    """The state under its lock, compacted on the way out (`--local` keeps its own).
-
-    A database state is opened without the whole-state lock: the runner takes one lock
-    per collection (`sprunner.runs.locks`), so that applies on many hosts share the work.
-    """
-    state_url = None if api.local else options.state_url
+    """The state, compacted on the way out (`--local` keeps its own). Its lock is held
+    already (`exclusive`, taken first); a database state has no whole-state lock: the
+    runner takes one per collection (`sprunner.runs.locks`), so that applies on many hosts
+    share the work."""
     return opened(
         state_dir=api.state_dir,
-        state_url=state_url,
-        api_url=api.api_url,
+        state_url=None if api.local else options.state_url,
+        api_url=api.state_api,
         key=api.api_key,
-        lock=state_url is None,
+        lock=False,
     )
 
 
@@ -197,7 +202,7 @@ async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> App
             async with _client(work) as client:
                 await _run(work, client, runners)
                 if runners:
-                    done = await with_last_runs(client, runners[0].outcomes(), work.output)
+                    done = runners[0].outcomes()
                     finals.append(await with_job_details(client, done, work.output))
     except asyncio.CancelledError:
         if interruption.signum is None:
@@ -247,6 +252,7 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
         output=work.output,
         apply_id=work.op.apply_id,
         run=work.apply_options.run,
+        run_now=work.apply_options.run_now,
         max_credits=work.apply_options.max_credits,
         backoff=work.options.retries.write,
     )
