@@ -92,20 +92,61 @@ def render_text(
     rows = _rows(statuses, with_trend=with_trend)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    if detail:
-        for s in statuses:
-            if not s.runs:
-                continue
-            lines.extend(["", f"{s.name}: last {_plural(len(s.runs), 'run')}"])
-            for r in s.runs:
-                lines.append(
-                    f"  {iso(r.created_at) or '-':20} {r.status:11} {r.success:>6} ok "
-                    f"{r.failed:>5} failed {r.timeout:>5} timeout {r.credits:>7} credits  "
-                    f"{r.run_id}" + (f" (after {_retries(r.retries)})" if r.retries else "")
-                )
-            if not s.health.ok:
-                lines.append(f"  not healthy: {s.health.reason}")
-    return "\n".join(lines)
+    return "\n".join(lines + (_details(statuses) if detail else []))
+
+
+# rich's style per health word: red for a failed last run, yellow for stale.
+_HEALTH_STYLES = {"ok": "green", "FAILED": "bold red", "stale": "yellow"}
+
+
+def render_table(statuses: Sequence[CollectionStatus], *, color: bool, detail: bool = True) -> str:
+    """On a terminal: the same table laid out by rich, health in colour (`color`), with the
+    success trend, then the details. Never narrower than its cells (like the plain one), so
+    no cell is cut; rich is imported here only, as the terminal needs it."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    header, *rows = _rows(statuses, with_trend=True)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for title in header:
+        table.add_column(title, no_wrap=True)
+    for row in rows:
+        health = row[2]
+        style = next((v for k, v in _HEALTH_STYLES.items() if health.startswith(k)), "")
+        table.add_row(*row[:2], Text(health, style=style), *row[3:])
+    console = Console(
+        file=io.StringIO(),
+        width=10_000,  # the natural width: cells are never shrunk or cut
+        color_system="standard" if color else None,
+        force_terminal=color,
+        highlight=False,
+        emoji=False,
+    )
+    console.print(table)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return "\n".join(lines + (_details(statuses) if detail else []))
+
+
+def _details(statuses: Sequence[CollectionStatus]) -> list[str]:
+    """Each collection's last runs, one line each, and why it is not healthy."""
+    lines: list[str] = []
+    for s in statuses:
+        if not s.runs and s.health.ok:
+            continue
+        lines.extend(["", f"{s.name}: last {_plural(len(s.runs), 'run')}"])
+        for r in s.runs:
+            lines.append(
+                f"  {iso(r.created_at) or '-':20} {r.status:11} {r.success:>6} ok "
+                f"{r.failed:>5} failed {r.timeout:>5} timeout {r.credits:>7} credits  "
+                f"{r.run_id}" + (f" (after {_retries(r.retries)})" if r.retries else "")
+            )
+        if not s.health.ok:
+            lines.append(f"  not healthy: {s.health.reason}")
+    return lines
 
 
 def _run_json(run: RunSummary) -> dict[str, object]:

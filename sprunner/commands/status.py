@@ -1,8 +1,9 @@
 """`sprunner status [PATH...]`: read-only. Per declared collection, what the API says.
 
 No write and no lock: the state is read (never created), and the API is only listed, so
-status is safe to run while an apply holds the lock. On a terminal the table gains a
-sparkline of the success ratio of the last runs; `--json` is for scripts. Each
+status is safe to run while an apply holds the lock. On a terminal the table is laid out
+by rich, health in colour, with a sparkline of the success ratio of the last runs; not
+on a terminal it is plain text; `--json` is for scripts. Each
 collection's health is its latest verdict (`sprunner.verdict`), as apply judges it.
 
 Exit codes: 0, or 1 when the API could not tell about a collection (or it is present more
@@ -59,9 +60,11 @@ def run(
         )
     if as_json:
         output.document(statusview.to_json(statuses, now=now))
+    elif output.is_terminal(output.stdout):
+        color = output.use_color(output.stdout)
+        output.out(statusview.render_table(statuses, color=color, detail=runs > 0))
     else:
-        trend = output.is_terminal(output.stdout)
-        output.out(statusview.render_text(statuses, with_trend=trend, detail=runs > 0))
+        output.out(statusview.render_text(statuses, detail=runs > 0))
     return EXIT_FAILED if any(s.error for s in statuses) else EXIT_OK
 
 

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from sprunner.jobfile.model import DesiredCollection, RunPolicy
 from sprunner.state import Entry, RunRecord
 from sprunner.status import CollectionStatus, Due, RunSummary, due, pending_change
-from sprunner.statusview import NO_DATA, SPARKS, render_text, sparkline, to_json, trend
+from sprunner.statusview import (
+    NO_DATA,
+    SPARKS,
+    render_table,
+    render_text,
+    sparkline,
+    to_json,
+    trend,
+)
 from sprunner.verdict import Health, Verdict
 
 
@@ -149,3 +157,18 @@ def test_json_is_stable_and_complete() -> None:
     assert shop["next_run"] == {"at": "2026-11-28T12:30:00Z", "reason": "at the next apply"}
     assert new["remote_id"] is None and new["pending_change"] is True
     assert broken["error"] == "500 | boom"
+
+
+def test_on_a_terminal_rich_lays_out_the_same_table_with_health_in_colour() -> None:
+    plain = render_table(_statuses(), color=False)
+    header, *rows = plain.split("\n\n")[0].splitlines()
+    assert header.split()[:3] == ["COLLECTION", "ID", "HEALTH"] and header.endswith("TREND")
+    assert "\x1b[" not in plain
+    failing = next(row for row in rows if row.startswith("failing "))
+    assert failing.split()[2] == "FAILED"
+    # The same cells as the plain table, whatever the layout.
+    assert [r.split() for r in rows] == [
+        r.split() for r in render_text(_statuses(), with_trend=True).splitlines()[1:5]
+    ]
+    coloured = render_table(_statuses(), color=True)
+    assert "\x1b[1;31mFAILED" in coloured  # bold red
