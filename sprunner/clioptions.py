@@ -220,11 +220,12 @@ def _verbosity(command: Callable[..., None]) -> Callable[..., None]:
 
 EXIT_CODES = """\b
 Exit codes:
-  0    everything applied; every run met its max_failed
-  1    a collection failed (jobs over max_failed, timeout, API error)
+  0    everything applied; every selected collection is healthy
+  1    a collection is not healthy: its latest run failed (this apply's or,
+       when skipped, the one before), an API error, or stale (run.max_age)
   2    invalid job files or usage; nothing was sent
   3    the API could not be used (unreachable, bad key, quota spent)
-  4    another apply holds the lock on the state directory
+  4    another apply holds the lock; nothing was read, sent, pinged or written
   10   plan --detailed-exitcode: changes are pending
   130  interrupted (SIGINT), 143 terminated (SIGTERM); state saved
   70   a bug in sprunner: stderr names a crash log in the state directory

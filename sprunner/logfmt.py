@@ -23,6 +23,62 @@ from typing import Any, Literal
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
+# Every event a JSON line may name, with the fields it carries beyond `ts, level, event,
+# collection, run_id, apply_id, message`: the README's table, checked by a test against
+# this list and against the code's `event=` arguments.
+EVENTS: tuple[tuple[str, str, str], ...] = (
+    ("apply_started", "command", "an apply (or `retry`) took the lock and starts"),
+    (
+        "apply_finished",
+        "exit_code, ok, duration_s, collections, created, updated, unchanged, deleted, "
+        "errors, failed, stale, runs, retries, credits, total_requests, success_requests, "
+        "failed_requests, timeout_requests",
+        "the last line of an apply: its exit code and its summary",
+    ),
+    ("collection_created", "", "created remotely (`NAME: created (ID)`)"),
+    ("collection_updated", "", "its request list replaced by a PUT"),
+    ("collection_deleted", "", "deleted by `--prune`"),
+    ("collection_recreated", "", "gone remotely (deleted by someone), created again"),
+    ("collection_skipped", "", "another apply on a shared state handles it"),
+    ("collection_error", "", "an API call for it failed for good (exit code 1)"),
+    (
+        "collection_unhealthy",
+        "stale",
+        "not run now, and its last run failed or it is stale (`run.max_age`): exit code 1",
+    ),
+    ("run_skipped", "", "no run by its `when` or `schedule` (with `-v`)"),
+    ("run_refused", "", "no run: `--max-credits` would be passed"),
+    ("run_started", "total_requests, cost", "a run started (cost: at most, in credits)"),
+    ("run_adopted", "", "a run in progress adopted instead of starting one"),
+    (
+        "run_completed",
+        "total_requests, success_requests, failed_requests, timeout_requests",
+        "a run completed with failed jobs that are retried next (info: the verdict follows)",
+    ),
+    (
+        "run_finished",
+        "status, ok, retries, credits, total_requests, success_requests, failed_requests, "
+        "timeout_requests",
+        "a run's verdict, after its retries; level error when not ok",
+    ),
+    ("retry_started", "attempt, total_requests, cost", "a retry run of `<name>.retry` started"),
+    ("retry_adopted", "", "a retry run left by a killed apply adopted"),
+    (
+        "retry_finished",
+        "attempt, success_requests, total_requests, credits",
+        "a retry run seen to its end",
+    ),
+    ("retry_refused", "", "a retry refused by `--max-credits`"),
+    (
+        "progress",
+        "collections, reconciled, runs, runs_done, requests, requests_done, failed, credits",
+        "while the runs go on, every 30 s (not on a terminal; credits charged so far)",
+    ),
+    ("api_call", "method, route, status, duration_ms", "one API call (with `-vv`)"),
+    ("usage_error", "exit_code, command", "a command line click could not parse (exit code 2)"),
+    ("log", "", "any other line (warnings, notes)"),
+)
+
 # The run ids the API and the emulator hand out: hex or uuid-like tokens.
 _RUN_ID = re.compile(r"\brun ([0-9A-Za-z][0-9A-Za-z_-]{5,})\b")
 

@@ -178,7 +178,8 @@ class Runner:
         # A shared state: this collection's lock, and its plan made again (`runs.locks`).
         track = self._tracks[index] = await self.locks.claim(track)
         if track.action == "skip":
-            self.output.info(f"{track.name}: skipped: {track.run_reason}")
+            line = f"{track.name}: skipped: {track.run_reason}"
+            self.output.info(line, event="collection_skipped")
             return
         reconciled, applied = await self._change(track)
         track = self._fold(index, reconciled)
@@ -191,7 +192,7 @@ class Runner:
         item, name = track.item, track.name
         self.locks.check()
         if item.action == "error":
-            self.output.error(f"{name}: {item.reason}")
+            self.output.error(f"{name}: {item.reason}", event="collection_error")
             return Reconciled("error", error=item.reason), None
         if item.action == "delete":
             assert item.remote_id is not None

@@ -201,7 +201,9 @@ class Output:
         """While the runs go on: the live display on a terminal (text logs), else a progress
         line every `interval` seconds. `snapshot` returns the runner's frozen values; the
         display reads them and never changes anything (`sprunner.liveview`)."""
-        from sprunner.liveview import LiveView, Ticker
+        from dataclasses import asdict
+
+        from sprunner.liveview import LiveView, Ticker, Totals
 
         if self.verbosity < 0 or not snapshot():
             yield
@@ -215,8 +217,8 @@ class Output:
                     self._live = None
             return
 
-        def emit(line: str) -> None:
-            self.log("info", line, event="progress")
+        def emit(line: str, totals: Totals) -> None:
+            self.log("info", line, event="progress", **asdict(totals))
 
         with Ticker(snapshot, emit, interval):
             yield

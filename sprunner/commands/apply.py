@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sprunner import report
-from sprunner.commands.common import load_jobs
 from sprunner.errors import (
     EXIT_API_UNUSABLE,
     EXIT_CRASH,
@@ -28,20 +26,23 @@ from sprunner.errors import (
     ReportError,
     exit_code_for,
 )
-from sprunner.failedjobs import with_job_details
-from sprunner.interruption import Interruption
-from sprunner.jobfile.load import Loaded
-from sprunner.operate import Operation, Operations, operated
-from sprunner.outcome import ApplyOutcome, CollectionOutcome
-from sprunner.session import Target, exclusive, list_remote, target
+from sprunner.operate import Operations, operated
+from sprunner.session import exclusive
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
-from sprunner.state import StateStore as State
-from sprunner.state import opened
-from sprunner.ui import Output
 
+# What an apply needs once it holds the lock is imported then (in the functions below): a
+# second apply meets the lock first and exits 4 at once, before importing the job-file
+# stage, the API client and the rest (SPEC §9).
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
+    from sprunner.interruption import Interruption
+    from sprunner.jobfile.load import Loaded
+    from sprunner.operate import Operation
+    from sprunner.outcome import ApplyOutcome, CollectionOutcome
     from sprunner.runner import Runner
+    from sprunner.session import Target
+    from sprunner.state import StateStore as State
+    from sprunner.ui import Output
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class _Sofar:
 
     def failed(self, error: BaseException) -> ApplyOutcome:
         """The outcome of an apply ended by `error`: what was done, and why it stopped."""
+        from sprunner.outcome import ApplyOutcome
+
         code = exit_code_for(error)
         message = str(error) if code != EXIT_CRASH else "sprunner crashed (a bug)"
         collections = self.runners[0].outcomes() if self.runners else ()
@@ -143,6 +146,10 @@ def _applied(
     op: Operation,
     handlers: contextlib.ExitStack,
 ) -> ApplyOutcome:
+    from sprunner.commands.common import load_jobs
+    from sprunner.interruption import Interruption
+    from sprunner.session import target
+
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
     sofar.loaded = loaded = load_jobs(selection, output)
@@ -181,6 +188,8 @@ def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextMan
     already (`exclusive`, taken first); a database state has no whole-state lock: the
     runner takes one per collection (`sprunner.runs.locks`), so that applies on many hosts
     share the work."""
+    from sprunner.state import opened
+
     return opened(
         state_dir=api.state_dir,
         state_url=None if api.local else options.state_url,
@@ -191,6 +200,9 @@ def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextMan
 
 
 async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> ApplyOutcome:
+    from sprunner.failedjobs import with_job_details
+    from sprunner.outcome import ApplyOutcome
+
     main = asyncio.current_task()
     assert main is not None
     runners = sofar.runners  # filled once the plan is made: a partial report reads it
@@ -235,6 +247,7 @@ def _client(work: _Apply) -> ApiClient:
 async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
     from sprunner.reconcile.plan import build_plan
     from sprunner.runner import Runner
+    from sprunner.session import list_remote
 
     remote = await list_remote(client)
     plan = build_plan(
@@ -277,6 +290,7 @@ def _write_files(
 ) -> None:
     """`--report` and `--junit`. When the apply already failed (`strict` False), a file that
     cannot be written is said on stderr and the apply's own error stays the one raised."""
+    from sprunner import report
     from sprunner.junit import write_junit
 
     try:
