@@ -128,7 +128,11 @@ def render(ctx: click.Context, selection: Selection, as_json: bool) -> None:
         is_flag=True,
         help="Exit 10 when changes are pending, 0 when there are none.",
     ),
-    click.option("--local", is_flag=True, help="Plan against a fresh in-process emulator."),
+    click.option(
+        "--local",
+        is_flag=True,
+        help="Plan against the in-process emulator of apply --local (kept in the state dir).",
+    ),
     click.option(
         "--prune", is_flag=True, help="Show the deletions apply --prune would make, as changes."
     ),
@@ -174,7 +178,10 @@ def plan(
         "--prune", is_flag=True, help="Delete collections sprunner created and no file has."
     ),
     click.option(
-        "--local", is_flag=True, help="Apply against an in-process emulator; no key needed."
+        "--local",
+        is_flag=True,
+        help="Apply against an in-process emulator that keeps its collections in the state "
+        "directory; no key needed.",
     ),
     click.option(
         "--max-credits",

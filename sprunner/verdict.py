@@ -118,6 +118,11 @@ def read(state: BlobStore, name: str) -> Verdict | None:
     return from_json(state.get_blob(name, KIND))
 
 
+def forget(state: BlobStore, name: str) -> None:
+    """A collection deleted (`--prune`): a later one of the same name starts unjudged."""
+    state.put_blob(name, KIND, None)
+
+
 def record(state: BlobStore, name: str, verdict: Verdict) -> Verdict:
     """Make `verdict` the collection's latest (durable on return) and return it as kept:
     with the newest passing run carried over from the previous verdict when it failed."""

@@ -108,6 +108,8 @@ def judged(state: BlobStore, track: Track, *, now: float, output: Output) -> Jud
     """The collection's latest verdict after this apply, and its health when this apply
     did not run it to its end (skipped by its policy, or `--no-run`)."""
     desired = track.item.desired
+    if track.action == "delete":
+        verdict.forget(state, track.name)
     if desired is None or track.action in (None, "error", "skip", "delete"):
         return Judged(None)
     run = track.outcome().run

@@ -313,3 +313,18 @@ def test_global_options_after_the_command_name(sprunner: Sprunner, tmp_path: Pat
     assert check_report(report)["api_url"] == sprunner.emulator.url
     assert (tmp_path / "elsewhere").is_dir()
     assert all(line.startswith("{") for line in result.stderr.splitlines())
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_usage_error_follows_the_log_format(sprunner: Sprunner, where: str) -> None:
+    option = ["--log-format", "json"]
+    args = [*option, "apply", "--bogus"] if where == "before" else ["apply", "--bogus", *option]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["event"], record["exit_code"]) == ("error", "usage_error", 2)
+    assert record["message"].startswith("No such option '--bogus'")
+    assert record["apply_id"] is None and record["command"].endswith(" apply")
+    plain = CliRunner().invoke(cli, ["apply", "--bogus"])
+    assert plain.exit_code == 2 and "Error: No such option '--bogus'" in plain.stderr

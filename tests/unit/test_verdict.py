@@ -13,6 +13,7 @@ from sprunner.verdict import (
     KIND,
     Verdict,
     duration,
+    forget,
     health,
     iso,
     of_run,
@@ -40,6 +41,8 @@ def test_a_failed_run_keeps_the_newest_passing_one_and_survives_a_reopen(tmp_pat
     assert again == failed
     healed = record(state, "shop", Verdict("r3", T0 + 120, ok=True))
     assert (healed.last_success_at, healed.last_success_run) == (T0 + 120, "r3")
+    forget(state, "shop")  # pruned: a later collection of the name starts unjudged
+    assert read(state, "shop") is None
 
 
 @pytest.mark.parametrize(
