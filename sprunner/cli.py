@@ -33,6 +33,7 @@ from sprunner.settings import (
     GlobalOptions,
     Selection,
 )
+from sprunner.ui import color_mode
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
@@ -46,8 +47,10 @@ from sprunner.settings import (
 )
 @click.option(
     "--api-key-file",
+    envvar="SCRAPINGPROS_API_KEY_FILE",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Read the API key from this file (else env SCRAPINGPROS_API_KEY).",
+    help="Read the API key from this file (env SCRAPINGPROS_API_KEY_FILE; "
+    "else the key itself in env SCRAPINGPROS_API_KEY).",
 )
 @click.option(
     "--state-dir",
@@ -93,7 +96,7 @@ def cli(
         state_dir=state_dir,
         state_url=state_url or None,
         verbosity=-1 if quiet else verbose,
-        color=not os.environ.get("NO_COLOR"),  # no-color.org: only a non-empty value counts
+        color=color_mode(os.environ),  # NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE, TERM=dumb
         retries=retries,
         log_format=log_format,
     )

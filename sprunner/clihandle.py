@@ -24,7 +24,18 @@ if TYPE_CHECKING:
 
 
 class Group(click.Group):
-    """The `sprunner` group: click's, with usage errors in the log format asked for."""
+    """The `sprunner` group: click's, with usage errors in the log format asked for. A
+    Ctrl-C that comes before a command's own handler (while the command's modules import,
+    say) exits 130 as SPEC §3 says, where click would print "Aborted!" and exit 1, which
+    means "a collection failed"."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from sprunner.errors import EXIT_SIGINT
+
+            sys.exit(EXIT_SIGINT)
 
     def main(
         self,
@@ -110,7 +121,7 @@ def crashed(error: Exception, *, state_dir: Path, output: Output | None) -> int:
     from sprunner.ui import make_output
 
     if output is None:
-        output = make_output(json=False, verbosity=0, color=False)
+        output = make_output(json=False, verbosity=0, color="never")
     # The key may never have been read (the crash came first): mask it all the same.
     output.add_secrets([os.environ.get(KEY_VARIABLE, "").strip()])
     path = write_crash_log(error, state_dir=state_dir, redactor=output.redactor)

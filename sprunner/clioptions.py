@@ -223,10 +223,11 @@ Exit codes:
   0    everything applied; every selected collection is healthy
   1    a collection is not healthy: its latest run failed (this apply's or,
        when skipped, the one before), an API error, or stale (run.max_age)
-  2    invalid job files or usage; nothing was sent
+  2    invalid job files, usage, a key file or state directory that
+       cannot be used; nothing was sent
   3    the API could not be used (unreachable, bad key, quota spent)
   4    another apply holds the lock; nothing was read, sent, pinged or written
-  10   plan --detailed-exitcode: changes are pending
+  10   plan --detailed-exitcode: changes are pending (Terraform: 2)
   130  interrupted (SIGINT), 143 terminated (SIGTERM); state saved
   70   a bug in sprunner: stderr names a crash log in the state directory
 """

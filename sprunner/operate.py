@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sprunner.errors import EXIT_LOCKED, EXIT_OK, SprunnerError, exit_code_for
+from sprunner.errors import EXIT_LOCKED, EXIT_OK, LockHeldError, SprunnerError, exit_code_for
 
 if TYPE_CHECKING:
     from sprunner.api.calls import CallRecord
@@ -67,6 +67,16 @@ class Operation:
     outcome: ApplyOutcome | None = None
     exit_code: int = EXIT_OK
     calls: Counter[_Call] = field(default_factory=Counter)
+    # Why the lock could not be taken (a state directory that cannot hold it), when no
+    # other apply holds it: the command's own failure, reported as such (`locked`).
+    lock_error: Exception | None = None
+
+    def locked(self) -> None:
+        """Raise what kept the lock from being taken, inside the command's own error
+        handling (its report and JUnit say it: exit 2 for a state directory that cannot be
+        created). A lock another apply holds never gets here: exit 4, nothing written."""
+        if self.lock_error is not None:
+            raise self.lock_error
 
     def on_call(self, record: CallRecord) -> None:
         """The API client's hook: count the call, and log it with -vv."""
@@ -102,7 +112,13 @@ def operated(
     the exit code and ping it. The body sets `exit_code` before it returns normally."""
     op = Operation(output)
     output.bind(apply_id=op.apply_id)
-    with exclusive:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive)
+        except LockHeldError:
+            raise  # another apply's: nothing pinged, logged as started, or written
+        except Exception as error:
+            op.lock_error = error  # the command raises it (`Operation.locked`)
         pinger = _pinger(output, operations, op.apply_id)
         what = operations.command
         output.note(f"{what} {op.apply_id} started", event="apply_started", command=what)
@@ -110,6 +126,7 @@ def operated(
             pinger.start()
         try:
             yield op
+            op.locked()  # a command that did not ask still fails with it
         except BaseException as error:
             op.exit_code = exit_code_for(error)
             if isinstance(error, SprunnerError):

@@ -129,6 +129,7 @@ class CollectionOutcome:
     # `run.max_age` (a failed last run, or stale); None when this apply's run judges it.
     health: Health | None = None
     max_age: float | None = None  # `run.max_age` in seconds (the metrics show it)
+    failed_at: float | None = None  # epoch s: when its error was known (None: no error yet)
 
     @property
     def ok(self) -> bool:

@@ -46,6 +46,7 @@ class Reconciled:
     collection_id: str | None = None
     error: str | None = None
     unchecked: bool = False  # a create whose replay check waits for a run start (execute.py)
+    at: float = field(default_factory=time.time)  # epoch s: when it was known (an error's time)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Judged:
 @dataclass(frozen=True)
 class Failed:
     error: str
+    at: float = field(default_factory=time.time)  # epoch s: when the error ended the phase
 
 
 PhaseResult = (
@@ -135,6 +137,7 @@ class Track:
     verdict: Verdict | None = None
     health: Health | None = None
     charged: int | None = None  # credits charged, once the run (and its retries) is over
+    failed_at: float | None = None  # when an error was folded in (JUnit's time of the case)
 
     @property
     def name(self) -> str:
@@ -149,6 +152,7 @@ class Track:
                 collection_id=result.collection_id,
                 error=result.error,
                 unchecked=result.unchecked,
+                failed_at=result.at if result.error is not None else self.failed_at,
             )
         if isinstance(result, Decided):
             return self._decided(result)
@@ -240,11 +244,12 @@ class Track:
         )
 
     def _failed(self, result: Failed) -> Track:
+        failed = replace(self, error=result.error, failed_at=result.at)
         if self.action is None:
-            return replace(self, error=result.error, action="error")
+            return replace(failed, action="error")
         if self.run_state is None or self.run_state == "in_progress":
-            return replace(self, error=result.error, run_state="error", run_reason=result.error)
-        return replace(self, error=result.error)
+            return replace(failed, run_state="error", run_reason=result.error)
+        return failed
 
     @property
     def credits(self) -> int:
@@ -274,6 +279,7 @@ class Track:
             verdict=self.verdict,
             health=self.health,
             max_age=desired.run.max_age if desired is not None else None,
+            failed_at=self.failed_at,
         )
 
     def _run_outcome(self) -> RunOutcome | None:

@@ -122,6 +122,7 @@ def run(
     ):
         sofar = _Sofar(options.api_url, op.started_at, op.apply_id)
         try:
+            op.locked()
             outcome = _applied(selection, options, output, apply_options, sofar, op, handlers)
         except LockHeldError:
             raise  # the files belong to the apply that holds the lock

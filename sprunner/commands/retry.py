@@ -87,6 +87,7 @@ def run(
         api_url=options.api_url,
         exclusive=exclusive(options, whole=True),
     ) as op:
+        op.locked()
         document, reruns = _prepared(report_path, selection, output, dry_run=False)
         try:
             outcome = _retried(document, reruns, options, output, retry_options, op)

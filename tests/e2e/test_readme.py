@@ -66,6 +66,9 @@ KNOWN = {
     f"sprunner --api-url {DEMO_URL} status jobs --runs 5": OPERATING,
     f"sprunner --api-url {DEMO_URL} apply jobs --select news-archive --run-now"
     " --progress-every 2": OPERATING,
+    "set +e; sprunner plan --detailed-exitcode; code=$?; set -e": (
+        "test_the_ci_gate_reads_sprunners_codes"
+    ),
 }
 
 
@@ -154,6 +157,39 @@ def test_the_real_api_lines_do_what_their_comments_say(
     assert dict(emulator.engine.calls) == {"list": 1}
     # Exit 1: partner-feeds's last run failed, and health never forgets.
     assert no_run.endswith("exit code 1\n") and "FAILED partner-feeds: last run" in no_run
+
+
+def test_the_ci_gate_reads_sprunners_codes(
+    workdir: tuple[Path, dict[str, str]], emulator: EmulatorHandle
+) -> None:
+    """The gate passes with "changes pending" (10) or "no changes" (0) and fails with the
+    code of anything else (2: invalid job files)."""
+    import subprocess
+
+    cwd, env = workdir
+    [block] = _blocks_running("set +e; sprunner plan --detailed-exitcode")
+    env = {**env, "SCRAPINGPROS_API_KEY": emulator.api_key, "SCRAPINGPROS_API_URL": emulator.url}
+    shutil.copytree(cwd / "examples" / "jobs", cwd / "jobfiles")  # plan's default path
+
+    def gate() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", "set -e\n" + block.text],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    pending = gate()  # the plan's table, then the gate's word
+    assert pending.returncode == 0, pending.stderr
+    assert pending.stdout.splitlines()[-1] == "changes pending: apply them, or ask for a review"
+    run_lines(["sprunner apply --no-run"], cwd=cwd, env=env)
+    clean = gate()
+    assert (clean.returncode, clean.stdout.splitlines()[-1]) == (0, "no changes")
+    (cwd / "jobfiles" / "broken.yaml").write_text("name: not a job file\n")
+    assert gate().returncode == 2
 
 
 def test_shell_completions(tmp_path: Path) -> None:
