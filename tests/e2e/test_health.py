@@ -57,7 +57,8 @@ def test_a_skipped_collection_whose_last_run_failed_fails_until_a_run_passes(
     failed = report["collections"][0]["run"]["run_id"]
 
     # Not due until next year: skipped, and still failing by its last run.
-    result, report = sprunner.apply(job, "--metrics", str(metrics))
+    junit = tmp_path / "junit.xml"
+    result, report = sprunner.apply(job, "--metrics", str(metrics), "--junit", str(junit))
     assert result.exit_code == 1, result.output
     shop = report["collections"][0]
     assert shop["run"]["status"] == "skipped" and shop["ok"] is False
@@ -69,6 +70,8 @@ def test_a_skipped_collection_whose_last_run_failed_fails_until_a_run_passes(
         f"no run now: not due: schedule '0 0 1 1 *' next at {next_year}-01-01T00:00:00Z"
     )
     assert f"FAILED shop: last run {failed}" in result.stdout
+    case = junit.read_text()
+    assert '<failure message="last run' in case and 'type="last_run_failed"' in case
     assert metric(metrics, "sprunner_collection_ok", "shop") == 0
     # The gauge shows the last run's counts though this apply ran nothing.
     assert metric(metrics, "sprunner_collection_last_requests", "shop") is not None
@@ -114,6 +117,9 @@ def test_max_age_makes_a_collection_stale_until_a_run_passes(
     assert archive["reason"] == (
         "stale: no passing run known (run.max_age 1h); no run now: run.when is never"
     )
+    junit = tmp_path / "junit.xml"
+    assert sprunner("apply", str(job), "--junit", str(junit)).exit_code == 1
+    assert 'type="stale"' in junit.read_text()
     assert metric(metrics, "sprunner_collection_max_age_seconds", "archive") == 3600
     assert metric(metrics, "sprunner_collection_ok", "archive") == 0
 

@@ -86,3 +86,34 @@ def test_retry_json_lines_carry_the_apply_id(sprunner: Sprunner, tmp_path: Path)
     assert records and all(r["apply_id"] == apply_id for r in records)
     assert records[0]["event"] == "apply_started"
     assert records[-1]["event"] == "apply_finished" and records[-1]["exit_code"] == 1
+
+
+def test_retry_on_a_shared_database_locks_first_and_judges(
+    sprunner: Sprunner, tmp_path: Path, state_db: str
+) -> None:
+    """With --state-url, a retry locks the API's whole state in the database before
+    anything else: another one holding it means exit 4, no ping; once free, the retry
+    runs and the collection's verdict (in the database) follows it."""
+    from sprunner.state import opened
+
+    shared = ("--state-url", state_db)
+    _, first = sprunner.apply(write_job(tmp_path, NO_RETRY), *shared)
+    report = str(tmp_path / "report.json")
+    with (
+        Monitor() as monitor,
+        opened(
+            state_dir=tmp_path / "unused",
+            state_url=state_db,
+            api_url=sprunner.emulator.url,
+            key=None,
+        ),
+    ):
+        held = sprunner("retry", report, *shared, "--ping", monitor.url("r"))
+        assert held.exit_code == 4, held.output
+        assert monitor.pings == [] and "holds the lock" in held.stderr
+    new = tmp_path / "retried.json"
+    result = sprunner("retry", report, *shared, "--report", str(new))
+    assert result.exit_code == 1, result.output  # /fail still fails
+    verdict = check_report(new)["collections"][0]["verdict"]
+    assert verdict["run_id"] == first["collections"][0]["run"]["run_id"]
+    assert (verdict["retries"], verdict["failed_requests"]) == (1, 1)
