@@ -31,6 +31,7 @@ from sprunner.api.errors import NotFoundError
 from sprunner.api.models import Run
 from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
 from sprunner.errors import StateError
+from sprunner.killpoints import reached
 from sprunner.state import StateStore as State
 from sprunner.state import lifecycle
 
@@ -156,6 +157,7 @@ async def adopt_running(
 def finish(state: State, *, name: str) -> None:
     """The run was seen to its end (completed or given up on): it is no longer in flight."""
     lifecycle.run_finished(state, name)
+    reached("run.finished")
 
 
 async def last_run_time(

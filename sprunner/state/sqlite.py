@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sprunner.errors import LockHeldError, StateError
+from sprunner.errors import LockHeldError, StateDirectoryError, StateError
 from sprunner.state import migrate, schema
 from sprunner.state.store import StateStore
 
@@ -78,7 +78,7 @@ class State(StateStore):
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise self._error("create", e) from e
+                raise StateDirectoryError.cannot("create", self.directory, e) from e
         # Without `persist` and no database yet (plan, status, export): an empty one in
         # memory, with a directory of the older format read into it; nothing is written.
         self._connection = self._connect(str(self.path) if persist else ":memory:")
@@ -204,7 +204,7 @@ def locked(directory: Path) -> Iterator[None]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StateError(f"cannot create the state directory {directory}: {e}") from e
+        raise StateDirectoryError.cannot("create", directory, e) from e
     lock = FileLock(str(directory / "lock"), timeout=0)
     try:
         lock.acquire()
@@ -214,10 +214,7 @@ def locked(directory: Path) -> Iterator[None]:
             "it is released when that process ends"
         ) from None
     except OSError as e:
-        raise StateError(
-            f"cannot lock the state directory {directory}: {e.strerror or e} "
-            f"({directory / 'lock'}); it must be a writable directory"
-        ) from e
+        raise StateDirectoryError.cannot("lock", directory, e) from e
     try:
         yield
     finally:
