@@ -106,7 +106,7 @@ class CollectionLocks:
             holder = self.state.holder(name)
             if holder is not None:
                 return str(holder)
-            # Between the holder's lock and its row (which comes right after), or gone.
+            # The lock taken, its row not yet committed (the same transaction), or gone.
             await asyncio.sleep(0.05)
         return "another apply"
 
