@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 DEFAULT_PAUSE = 1.0  # when a 429 carries no Retry-After
+MAX_PAUSE = 300.0  # a Retry-After beyond this is read as this (the client caps it lower)
 DECREASE_FACTOR = 0.85
 INCREASE_PER_SUCCESS = 0.04  # requests/s gained per success
 MIN_RATE = 0.2
@@ -72,11 +73,13 @@ class RateLimiter:
         max_rps: float | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        if max_rps is not None and max_rps <= 0:
-            raise ValueError("max_rps must be positive")
+        if max_rps is not None and not (max_rps > 0 and math.isfinite(max_rps)):
+            raise ValueError("max_rps must be a positive number")
         self.max_rps = max_rps
         self._clock = clock
+        self._wall = wall  # Unix time, for a Reset given as one
         self._learned: float | None = None  # None until the first 429 or rate headers
         self._stated: float | None = None  # the rate the API's headers state
         self._paused_until = 0.0
@@ -123,28 +126,31 @@ class RateLimiter:
     def on_rate_limited(self, retry_after: float | None) -> None:
         """A 429 arrived: pause everyone, and cut the rate once per pause."""
         now = self._clock()
-        pause = DEFAULT_PAUSE if retry_after is None else max(0.0, retry_after)
+        pause = DEFAULT_PAUSE
+        if retry_after is not None and math.isfinite(retry_after):
+            pause = min(max(0.0, retry_after), MAX_PAUSE)
         self._paused_until = max(self._paused_until, now + pause)
         # Slots reserved before the 429 are void: spacing restarts when the pause ends.
         self._next_slot = self._paused_until
         if now < self._cut_blocked_until:
             return
-        if len(self._successes) < MIN_SAMPLES and self.rate is None:
-            # A 429 after only a success or two says little about the rate (another process
-            # may have spent the window): pause, and learn from the next 429 instead.
-            return
         self._cut(now)
 
     def _cut(self, now: float) -> None:
         """Cut the rate below what was observed; once, until the answers to calls sent
-        before the cut are in (they carry no news about the new rate)."""
+        before the cut are in (they carry no news about the new rate).
+
+        With too few recent successes to measure and no rate known yet (a 429 after only a
+        call or two, or after a quiet spell: the first poll of a long run), there is nothing
+        to cut from: the pause alone answers it, and the next 429 teaches the rate."""
         observed = self._observed_rate(now)
         current = self.rate
         if len(self._successes) >= MIN_SAMPLES:
             base = observed if current is None else min(current, observed)
-        else:
-            assert current is not None
+        elif current is not None:
             base = current
+        else:
+            return
         self._learned = max(MIN_RATE, DECREASE_FACTOR * base)
         # Answers to requests sent before this cut arrive during the pause (or just after).
         self._cut_blocked_until = max(now, self._paused_until) + max(0.25, 1.0 / self._learned)
@@ -207,7 +213,7 @@ class RateLimiter:
         if remaining is not None:
             self._last_remaining = remaining
         if remaining is not None and remaining <= 0 and reset is not None:
-            wait = reset - time.time() if reset > EPOCH_THRESHOLD else reset
+            wait = reset - self._wall() if reset > EPOCH_THRESHOLD else reset
             wait = min(max(0.0, wait), RATE_LIMIT_WINDOW)
             if wait > 0:
                 self._paused_until = max(self._paused_until, now + wait)
