@@ -19,12 +19,12 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_base
+from typing import TYPE_CHECKING, TypeVar
 
 from sprunner.api.errors import AmbiguousApiError
+
+if TYPE_CHECKING:  # tenacity is imported when a call first needs a repeat: start-up stays light
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 
@@ -70,18 +70,17 @@ def _no_hint(_: BaseException) -> float | None:
     return None
 
 
-class _Wait(wait_base):
-    """tenacity's wait, from a `Backoff` and the failure's own hint."""
+def _wait(
+    backoff: Backoff, hint: Callable[[BaseException], float | None]
+) -> Callable[[RetryCallState], float]:
+    """tenacity's wait, from a `Backoff` and the failure's own hint. Tenacity counts from
+    the second try (the first went before it, in `retry_call`)."""
 
-    def __init__(
-        self, backoff: Backoff, hint: Callable[[BaseException], float | None], first: int
-    ) -> None:
-        self._backoff, self._hint, self._first = backoff, hint, first
-
-    def __call__(self, retry_state: RetryCallState) -> float:
+    def wait(retry_state: RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
-        hint = None if error is None else self._hint(error)
-        return self._backoff.after(retry_state.attempt_number + self._first, hint)
+        return backoff.after(retry_state.attempt_number + 1, None if error is None else hint(error))
+
+    return wait
 
 
 async def retry_call(
@@ -104,9 +103,11 @@ async def retry_call(
         if backoff.attempts <= 1 or not retry_on(error):
             raise
         await sleep(backoff.after(1, wait_hint(error)))
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(backoff.attempts - 1),
-        wait=_Wait(backoff, wait_hint, first=1),
+        wait=_wait(backoff, wait_hint),
         retry=retry_if_exception(retry_on),
         sleep=sleep,
         reraise=True,

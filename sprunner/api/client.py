@@ -265,7 +265,7 @@ class ApiClient:
             routes.result(collection_id, run_id, job_id),
             "get job result",
             name,
-            cap=http.MAX_RESULT,
+            cap=http.MAX_RESULT,  # a scraped page can be 100 MB
         )
         return parse_jobs.result_body(answer)
 
@@ -281,7 +281,7 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         empty_ok: bool = False,
-        cap: int = http.MAX_ANSWER,
+        cap: int | None = None,  # http.MAX_ANSWER
     ) -> parse.Answer:
         try:
             return await self._attempts(

@@ -100,7 +100,7 @@ class Exchange:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         empty_ok: bool = False,
-        cap: int = http.MAX_ANSWER,
+        cap: int | None = None,  # http.MAX_ANSWER
     ) -> parse.Answer:
         started = await self.window.acquire(priority_of(call, rate_bound=self.limiter.throttling))
         signal: Signal = "neutral"
@@ -137,7 +137,7 @@ class Exchange:
         params: Mapping[str, str] | None,
         body: Any,
         headers: Mapping[str, str] | None,
-        cap: int,
+        cap: int | None,
     ) -> Answered:
         """One HTTP request; transport failures become our errors, naming the URL."""
         url = safe_url(self.base_url, path)
@@ -148,7 +148,13 @@ class Exchange:
             headers = http.json_headers(headers)
         try:
             return await http.exchange(
-                self._http, method, path, params=params, content=content, headers=headers, cap=cap
+                self._http,
+                method,
+                path,
+                params=params,
+                content=content,
+                headers=headers,
+                cap=http.MAX_ANSWER if cap is None else cap,
             )
         except http.AnswerTooLarge as error:
             raise BadAnswerError(f"{error} [{url}]", **kw) from None

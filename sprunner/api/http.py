@@ -34,7 +34,8 @@ class AnswerTooLarge(Exception):
 
     def __init__(self, size: int, cap: int) -> None:
         self.size, self.cap = size, cap
-        super().__init__(f"the answer is over {cap // MiB} MiB")
+        limit = f"{cap // MiB} MiB" if cap >= MiB else f"{cap} bytes"
+        super().__init__(f"the answer is over {limit}")
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,6 @@ PROBE_TIMEOUT = 2.0
 # Failures of the TLS layer that a dropped or reset connection also produces: transient.
 _TLS_TRANSIENT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 _DISCONNECTED = "disconnected without sending a response"
-# What httpx says when a connection drops mid-answer: a passing fault, not a wrong port.
-_DROPPED = (_DISCONNECTED, "peer closed", "incomplete", "connection reset")
 
 
 def is_loopback(host: str) -> bool:
@@ -85,11 +83,9 @@ def endpoint_problem(
             )
         return f"TLS failed ({tls.reason or tls})"
     text = str(error).lower()
-    if (
-        first_contact
-        and isinstance(error, httpx.RemoteProtocolError)
-        and not any(words in text for words in _DROPPED)
-    ):
+    if first_contact and isinstance(error, httpx.RemoteProtocolError) and "status line" in text:
+        # Not even a status line: whatever answers is not HTTP. (A broken header or body
+        # after a good status line is a garbled answer, retried like a dropped one.)
         return f"the server's answer is not HTTP ({describe(error)}): wrong port" + (
             ", or http:// to an https port?" if scheme == "http" else "?"
         )

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sprunner.emulator.app import MAX_BODY_BYTES, build_app
 from sprunner.emulator.engine import Engine, Mode
 from sprunner.emulator.faults import Fault, Faults
+from sprunner.emulator.latency import Latency, parse_latency
 from sprunner.emulator.results import DEFAULT_RETENTION
 
 STARTUP_TIMEOUT = 10.0
@@ -62,8 +63,11 @@ def make_server(
     log_level: str = "warning",
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    latency: Latency | None = None,
 ) -> uvicorn.Server:
-    app: ASGIApp = build_app(engine, faults, api_key=api_key, max_body_bytes=max_body_bytes)
+    app: ASGIApp = build_app(
+        engine, faults, api_key=api_key, max_body_bytes=max_body_bytes, latency=latency
+    )
     app = _dated(app, engine)
     config = uvicorn.Config(
         app if wrap is None else wrap(app),
@@ -124,13 +128,16 @@ def running_emulator(
     allow_private: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
     clock_skew: float = 0.0,
+    latency: str | Latency | None = None,
 ) -> Iterator[EmulatorHandle]:
     """Serve the emulator on `host:port` (0: a free port) in a thread for the `with` block.
 
     `wrap`: ASGI middleware around the app (tests answer calls in ways no fault models);
     `result_retention`: seconds results are kept (24 h by default); `allow_private=True`:
     fetch mode may reach loopback and private targets (the test sites), refused by default;
-    `clock_skew`: seconds the API's clock is ahead of ours (negative: behind).
+    `clock_skew`: seconds the API's clock is ahead of ours (negative: behind);
+    `latency`: how long answers take (`emulator/latency.py`: `fixed:S`, `heavy:MEDIAN[:P99]`,
+    `busy:IDLE:BUSY[:N]`), drawn with `seed`.
     """
     engine = Engine(
         mode=mode,
@@ -142,8 +149,25 @@ def running_emulator(
         clock_skew=clock_skew,
     )
     active = faults if isinstance(faults, Faults) else Faults(faults, seed=seed)
-    server = make_server(engine, active, api_key=api_key, wrap=wrap, max_body_bytes=max_body_bytes)
+    if isinstance(latency, str):
+        latency = parse_latency(latency, seed=seed)
+    server = make_server(
+        engine,
+        active,
+        api_key=api_key,
+        wrap=wrap,
+        max_body_bytes=max_body_bytes,
+        latency=latency,
+    )
     sock = bind(host, port)
+    with _serving(server, sock):
+        bound_port = sock.getsockname()[1]
+        yield EmulatorHandle(url_for(host, bound_port), api_key, engine, active, host, bound_port)
+
+
+@contextmanager
+def _serving(server: uvicorn.Server, sock: socket.socket) -> Iterator[None]:
+    """Run `server` on `sock` in a thread for the `with` block, once it serves."""
     errors: list[BaseException] = []
 
     def serve() -> None:
@@ -162,8 +186,7 @@ def running_emulator(
             if time.monotonic() > deadline:
                 raise RuntimeError("the emulator did not start in time")
             time.sleep(0.01)
-        bound_port = sock.getsockname()[1]
-        yield EmulatorHandle(url_for(host, bound_port), api_key, engine, active, host, bound_port)
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=STARTUP_TIMEOUT)
