@@ -125,8 +125,12 @@ async def exchange(
 async def _read(response: httpx.Response, cap: int, *, cut: bool) -> bytearray:
     declared = response.headers.get("content-length", "")
     size = int(declared) if declared.isdigit() and len(declared) < 19 else None
-    if size is not None and size > cap and not cut and "content-encoding" not in response.headers:
+    if "content-encoding" in response.headers:
+        size = None  # the length on the wire, not of the body once decoded
+    if size is not None and size > cap and not cut:
         raise AnswerTooLarge(size, cap)
+    if size is not None and not cut:
+        return await _read_into(response, bytearray(size))
     body = bytearray()
     async for piece in response.aiter_bytes():
         body += piece
@@ -135,6 +139,19 @@ async def _read(response: httpx.Response, cap: int, *, cut: bool) -> bytearray:
                 del body[cap:]
                 break
             raise AnswerTooLarge(len(body), cap)
+    return body
+
+
+async def _read_into(response: httpx.Response, body: bytearray) -> bytearray:
+    """Fill `body`, made at the declared length: no growth by copies, nothing over it.
+    httpx itself refuses a body longer or shorter than its Content-Length."""
+    view, filled = memoryview(body), 0
+    try:
+        async for piece in response.aiter_bytes():
+            view[filled : filled + len(piece)] = piece
+            filled += len(piece)
+    finally:
+        view.release()
     return body
 
 

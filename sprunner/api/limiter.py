@@ -29,7 +29,12 @@ them sees whole, and each 429 pauses its process for a whole `Retry-After`. So:
   has finished): probing grows by 2 % of the rate per success instead of the fixed step.
 
 Callers are spaced evenly (a reserved time slot each) rather than released in bursts, because
-a burst is what empties the server's token bucket.
+a burst is what empties the server's token bucket. A slot that nobody took in time (every
+call slot was busy with a slow answer, or the process was not scheduled) may still be
+taken late, within `catch_up` seconds: the server's bucket kept the token meanwhile, and the
+last answer's `X-RateLimit-Remaining` says how many it holds (less `IN_FLIGHT_RESERVE` for
+calls already on their way). Without that word from the server, only `UNKNOWN_CATCH_UP`
+slots may be taken late. So a heavy tail of answer times costs no throughput (issue #28).
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ LOW_BUDGET = 0.2
 # probing grows by a share of the rate per success instead of the fixed step.
 IDLE_BUDGET = 0.9
 IDLE_GROWTH = 0.02
+# Late slots (see the module docstring): at most this many seconds' worth, keeping this
+# many tokens of the stated budget for calls in flight; two slots when the API says nothing.
+MAX_CATCH_UP = 1.0
+IN_FLIGHT_RESERVE = 8
+UNKNOWN_CATCH_UP = 2
 # A Reset this large is a Unix time, not a number of seconds from now.
 EPOCH_THRESHOLD = 1e9
 
@@ -114,7 +124,7 @@ class RateLimiter:
             rate = self.rate
             if rate is None:
                 return
-            slot = max(now, self._next_slot)
+            slot = max(now - self._catch_up(rate), self._next_slot)
             self._next_slot = slot + 1.0 / rate
             if slot <= now:
                 return
@@ -122,6 +132,13 @@ class RateLimiter:
             # A 429 may have come back while we slept: then wait out the pause and queue again.
             if self._clock() >= self._paused_until:
                 return
+
+    def _catch_up(self, rate: float) -> float:
+        """How far behind now a free slot may lie and still be taken (seconds)."""
+        if self._last_remaining is None or self._stated is None:
+            return UNKNOWN_CATCH_UP / rate
+        room = self._last_remaining - IN_FLIGHT_RESERVE
+        return min(MAX_CATCH_UP, max(0.0, room / rate))
 
     def on_rate_limited(self, retry_after: float | None) -> None:
         """A 429 arrived: pause everyone, and cut the rate once per pause."""

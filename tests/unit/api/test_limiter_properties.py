@@ -93,3 +93,30 @@ def test_any_order_of_answers_leaves_a_sane_limiter(
             assert rate is not None and rate <= max_rps
         # Never paused longer than a 429 or an empty budget can ask for.
         assert 0.0 <= limiter.paused_for <= max(MAX_PAUSE, RATE_LIMIT_WINDOW) + 1e-6
+
+
+def test_slots_missed_while_the_budget_has_room_are_taken_late() -> None:
+    """Issue #28: with a heavy tail every call slot may be busy when a rate slot passes; the
+    server's bucket kept that token, and its Remaining says so: the slot is not lost."""
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    limiter.on_rate_headers(60 * 30, 30, 0)  # 30 a second, and a second's worth left
+
+    async def take(n: int) -> None:
+        for _ in range(n):
+            await limiter.acquire()  # never sleeps here: the slots are all in the past
+
+    clock.now += 0.5  # nobody could send for half a second
+    run(take(15))  # then 15 go at once: the 15 slots of that half second, taken late
+    assert limiter._next_slot <= clock.now + 1e-9
+
+
+def test_no_late_slots_when_the_shared_budget_is_empty() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    limiter.on_rate_headers(60 * 30, 30, 0)
+    limiter.on_rate_headers(60 * 30, 2, 0)  # others spend it: 2 left, fewer than in flight
+    run(limiter.acquire())
+    clock.now += 0.5
+    run(limiter.acquire())
+    assert limiter._next_slot == clock.now + 1 / 30  # spaced from now: nothing taken late

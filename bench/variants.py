@@ -1,0 +1,76 @@
+"""sprunner with one thing changed, for benchmarks that compare against what was not chosen.
+
+    python -m bench.variants VARIANT [sprunner arguments...]
+
+- `aiohttp`: the API client's httpx client sends through httpx-aiohttp's transport
+  (aiohttp's connection pool and C parser) instead of httpx's own (httpcore). Needs
+  `pip install httpx-aiohttp`. This is the alternative issue #23 asked to measure; it is not
+  shipped (bench/README.md, "One HTTP path").
+- `fixed-window`: the window of calls in flight starts at `--parallel` and is never cut
+  (issue #28's "window fixed at --parallel" comparison).
+- `production`: sprunner unchanged (so both sides of a comparison start the same way).
+
+Nothing here is imported by sprunner: the variants patch it from outside, in this process.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+
+def _aiohttp() -> None:
+    import httpx
+    from httpx_aiohttp import HttpxAiohttpClient
+
+    from sprunner.api import http
+
+    def new_client(
+        *,
+        base_url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        parallel: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> httpx.AsyncClient:
+        client: Any = HttpxAiohttpClient(
+            base_url=base_url,
+            headers=dict(headers),
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=parallel),
+            follow_redirects=False,
+            trust_env=True,
+        )
+        return client  # type: ignore[no-any-return]
+
+    http.new_client = new_client  # type: ignore[assignment]
+
+
+def _fixed_window() -> None:
+    from sprunner.api import window
+
+    window.CONGESTION_CUT = 1.0
+    original = window.CallWindow.__init__
+
+    def start_at_cap(self: window.CallWindow, cap: int, **kw: Any) -> None:
+        original(self, cap, **{**kw, "start": cap})
+
+    window.CallWindow.__init__ = start_at_cap  # type: ignore[method-assign]
+
+
+VARIANTS = {"aiohttp": _aiohttp, "fixed-window": _fixed_window, "production": lambda: None}
+
+
+def main() -> None:
+    variant, *args = sys.argv[1:]
+    VARIANTS[variant]()
+    from sprunner.cli import main as sprunner
+
+    sys.argv = ["sprunner", *args]
+    sys.exit(sprunner())
+
+
+if __name__ == "__main__":
+    main()
