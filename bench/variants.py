@@ -8,6 +8,9 @@
   shipped (bench/README.md, "One HTTP path").
 - `fixed-window`: the window of calls in flight starts at `--parallel` and is never cut
   (issue #28's "window fixed at --parallel" comparison).
+- `no-learning`: the rate limiter never cuts its rate (on a 429 or a budget running low):
+  it only pauses for `Retry-After` and follows the stated `X-RateLimit-*` rate (issue #23
+  asks whether the four-processes benchmark needs the learning).
 - `production`: sprunner unchanged (so both sides of a comparison start the same way).
 
 Nothing here is imported by sprunner: the variants patch it from outside, in this process.
@@ -60,7 +63,18 @@ def _fixed_window() -> None:
     window.CallWindow.__init__ = start_at_cap  # type: ignore[method-assign]
 
 
-VARIANTS = {"aiohttp": _aiohttp, "fixed-window": _fixed_window, "production": lambda: None}
+def _no_learning() -> None:
+    from sprunner.api import limiter
+
+    limiter.RateLimiter._cut = lambda self, now: None  # type: ignore[method-assign]
+
+
+VARIANTS = {
+    "aiohttp": _aiohttp,
+    "fixed-window": _fixed_window,
+    "no-learning": _no_learning,
+    "production": lambda: None,
+}
 
 
 def main() -> None:
