@@ -51,6 +51,9 @@ REGIMES = {
 RUNNERS = {
     "httpcore": ("-m", "bench.variants", "production"),
     "aiohttp": ("-m", "bench.variants", "aiohttp"),
+    # Not transports: sprunner on httpcore with one mechanism off (bench/variants.py).
+    "no-priorities": ("-m", "bench.variants", "no-priorities"),
+    "no-catch-up": ("-m", "bench.variants", "no-catch-up"),
 }
 
 

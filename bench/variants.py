@@ -11,6 +11,9 @@
 - `no-learning`: the rate limiter never cuts its rate (on a 429 or a budget running low):
   it only pauses for `Retry-After` and follows the stated `X-RateLimit-*` rate (issue #23
   asks whether the four-processes benchmark needs the learning).
+- `no-catch-up`: a rate slot nobody took in time is lost (the limiter before issue #28).
+- `no-priorities`: every waiting call is served in arrival order (no polls / starts /
+  creates classes in `api/window.py`).
 - `production`: sprunner unchanged (so both sides of a comparison start the same way).
 
 Nothing here is imported by sprunner: the variants patch it from outside, in this process.
@@ -69,7 +72,21 @@ def _no_learning() -> None:
     limiter.RateLimiter._cut = lambda self, now: None  # type: ignore[method-assign]
 
 
+def _no_catch_up() -> None:
+    from sprunner.api import limiter
+
+    limiter.RateLimiter._catch_up = lambda self, rate: 0.0  # type: ignore[method-assign]
+
+
+def _no_priorities() -> None:
+    from sprunner.api import exchange, window
+
+    exchange.priority_of = lambda call, rate_bound=False: window.WRITE  # type: ignore[assignment]
+
+
 VARIANTS = {
+    "no-priorities": _no_priorities,
+    "no-catch-up": _no_catch_up,
     "aiohttp": _aiohttp,
     "fixed-window": _fixed_window,
     "no-learning": _no_learning,

@@ -94,7 +94,7 @@ class RateLimiter:
         self._stated: float | None = None  # the rate the API's headers state
         self._paused_until = 0.0
         self._cut_blocked_until = 0.0
-        self._next_slot = 0.0
+        self._next_slot = clock()
         self._successes: deque[float] = deque()  # over LONG_WINDOW
         self._recent: deque[float] = deque()  # over WINDOW
         self._last_remaining: float | None = None  # X-RateLimit-Remaining, last seen
@@ -123,6 +123,9 @@ class RateLimiter:
                 continue
             rate = self.rate
             if rate is None:
+                # Unthrottled: no slot was missed, so none may be taken late once a rate is
+                # known (four processes joining one budget would each burst at once).
+                self._next_slot = now
                 return
             slot = max(now - self._catch_up(rate), self._next_slot)
             self._next_slot = slot + 1.0 / rate
