@@ -93,13 +93,13 @@ class ApiClient:
         headers = {"Accept": "application/json", "User-Agent": "sprunner"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._wire = Exchange(
+        self._exchange = Exchange(
             base_url=base_url,
             headers=headers,
             transport=transport,
             timeout=timeout,
             limiter=limiter or RateLimiter(),
-            # `parallel` is the cap; the window adapts below it (see window.py).
+            # `parallel` is the cap; 429s, 5xx and transport failures cut below it (window.py).
             window=CallWindow(max(1, parallel)),
             retry_after_cap=self._backoff.cap,
             scrub_key=api_key or None,
@@ -108,26 +108,26 @@ class ApiClient:
 
     @property
     def limiter(self) -> RateLimiter:
-        return self._wire.limiter
+        return self._exchange.limiter
 
     @property
     def window(self) -> CallWindow:
-        """The adaptive bound on calls in flight (its `size` now, its `cap`)."""
-        return self._wire.window
+        """The bound on calls in flight (its `size` now, its `cap`: `--parallel`)."""
+        return self._exchange.window
 
     @property
     def calls(self) -> int:
         """HTTP exchanges sent so far, retries included."""
-        return self._wire.calls
+        return self._exchange.calls
 
     @property
     def rate_limited(self) -> int:
         """Answers that were 429 so far."""
-        return self._wire.rate_limited
+        return self._exchange.rate_limited
 
     @property
     def _reached(self) -> bool:
-        return self._wire.reached
+        return self._exchange.reached
 
     def __repr__(self) -> str:
         key = "set" if self._has_key else "none"
@@ -140,7 +140,7 @@ class ApiClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._wire.aclose()
+        await self._exchange.aclose()
 
     # --- the calls of SPEC §1 -------------------------------------------------------------
 
@@ -286,7 +286,7 @@ class ApiClient:
         try:
             return await self._attempts(
                 lambda e: isinstance(e, TransientApiError),
-                lambda: self._wire.send(
+                lambda: self._exchange.send(
                     method,
                     path,
                     call,
@@ -322,7 +322,9 @@ class ApiClient:
         try:
             return await self._attempts(
                 lambda e: isinstance(e, (RateLimitedError, NotSent)),
-                lambda: self._wire.send("POST", path, call, collection, body=body, headers=headers),
+                lambda: self._exchange.send(
+                    "POST", path, call, collection, body=body, headers=headers
+                ),
             )
         except NotSent as error:
             raise TransportError(
