@@ -37,7 +37,6 @@ def _aiohttp() -> None:
         base_url: str,
         headers: Mapping[str, str],
         timeout: float,
-        parallel: int,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> httpx.AsyncClient:
         client: Any = HttpxAiohttpClient(
@@ -45,7 +44,7 @@ def _aiohttp() -> None:
             headers=dict(headers),
             transport=transport,
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=parallel),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             follow_redirects=False,
             trust_env=True,
         )

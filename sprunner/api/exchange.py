@@ -82,7 +82,6 @@ class Exchange:
             base_url=base_url,
             headers=headers,
             timeout=timeout,
-            parallel=window.cap,
             transport=transport,
         )
 

@@ -75,7 +75,6 @@ def new_client(
     base_url: str,
     headers: Mapping[str, str],
     timeout: float,
-    parallel: int,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     """httpx's client for the API; environment settings that cannot work are a UsageError."""
@@ -85,8 +84,10 @@ def new_client(
             headers=dict(headers),
             transport=transport,
             timeout=httpx.Timeout(timeout),
-            # The window bounds the calls in flight; idle connections are kept for all of them.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=parallel),
+            # The window bounds the calls in flight, hence the connections: all are kept alive.
+            # (httpcore 1.0 closes an idle one whenever the pool holds more connections than
+            # `max_keepalive_connections`, busy ones counted: a window of 8 churned them.)
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             follow_redirects=False,
             trust_env=True,
         )
