@@ -57,3 +57,12 @@ def test_the_emulator_answers_slower_when_busy() -> None:
         alone = min(asyncio.run(timed(emu.url, emu.api_key, 1)) for _ in range(3))
         crowded = asyncio.run(timed(emu.url, emu.api_key, 40))
     assert alone < 0.3 and crowded > 0.3, (alone, crowded)
+
+
+def test_the_command_refuses_a_bad_latency_before_serving() -> None:
+    from click.testing import CliRunner
+
+    from sprunner.cli import cli
+
+    result = CliRunner().invoke(cli, ["emulator", "--port", "0", "--latency", "heavy:0"])
+    assert result.exit_code == 2 and "--latency" in result.output, result.output
