@@ -14,7 +14,7 @@ import click
 
 from sprunner import __version__
 from sprunner.backoff import Retries
-from sprunner.clihandle import crashed, globals_of, handle, output_for
+from sprunner.clihandle import Group, crashed, globals_of, handle, output_for
 from sprunner.clioptions import EXIT_CODES, job_options
 from sprunner.clitools import emulator, results, state_group
 from sprunner.logfmt import LOG_FORMATS
@@ -26,9 +26,10 @@ from sprunner.settings import (
     GlobalOptions,
     Selection,
 )
+from sprunner.ui import color_mode
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="sprunner")
 @click.option(
     "--api-url",
@@ -39,8 +40,10 @@ from sprunner.settings import (
 )
 @click.option(
     "--api-key-file",
+    envvar="SCRAPINGPROS_API_KEY_FILE",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Read the API key from this file (else env SCRAPINGPROS_API_KEY).",
+    help="Read the API key from this file (env SCRAPINGPROS_API_KEY_FILE; "
+    "else the key itself in env SCRAPINGPROS_API_KEY).",
 )
 @click.option(
     "--state-dir",
@@ -86,7 +89,7 @@ def cli(
         state_dir=state_dir,
         state_url=state_url or None,
         verbosity=-1 if quiet else verbose,
-        color=not os.environ.get("NO_COLOR"),  # no-color.org: only a non-empty value counts
+        color=color_mode(os.environ),  # NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE, TERM=dumb
         retries=retries,
         log_format=log_format,
     )

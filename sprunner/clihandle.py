@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,20 @@ from sprunner.settings import GlobalOptions
 if TYPE_CHECKING:
     from sprunner.logfmt import LogFormat
     from sprunner.ui import Output
+
+
+class Group(click.Group):
+    """The `sprunner` group. A Ctrl-C that comes before a command's own handler (while the
+    command's modules import, say) exits 130 as SPEC §3 says, where click would print
+    "Aborted!" and exit 1, which means "a collection failed"."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from sprunner.errors import EXIT_SIGINT
+
+            sys.exit(EXIT_SIGINT)
 
 
 def handle(ctx: click.Context, output: Output, run: Callable[[], int]) -> None:
@@ -54,7 +68,7 @@ def crashed(error: Exception, *, state_dir: Path, output: Output | None) -> int:
     from sprunner.ui import make_output
 
     if output is None:
-        output = make_output(json=False, verbosity=0, color=False)
+        output = make_output(json=False, verbosity=0, color="never")
     # The key may never have been read (the crash came first): mask it all the same.
     output.add_secrets([os.environ.get(KEY_VARIABLE, "").strip()])
     path = write_crash_log(error, state_dir=state_dir, redactor=output.redactor)

@@ -164,10 +164,11 @@ EXIT_CODES = """\b
 Exit codes:
   0    everything applied; every run met its max_failed
   1    a collection failed (jobs over max_failed, timeout, API error)
-  2    invalid job files or usage; nothing was sent
+  2    invalid job files, usage, a key file or state directory that
+       cannot be used; nothing was sent
   3    the API could not be used (unreachable, bad key, quota spent)
   4    another apply holds the lock on the state directory
-  10   plan --detailed-exitcode: changes are pending
+  10   plan --detailed-exitcode: changes are pending (Terraform: 2)
   130  interrupted (SIGINT), 143 terminated (SIGTERM); state saved
   70   a bug in sprunner: stderr names a crash log in the state directory
 """

@@ -133,6 +133,7 @@ class CollectionOutcome:
     run: RunOutcome | None = None
     error: str | None = None
     last_run: LastRun | None = None  # when this apply ran nothing: the newest run's result
+    failed_at: float | None = None  # epoch s: when its error was known (None: no error yet)
 
     @property
     def ok(self) -> bool:

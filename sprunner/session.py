@@ -1,14 +1,22 @@
 """What `plan` and `apply` share: the API key, the client, and the `--local` emulator.
 
-The key is read here and nowhere else, from `--api-key-file` or SCRAPINGPROS_API_KEY,
-never from a command-line value (it would show in `ps` and shell history). It is
-registered with the redactor at once so it can never be printed.
+The key is read here and nowhere else, never from a command-line value (it would show in
+`ps` and shell history): from the file `--api-key-file` names (or SCRAPINGPROS_API_KEY_FILE,
+the `*_FILE` convention of Docker and Kubernetes secrets), else from SCRAPINGPROS_API_KEY.
+Both variables at once are an error, as in the official Docker images: which one wins
+would be a guess. It is registered with the redactor at once so it can never be printed;
+no message about a key file quotes its content.
+
+A key file open to others gets a warning, by OpenSSH's rule for private keys: a file of
+ours must not be open to its group or to others; a file someone else owns (a Kubernetes
+Secret is root's, mode 0440 with our group) only must not be readable by every user.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +32,9 @@ if TYPE_CHECKING:
     from sprunner.api.models import CollectionRef
 
 KEY_VARIABLE = "SCRAPINGPROS_API_KEY"
+KEY_FILE_VARIABLE = "SCRAPINGPROS_API_KEY_FILE"
+# A key is short; more than this is the wrong file (or /dev/zero), never read to its end.
+MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,22 +51,64 @@ class Target:
 
 
 def read_api_key(options: GlobalOptions, output: Output) -> str:
-    if options.api_key_file is not None:
-        try:
-            key = options.api_key_file.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise UsageError(f"cannot read the API key file {options.api_key_file}: {e}") from e
-        if not key:
-            raise UsageError(f"the API key file {options.api_key_file} is empty")
+    """The key, from the key file or the environment; a UsageError (exit 2, nothing sent)
+    when there is none, the file is missing, empty or unreadable, or both variables are set."""
+    path = options.api_key_file
+    from_environment = os.environ.get(KEY_VARIABLE, "").strip()
+    if path is not None and from_environment and os.environ.get(KEY_FILE_VARIABLE) == str(path):
+        raise UsageError(f"both {KEY_VARIABLE} and {KEY_FILE_VARIABLE} are set: set only one")
+    if path is not None:
+        key = _read_key_file(path, output)
     else:
-        key = os.environ.get(KEY_VARIABLE, "").strip()
+        key = from_environment
         if not key:
             raise UsageError(
-                f"no API key: set {KEY_VARIABLE} or pass --api-key-file PATH "
-                "(or try the demo with --local)"
+                f"no API key: set {KEY_VARIABLE}, or {KEY_FILE_VARIABLE} or --api-key-file "
+                "to a file that holds it (or try the demo with --local)"
             )
     output.add_secrets([key])
+    if any(c.isspace() or not c.isprintable() for c in key):
+        where = f"the API key file {path}" if path is not None else KEY_VARIABLE
+        raise UsageError(f"{where} holds more than the key: spaces, lines or control characters")
     return key
+
+
+def _read_key_file(path: Path, output: Output) -> str:
+    name = f"the API key file {path}"
+    try:
+        with path.open("rb") as file:  # a FIFO too: --api-key-file <(pass show key)
+            info = os.fstat(file.fileno())
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{name} does not exist") from None
+    except PermissionError:
+        raise UsageError(f"cannot read {name}: permission denied to uid {os.getuid()}") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {name}: {e.strerror or e}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise UsageError(f"{name} is larger than {MAX_KEY_FILE_BYTES:,} bytes: not a key")
+    try:
+        key = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise UsageError(f"{name} is not UTF-8 text") from None
+    if not key:
+        raise UsageError(f"{name} is empty")
+    exposure = _exposure(info)
+    if exposure is not None:
+        output.warn(f"{name} is {exposure}: anyone who can read it can spend your credits")
+    return key
+
+
+def _exposure(info: os.stat_result) -> str | None:
+    """How a regular key file is open to others, or None (see the module docstring)."""
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & stat.S_IROTH:
+        return f"readable by every user (mode {mode:04o}; chmod o-r)"
+    if info.st_uid == os.getuid() and mode & 0o077:
+        return f"open to its group or others (mode {mode:04o}; chmod 600)"
+    return None
 
 
 @contextlib.contextmanager

@@ -39,6 +39,7 @@ class Reconciled:
     collection_id: str | None = None
     error: str | None = None
     unchecked: bool = False  # a create whose replay check waits for a run start (execute.py)
+    at: float = field(default_factory=time.time)  # epoch s: when it was known (an error's time)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Retrying:
 @dataclass(frozen=True)
 class Failed:
     error: str
+    at: float = field(default_factory=time.time)  # epoch s: when the error ended the phase
 
 
 PhaseResult = (
@@ -109,6 +111,7 @@ class Track:
     run_started_at: float | None = None
     run_finished_at: float | None = None
     unchecked: bool = False
+    failed_at: float | None = None  # when an error was folded in (JUnit's time of the case)
 
     @property
     def name(self) -> str:
@@ -123,6 +126,7 @@ class Track:
                 collection_id=result.collection_id,
                 error=result.error,
                 unchecked=result.unchecked,
+                failed_at=result.at if result.error is not None else self.failed_at,
             )
         if isinstance(result, Decided):
             return self._decided(result)
@@ -206,11 +210,12 @@ class Track:
         )
 
     def _failed(self, result: Failed) -> Track:
+        failed = replace(self, error=result.error, failed_at=result.at)
         if self.action is None:
-            return replace(self, error=result.error, action="error")
+            return replace(failed, action="error")
         if self.run_state is None or self.run_state == "in_progress":
-            return replace(self, error=result.error, run_state="error", run_reason=result.error)
-        return replace(self, error=result.error)
+            return replace(failed, run_state="error", run_reason=result.error)
+        return failed
 
     def progress(self) -> Progress:
         return Progress(self.name, self.action, self.run_state, self.run, self.credits)
@@ -225,6 +230,7 @@ class Track:
             requests=self.item.requests,
             run=self._run_outcome(),
             error=self.error if self.action is not None else self.error or CUT_SHORT,
+            failed_at=self.failed_at,
         )
 
     def _run_outcome(self) -> RunOutcome | None:

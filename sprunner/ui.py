@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from sprunner.liveview import PROGRESS_INTERVAL_S
 from sprunner.logfmt import LogFormat
@@ -38,6 +38,30 @@ if TYPE_CHECKING:
     from sprunner.reconcile.runplan import RunIntent
 
 
+# "auto": colour on a terminal only; "always" / "never": whatever the stream is.
+ColorMode = Literal["auto", "always", "never"]
+
+
+def color_mode(environ: Mapping[str, str]) -> ColorMode:
+    """The one decision on colour, from the environment's conventions, first match wins:
+
+    1. `NO_COLOR` not empty: never (no-color.org). It wins over the forcing variables, as
+       in CPython and bixense's CLICOLOR standard: a reader who asked for plain text gets it.
+    2. `FORCE_COLOR` not empty, whatever its value: always, terminal or not (force-color.org).
+    3. `CLICOLOR_FORCE` not empty and not "0": always (bixense.com/clicolors).
+    4. `TERM=dumb`: never; the terminal cannot show escape sequences.
+    5. `CLICOLOR=0`: never (bixense.com/clicolors).
+    6. Otherwise "auto": colour only where the stream is a terminal (`Output.use_color`).
+    """
+    if environ.get("NO_COLOR"):
+        return "never"
+    if environ.get("FORCE_COLOR") or environ.get("CLICOLOR_FORCE", "0") not in ("", "0"):
+        return "always"
+    if environ.get("TERM") == "dumb" or environ.get("CLICOLOR") == "0":
+        return "never"
+    return "auto"
+
+
 class Output:
     """Verbosity, colour, the redactor and the two streams of one command."""
 
@@ -45,7 +69,7 @@ class Output:
         self,
         *,
         verbosity: int = 0,
-        color: bool = True,
+        color: ColorMode = "auto",
         redactor: Redactor | None = None,
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
@@ -54,7 +78,7 @@ class Output:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.verbosity = verbosity  # -1 quiet, 0 normal, 1+ verbose
-        self.color = color
+        self.color: ColorMode = color
         self.redactor = redactor if redactor is not None else Redactor()
         # None: the process's streams as they are when written to (CliRunner swaps them).
         self._stdout = stdout
@@ -96,7 +120,8 @@ class Output:
         return known[1]
 
     def use_color(self, stream: TextIO) -> bool:
-        return self.color and self.is_terminal(stream)
+        """Colour on `stream`, as `color_mode` decided for this command."""
+        return self.color == "always" or (self.color == "auto" and self.is_terminal(stream))
 
     def _styled(self, text: str, style: str) -> str:
         if not self.use_color(self.stderr):
@@ -262,7 +287,7 @@ def make_output(
     *,
     json: bool,
     verbosity: int,
-    color: bool,
+    color: ColorMode,
     log_format: LogFormat = "text",
     timestamps: bool = False,
 ) -> Output:

@@ -10,11 +10,21 @@ import pytest
 
 from tests.postgres import PostgresServer, postgres_server
 
+_COLOR_VARIABLES = {"NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "TERM"}
+# The slowest tests, which mostly wait on builds (the image: about a minute; the sdist),
+# go first: under xdist they then run beside the rest instead of after it.
+_FIRST = ("tests/e2e/test_image.py::", "::test_the_sdist_carries_")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not any(part in item.nodeid for part in _FIRST))
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(("SCRAPINGPROS_", "SPRUNNER_")) or name == "NO_COLOR":
+        # The colour conventions too (`ui.color_mode`): the runner's terminal decides nothing.
+        if name.startswith(("SCRAPINGPROS_", "SPRUNNER_")) or name in _COLOR_VARIABLES:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SPRUNNER_STATE_DIR", str(tmp_path / "state"))
     yield
