@@ -199,7 +199,10 @@ class Exchange:
             self.rate_limited += 1
         else:
             self.limiter.on_success()
-        self.limiter.on_rate_headers(*rate_headers(response.headers))
+        # An empty budget is waited out as a 429's Retry-After is: within the client's cap.
+        self.limiter.on_rate_headers(
+            *rate_headers(response.headers), max_wait=self._retry_after_cap
+        )
         content_type = response.headers.get("Content-Type", "")
         status = response.status_code
         if (

@@ -198,9 +198,15 @@ class RateLimiter:
             self._learned = min(self._learned, self.max_rps * 1.5)
 
     def on_rate_headers(
-        self, limit: float | None, remaining: float | None, reset: float | None
+        self,
+        limit: float | None,
+        remaining: float | None,
+        reset: float | None,
+        *,
+        max_wait: float = RATE_LIMIT_WINDOW,
     ) -> None:
-        """An answer carried `X-RateLimit-*`: take the stated rate, and wait out an empty budget.
+        """An answer carried `X-RateLimit-*`: take the stated rate, and wait out an empty budget
+        (for at most `max_wait`: a Reset a century away is not waited for).
 
         `reset` is seconds from now, or a Unix time (told apart by size).
         """
@@ -234,7 +240,7 @@ class RateLimiter:
             self._last_remaining = remaining
         if remaining is not None and remaining <= 0 and reset is not None:
             wait = reset - self._wall() if reset > EPOCH_THRESHOLD else reset
-            wait = min(max(0.0, wait), RATE_LIMIT_WINDOW)
+            wait = min(max(0.0, wait), RATE_LIMIT_WINDOW, max_wait)
             if wait > 0:
                 self._paused_until = max(self._paused_until, now + wait)
                 self._next_slot = max(self._next_slot, self._paused_until)

@@ -120,3 +120,28 @@ def test_no_late_slots_when_the_shared_budget_is_empty() -> None:
     clock.now += 0.5
     run(limiter.acquire())
     assert limiter._next_slot == clock.now + 1 / 30  # spaced from now: nothing taken late
+
+
+def test_a_reset_far_away_is_waited_for_at_most_the_client_s_cap() -> None:
+    """A hostile `X-RateLimit-Reset` (a Unix time in the year 5138) with no budget left."""
+    script = Script(
+        [
+            reply(
+                200,
+                [],
+                **{
+                    "X-RateLimit-Limit": "60",
+                    "X-RateLimit-Remaining": "-5",
+                    "X-RateLimit-Reset": "99999999999999",
+                },
+            )
+        ]
+    )
+    limiter = RateLimiter()
+
+    async def go() -> None:
+        async with client(script, limiter=limiter, max_backoff=2.0) as api:
+            await api.list_collections()
+
+    run(go())
+    assert 0 < limiter.paused_for <= 2.0
