@@ -41,5 +41,7 @@ def test_a_key_with_a_line_break_is_exit_2_and_nothing_is_sent(tmp_path: Path) -
         key = emulator.api_key + "\r\nX-Injected: 1"
         result = sprunner("apply", str(job), key=key)
         assert result.exit_code == 2, result.output
-        assert "line break" in result.output and "X-Injected" not in result.output
+        # Refused where the key is read (session.py) or, failing that, by the client.
+        assert "API_KEY" in result.output or "API key" in result.output, result.output
+        assert "X-Injected" not in result.output
         assert sprunner.calls() == {}

@@ -25,8 +25,11 @@ QUICK = {"max_attempts": 2, "max_backoff": 0.01, "timeout": 5.0}
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def answering(raw: bytes, seen: list[bytes] | None = None, *, first: bytes = b"") -> Handler:
-    """Answer every request with `raw` (the very first one with `first`, when given)."""
+def answering(
+    raw: bytes, seen: list[bytes] | None = None, *, first: bytes = b"", close: bool = False
+) -> Handler:
+    """Answer every request with `raw` (the very first one with `first`, when given); with
+    `close`, hang up after `raw` (a truncated answer is not left waiting for the timeout)."""
     answered = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -35,8 +38,12 @@ def answering(raw: bytes, seen: list[bytes] | None = None, *, first: bytes = b""
                 request = await reader.readuntil(b"\r\n\r\n")
                 if seen is not None:
                     seen.append(request)
-                writer.write(first if first and not answered else raw)
+                now_raw = not (first and not answered)
+                writer.write(raw if now_raw else first)
                 answered.append(request)
+                if close and now_raw:
+                    await writer.drain()
+                    break
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
             pass
@@ -81,7 +88,7 @@ CHUNKED = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
 )
 def test_malformed_http_is_an_api_error_with_its_exit_code(raw: bytes) -> None:
     async def go(first: bytes) -> BaseException:
-        handler = answering(raw, first=first)
+        handler = answering(raw, first=first, close=True)
         async with serving(handler) as url, ApiClient(base_url=url, api_key=KEY, **QUICK) as api:
             if first:
                 assert await api.list_collections() == []
