@@ -42,8 +42,11 @@ def handle(ctx: click.Context, output: Output, run: Callable[[], int]) -> None:
     user gets one line naming it, and the exit code is 70, never 1 ("a collection failed").
     """
     from sprunner.errors import SprunnerError, exit_code_for
-    from sprunner.redact import using
+    from sprunner.redact import url_passwords, using
 
+    # A `--state-url` password is a secret like the key: masked wherever it shows up, not
+    # only where the URL is printed whole (`redact.url_without_password`).
+    output.add_secrets(url_passwords(getattr(ctx.obj, "state_url", None)))
     try:
         # The output's redactor is the current one for the command: the API errors mask
         # with it before they cut a long body short (see `sprunner.redact`).

@@ -17,11 +17,28 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sprunner.actions import Action
-from sprunner.api.models import FailedJob, Run
+from sprunner.api.models import Run
 from sprunner.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 
 RunState = Literal["completed", "timed_out", "skipped", "error", "in_progress"]
 RetryState = Literal["completed", "timed_out", "in_progress", "refused", "error"]
+
+
+@dataclass(frozen=True)
+class ShownJob:
+    """A failed job as a report shows it (`sprunner.shown`): its `url` and `custom_id` as
+    sprunner shows the request it is (env() values masked), and `request`, the keyed
+    fingerprint of that request (`sprunner.fingerprints`); None when the job is no
+    request of the collection, or could be several."""
+
+    job_id: str
+    url: str
+    status: str
+    error: str
+    custom_id: str | None = None  # when the API gives them
+    status_code: int | None = None
+    block_reason: str | None = None
+    request: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,7 @@ class FinalJob:
     status_code: int | None = None
     block_reason: str | None = None
     attempts: int = 1  # runs the request took, the first included
+    request: str | None = None  # as `ShownJob.request`, once shown
 
 
 @dataclass(frozen=True)
@@ -76,7 +94,7 @@ class RunOutcome:
     success_requests: int = 0
     failed_requests: int = 0
     timeout_requests: int = 0
-    failed_jobs: tuple[FailedJob, ...] = ()
+    failed_jobs: tuple[ShownJob, ...] = ()
     credits: int = 0  # what this run costs; 0 when no run was started by this apply
     adopted: bool = False  # an in-progress or interrupted run taken over, not started here
     reason: str | None = None  # why skipped, timed out or failed
@@ -133,11 +151,15 @@ class CollectionOutcome:
     run: RunOutcome | None = None
     error: str | None = None
     last_run: LastRun | None = None  # when this apply ran nothing: the newest run's result
+    # Runs whose results file is not published yet (SPEC section 10), and the earlier runs'
+    # results this apply finished (runs/catchup.py).
+    results_pending: tuple[Mapping[str, Any], ...] = ()
+    results_caught_up: tuple[Mapping[str, Any], ...] = ()
     failed_at: float | None = None  # epoch s: when its error was known (None: no error yet)
 
     @property
     def ok(self) -> bool:
-        if self.error is not None or self.action == "error":
+        if self.error is not None or self.action == "error" or self.results_pending:
             return False
         return self.run is None or self.run.ok
 
@@ -147,6 +169,9 @@ class CollectionOutcome:
         run = self.run
         if run is not None and run.status == "completed" and not run.within_max_failed:
             return f"{run.bad_jobs} of {run.total_requests} jobs failed or timed out"
+        if self.error is None and self.results_pending and (run is None or run.ok):
+            runs = ", ".join(str(p["run_id"]) for p in self.results_pending)
+            return f"the results of run {runs} are still pending"
         return self.error or (run.reason if run is not None else None) or "failed"
 
 

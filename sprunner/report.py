@@ -13,7 +13,6 @@ from typing import Any
 
 from sprunner import __version__, redact
 from sprunner.actions import DONE
-from sprunner.api.models import FailedJob
 from sprunner.atomic import write_atomically
 from sprunner.errors import ReportError
 from sprunner.outcome import (
@@ -23,6 +22,7 @@ from sprunner.outcome import (
     LastRun,
     RetryOutcome,
     RunOutcome,
+    ShownJob,
 )
 from sprunner.redact import Redactor
 
@@ -37,12 +37,14 @@ def _iso_or_none(epoch: float | None) -> str | None:
     return None if epoch is None else _iso(epoch)
 
 
-def _failed_job(job: FailedJob) -> dict[str, Any]:
+def _failed_job(job: ShownJob) -> dict[str, Any]:
     data: dict[str, Any] = {
         "job_id": job.job_id,
         "url": job.url,
         "status": job.status,
         "error": job.error,
+        # The request it is, keyed (`sprunner.fingerprints`): what `sprunner retry` matches.
+        "request": job.request,
     }
     # Only what the API gave: an absent key means "not said", never "empty".
     extras = {"custom_id": job.custom_id, "status_code": job.status_code}
@@ -126,6 +128,7 @@ def _final(final: FinalCounts | None) -> dict[str, Any] | None:
                 "status_code": j.status_code,
                 "block_reason": j.block_reason,
                 "attempts": j.attempts,
+                "request": j.request,
             }
             for j in final.failed_jobs
         ],
@@ -146,6 +149,10 @@ def _collection(c: CollectionOutcome) -> dict[str, Any]:
         data["error"] = c.error
     if c.last_run is not None:
         data["last_run"] = _last_run(c.last_run)
+    if c.results_pending:
+        data["results_pending"] = [dict(p) for p in c.results_pending]
+    if c.results_caught_up:
+        data["results_caught_up"] = [dict(p) for p in c.results_caught_up]
     return data
 
 

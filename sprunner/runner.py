@@ -9,22 +9,21 @@ create: see api/window.py):
 2. the credit brake, in file order so that the outcome does not depend on which call
    answered first: decided up front from the plan where it can be, else a collection waits
    for the run decisions (not the starts) of the collections before it (runs/ledger.py);
-3. start (or adopt) and wait for the run.
+3. finish earlier runs' pending results (runs/catchup.py); start (or adopt), wait for the run.
 
 Each phase of a collection returns a frozen result (`sprunner.track`) that the runner folds
 into that collection's `Track`, replacing it: nothing is changed in place. A collection's
 failure is a `Failed` result and never stops the others; only an error that makes the API
 unusable (bad key, quota spent) ends the apply. The terminal display reads frozen
 `Progress` snapshots (`snapshot()`), and a partial report after an interruption reads
-`outcomes()`.
+the tracks (`track.outcomes`).
 
 On a shared state (PostgreSQL), each collection's work from its reconcile to the end of its
 wait happens under that collection's lock (`sprunner.runs.locks`: claimed at the start of
 phase 1, released when phase 3 ends for it); a collection another apply handles is
 `skipped`. A lost state database fails the collections that still had something to start.
 
-The client, the clock, the output and the write backoff are injected, so one apply can be
-run against an in-memory fake of the API in a unit test.
+The client, clock, output and write backoff are injected: a unit test can run an apply.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from dataclasses import replace
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError
-from sprunner.api.models import Run
 from sprunner.backoff import WRITE_BACKOFF, Backoff
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.outcome import CollectionOutcome, Progress
@@ -44,7 +42,7 @@ from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
 from sprunner.reconcile.runplan import changed_for_run
-from sprunner.runs import decision, delivery, poller, retry, starter
+from sprunner.runs import catchup, decision, delivery, poller, retry, starter
 from sprunner.runs.judge import judge
 from sprunner.runs.launch import launch
 from sprunner.runs.ledger import CreditLedger
@@ -150,7 +148,10 @@ class Runner:
             if verdict.decision == "skip":
                 track = self._fold(index, Decided(False, skipped=verdict.reason, refused=True))
                 self.output.warn(f"{track.name}: run {verdict.reason}")
-        await self._run(index, track)
+        try:
+            await self._run(index, track)
+        finally:  # results still pending are reported, also after an error (runs/catchup.py)
+            self._fold(index, catchup.still_pending(self.state, self._tracks[index], self.output))
 
     async def _each(self, phase: Phase) -> None:
         async def guarded(index: int) -> None:
@@ -269,6 +270,7 @@ class Runner:
 
     # -- phase 3: start or adopt, then wait ---------------------------------------------
     async def _run(self, index: int, track: Track) -> None:
+        self._fold(index, await catchup.caught_up(self.client, self.state, track, self.output))
         if not track.wants_run:
             await self._confirm(index, track)
             return
@@ -366,7 +368,7 @@ class Runner:
                 poll_interval=desired.run.poll_interval,
                 deadline=loop.time() + desired.run.timeout,
                 started=begun,
-                on_update=lambda run: self._see(index, run),
+                on_update=lambda run: self._fold(index, Seen(run)),
                 on_poll=None if results is None else results.on_poll,
                 max_delay=None if results is None else delivery.max_poll_delay(desired.run),
                 pace=self.pace,
@@ -389,12 +391,9 @@ class Runner:
         shown = None if delivered is None else delivered.report()
         return replace(judge(self.output, track.name, desired, run), results=shown)
 
-    def _see(self, index: int, run: Run) -> None:
-        self._fold(index, Seen(run))
-
     def snapshot(self) -> tuple[Progress, ...]:
         """What the live display shows: one frozen value per collection, as of now."""
         return tuple(track.progress() for track in self._tracks)
 
     def outcomes(self) -> tuple[CollectionOutcome, ...]:
-        return tuple(track.outcome() for track in self._tracks)
+        return tuple(track.outcome() for track in self._tracks)  # `track.outcomes` shows more

@@ -8,7 +8,12 @@ Phases and their results, in order:
 - wait → `Seen` (each poll), then `Finished` (completed or timed out);
 - retry → `Retrying` (in flight again: a partial report says so), then `Retried` (the
   retry runs of `<name>.retry` and the final per-request counts);
-- any phase → `Failed` (an API error for this collection only).
+- any phase → `Failed` (an API error for this collection only);
+- before the run phase and at the end → `ResultsState` (earlier runs' results published,
+  and those still pending: `runs/catchup.py`).
+
+The track keeps what the API said; `outcome()` shows it (`sprunner.shown`: failed jobs as
+the requests they are, masked, with their fingerprints), with the jobs listing's details.
 
 A `Track` is never changed in place: the runner replaces it, so the live display and a
 partial report after a signal always read a consistent value (`Progress`, `CollectionOutcome`).
@@ -17,15 +22,17 @@ partial report after a signal always read a consistent value (`Progress`, `Colle
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sprunner import shown
 from sprunner.actions import Action
-from sprunner.api.models import FailedJob, Run
-from sprunner.jobfile.model import DesiredCollection
+from sprunner.api.models import Job, Run
+from sprunner.fingerprints import RequestFingerprints
 from sprunner.outcome import CollectionOutcome, Progress, RunOutcome, RunState
 from sprunner.reconcile.plan import PlannedCollection
+from sprunner.runs.catchup import ResultsState
 from sprunner.runs.retry import Retried
 from sprunner.runs.starter import Started
 
@@ -87,8 +94,20 @@ class Failed:
 
 
 PhaseResult = (
-    Reconciled | Decided | Recreated | Begun | Seen | Finished | Retrying | Retried | Failed
+    Reconciled
+    | Decided
+    | Recreated
+    | Begun
+    | Seen
+    | Finished
+    | Retrying
+    | Retried
+    | Failed
+    | ResultsState
 )
+# The jobs listing's word on failed jobs (custom_id, codes: `failedjobs.py`): name -> job
+# id -> job.
+Details = Mapping[str, Mapping[str, Job]]
 
 
 @dataclass(frozen=True)
@@ -111,6 +130,8 @@ class Track:
     run_started_at: float | None = None
     run_finished_at: float | None = None
     unchecked: bool = False
+    results_caught_up: tuple[Mapping[str, Any], ...] = ()
+    results_pending: tuple[Mapping[str, Any], ...] = ()
     failed_at: float | None = None  # when an error was folded in (JUnit's time of the case)
 
     @property
@@ -162,7 +183,30 @@ class Track:
             return replace(self, run_state="in_progress")
         if isinstance(result, Retried):
             return self._retried(result)
+        if isinstance(result, ResultsState):
+            return replace(
+                self,
+                results_caught_up=self.results_caught_up + result.caught_up,
+                results_pending=self.results_pending if result.pending is None else result.pending,
+            )
         return self._failed(result)
+
+    def _detailed(self, jobs: Mapping[str, Job] | None) -> Run | None:
+        """The run, each failed job with its custom_id, status_code and block_reason."""
+        if self.run is None or not jobs:
+            return self.run
+        failed = tuple(
+            replace(
+                j,
+                custom_id=jobs[j.job_id].custom_id,
+                status_code=jobs[j.job_id].status_code,
+                block_reason=jobs[j.job_id].block_reason,
+            )
+            if j.job_id in jobs
+            else j
+            for j in self.run.failed_jobs
+        )
+        return replace(self.run, failed_jobs=failed)
 
     def _retried(self, result: Retried) -> Track:
         """The final outcome is judged per request, after the retries (SPEC section 8)."""
@@ -220,7 +264,11 @@ class Track:
     def progress(self) -> Progress:
         return Progress(self.name, self.action, self.run_state, self.run, self.credits)
 
-    def outcome(self) -> CollectionOutcome:
+    def outcome(
+        self, prints: RequestFingerprints | None = None, details: Mapping[str, Job] | None = None
+    ) -> CollectionOutcome:
+        """The collection's outcome, its failed jobs shown (`sprunner.shown`) with their
+        `details` (job id -> the listing's job); with `prints`, each names its request."""
         desired = self.item.desired
         return CollectionOutcome(
             name=self.name,
@@ -228,15 +276,19 @@ class Track:
             action=self.action or "error",
             collection_id=self.collection_id or self.item.remote_id,
             requests=self.item.requests,
-            run=self._run_outcome(),
+            run=self._run_outcome(prints, self._detailed(details)),
             error=self.error if self.action is not None else self.error or CUT_SHORT,
+            results_pending=self.results_pending,
+            results_caught_up=self.results_caught_up,
             failed_at=self.failed_at,
         )
 
-    def _run_outcome(self) -> RunOutcome | None:
+    def _run_outcome(
+        self, prints: RequestFingerprints | None, counts: Run | None
+    ) -> RunOutcome | None:
         if self.run_state is None:
             return None
-        desired, counts = self.item.desired, self.run
+        desired = self.item.desired
         max_failed = desired.run.max_failed if desired is not None else None
         within = True
         final = self.retried.final if self.retried is not None else None
@@ -253,43 +305,25 @@ class Track:
             success_requests=counts.success_requests if counts else 0,
             failed_requests=counts.failed_requests if counts else 0,
             timeout_requests=counts.timeout_requests if counts else 0,
-            failed_jobs=shown_jobs(desired, counts.failed_jobs) if counts else (),
+            failed_jobs=shown.failed_jobs(desired, counts.failed_jobs, prints) if counts else (),
             credits=self.credits,
             adopted=self.adopted is not None,
             reason=self.run_reason,
             within_max_failed=within,
             refused=self.refused,
             retries=self.retried.retries if self.retried is not None else (),
-            final=final,
+            final=shown.final_counts(desired, final, prints),
             results=self.results,
             started_at=self.run_started_at,
             finished_at=self.run_finished_at,
         )
 
 
-def shown_jobs(
-    desired: DesiredCollection | None, jobs: Sequence[FailedJob]
-) -> tuple[FailedJob, ...]:
-    """Failed jobs as they may be shown: a URL the API echoes back that sprunner rendered
-    with an env() value becomes its masked render (`DesiredCollection.mask_url`), also where
-    the error quotes it.
-
-    Done on the values, before any encoding, so every consumer (summary, report, JUnit,
-    `apply --json`) gets the masked form; the search of `sprunner.redact` stays a net.
-    """
-    if desired is None or not desired.masked:
-        return tuple(jobs)
-    return tuple(
-        replace(job, url=desired.mask_url(job.url) or job.url, error=_masked_text(desired, job))
-        for job in jobs
-    )
-
-
-def _masked_text(desired: DesiredCollection, job: FailedJob) -> str:
-    """The error with the job's own secret-bearing URL (the request value an API error
-    quotes) in its masked form. Not every rendered value is searched: with thousands of
-    failed jobs and requests that would be quadratic."""
-    shown = desired.mask_url(job.url) if job.url else None
-    if shown is None or job.url not in job.error:
-        return job.error
-    return job.error.replace(job.url, shown)
+def outcomes(
+    tracks: Iterable[Track],
+    prints: RequestFingerprints | None = None,
+    details: Details | None = None,
+) -> tuple[CollectionOutcome, ...]:
+    """Every collection's outcome (what a report, even a partial one, shows)."""
+    found = details or {}
+    return tuple(track.outcome(prints, found.get(track.name)) for track in tracks)

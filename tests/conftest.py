@@ -7,8 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.postgres import PostgresServer, postgres_server
+
+# The suite is deterministic: each property test draws the same examples on every run, so
+# CI passes or fails on the code, not on the draw. Exploring new examples is a separate,
+# deliberate run: HYPOTHESIS_PROFILE=explore (tests/stress/ and bench/README.md say how).
+settings.register_profile("suite", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 _COLOR_VARIABLES = {"NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "TERM"}
 # The slowest tests, which mostly wait on builds (the image: about a minute; the sdist),

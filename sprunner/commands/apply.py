@@ -26,7 +26,8 @@ from sprunner.errors import (
     ReportError,
     exit_code_for,
 )
-from sprunner.failedjobs import with_job_details
+from sprunner.failedjobs import job_details
+from sprunner.fingerprints import RequestFingerprints
 from sprunner.interruption import Interruption
 from sprunner.jobfile.load import Loaded
 from sprunner.lastrun import with_last_runs
@@ -41,6 +42,7 @@ from sprunner.ui import Output
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
     from sprunner.runner import Runner
+    from sprunner.track import Details
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,19 @@ class _Sofar:
     apply_id: str
     loaded: Loaded | None = None
     runners: list[Runner] = dataclasses.field(default_factory=list)
+    prints: RequestFingerprints | None = None  # once the API key is known
+
+    def outcomes(self, details: Details | None = None) -> tuple[CollectionOutcome, ...]:
+        """What the runner did, shown (`sprunner.shown`); nothing before it was made."""
+        from sprunner.track import outcomes
+
+        return outcomes(self.runners[0].tracks, self.prints, details) if self.runners else ()
 
     def failed(self, error: BaseException) -> ApplyOutcome:
         """The outcome of an apply ended by `error`: what was done, and why it stopped."""
         code = exit_code_for(error)
         message = str(error) if code != EXIT_CRASH else "sprunner crashed (a bug)"
-        collections = self.runners[0].outcomes() if self.runners else ()
+        collections = self.outcomes()
         return ApplyOutcome(
             api_url=self.api_url,
             started_at=self.started_at,
@@ -153,6 +162,7 @@ def _applied(
         _state(options, api) as state,
     ):
         sofar.api_url = api.api_url
+        sofar.prints = RequestFingerprints.from_api_key(api.api_key)
         work = _Apply(loaded, api, state, options, apply_options, output, op)
         outcome = asyncio.run(_apply(work, interruption, sofar))
     if interruption.signum is not None and outcome.interrupted_by is None:
@@ -197,8 +207,9 @@ async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> App
             async with _client(work) as client:
                 await _run(work, client, runners)
                 if runners:
-                    done = await with_last_runs(client, runners[0].outcomes(), work.output)
-                    finals.append(await with_job_details(client, done, work.output))
+                    details = await job_details(client, sofar.outcomes(), work.output)
+                    done = sofar.outcomes(details)
+                    finals.append(await with_last_runs(client, done, work.output))
     except asyncio.CancelledError:
         if interruption.signum is None:
             raise
@@ -206,7 +217,7 @@ async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> App
         api_url=work.api.api_url,
         started_at=sofar.started_at,
         finished_at=time.time(),
-        collections=finals[0] if finals else runners[0].outcomes() if runners else (),
+        collections=finals[0] if finals else sofar.outcomes(),
         warnings=tuple(str(w) for w in work.loaded.warnings),
         interrupted_by=interruption.signum,
         apply_id=work.op.apply_id,

@@ -1,7 +1,10 @@
 """`sprunner retry REPORT.json`: re-run the failed jobs an earlier report lists (SPEC §8).
 
-The report names each collection's job file; those files are loaded (nothing is sent
-before they load cleanly) to find the requests of the failed jobs. Each collection with
+The report is read like any input (`sprunner.reportfile`: a regular file, capped, schema
+checked) and names each collection's job file; those files are loaded (nothing is sent
+before they load cleanly) to find the requests of the failed jobs, by the keyed
+fingerprints the report gives them (`runs/rerun.py`): a report that cannot be matched
+exactly is refused, exit 2, before anything is sent. Each collection with
 something to re-run gets one run of its companion `<name>.retry`, all concurrently, under
 the state's lock and `--max-credits`; the runs are waited for and a new report is
 written (`--report`). `--dry-run` sends nothing: it lists what would run and its credits.
@@ -10,20 +13,20 @@ written (`--report`). `--dry-run` sends nothing: it lists what would run and its
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sprunner import report as reports
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_OK, UsageError
 from sprunner.interruption import Interruption
 from sprunner.outcome import ApplyOutcome, CollectionOutcome
-from sprunner.session import Target, target
+from sprunner.reportfile import job_files, read_report
+from sprunner.session import Target, read_api_key, target
 from sprunner.settings import DEFAULT_PARALLEL, GlobalOptions, Selection
 from sprunner.state import StateStore, opened
 from sprunner.ui import Output
@@ -41,28 +44,6 @@ class RetryOptions:
     parallel: int = DEFAULT_PARALLEL
 
 
-def read_report(path: Path) -> Mapping[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read the report {path}: {e}") from e
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{path}: not a JSON report: {e}") from e
-    if not isinstance(document, dict) or not isinstance(document.get("collections"), list):
-        raise UsageError(f"{path}: not a sprunner report (no collections list)")
-    return document
-
-
-def _job_files(document: Mapping[str, Any], path: Path) -> tuple[Path, ...]:
-    files = sorted({c["file"] for c in document["collections"] if isinstance(c.get("file"), str)})
-    missing = [f for f in files if not Path(f).exists()]
-    if missing:
-        raise UsageError(f"{path}: the job files it names are gone: {', '.join(missing)}")
-    if not files:
-        raise UsageError(f"{path}: the report names no job file: nothing to retry")
-    return tuple(Path(f) for f in files)
-
-
 def run(
     report_path: Path,
     *,
@@ -71,15 +52,21 @@ def run(
     output: Output,
     retry_options: RetryOptions,
 ) -> int:
+    from sprunner.fingerprints import RequestFingerprints
     from sprunner.runs import rerun
 
     document = read_report(report_path)
-    files = _job_files(document, report_path)
+    files = job_files(document, report_path)
     loaded = load_jobs(
         Selection(paths=files, select=selection.select, max_requests=selection.max_requests),
         output,
     )
-    reruns = rerun.plan(document, loaded.collections)
+    # The failed jobs are matched by their requests' keyed fingerprints: the key first.
+    prints = RequestFingerprints.from_api_key(read_api_key(options, output))
+    try:
+        reruns = rerun.plan(document, loaded.collections, prints)
+    except rerun.Unmatched as error:
+        raise UsageError(f"{report_path}: {error}") from None
     _tell(reruns, output, dry_run=retry_options.dry_run)
     if retry_options.dry_run:
         return EXIT_OK
@@ -145,9 +132,6 @@ def _tell(reruns: Sequence[Rerun], output: Output, *, dry_run: bool) -> None:
     """One line per collection: what is re-run (and its credits), or why nothing is."""
     verb = "would re-run" if dry_run else "re-runs"
     for item in reruns:
-        if item.round is not None:
-            for job in item.round.pending.unmatched:
-                output.warn(f"{item.name}: failed job {job.job_id} ({job.url}) matches no request")
         if item.round is None or not item.round.pending.requests:
             output.out(f"{item.name}: nothing to retry: {item.note}")
             continue

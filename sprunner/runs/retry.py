@@ -325,12 +325,16 @@ async def resume(
     start was never sent (nothing ran): the caller starts it as a new retry."""
     name = companion.companion_name(desired.name)
     entry = ctx.state.get(name)
-    collection_id = record.collection_id or (entry.id if entry is not None and entry.id else None)
+    collection_id = record.collection_id or (entry.id if entry and entry.id else None)
     if collection_id is None:
         return None
-    started = await starter.adopt_ours(
-        ctx.client, ctx.state, name=name, collection_id=collection_id
-    )
+    started, flying = None, entry.inflight if entry else None
+    # The companion's run in flight is this retry's unless the ledger names another run for
+    # it: a kill before a later retry's end leaves that one in flight (adopted as its own).
+    if record.run_id is None or (flying and flying.run_id == record.run_id):
+        started = await starter.adopt_ours(
+            ctx.client, ctx.state, name=name, collection_id=collection_id
+        )
     if started is None and record.run_id is not None:
         run = await ctx.client.get_run(collection_id, record.run_id, name=name)
         started = starter.Started(run, adopted=True, started_at=ctx.clock())

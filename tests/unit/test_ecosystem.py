@@ -391,8 +391,7 @@ def test_github_workflow_applies_with_reports_and_keeps_them(parse_apply: Any) -
 
 
 def test_github_workflow_summary_renders_a_real_report(tmp_path: Path) -> None:
-    from sprunner.api.models import FailedJob
-    from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+    from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome, ShownJob
     from sprunner.report import dumps
 
     (step,) = (s for s in _steps() if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
@@ -404,7 +403,7 @@ def test_github_workflow_summary_renders_a_real_report(tmp_path: Path) -> None:
         success_requests=5,
         failed_requests=1,
         timeout_requests=1,
-        failed_jobs=(FailedJob("j", "https://x.example/", "failed", "boom"),),
+        failed_jobs=(ShownJob("j", "https://x.example/", "failed", "boom"),),
         within_max_failed=False,
     )
     outcome = ApplyOutcome(

@@ -9,22 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from sprunner.api.models import FailedJob
 from sprunner.errors import ReportError
 from sprunner.junit import to_xml, write_junit
-from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome, ShownJob
 from sprunner.redact import Redactor
 
 SECRET = "sk-live-0123456789abcdef"
 
 
-def _job(n: int, *, status: str = "failed", error: str = "Connection timeout") -> FailedJob:
-    return FailedJob(
+def _job(n: int, *, status: str = "failed", error: str = "Connection timeout") -> ShownJob:
+    return ShownJob(
         job_id=f"j{n}", url=f"https://shop.example.com/p/{n}", status=status, error=error
     )
 
 
-def _completed(*jobs: FailedJob, within: bool = True) -> RunOutcome:
+def _completed(*jobs: ShownJob, within: bool = True) -> RunOutcome:
     failed = sum(1 for j in jobs if j.status == "failed")
     return RunOutcome(
         status="completed",
@@ -199,7 +198,7 @@ def test_secrets_are_redacted(tmp_path: Path) -> None:
             "c1",
             1,
             _completed(
-                FailedJob("j", f"https://x.example/?token={SECRET}", "failed", f"bad {SECRET}"),
+                ShownJob("j", f"https://x.example/?token={SECRET}", "failed", f"bad {SECRET}"),
                 within=False,
             ),
         ),
