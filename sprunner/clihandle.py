@@ -1,14 +1,16 @@
 """How every click command runs its core function: the output object, the error handler.
 
 Click-layer only. `handle` maps every error to its message and exit code
-(`sprunner.errors`); an unexpected exception is a bug, written to a crash log.
+(`sprunner.errors`); an unexpected exception is a bug, written to a crash log. `Group`
+makes click's own usage errors (an unknown option, a bad value) follow `--log-format`: a
+log shipper reading JSON lines gets one for them too (exit code 2, as click's).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +24,10 @@ if TYPE_CHECKING:
 
 
 class Group(click.Group):
-    """The `sprunner` group. A Ctrl-C that comes before a command's own handler (while the
-    command's modules import, say) exits 130 as SPEC §3 says, where click would print
-    "Aborted!" and exit 1, which means "a collection failed"."""
+    """The `sprunner` group: click's, with usage errors in the log format asked for. A
+    Ctrl-C that comes before a command's own handler (while the command's modules import,
+    say) exits 130 as SPEC §3 says, where click would print "Aborted!" and exit 1, which
+    means "a collection failed"."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -33,6 +36,56 @@ class Group(click.Group):
             from sprunner.errors import EXIT_SIGINT
 
             sys.exit(EXIT_SIGINT)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.ClickException as error:
+            if _log_format(argv) == "json":
+                _json_usage_error(error)
+            else:
+                error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _log_format(argv: Sequence[str]) -> str:
+    """The `--log-format` the command line asks for (the last one wins), read from the
+    words themselves: click's parsing is what failed."""
+    found = "text"
+    for index, word in enumerate(argv):
+        if word == "--":
+            break
+        if word == "--log-format" and index + 1 < len(argv):
+            found = argv[index + 1]
+        elif word.startswith("--log-format="):
+            found = word.partition("=")[2]
+    return found
+
+
+def _json_usage_error(error: click.ClickException) -> None:
+    import time
+
+    from sprunner.logfmt import json_line
+
+    fields: dict[str, Any] = {"event": "usage_error", "exit_code": error.exit_code}
+    context = getattr(error, "ctx", None)
+    if context is not None:
+        fields["command"] = context.command_path
+    click.echo(json_line("error", error.format_message(), now=time.time(), fields=fields), err=True)
 
 
 def handle(ctx: click.Context, output: Output, run: Callable[[], int]) -> None:

@@ -50,6 +50,10 @@ def _failure(collection: CollectionOutcome) -> tuple[str, str]:
     if collection.action == "error":
         return "error", "reconcile failed"
     run = collection.run
+    health = collection.health
+    if health is not None and not health.ok and (run is None or run.ok):
+        # Not run to its end here: judged by its latest verdict (SPEC §9).
+        return ("stale" if health.stale else "last_run_failed"), health.reason or "failed"
     assert run is not None  # not ok without an error means the run was not ok
     reason = f": {run.reason}" if run.reason else ""
     if run.status == "skipped":

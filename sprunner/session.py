@@ -1,4 +1,5 @@
-"""What `plan` and `apply` share: the API key, the client, and the `--local` emulator.
+"""What `plan` and `apply` share: the API key, the client, the `--local` emulator, and
+the lock an apply takes first.
 
 The key is read here and nowhere else, never from a command-line value (it would show in
 `ps` and shell history): from the file `--api-key-file` names (or SCRAPINGPROS_API_KEY_FILE,
@@ -10,6 +11,10 @@ no message about a key file quotes its content.
 A key file open to others gets a warning, by OpenSSH's rule for private keys: a file of
 ours must not be open to its group or to others; a file someone else owns (a Kubernetes
 Secret is root's, mode 0440 with our group) only must not be readable by every user.
+
+`--local` keeps its emulator's collections in `<state dir>/local/emulator.json` and its
+state in `<state dir>/local/`, keyed by one name whatever port the emulator gets: the
+tutorial's commands see what the previous ones did, as against the real API.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,8 @@ KEY_VARIABLE = "SCRAPINGPROS_API_KEY"
 KEY_FILE_VARIABLE = "SCRAPINGPROS_API_KEY_FILE"
 # A key is short; more than this is the wrong file (or /dev/zero), never read to its end.
 MAX_KEY_FILE_BYTES = 64 * 1024
+LOCAL_DIR = "local"  # under the state directory: `--local`'s own state and emulator
+LOCAL_STATE_API = "local-emulator"  # the state's key for it (its port changes every time)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,38 @@ class Target:
 
     def __repr__(self) -> str:  # never show the key
         return f"Target(api_url={self.api_url!r}, state_dir={self.state_dir!r})"
+
+    @property
+    def state_api(self) -> str:
+        """What the state keys this API's entries by."""
+        return LOCAL_STATE_API if self.local else self.api_url
+
+
+def state_dir_of(options: GlobalOptions, *, local: bool) -> Path:
+    return options.state_dir / LOCAL_DIR if local else options.state_dir
+
+
+def exclusive(
+    options: GlobalOptions, *, local: bool = False, whole: bool = False
+) -> contextlib.AbstractContextManager[object]:
+    """The lock an apply (or a retry) takes before anything else: the state directory's OS
+    lock, so that a second apply stops at once (exit 4) having pinged, loaded, written and
+    sent nothing. With `--state-url`, an apply locks per collection as it goes (nothing
+    here) and a retry (`whole`) locks the whole state of the API in the database."""
+    from sprunner.state import locked, opened
+
+    if options.state_url is None or local:
+        return locked(state_dir_of(options, local=local))
+    if not whole:
+        return contextlib.nullcontext()
+    return opened(
+        state_dir=options.state_dir,
+        state_url=options.state_url,
+        api_url=options.api_url,
+        key=None,
+        lock=True,
+        persist=False,
+    )
 
 
 def read_api_key(options: GlobalOptions, output: Output) -> str:
@@ -113,23 +151,18 @@ def _exposure(info: os.stat_result) -> str | None:
 
 @contextlib.contextmanager
 def target(options: GlobalOptions, output: Output, *, local: bool) -> Iterator[Target]:
-    """The real API, or with `local` a fresh in-process emulator in simulate mode.
-
-    A local emulator starts empty every time, so its state lives in a temporary directory:
-    ids recorded against one emulator mean nothing to the next.
-    """
+    """The real API, or with `local` an in-process emulator in simulate mode that keeps
+    its collections under the state directory between commands."""
     if not local:
         yield Target(options.api_url, read_api_key(options, output), options.state_dir)
         return
     from sprunner.emulator.server import running_emulator
 
+    state_dir = state_dir_of(options, local=True)
     output.info("starting a local emulator (simulate mode): nothing leaves this machine")
-    with (
-        running_emulator(mode="simulate") as emulator,
-        tempfile.TemporaryDirectory(prefix="sprunner-local-") as state_dir,
-    ):
+    with running_emulator(mode="simulate", store=state_dir / "emulator.json") as emulator:
         output.add_secrets([emulator.api_key])
-        yield Target(emulator.url, emulator.api_key, Path(state_dir), local=True)
+        yield Target(emulator.url, emulator.api_key, state_dir, local=True)
 
 
 async def list_remote(client: ApiClient) -> list[CollectionRef]:

@@ -60,6 +60,7 @@ class ApplyOptions:
     report: Path | None = None
     junit: Path | None = None
     run: bool = True
+    run_now: bool = False  # --run-now: start runs whatever `when` and `schedule` say
     prune: bool = False
     local: bool = False
     max_credits: int | None = None

@@ -8,12 +8,17 @@ Phases and their results, in order:
 - wait → `Seen` (each poll), then `Finished` (completed or timed out);
 - retry → `Retrying` (in flight again: a partial report says so), then `Retried` (the
   retry runs of `<name>.retry` and the final per-request counts);
+- judge → `Judged` (the latest verdict after the retries, recorded in the state, and the
+  health of a collection this apply did not run to its end: `sprunner.runs.judge`);
 - any phase → `Failed` (an API error for this collection only);
 - before the run phase and at the end → `ResultsState` (earlier runs' results published,
   and those still pending: `runs/catchup.py`).
 
 The track keeps what the API said; `outcome()` shows it (`sprunner.shown`: failed jobs as
 the requests they are, masked, with their fingerprints), with the jobs listing's details.
+
+Credits are the ones charged (`sprunner.credits`): the cost of the requests that succeeded,
+after the retries, fixed when the run is seen to its end (`charged`); an estimate before.
 
 A `Track` is never changed in place: the runner replaces it, so the live display and a
 partial report after a signal always read a consistent value (`Progress`, `CollectionOutcome`).
@@ -22,19 +27,21 @@ partial report after a signal always read a consistent value (`Progress`, `Colle
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sprunner import shown
 from sprunner.actions import Action
-from sprunner.api.models import Job, Run
+from sprunner.api.models import FailedJob, Job, Run
+from sprunner.credits import charged, charged_for, cost_per_request
 from sprunner.fingerprints import RequestFingerprints
-from sprunner.outcome import CollectionOutcome, Progress, RunOutcome, RunState
+from sprunner.outcome import CollectionOutcome, FinalJob, Progress, RunOutcome, RunState
 from sprunner.reconcile.plan import PlannedCollection
 from sprunner.runs.catchup import ResultsState
 from sprunner.runs.retry import Retried
 from sprunner.runs.starter import Started
+from sprunner.verdict import Health, Verdict
 
 # The error of a collection whose change was still in flight when the apply was stopped.
 CUT_SHORT = "interrupted before its change was confirmed; the next apply checks it again"
@@ -65,7 +72,6 @@ class Recreated:
 @dataclass(frozen=True)
 class Begun:
     started: Started
-    credits: int = 0  # what the run costs when this apply started it
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,15 @@ class Retrying:
 
 
 @dataclass(frozen=True)
+class Judged:
+    """The lifecycle's last step: the latest verdict, and the health of a collection this
+    apply did not run to its end (None when this apply's run judges it)."""
+
+    verdict: Verdict | None
+    health: Health | None = None
+
+
+@dataclass(frozen=True)
 class Failed:
     error: str
     at: float = field(default_factory=time.time)  # epoch s: when the error ended the phase
@@ -102,6 +117,7 @@ PhaseResult = (
     | Finished
     | Retrying
     | Retried
+    | Judged
     | Failed
     | ResultsState
 )
@@ -124,7 +140,6 @@ class Track:
     run_state: RunState | None = None
     run_reason: str | None = None
     refused: bool = False
-    credits: int = 0
     retried: Retried | None = None
     results: Mapping[str, Any] | None = None
     run_started_at: float | None = None
@@ -132,6 +147,9 @@ class Track:
     unchecked: bool = False
     results_caught_up: tuple[Mapping[str, Any], ...] = ()
     results_pending: tuple[Mapping[str, Any], ...] = ()
+    verdict: Verdict | None = None
+    health: Health | None = None
+    charged: int | None = None  # credits charged, once the run (and its retries) is over
     failed_at: float | None = None  # when an error was folded in (JUnit's time of the case)
 
     @property
@@ -158,11 +176,9 @@ class Track:
         if isinstance(result, Begun):
             started = result.started
             adopted = started if started.adopted else self.adopted
-            credits = result.credits or self.credits
             return replace(
                 self,
                 adopted=adopted,
-                credits=credits,
                 run=started.run,
                 run_state="in_progress",
                 run_started_at=started.started_at,
@@ -178,6 +194,7 @@ class Track:
                 run_reason=reason,
                 results=result.results,
                 run_finished_at=result.at,
+                charged=self._charged(result.run.failed_jobs) if result.run.done else None,
             )
         if isinstance(result, Retrying):
             return replace(self, run_state="in_progress")
@@ -189,6 +206,8 @@ class Track:
                 results_caught_up=self.results_caught_up + result.caught_up,
                 results_pending=self.results_pending if result.pending is None else result.pending,
             )
+        if isinstance(result, Judged):
+            return replace(self, verdict=result.verdict, health=result.health)
         return self._failed(result)
 
     def _detailed(self, jobs: Mapping[str, Job] | None) -> Run | None:
@@ -224,12 +243,19 @@ class Track:
         return replace(
             self,
             retried=result,
-            credits=self.credits + result.credits,
+            charged=self._charged(result.final.failed_jobs),
             run_state="completed",
             run_reason=reason,
             results=result.results if result.results is not None else self.results,
             error=result.error or self.error,
         )
+
+    def _charged(self, failed: Sequence[FailedJob] | Sequence[FinalJob]) -> int | None:
+        """What the run is charged once over: its cost less the requests still failing."""
+        desired = self.item.desired
+        if desired is None:
+            return None
+        return charged_for(desired.requests, ((job.url, job.custom_id) for job in failed))
 
     def _decided(self, result: Decided) -> Track:
         if not result.wants_run:
@@ -261,6 +287,18 @@ class Track:
             return replace(failed, run_state="error", run_reason=result.error)
         return failed
 
+    @property
+    def credits(self) -> int:
+        """Charged (`sprunner.credits`): exact once the run is over, after its retries (its
+        cost less the requests still failing); an estimate while it goes on."""
+        desired, run = self.item.desired, self.run
+        if desired is None or run is None:
+            return 0
+        if self.charged is not None:
+            return self.charged
+        retries = self.retried.credits if self.retried is not None else 0
+        return charged(run.success_requests, cost_per_request(desired)) + retries
+
     def progress(self) -> Progress:
         return Progress(self.name, self.action, self.run_state, self.run, self.credits)
 
@@ -280,6 +318,9 @@ class Track:
             error=self.error if self.action is not None else self.error or CUT_SHORT,
             results_pending=self.results_pending,
             results_caught_up=self.results_caught_up,
+            verdict=self.verdict,
+            health=self.health,
+            max_age=desired.run.max_age if desired is not None else None,
             failed_at=self.failed_at,
         )
 
@@ -306,7 +347,9 @@ class Track:
             failed_requests=counts.failed_requests if counts else 0,
             timeout_requests=counts.timeout_requests if counts else 0,
             failed_jobs=shown.failed_jobs(desired, counts.failed_jobs, prints) if counts else (),
-            credits=self.credits,
+            # Charged by a run seen to its end here (`sprunner.credits`): an interrupted
+            # apply leaves it to the apply that adopts the run, so it is counted once.
+            credits=self.credits if self.run_state in ("completed", "timed_out") else 0,
             adopted=self.adopted is not None,
             reason=self.run_reason,
             within_max_failed=within,

@@ -91,6 +91,7 @@ class Output:
         self.clock = clock
         # Names a JSON log line may name as its `collection` (set by the command).
         self.collections: frozenset[str] = frozenset()
+        self._bound: dict[str, Any] = {}  # fields of every JSON line (`bind`)
         self._live: LiveView | None = None
 
     @property
@@ -132,6 +133,10 @@ class Output:
         return click.style(text, fg=colors.get(style), bold=style == "error")
 
     # -- lines -----------------------------------------------------------------------------
+    def bind(self, **fields: Any) -> None:
+        """Fields every later JSON line carries (the `apply_id` of an apply)."""
+        self._bound.update(fields)
+
     def _write(self, stream: TextIO, text: str) -> None:
         """Write and flush one line. A stream whose reader went away (`apply | head`,
         `2>&1 | true`) is dropped silently: a closed pipe never stops an apply, whose
@@ -162,7 +167,8 @@ class Output:
 
         text = self.redact(text)
         if self.log_format == "json":
-            safe = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+            every = {**self._bound, **fields}
+            safe = {k: self.redact(v) if isinstance(v, str) else v for k, v in every.items()}
             line = logfmt.json_line(
                 level, text, now=self.clock(), collections=self.collections, fields=safe
             )
@@ -220,7 +226,9 @@ class Output:
         """While the runs go on: the live display on a terminal (text logs), else a progress
         line every `interval` seconds. `snapshot` returns the runner's frozen values; the
         display reads them and never changes anything (`sprunner.liveview`)."""
-        from sprunner.liveview import LiveView, Ticker
+        from dataclasses import asdict
+
+        from sprunner.liveview import LiveView, Ticker, Totals
 
         if self.verbosity < 0 or not snapshot():
             yield
@@ -234,8 +242,8 @@ class Output:
                     self._live = None
             return
 
-        def emit(line: str) -> None:
-            self.log("info", line, event="progress")
+        def emit(line: str, totals: Totals) -> None:
+            self.log("info", line, event="progress", **asdict(totals))
 
         with Ticker(snapshot, emit, interval):
             yield

@@ -8,25 +8,29 @@ exactly is refused, exit 2, before anything is sent. Each collection with
 something to re-run gets one run of its companion `<name>.retry`, all concurrently, under
 the state's lock and `--max-credits`; the runs are waited for and a new report is
 written (`--report`). `--dry-run` sends nothing: it lists what would run and its credits.
+
+It is operated like `apply` (SPEC §9, `sprunner.operate`): the lock first (exit 4 sends and
+writes nothing), an id on every line, `--metrics` and `--ping`. A companion run that
+retries the latest recorded run of a collection updates that collection's verdict.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sprunner import report as reports
 from sprunner.commands.common import load_jobs
-from sprunner.errors import EXIT_OK, UsageError
+from sprunner.errors import EXIT_OK, UsageError, exit_code_for
 from sprunner.interruption import Interruption
+from sprunner.operate import Operation, Operations, operated
 from sprunner.outcome import ApplyOutcome, CollectionOutcome
 from sprunner.reportfile import job_files, read_report
-from sprunner.session import Target, read_api_key, target
+from sprunner.session import Target, exclusive, read_api_key, target
 from sprunner.settings import DEFAULT_PARALLEL, GlobalOptions, Selection
 from sprunner.state import StateStore, opened
 from sprunner.ui import Output
@@ -42,6 +46,8 @@ class RetryOptions:
     dry_run: bool = False
     max_credits: int | None = None
     parallel: int = DEFAULT_PARALLEL
+    metrics: Path | None = None  # --metrics FILE, as for apply
+    ping: str | None = None  # --ping URL, as for apply
 
 
 def run(
@@ -52,6 +58,43 @@ def run(
     output: Output,
     retry_options: RetryOptions,
 ) -> int:
+    if retry_options.dry_run:  # a preview: no lock, no ping, no metrics
+        _prepared(report_path, selection, options, output, dry_run=True)
+        return EXIT_OK
+    operations = Operations(retry_options.metrics, retry_options.ping, command="retry")
+    with operated(
+        output,
+        operations,
+        api_url=options.api_url,
+        exclusive=exclusive(options, whole=True),
+    ) as op:
+        op.locked()
+        document, reruns = _prepared(report_path, selection, options, output, dry_run=False)
+        try:
+            outcome = _retried(document, reruns, options, output, retry_options, op)
+        except (Exception, KeyboardInterrupt) as error:
+            op.outcome = ApplyOutcome(
+                options.api_url,
+                op.started_at,
+                time.time(),
+                error=str(error) or type(error).__name__,
+                failed_exit_code=exit_code_for(error),
+                apply_id=op.apply_id,
+            )
+            raise
+        op.outcome = outcome
+        op.exit_code = outcome.exit_code
+        return op.exit_code
+
+
+def _prepared(
+    report_path: Path,
+    selection: Selection,
+    options: GlobalOptions,
+    output: Output,
+    *,
+    dry_run: bool,
+) -> tuple[Mapping[str, Any], list[Rerun]]:
     from sprunner.fingerprints import RequestFingerprints
     from sprunner.runs import rerun
 
@@ -67,10 +110,19 @@ def run(
         reruns = rerun.plan(document, loaded.collections, prints)
     except rerun.Unmatched as error:
         raise UsageError(f"{report_path}: {error}") from None
-    _tell(reruns, output, dry_run=retry_options.dry_run)
-    if retry_options.dry_run:
-        return EXIT_OK
-    started_at = time.time()
+    _tell(reruns, output, dry_run=dry_run)
+    return document, reruns
+
+
+def _retried(
+    document: Mapping[str, Any],
+    reruns: list[Rerun],
+    options: GlobalOptions,
+    output: Output,
+    retry_options: RetryOptions,
+    op: Operation,
+) -> ApplyOutcome:
+    started_at = op.started_at
     # As for apply (sprunner/interruption.py): a signal from the lock to the report stops
     # the waiting, and the report says so; the next `sprunner retry` adopts the runs.
     with Interruption().installed() as interruption:
@@ -84,11 +136,17 @@ def run(
                 state_url=options.state_url,
                 api_url=api.api_url,
                 key=api.api_key,
+                lock=False,  # held since the start (`exclusive`)
             ) as state:
-                work = _Work(reruns, api, state, options, output, retry_options)
+                work = _Work(reruns, api, state, options, output, retry_options, op)
                 outcomes = asyncio.run(_interruptible(work, interruption))
         outcome = ApplyOutcome(
-            api.api_url, started_at, time.time(), outcomes, interrupted_by=interruption.signum
+            api.api_url,
+            started_at,
+            time.time(),
+            outcomes,
+            interrupted_by=interruption.signum,
+            apply_id=op.apply_id,
         )
         if retry_options.report is not None:
             reports.write_report(outcome, retry_options.report, output.redactor)
@@ -97,7 +155,7 @@ def run(
 
             write_junit(outcome, retry_options.junit, redactor=output.redactor)
         output.apply_result(outcome)
-    return outcome.exit_code
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -108,6 +166,7 @@ class _Work:
     options: GlobalOptions
     output: Output
     retry_options: RetryOptions
+    op: Operation
 
 
 async def _interruptible(work: _Work, interruption: Interruption) -> tuple[CollectionOutcome, ...]:
@@ -153,6 +212,7 @@ async def _execute(
     from sprunner.api.client import ApiClient
     from sprunner.api.errors import ApiError, ApiUnusableError
     from sprunner.runs import rerun, retry
+    from sprunner.runs.ledger import CreditBrake
 
     api, state, options, output = work.api, work.state, work.options, work.output
     retry_options = work.retry_options
@@ -161,12 +221,13 @@ async def _execute(
         api_key=api.api_key,
         parallel=retry_options.parallel,
         backoff=options.retries.api,
+        on_call=work.op.on_call,
     ) as client:
         context = retry.Context(
             client,
             state,
-            uuid.uuid4().hex,
-            retry.CreditBrake(retry_options.max_credits, 0),
+            work.op.apply_id,
+            CreditBrake(retry_options.max_credits, 0),
             options.retries.write,
             log=output.info,
             warn=output.warn,
@@ -179,8 +240,10 @@ async def _execute(
             except ApiUnusableError:
                 raise
             except ApiError as error:
-                output.error(f"{item.name}: {error}")
+                output.error(f"{item.name}: {error}", event="collection_error")
                 outcome = rerun.failed(item, str(error))
+            else:
+                outcome = rerun.judged(state, outcome, now=time.time())
             done[item.name] = outcome
             return outcome
 

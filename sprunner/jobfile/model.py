@@ -99,6 +99,9 @@ class RunPolicy:
     max_failed: MaxFailed = field(default_factory=MaxFailed)
     overlap: Overlap = "skip"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Seconds after which a collection whose latest passing run is older (or absent) is
+    # stale: not healthy, as dbt's source freshness (SPEC §9). None: never stale.
+    max_age: float | None = None
 
 
 def _fingerprint(name: str, texts: Iterable[str]) -> str:

@@ -12,6 +12,9 @@
   the job file) is refused (`Unmatched`, exit 2) before anything is sent: never guessed.
 - Each collection gets one run of its companion `<name>.retry` (`runs/retry.py`), under
   `--max-credits`; the new report shows the original run, every retry and the final counts.
+- A collection's verdict (`sprunner.verdict`) follows: when the report's run is the
+  latest run recorded for it, the final counts after this retry become its verdict (a
+  retry that mends what failed clears the collection's health; `judged`).
 - Never twice: each step of the companion run is recorded (before it is taken) in the
   parent's `retry.command` ledger for the report's run; a `sprunner retry` killed while it
   waits is adopted by the next `sprunner retry` of the same report. With `results:`, the
@@ -26,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sprunner import shown
+from sprunner import shown, verdict
 from sprunner.api.models import Job
 from sprunner.errors import UsageError
 from sprunner.fingerprints import RequestFingerprints as Prints
@@ -229,6 +232,23 @@ async def _once(
         ctx, desired, ANY_FAILURE, book, rerun.attempt, state, results
     )
     return outcome, state
+
+
+def judged(
+    state: verdict.BlobStore, outcome: CollectionOutcome, *, now: float
+) -> CollectionOutcome:
+    """`outcome` with the collection's verdict: updated by this retry when it retried the
+    collection's latest recorded run, else the recorded one as it is."""
+    run, latest = outcome.run, verdict.read(state, outcome.name)
+    if run is None or latest is None or run.run_id != latest.run_id or not run.retries:
+        return replace(outcome, verdict=latest)
+    made = verdict.of_run(
+        replace(run, finished_at=now), credits=latest.credits + run.credits, at=now
+    )
+    if made is None:
+        return replace(outcome, verdict=latest)
+    made = replace(made, retries=latest.retries + len(run.retries), started_at=latest.started_at)
+    return replace(outcome, verdict=verdict.record(state, outcome.name, made))
 
 
 def failed(rerun: Rerun, error: str) -> CollectionOutcome:
