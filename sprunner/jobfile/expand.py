@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,6 @@ from sprunner.canonical import canonical_json
 from sprunner.errors import Problem
 from sprunner.jobfile.checks import CHECKS, RENDERED_CHECKS, RENDERED_ENUMS
 from sprunner.jobfile.dedup import Dedup
-from sprunner.jobfile.fastrender import fast_requests
 from sprunner.jobfile.masking import secret_pairs, tidy_display
 from sprunner.jobfile.templates import (
     SECRET_MASK,
@@ -241,51 +240,33 @@ class CollectionExpander:
         """Each entry with its requests in order (to be read before the next entry);
         with `check`, an entry stops at its first problem."""
         for entry in self.entries:
-            if loops is None:
-                yield entry, self._requests(entry, base, check=check)
-            else:
-                yield entry, self._general(entry, base, loops(entry), 0, None)
+            if loops is not None:
+                yield entry, self._requests(entry, base, loops(entry), None)
+                continue
+            checks = None
+            if check:
+                checks = [
+                    (k, RENDERED_CHECKS[k])
+                    for k, _, r in entry.fields
+                    if r is not None and k in RENDERED_CHECKS
+                ]
+            yield entry, self._requests(entry, base, entry.loop_values, checks)
 
     def _requests(
-        self, entry: _Entry, base: dict[str, Any], *, check: bool
-    ) -> Generator[dict[str, Any], None, None]:
-        """A large entry goes through one generated function (fastrender.py), which hands
-        the general path the request it could not make, if any."""
-        start = 0
-        if not any(entry.loop_tainted):
-            fast = fast_requests(entry.fields, entry.loop_names, entry.loop_values, base)
-            if fast is not None:
-                start = yield from fast
-                if start == entry.size:
-                    return
-        checks = None
-        if check:
-            checks = [
-                (k, RENDERED_CHECKS[k])
-                for k, _, r in entry.fields
-                if r is not None and k in RENDERED_CHECKS
-            ]
-        yield from self._general(entry, base, entry.loop_values, start, checks)
-
-    def _general(
         self,
         entry: _Entry,
         base: dict[str, Any],
         loop_values: Sequence[Sequence[Any]],
-        start: int,
         checks: list[tuple[str, Callable[[Any], str | None]]] | None,
     ) -> Iterator[dict[str, Any]]:
-        """One request per combination from the `start`-th on; `checks` None: display pass."""
+        """One request per combination, in order; `checks` None: the display pass."""
         names, fields = entry.loop_names, entry.fields
         tainted_loop = any(entry.loop_tainted)
-        combos: Iterator[tuple[Any, ...]] = itertools.product(*loop_values)
-        if start:
-            combos = itertools.islice(combos, start, None)
-        for combo in combos:
-            ctx = base
-            if names:
-                ctx = base.copy()
-                ctx.update(zip(names, combo, strict=False))
+        # One context for the entry, its loop names bound again for each request: templates
+        # only read it (the sandbox is immutable; a `set` stays in Jinja's own context).
+        ctx = base.copy() if names else base
+        for combo in itertools.product(*loop_values):
+            ctx.update(zip(names, combo, strict=True))
             calls = self.functions.env_calls
             try:
                 request = {k: c if r is None else r.render(ctx) for k, c, r in fields}

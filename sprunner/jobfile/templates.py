@@ -147,8 +147,7 @@ class FastSource:
 
 
 class _Fast:
-    """Text and `{{ name }}` only, rendered by a compiled f-string (fastrender.py compiles
-    a whole foreach entry of these into one function: see `fast_parts`)."""
+    """Text and `{{ name }}` only, rendered by a compiled f-string."""
 
     __slots__ = ("function", "parts", "path")
 
@@ -178,12 +177,6 @@ class _Jinja:
             return str(template.environment.concat(template.root_render_func(context)))
         except Exception as e:  # any error in a user template is an input problem
             raise TemplateProblem(self.path, _describe(e)) from None
-
-
-def fast_parts(renderable: Renderable) -> tuple[str, ...] | None:
-    """The parts of a text-and-`{{ name }}` template (text at even indexes, names at odd
-    ones); None for any other template."""
-    return renderable.parts if isinstance(renderable, _Fast) else None
 
 
 def _describe(error: Exception) -> str:
