@@ -1,12 +1,13 @@
-"""What a change cost, measured in one run: one benchmark command against two source trees.
+"""What changes cost, measured in one run: one benchmark command against several trees.
 
 The machine is shared and its speed drifts from minute to minute, so figures measured at
 different times say little about a change. This runs the same command once per tree in
-each round (PYTHONPATH set to the tree, so `python -m sprunner` imports it; the order
-alternates between rounds), reads every `name value unit` line it prints (bench_validate's
-`time`, `cpu`, `memory`) and shows each figure's median per tree and their ratio.
+each round, each tree going first in turn (sprunner imported from the tree, the
+benchmark's own code from this folder), reads every `name value unit` line the command
+prints (bench_validate's `time`, `cpu`, `memory`) and shows each figure's median per tree
+and its ratio to the first tree's.
 
-    git archive main | tar -x -C /tmp/before        # the tree to compare against
+    git archive main | tar -x -C /tmp/before        # a tree to compare against
     python -m bench.compare_trees /tmp/before . --rounds 3 -- \\
         python bench/bench_validate.py --collections 100
 """
@@ -19,14 +20,25 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 _FIGURE = re.compile(r"^(\w+)\s+([0-9][0-9.]*)\s+(\S+)", re.MULTILINE)
 
 
 def run_once(tree: Path, command: list[str]) -> dict[str, tuple[float, str]]:
-    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    """One run of `command` with sprunner imported from `tree`; the figures it printed."""
+    here = Path.cwd()
+    command = [str(here / arg) if (here / arg).is_file() else arg for arg in command]
+    with tempfile.TemporaryDirectory() as shim:
+        # A folder that holds only `tree`'s package, first on the path and the working
+        # folder (which `python -m` puts first): sprunner comes from `tree`, the benchmark's
+        # own code from this folder.
+        (Path(shim) / "sprunner").symlink_to((tree / "sprunner").resolve())
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([shim, str(here)])}
+        done = subprocess.run(
+            command, env=env, cwd=shim, capture_output=True, text=True, check=False
+        )
     if done.returncode != 0:
         raise SystemExit(f"{command} failed under {tree}:\n{done.stdout}{done.stderr[-2000:]}")
     return {name: (float(value), unit) for name, value, unit in _FIGURE.findall(done.stdout)}
@@ -34,31 +46,32 @@ def run_once(tree: Path, command: list[str]) -> dict[str, tuple[float, str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path)
+    parser.add_argument("trees", type=Path, nargs="+", help="the first is the reference")
     parser.add_argument("--rounds", type=int, default=3)
     argv = sys.argv[1:]
     if "--" not in argv:
         parser.error("the benchmark command goes after --")
     split = argv.index("--")
     args, command = parser.parse_args(argv[:split]), argv[split + 1 :]
-    trees = {"before": args.before, "after": args.after}
-    seen: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
+    trees: list[Path] = args.trees
+    seen: list[dict[str, list[float]]] = [{} for _ in trees]
     units: dict[str, str] = {}
     for round_ in range(args.rounds):
-        order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
-        for label in order:
-            for name, (value, unit) in run_once(trees[label], command).items():
-                seen[label].setdefault(name, []).append(value)
+        # Each tree goes first in turn: none always runs on the machine another warmed.
+        turn = round_ % len(trees)
+        for index in [*range(turn, len(trees)), *range(turn)]:
+            for name, (value, unit) in run_once(trees[index], command).items():
+                seen[index].setdefault(name, []).append(value)
                 units[name] = unit
-            figures = ", ".join(f"{n} {v[-1]:g}" for n, v in seen[label].items())
-            print(f"round {round_ + 1} {label:6}: {figures}", file=sys.stderr, flush=True)
-    print(f"{'figure':10} {'before':>10} {'after':>10} {'after/before':>13}   (medians)")
+            figures = ", ".join(f"{n} {v[-1]:g}" for n, v in seen[index].items())
+            print(f"round {round_ + 1} {trees[index]}: {figures}", file=sys.stderr, flush=True)
+    for index, tree in enumerate(trees):
+        print(f"tree {index}: {tree}")
+    print("medians of", args.rounds, "rounds; ratios to tree 0")
     for name, unit in units.items():
-        before = statistics.median(seen["before"][name])
-        after = statistics.median(seen["after"][name])
-        ratio = after / before if before else float("nan")
-        print(f"{name:10} {before:10.2f} {after:10.2f} {ratio:12.2f} x   {unit}")
+        medians = [statistics.median(s[name]) for s in seen]
+        cells = [f"{m:.2f} ({m / medians[0]:.2f} x)" if medians[0] else f"{m:.2f}" for m in medians]
+        print(f"{name:8} {unit:4} " + "   ".join(cells))
     return 0
 
 
