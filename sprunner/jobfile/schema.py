@@ -141,6 +141,9 @@ def _explain(error: Any) -> Iterator[_Explained]:
         yield _Explained(path, _simple_message(kind, error.validator_value, instance, error))
 
 
+_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than"}
+
+
 def _simple_message(kind: str, expected: Any, instance: Any, error: Any) -> str:
     if kind == "enum":
         return f"expected {_or([str(v) for v in expected])}, got {got(instance)}"
@@ -150,12 +153,8 @@ def _simple_message(kind: str, expected: Any, instance: Any, error: Any) -> str:
         return f"longer than {expected} characters ({len(instance)})"
     if kind in ("minLength", "minItems", "minProperties") and expected == 1:
         return "must not be empty"
-    if kind == "minimum":
-        return f"must be at least {expected}, got {got(instance)}"
-    if kind == "maximum":
-        return f"must be at most {expected}, got {got(instance)}"
-    if kind == "exclusiveMinimum":
-        return f"must be more than {expected}, got {got(instance)}"
+    if kind in _BOUNDS:
+        return f"must be {_BOUNDS[kind]} {expected}, got {got(instance)}"
     if kind == "uniqueItems":
         return "has duplicate items"
     if kind == "pattern":  # patterns end in (?![\s\S]): "$" would accept a final newline
