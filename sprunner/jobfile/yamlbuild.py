@@ -332,15 +332,16 @@ class Builder:
         explicit = set()
         if frame.merges:  # rare: most files never merge
             explicit = {text for text, _, _, _, merge in frame.entries if not merge}
+        key_marks, value_marks = result.key_marks, result.value_marks
         for text, key_mark, value, mark, merge in frame.entries:
             if merge:
                 self.merge_into(result, explicit, value, mark)
             elif text in result:
-                self.duplicate(text, key_mark, result.key_marks[text])
+                self.duplicate(text, key_mark, key_marks[text])
             else:
                 result[text] = value
-                result.key_marks[text] = key_mark
-                result.value_marks[text] = mark
+                key_marks[text] = key_mark
+                value_marks[text] = mark
 
     def merge_into(self, result: PMap, explicit: set[str], value: Any, mark: Mark) -> None:
         """A `<<` entry: the keys of its mapping(s) that are not there yet, nor explicit."""
