@@ -47,10 +47,12 @@ def _validator() -> Any:
 @functools.cache
 def _fast_check() -> Callable[[Any], Any] | None:
     """The schema compiled to Python by fastjsonschema: a yes/no check, 10-50 x faster than
-    jsonschema's walk. Only a clean "valid" is taken from it; any doubt (invalid, or the
-    library missing) goes to jsonschema, so every message stays jsonschema's. It is built
-    without defaults (it would write them into the document) and without formats (as
-    `_validator`, which has no format checker)."""
+    jsonschema's walk (validating 5,000 files takes half the CPU with it: bench/README.md,
+    issue #26). Only a clean "valid" is taken from it; any doubt (invalid, or the library
+    missing) goes to jsonschema, so every message stays jsonschema's, and a property test
+    (test_schema_precheck.py) holds it to never accepting what jsonschema rejects, one
+    schema rule at a time. It is built without defaults (it would write them into the
+    document) and without formats (as `_validator`, which has no format checker)."""
     try:
         import fastjsonschema
     except ImportError:  # pragma: no cover - an optional speed-up
