@@ -277,29 +277,19 @@ class CollectionExpander:
                     return
                 # Display pass: a value computed from a secret is shown masked whole.
                 request = {k: c if r is None else SECRET_MASK for k, c, r in fields}
-            if checks and self._rejected(
-                entry, checks, request, tainted=tainted_loop or self.functions.env_calls != calls
-            ):
-                return
+            for key, problem_of in checks or ():
+                message = problem_of(request[key])
+                if message:
+                    tainted = tainted_loop or self.functions.env_calls != calls
+                    self._reject(entry, key, message, tainted=tainted)
+                    return
             yield request
 
-    def _rejected(
-        self,
-        entry: _Entry,
-        checks: list[tuple[str, Callable[[Any], str | None]]],
-        request: dict[str, Any],
-        *,
-        tainted: bool,
-    ) -> bool:
-        """Whether a rendered value fails its check (then the problem is recorded)."""
-        for key, problem_of in checks:
-            message = problem_of(request[key])
-            if message:
-                if tainted:  # the value came from env(): say what is wrong, never what it is
-                    message = message.split(", got ")[0] + ", got a value made with env()"
-                self.problems.append(self.report(entry.origin[key], message))
-                return True
-        return False
+    def _reject(self, entry: _Entry, key: str, message: str, *, tainted: bool) -> None:
+        """Record that the rendered `key` fails its check."""
+        if tainted:  # the value came from env(): say what is wrong, never what it is
+            message = message.split(", got ")[0] + ", got a value made with env()"
+        self.problems.append(self.report(entry.origin[key], message))
 
     def _masked_base(self) -> dict[str, Any]:
         masked = self.make_functions(True)
