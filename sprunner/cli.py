@@ -14,8 +14,15 @@ import click
 
 from sprunner import __version__
 from sprunner.backoff import Retries
-from sprunner.clihandle import crashed, globals_of, handle, output_for
-from sprunner.clioptions import EXIT_CODES, job_options
+from sprunner.clihandle import Group, crashed, globals_of, handle, output_for
+from sprunner.clioptions import (
+    EXIT_CODES,
+    common_options,
+    job_options,
+    metrics_option,
+    ping_option,
+    written_file,
+)
 from sprunner.clitools import emulator, results, state_group
 from sprunner.logfmt import LOG_FORMATS
 from sprunner.settings import (
@@ -26,9 +33,10 @@ from sprunner.settings import (
     GlobalOptions,
     Selection,
 )
+from sprunner.ui import color_mode
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="sprunner")
 @click.option(
     "--api-url",
@@ -39,8 +47,10 @@ from sprunner.settings import (
 )
 @click.option(
     "--api-key-file",
+    envvar="SCRAPINGPROS_API_KEY_FILE",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Read the API key from this file (else env SCRAPINGPROS_API_KEY).",
+    help="Read the API key from this file (env SCRAPINGPROS_API_KEY_FILE; "
+    "else the key itself in env SCRAPINGPROS_API_KEY).",
 )
 @click.option(
     "--state-dir",
@@ -86,7 +96,7 @@ def cli(
         state_dir=state_dir,
         state_url=state_url or None,
         verbosity=-1 if quiet else verbose,
-        color=not os.environ.get("NO_COLOR"),  # no-color.org: only a non-empty value counts
+        color=color_mode(os.environ),  # NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE, TERM=dumb
         retries=retries,
         log_format=log_format,
     )
@@ -121,7 +131,11 @@ def render(ctx: click.Context, selection: Selection, as_json: bool) -> None:
         is_flag=True,
         help="Exit 10 when changes are pending, 0 when there are none.",
     ),
-    click.option("--local", is_flag=True, help="Plan against a fresh in-process emulator."),
+    click.option(
+        "--local",
+        is_flag=True,
+        help="Plan against the in-process emulator of apply --local (kept in the state dir).",
+    ),
     click.option(
         "--prune", is_flag=True, help="Show the deletions apply --prune would make, as changes."
     ),
@@ -155,16 +169,22 @@ def plan(
 
 @cli.command()
 @job_options(
-    click.option("--report", type=click.Path(path_type=Path, dir_okay=False), help="JSON report."),
-    click.option(
-        "--junit", type=click.Path(path_type=Path, dir_okay=False), help="JUnit XML report."
-    ),
+    written_file("--report", help="JSON report."),
+    written_file("--junit", help="JUnit XML report."),
     click.option("--no-run", is_flag=True, help="Reconcile only; start no run."),
+    click.option(
+        "--run-now",
+        is_flag=True,
+        help="Start runs for the selected collections whatever run.when and run.schedule say.",
+    ),
     click.option(
         "--prune", is_flag=True, help="Delete collections sprunner created and no file has."
     ),
     click.option(
-        "--local", is_flag=True, help="Apply against an in-process emulator; no key needed."
+        "--local",
+        is_flag=True,
+        help="Apply against an in-process emulator that keeps its collections in the state "
+        "directory; no key needed.",
     ),
     click.option(
         "--max-credits",
@@ -183,16 +203,8 @@ def plan(
         type=click.FloatRange(min=0.1),
         help="A fixed ceiling on API requests per second (the limiter also adapts to 429s).",
     ),
-    click.option(
-        "--metrics",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="Write Prometheus text here for node_exporter's textfile collector.",
-    ),
-    click.option(
-        "--ping",
-        metavar="URL",
-        help="healthchecks.io-style pings: URL/start, then URL (exit 0) or URL/<exit code>.",
-    ),
+    metrics_option,
+    ping_option,
     # Tests shorten it; people have no reason to.
     click.option("--progress-every", type=click.FloatRange(min=0.01), default=30.0, hidden=True),
 )
@@ -204,6 +216,7 @@ def apply(
     report: Path | None,
     junit: Path | None,
     no_run: bool,
+    run_now: bool,
     prune: bool,
     local: bool,
     max_credits: int | None,
@@ -216,10 +229,13 @@ def apply(
     """Make the remote collections match the job files, run them, wait, and report."""
     from sprunner.commands import apply as command
 
+    if no_run and run_now:
+        raise click.UsageError("--run-now and --no-run exclude each other")
     apply_options = ApplyOptions(
         report=report,
         junit=junit,
         run=not no_run,
+        run_now=run_now,
         prune=prune,
         local=local,
         max_credits=max_credits,
@@ -243,9 +259,12 @@ def apply(
 @click.argument("report_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--select", "-s", multiple=True, metavar="SEL", help="Collections to retry.")
 @click.option("--dry-run", is_flag=True, help="List what would run and its credits; send nothing.")
-@click.option("--report", type=click.Path(path_type=Path, dir_okay=False), help="New JSON report.")
-@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="JUnit XML report.")
+@written_file("--report", help="New JSON report.")
+@written_file("--junit", help="JUnit XML report.")
 @click.option("--max-credits", type=click.IntRange(min=0), help="Refuse retries past N credits.")
+@metrics_option
+@ping_option
+@common_options
 @click.pass_context
 def retry(
     ctx: click.Context,
@@ -255,14 +274,22 @@ def retry(
     report: Path | None,
     junit: Path | None,
     max_credits: int | None,
+    metrics: Path | None,
+    ping: str | None,
 ) -> None:
     """Re-run the failed jobs an earlier report lists, in each collection's <name>.retry."""
     from sprunner.commands import retry as command
 
     retry_options = command.RetryOptions(
-        report=report, junit=junit, dry_run=dry_run, max_credits=max_credits
+        report=report,
+        junit=junit,
+        dry_run=dry_run,
+        max_credits=max_credits,
+        metrics=metrics,
+        ping=ping,
     )
-    output = output_for(ctx, as_json=False)
+    # Operated like apply (SPEC §9): stamped lines when not on a terminal.
+    output = output_for(ctx, as_json=False, timestamps=True)
     options = globals_of(ctx)
     handle(
         ctx,

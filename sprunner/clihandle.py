@@ -1,16 +1,18 @@
 """How every click command runs its core function: the output object, the error handler.
 
 Click-layer only. `handle` maps every error to its message and exit code
-(`sprunner.errors`); an unexpected exception is a bug, written to a crash log.
+(`sprunner.errors`); an unexpected exception is a bug, written to a crash log. `Group`
+makes click's own usage errors (an unknown option, a bad value) follow `--log-format`: a
+log shipper reading JSON lines gets one for them too (exit code 2, as click's).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +23,71 @@ if TYPE_CHECKING:
     from sprunner.ui import Output
 
 
+class Group(click.Group):
+    """The `sprunner` group: click's, with usage errors in the log format asked for. A
+    Ctrl-C that comes before a command's own handler (while the command's modules import,
+    say) exits 130 as SPEC §3 says, where click would print "Aborted!" and exit 1, which
+    means "a collection failed"."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from sprunner.errors import EXIT_SIGINT
+
+            sys.exit(EXIT_SIGINT)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.ClickException as error:
+            if _log_format(argv) == "json":
+                _json_usage_error(error)
+            else:
+                error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _log_format(argv: Sequence[str]) -> str:
+    """The `--log-format` the command line asks for (the last one wins), read from the
+    words themselves: click's parsing is what failed."""
+    found = "text"
+    for index, word in enumerate(argv):
+        if word == "--":
+            break
+        if word == "--log-format" and index + 1 < len(argv):
+            found = argv[index + 1]
+        elif word.startswith("--log-format="):
+            found = word.partition("=")[2]
+    return found
+
+
+def _json_usage_error(error: click.ClickException) -> None:
+    import time
+
+    from sprunner.logfmt import json_line
+
+    fields: dict[str, Any] = {"event": "usage_error", "exit_code": error.exit_code}
+    context = getattr(error, "ctx", None)
+    if context is not None:
+        fields["command"] = context.command_path
+    click.echo(json_line("error", error.format_message(), now=time.time(), fields=fields), err=True)
+
+
 def handle(ctx: click.Context, output: Output, run: Callable[[], int]) -> None:
     """Run one command; map every error to its message and exit code (`sprunner.errors`).
 
@@ -28,8 +95,11 @@ def handle(ctx: click.Context, output: Output, run: Callable[[], int]) -> None:
     user gets one line naming it, and the exit code is 70, never 1 ("a collection failed").
     """
     from sprunner.errors import SprunnerError, exit_code_for
-    from sprunner.redact import using
+    from sprunner.redact import url_passwords, using
 
+    # A `--state-url` password is a secret like the key: masked wherever it shows up, not
+    # only where the URL is printed whole (`redact.url_without_password`).
+    output.add_secrets(url_passwords(getattr(ctx.obj, "state_url", None)))
     try:
         # The output's redactor is the current one for the command: the API errors mask
         # with it before they cut a long body short (see `sprunner.redact`).
@@ -54,7 +124,7 @@ def crashed(error: Exception, *, state_dir: Path, output: Output | None) -> int:
     from sprunner.ui import make_output
 
     if output is None:
-        output = make_output(json=False, verbosity=0, color=False)
+        output = make_output(json=False, verbosity=0, color="never")
     # The key may never have been read (the crash came first): mask it all the same.
     output.add_secrets([os.environ.get(KEY_VARIABLE, "").strip()])
     path = write_crash_log(error, state_dir=state_dir, redactor=output.redactor)

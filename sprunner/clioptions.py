@@ -61,6 +61,59 @@ _max_requests = click.option(
 _json = click.option("--json", "as_json", is_flag=True, help="Plain, stable JSON on stdout.")
 
 
+def _regular_target(_ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A file sprunner writes (`--report`, `--junit`, `--metrics`) is a regular file or
+    nothing yet: a FIFO, a device or a socket would hang or eat the write while the apply
+    holds the lock, so it is refused before anything happens (exit 2)."""
+    import stat
+
+    if value is None:
+        return None
+    try:
+        mode = value.stat().st_mode
+    except FileNotFoundError:
+        return value
+    except OSError as e:
+        raise click.BadParameter(f"cannot use {value}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        raise click.BadParameter(f"{value} is not a regular file (sprunner replaces it)")
+    return value
+
+
+def _ping_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from sprunner.errors import UsageError
+    from sprunner.ping import check_url
+
+    if value is None:
+        return None
+    try:
+        return check_url(value)
+    except UsageError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def written_file(*names: str, help: str) -> Decorator:
+    """An option naming a file sprunner writes (replaced atomically; a regular file)."""
+    return click.option(
+        *names,
+        type=click.Path(path_type=Path, dir_okay=False),
+        callback=_regular_target,
+        help=help,
+    )
+
+
+metrics_option = written_file(
+    "--metrics", help="Write Prometheus text here for node_exporter's textfile collector."
+)
+ping_option = click.option(
+    "--ping",
+    metavar="URL",
+    callback=_ping_url,
+    help="healthchecks.io-style pings: URL/start, then URL (exit 0) or URL/<exit code>, "
+    "with rid=<apply id> and the summary as the last one's body.",
+)
+
+
 def job_options(*extra: Decorator) -> Decorator:
     """The options every job-file command shares (paths, --select, --shard, --max-requests,
     --json, then `extra`, then -v/-q), with the first four folded into one `selection`."""
@@ -140,6 +193,11 @@ def global_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def common_options(command: Callable[..., None]) -> Callable[..., None]:
+    """-v / -q and the global options, accepted after the command name too."""
+    return _verbosity(command)
+
+
 def _verbosity(command: Callable[..., None]) -> Callable[..., None]:
     command = global_options(command)
     command = click.option(
@@ -162,12 +220,14 @@ def _verbosity(command: Callable[..., None]) -> Callable[..., None]:
 
 EXIT_CODES = """\b
 Exit codes:
-  0    everything applied; every run met its max_failed
-  1    a collection failed (jobs over max_failed, timeout, API error)
-  2    invalid job files or usage; nothing was sent
+  0    everything applied; every selected collection is healthy
+  1    a collection is not healthy: its latest run failed (this apply's or,
+       when skipped, the one before), an API error, or stale (run.max_age)
+  2    invalid job files, usage, a key file or state directory that
+       cannot be used; nothing was sent
   3    the API could not be used (unreachable, bad key, quota spent)
-  4    another apply holds the lock on the state directory
-  10   plan --detailed-exitcode: changes are pending
+  4    another apply holds the lock; nothing was read, sent, pinged or written
+  10   plan --detailed-exitcode: changes are pending (Terraform: 2)
   130  interrupted (SIGINT), 143 terminated (SIGTERM); state saved
   70   a bug in sprunner: stderr names a crash log in the state directory
 """

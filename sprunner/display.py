@@ -46,9 +46,10 @@ def plan_lines(
         f"{len(plan.of('delete'))} to delete, {len(plan.of('unchanged'))} unchanged, "
         f"{len(plan.of('error'))} in error."
     )
+    # The cost (at most; `sprunner.credits`): only successful requests are charged.
     yield (
-        f"Runs: {len(starting)} would start now, costing {sum(i.credits for i in starting)} "
-        "credits."
+        f"Runs: {len(starting)} would start now, costing at most "
+        f"{sum(i.credits for i in starting)} credits."
     )
     if plan.not_pruned:
         yield f"{len(plan.not_pruned)} created by sprunner and no longer declared: --prune deletes."
@@ -58,7 +59,7 @@ def plan_lines(
 
 def _run_words(intent: RunIntent) -> str:
     if intent.start:
-        return f"run: starts now ({intent.credits} credits)"
+        return f"run: starts now (at most {intent.credits} credits)"
     return f"run: none ({intent.reason})" if intent.reason else "run: none"
 
 
@@ -79,7 +80,7 @@ def _unmanaged(plan: Plan, verbosity: int) -> Iterator[str]:
 def _detail(item: PlannedCollection) -> str:
     if item.action in ("create", "update"):
         diff = "" if item.diff is None or item.action == "create" else f" ({item.diff})"
-        detail = f"{item.requests} requests{diff}, {item.credits} credits a run"
+        detail = f"{item.requests} requests{diff}, at most {item.credits} credits a run"
         return f"{detail}; {item.reason}" if item.reason else detail
     return item.reason
 
@@ -168,8 +169,36 @@ def summary_lines(outcome: ApplyOutcome, *, quiet: bool) -> Iterator[str]:
     if elsewhere:  # a shared state: other applies took these (`sprunner.runs.locks`)
         yield f"Handled by other applies: {elsewhere}."
     if s["runs"]:
-        yield (
-            f"Runs: {s['runs']}, {s['total_requests']} requests: {s['success_requests']} ok, "
-            f"{s['failed_requests']} failed, {s['timeout_requests']} timed out; "
-            f"{s['credits']} credits."
-        )
+        yield _runs_line(s)
+
+
+def _runs_line(s: Mapping[str, int]) -> str:
+    """The runs of an apply after their retries, and the credits they were charged."""
+    return (
+        f"Runs: {s['runs']}, {s['total_requests']} requests: {s['success_requests']} ok, "
+        f"{s['failed_requests']} failed, {s['timeout_requests']} timed out; "
+        f"{s['credits']} credits charged."
+    )
+
+
+def ping_lines(outcome: ApplyOutcome, *, shown: int = 5) -> Iterator[str]:
+    """A few lines for a monitor (the final ping's body): the counts and the collections
+    that are not healthy, with why; no URL, no job (the caller masks it all the same)."""
+    from sprunner.report import summary as counts
+
+    s = counts(outcome)
+    yield (
+        f"{s['collections']} collections: {s['created']} created, {s['updated']} updated, "
+        f"{s['unchanged']} unchanged, {s['deleted']} deleted, {s['errors']} errors; "
+        f"{s['failed']} not healthy"
+    )
+    if s["runs"]:
+        yield _runs_line(s)
+    failing = [c for c in outcome.collections if not c.ok]
+    for c in failing[:shown]:
+        yield f"FAILED {c.name}: {c.failure_reason}"
+    if len(failing) > shown:
+        yield f"... and {len(failing) - shown} more (see the report)"
+    if outcome.error is not None:
+        first, *more = outcome.error.splitlines() or [""]
+        yield f"error: {first[:300]}" + (f" (and {len(more)} more lines)" if more else "")

@@ -10,6 +10,7 @@ to 130, anything else (a bug) to 70.
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass
 from typing import ClassVar, Final
@@ -76,6 +77,30 @@ class LockHeldError(SprunnerError):
 
 class StateError(SprunnerError):
     """The state directory cannot be read or written."""
+
+
+class StateDirectoryError(StateError):
+    """The state directory cannot be created or locked, so the command stops before it
+    has done or sent anything. Like a bad option, it is a problem of where and how the
+    command was started (a folder the user cannot write, a `--state-dir` under a file, a
+    container run as a uid that does not own the mounted folder): exit 2, not 1, which
+    says that an apply ran and a collection is unhealthy."""
+
+    exit_code: ClassVar[int] = EXIT_INVALID
+
+    @classmethod
+    def cannot(cls, verb: str, directory: object, error: OSError) -> StateDirectoryError:
+        reason = error.strerror or str(error)
+        if error.filename is not None and str(error.filename) != str(directory):
+            reason += f" ({error.filename})"  # the lock file in it, say
+        hint = ""
+        if isinstance(error, PermissionError):
+            # The usual cause is a container whose uid does not own the mounted folder.
+            hint = (
+                f" (uid {os.getuid()} may not write there: run as the folder's owner, "
+                'e.g. docker run --user "$(id -u):$(id -g)", or pass --state-dir)'
+            )
+        return cls(f"cannot {verb} the state directory {directory}: {reason}{hint}")
 
 
 class ReportError(SprunnerError):

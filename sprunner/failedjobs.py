@@ -15,7 +15,6 @@ never a reason to fail the apply; only an error that makes the API unusable prop
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from sprunner.outcome import CollectionOutcome
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
     from sprunner.api.models import Job
+    from sprunner.track import Details
     from sprunner.ui import Output
 
 MAX_PAGES = 5
@@ -68,26 +68,12 @@ async def _details(client: ApiClient, c: CollectionOutcome, output: Output) -> d
     return found
 
 
-def _enriched(c: CollectionOutcome, jobs: dict[str, Job]) -> CollectionOutcome:
-    assert c.run is not None
-    failed = tuple(
-        dataclasses.replace(
-            j,
-            custom_id=jobs[j.job_id].custom_id,
-            status_code=jobs[j.job_id].status_code,
-            block_reason=jobs[j.job_id].block_reason,
-        )
-        if j.job_id in jobs
-        else j
-        for j in c.run.failed_jobs
-    )
-    return dataclasses.replace(c, run=dataclasses.replace(c.run, failed_jobs=failed))
-
-
-async def with_job_details(
+async def job_details(
     client: ApiClient, collections: Sequence[CollectionOutcome], output: Output
-) -> tuple[CollectionOutcome, ...]:
+) -> Details:
+    """Per collection that wants them, its failed jobs' details by job id: the runner's
+    tracks fold them in before they are shown (`Track.outcome`), so a job is matched to
+    its request with its custom_id, and that is shown masked like its URL."""
     wanted = [c for c in collections if _wants(c)]
     found = await asyncio.gather(*(_details(client, c, output) for c in wanted))
-    by_name = {c.name: jobs for c, jobs in zip(wanted, found, strict=True) if jobs}
-    return tuple(_enriched(c, by_name[c.name]) if c.name in by_name else c for c in collections)
+    return {c.name: jobs for c, jobs in zip(wanted, found, strict=True) if jobs}

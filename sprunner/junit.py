@@ -12,7 +12,8 @@ Invariants:
   `errors`; a run over `max_failed`, timed out, refused or interrupted is a `<failure>`.
 - The file validates against Jenkins xunit's `junit-10.xsd` (tests/data holds its
   structure): no `skipped` attribute on `<testsuites>` (it is on `<testsuite>`), times are
-  plain decimals. A test case's time is its run's duration (0 when nothing ran).
+  plain decimals. A test case's time is its run's duration, or for one that errored or
+  was interrupted the time it took to get there (`_duration`); 0 only when nothing ran.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def _failure(collection: CollectionOutcome) -> tuple[str, str]:
     if collection.action == "error":
         return "error", "reconcile failed"
     run = collection.run
+    health = collection.health
+    if health is not None and not health.ok and (run is None or run.ok):
+        # Not run to its end here: judged by its latest verdict (SPEC §9).
+        return ("stale" if health.stale else "last_run_failed"), health.reason or "failed"
     assert run is not None  # not ok without an error means the run was not ok
     reason = f": {run.reason}" if run.reason else ""
     if run.status == "skipped":
@@ -108,14 +113,25 @@ def _retry_lines(run: RunOutcome, *, max_failed_jobs: int) -> list[str]:
     return lines
 
 
-def _duration(collection: CollectionOutcome) -> float:
+def _duration(collection: CollectionOutcome, outcome: ApplyOutcome) -> float:
+    """The test case's time: its run's duration when the run finished. A collection that
+    errored or was interrupted takes the time it took to get there: from its run's start
+    (else the apply's start: an error before any run came after loading and listing) to
+    its error, or to the apply's end when a signal or an apply-wide error stopped it.
+    Only a collection with nothing to do (unchanged, skipped) takes no time."""
     run = collection.run
-    duration = run.duration_s if run is not None else None
-    return duration if duration is not None else 0.0
+    if run is not None and run.duration_s is not None:
+        return run.duration_s
+    if collection.ok:
+        return 0.0
+    started = run.started_at if run is not None else None
+    start = started if started is not None else outcome.started_at
+    end = collection.failed_at if collection.failed_at is not None else outcome.finished_at
+    return max(0.0, end - start)
 
 
 def _testcase(
-    suite: ET.Element, collection: CollectionOutcome, *, max_failed_jobs: int
+    suite: ET.Element, collection: CollectionOutcome, *, duration: float, max_failed_jobs: int
 ) -> tuple[bool, bool]:
     """Append one test case; return (failed, skipped)."""
     case = ET.SubElement(
@@ -123,7 +139,7 @@ def _testcase(
         "testcase",
         classname=_text(collection.file or "-"),
         name=_text(collection.name),
-        time=f"{_duration(collection):.3f}",
+        time=f"{duration:.3f}",
     )
     details = [f"action: {DONE[collection.action]}"]
     if collection.collection_id:
@@ -171,12 +187,15 @@ def to_xml(outcome: ApplyOutcome, *, max_failed_jobs: int = DEFAULT_MAX_FAILED_J
     if outcome.error is not None:
         # The apply itself failed (invalid files, the API unusable, the state unwritable):
         # one test case in error, so that CI never reads a stale or empty suite as green.
-        case = ET.SubElement(suite, "testcase", classname="sprunner", name="apply", time="0")
+        case = ET.SubElement(suite, "testcase", classname="sprunner", name="apply", time=elapsed)
         message = f"exit code {outcome.exit_code}: {outcome.error}"
         ET.SubElement(case, "error", message=_text(message), type="apply").text = _text(message)
         errors += 1
     for collection in outcome.collections:
-        failed, was_skipped = _testcase(suite, collection, max_failed_jobs=max_failed_jobs)
+        duration = _duration(collection, outcome)
+        failed, was_skipped = _testcase(
+            suite, collection, duration=duration, max_failed_jobs=max_failed_jobs
+        )
         is_error = failed and _failure(collection)[0] == "error"
         errors += is_error
         failures += failed and not is_error

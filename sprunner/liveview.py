@@ -179,9 +179,11 @@ class LiveView:
 
 
 class Ticker:
-    """Not on a terminal: `emit(line)` every `interval` seconds until stopped."""
+    """Not on a terminal: `emit(line, totals)` every `interval` seconds until stopped."""
 
-    def __init__(self, snapshot: Snapshot, emit: Callable[[str], None], interval: float) -> None:
+    def __init__(
+        self, snapshot: Snapshot, emit: Callable[[str, Totals], None], interval: float
+    ) -> None:
         self._snapshot = snapshot
         self._emit = emit
         self._interval = interval
@@ -198,4 +200,5 @@ class Ticker:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
-            self._emit("progress: " + totals(self._snapshot()).line())
+            now = totals(self._snapshot())
+            self._emit("progress: " + now.line(), now)

@@ -7,8 +7,14 @@ temp name ends in `.<pid>.<thread>`, not `.prom`, so the collector never reads i
 What the file holds, and why:
 
 - gauges about the last apply: `sprunner_last_apply_timestamp_seconds` (when it finished),
-  `sprunner_last_apply_duration_seconds`, `sprunner_last_apply_exit_code`, and per
-  collection `sprunner_collection_ok` (1/0) and `sprunner_collection_last_requests{status}`;
+  `sprunner_last_apply_duration_seconds`, `sprunner_last_apply_exit_code`;
+- per selected collection, by its latest verdict (its latest run seen to its end, after
+  the retries: this apply's or an earlier one's, SPEC §9): `sprunner_collection_ok` (1
+  healthy, 0 failed or stale), `sprunner_collection_last_requests{status}` (that run's
+  counts after its retries), `sprunner_collection_last_success_timestamp_seconds` (when its
+  newest passing run finished; absent before the first) and, for a collection with
+  `run.max_age`, `sprunner_collection_max_age_seconds`: the alert rule
+  `time() - last_success > max_age` fires on a stale collection;
 - `sprunner_last_success_timestamp_seconds`: when an apply last exited 0. A failed apply
   keeps the previous file's value, so "no success for 2 hours" is one alert rule; before the
   first success the series is absent (`absent()` alerts on it);
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 
 PREFIX = "sprunner_"
 REQUEST_STATUSES = ("success", "failed", "timeout")
+_FINISHED = ("completed", "timed_out")  # runs this apply saw to their end
 
 Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: a series key
 
@@ -49,14 +56,20 @@ class MetricsError(SprunnerError):
 
 @dataclass(frozen=True)
 class CollectionMetrics:
-    """One collection's part of an apply: its run's requests by status, and credits."""
+    """One collection's part of an apply: the requests of the run this apply saw to its
+    end, by status after its retries, and the credits it was charged (the counters); its
+    health and latest verdict (the gauges)."""
 
     name: str
     success: int = 0
     failed: int = 0
     timeout: int = 0
-    credits: int = 0  # charged: successful requests x cost per request
+    credits: int = 0  # charged: successful requests x cost per request (`sprunner.credits`)
     ok: bool = True
+    # The latest verdict's (success, failed, timeout); None: this apply's counts above.
+    latest: tuple[int, int, int] | None = None
+    last_success_at: float | None = None  # when its newest passing run finished
+    max_age_s: float | None = None  # `run.max_age`
 
 
 @dataclass(frozen=True)
@@ -94,28 +107,43 @@ def count_calls(records: Iterable[CallLike]) -> tuple[ApiCallCount, ...]:
 
 
 def from_outcome(
-    outcome: ApplyOutcome, *, exit_code: int, calls: Iterable[CallLike] = ()
+    outcome: ApplyOutcome,
+    *,
+    exit_code: int,
+    calls: Iterable[CallLike] = (),
+    retries_only: bool = False,
 ) -> ApplyMetrics:
-    """The metrics of a finished apply. Credits are charged ones: successful requests times
-    the run's cost per request (failed jobs are refunded)."""
+    """The metrics of a finished apply: per collection the counts (after retries) and the
+    credits charged of the run this apply saw to its end, and its health by its latest
+    verdict. A run left in progress is counted by the apply that sees it end: once.
+    `retries_only` (`sprunner retry`): only the retry runs are new, the first run was
+    counted by its apply."""
     collections = []
     for c in outcome.collections:
-        run = c.run
-        if run is None or run.run_id is None:
-            collections.append(CollectionMetrics(c.name, ok=c.ok))
-            continue
-        # After retries (SPEC section 8) the final per-request counts are what happened.
-        counts = run.final or run
-        first = run.credits - sum(r.credits for r in run.retries)
-        per_request = first / run.total_requests if run.total_requests else 0.0
+        run, verdict = c.run, c.verdict
+        own = (0, 0, 0)
+        if retries_only and run is not None:
+            done = [r for r in run.retries if r.status in _FINISHED]
+            own = (
+                sum(r.success_requests for r in done),
+                sum(r.failed_requests for r in done),
+                sum(r.timeout_requests for r in done),
+            )
+        elif run is not None and run.run_id is not None and run.status in _FINISHED:
+            counts = run.final or run
+            own = (counts.success_requests, counts.failed_requests, counts.timeout_requests)
+        latest = None
+        if verdict is not None:
+            latest = (verdict.success_requests, verdict.failed_requests, verdict.timeout_requests)
         collections.append(
             CollectionMetrics(
                 c.name,
-                success=counts.success_requests,
-                failed=counts.failed_requests,
-                timeout=counts.timeout_requests,
-                credits=round(counts.success_requests * per_request),
+                *own,
+                credits=run.credits if run is not None else 0,
                 ok=c.ok,
+                latest=latest,
+                last_success_at=None if verdict is None else verdict.last_success_at,
+                max_age_s=c.max_age,
             )
         )
     return ApplyMetrics(
@@ -206,18 +234,7 @@ def families(metrics: ApplyMetrics, previous: _Previous) -> Iterator[Metric]:
     yield _gauge("last_apply_exit_code", "Exit code of the last apply.", metrics.exit_code)
     yield _gauge("last_apply_duration_seconds", "Duration of the last apply.", metrics.duration_s)
     cols = metrics.collections
-    yield _labelled_gauge(
-        "collection_ok",
-        "1 if the collection met its max_failed in the last apply, else 0.",
-        ["collection"],
-        (([c.name], 1.0 if c.ok else 0.0) for c in cols),
-    )
-    yield _labelled_gauge(
-        "collection_last_requests",
-        "Requests of the collection's run in the last apply, by status.",
-        ["collection", "status"],
-        (([c.name, s], float(_by_status(c)[s])) for c in cols for s in REQUEST_STATUSES),
-    )
+    yield from _health(cols)
     yield _counter(
         "requests",
         "Requests run, by collection and status, over all applies.",
@@ -231,7 +248,8 @@ def families(metrics: ApplyMetrics, previous: _Previous) -> Iterator[Metric]:
     )
     yield _counter(
         "credits",
-        "Credits charged (successful requests x cost), by collection, over all applies.",
+        "Credits charged (successful requests x cost, retries included), by collection, "
+        "over all applies.",
         ["collection"],
         {_key(collection=c.name): float(c.credits) for c in cols},
         previous,
@@ -247,6 +265,41 @@ def families(metrics: ApplyMetrics, previous: _Previous) -> Iterator[Metric]:
         calls,
         previous,
     )
+
+
+def _health(cols: tuple[CollectionMetrics, ...]) -> Iterator[Metric]:
+    """Per collection, by its latest verdict: health, counts, last success, max age."""
+    yield _labelled_gauge(
+        "collection_ok",
+        "1 if the collection is healthy: its latest run (after retries) met max_failed "
+        "and it is not stale (run.max_age), else 0.",
+        ["collection"],
+        (([c.name], 1.0 if c.ok else 0.0) for c in cols),
+    )
+    yield _labelled_gauge(
+        "collection_last_requests",
+        "Requests of the collection's latest run, by status after its retries.",
+        ["collection", "status"],
+        (([c.name, s], float(_latest(c)[s])) for c in cols for s in REQUEST_STATUSES),
+    )
+    yield _labelled_gauge(
+        "collection_last_success_timestamp_seconds",
+        "When the collection's newest passing run finished.",
+        ["collection"],
+        (([c.name], c.last_success_at) for c in cols if c.last_success_at is not None),
+    )
+    yield _labelled_gauge(
+        "collection_max_age_seconds",
+        "The collection's run.max_age: stale when its newest passing run is older.",
+        ["collection"],
+        (([c.name], c.max_age_s) for c in cols if c.max_age_s is not None),
+    )
+
+
+def _latest(collection: CollectionMetrics) -> dict[str, int]:
+    if collection.latest is None:
+        return _by_status(collection)
+    return dict(zip(REQUEST_STATUSES, collection.latest, strict=True))
 
 
 def _by_status(collection: CollectionMetrics) -> dict[str, int]:

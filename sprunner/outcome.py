@@ -17,11 +17,29 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sprunner.actions import Action
-from sprunner.api.models import FailedJob, Run
+from sprunner.api.models import Run
 from sprunner.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
+from sprunner.verdict import Health, Verdict
 
 RunState = Literal["completed", "timed_out", "skipped", "error", "in_progress"]
 RetryState = Literal["completed", "timed_out", "in_progress", "refused", "error"]
+
+
+@dataclass(frozen=True)
+class ShownJob:
+    """A failed job as a report shows it (`sprunner.shown`): its `url` and `custom_id` as
+    sprunner shows the request it is (env() values masked), and `request`, the keyed
+    fingerprint of that request (`sprunner.fingerprints`); None when the job is no
+    request of the collection, or could be several."""
+
+    job_id: str
+    url: str
+    status: str
+    error: str
+    custom_id: str | None = None  # when the API gives them
+    status_code: int | None = None
+    block_reason: str | None = None
+    request: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,7 @@ class FinalJob:
     status_code: int | None = None
     block_reason: str | None = None
     attempts: int = 1  # runs the request took, the first included
+    request: str | None = None  # as `ShownJob.request`, once shown
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,7 @@ class RetryOutcome:
     success_requests: int = 0
     failed_requests: int = 0
     timeout_requests: int = 0
-    credits: int = 0  # what this apply spent starting it; 0 when adopted or refused
+    credits: int = 0  # charged: its successful requests x their cost (`sprunner.credits`)
     adopted: bool = False
     reason: str | None = None
     collection_id: str | None = None  # the companion's: where the run's jobs are listed
@@ -76,8 +95,10 @@ class RunOutcome:
     success_requests: int = 0
     failed_requests: int = 0
     timeout_requests: int = 0
-    failed_jobs: tuple[FailedJob, ...] = ()
-    credits: int = 0  # what this run costs; 0 when no run was started by this apply
+    failed_jobs: tuple[ShownJob, ...] = ()
+    # Charged (`sprunner.credits`): successful requests x cost, the retries included; 0
+    # for a run not seen to its end by this apply.
+    credits: int = 0
     adopted: bool = False  # an in-progress or interrupted run taken over, not started here
     reason: str | None = None  # why skipped, timed out or failed
     within_max_failed: bool = True
@@ -111,19 +132,6 @@ class RunOutcome:
 
 
 @dataclass(frozen=True)
-class LastRun:
-    """The newest run of a collection this apply did not run (what a monitor last saw)."""
-
-    run_id: str
-    status: str  # in_progress | completed
-    created_at: float | None
-    total_requests: int
-    success_requests: int
-    failed_requests: int
-    timeout_requests: int
-
-
-@dataclass(frozen=True)
 class CollectionOutcome:
     name: str
     file: str | None
@@ -132,13 +140,30 @@ class CollectionOutcome:
     requests: int = 0
     run: RunOutcome | None = None
     error: str | None = None
-    last_run: LastRun | None = None  # when this apply ran nothing: the newest run's result
+    # Runs whose results file is not published yet (SPEC section 10), and the earlier runs'
+    # results this apply finished (runs/catchup.py).
+    results_pending: tuple[Mapping[str, Any], ...] = ()
+    results_caught_up: tuple[Mapping[str, Any], ...] = ()
+    # The latest verdict after this apply (SPEC §9): this apply's run's, else the one an
+    # earlier apply recorded; None when none is known.
+    verdict: Verdict | None = None
+    # For a collection this apply did not run to its end: its health by `verdict` and
+    # `run.max_age` (a failed last run, or stale); None when this apply's run judges it.
+    health: Health | None = None
+    max_age: float | None = None  # `run.max_age` in seconds (the metrics show it)
+    failed_at: float | None = None  # epoch s: when its error was known (None: no error yet)
 
     @property
     def ok(self) -> bool:
-        if self.error is not None or self.action == "error":
+        if self.error is not None or self.action == "error" or self.results_pending:
+            return False
+        if self.health is not None and not self.health.ok:
             return False
         return self.run is None or self.run.ok
+
+    @property
+    def stale(self) -> bool:
+        return self.health is not None and self.health.stale
 
     @property
     def failure_reason(self) -> str:
@@ -146,6 +171,11 @@ class CollectionOutcome:
         run = self.run
         if run is not None and run.status == "completed" and not run.within_max_failed:
             return f"{run.bad_jobs} of {run.total_requests} jobs failed or timed out"
+        if self.error is None and self.results_pending and (run is None or run.ok):
+            runs = ", ".join(str(p["run_id"]) for p in self.results_pending)
+            return f"the results of run {runs} are still pending"
+        if self.error is None and (run is None or run.ok) and self.health is not None:
+            return self.health.reason or "failed"
         return self.error or (run.reason if run is not None else None) or "failed"
 
 
@@ -157,7 +187,7 @@ class Progress:
     action: str | None
     run_state: RunState | None
     run: Run | None
-    credits: int = 0  # what the run started by this apply costs
+    credits: int = 0  # charged so far (`sprunner.credits`)
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sprunner import __version__, redact
+from sprunner import __version__, redact, verdict
 from sprunner.actions import DONE
-from sprunner.api.models import FailedJob
 from sprunner.atomic import write_atomically
 from sprunner.errors import ReportError
 from sprunner.outcome import (
     ApplyOutcome,
     CollectionOutcome,
     FinalCounts,
-    LastRun,
     RetryOutcome,
     RunOutcome,
+    ShownJob,
 )
 from sprunner.redact import Redactor
 
@@ -37,30 +36,20 @@ def _iso_or_none(epoch: float | None) -> str | None:
     return None if epoch is None else _iso(epoch)
 
 
-def _failed_job(job: FailedJob) -> dict[str, Any]:
+def _failed_job(job: ShownJob) -> dict[str, Any]:
     data: dict[str, Any] = {
         "job_id": job.job_id,
         "url": job.url,
         "status": job.status,
         "error": job.error,
+        # The request it is, keyed (`sprunner.fingerprints`): what `sprunner retry` matches.
+        "request": job.request,
     }
     # Only what the API gave: an absent key means "not said", never "empty".
     extras = {"custom_id": job.custom_id, "status_code": job.status_code}
     extras["block_reason"] = job.block_reason
     data.update({k: v for k, v in extras.items() if v is not None})
     return data
-
-
-def _last_run(last: LastRun) -> dict[str, Any]:
-    return {
-        "run_id": last.run_id,
-        "status": last.status,
-        "created_at": _iso_or_none(last.created_at),
-        "total_requests": last.total_requests,
-        "success_requests": last.success_requests,
-        "failed_requests": last.failed_requests,
-        "timeout_requests": last.timeout_requests,
-    }
 
 
 def _run(run: RunOutcome) -> dict[str, Any]:
@@ -126,6 +115,7 @@ def _final(final: FinalCounts | None) -> dict[str, Any] | None:
                 "status_code": j.status_code,
                 "block_reason": j.block_reason,
                 "attempts": j.attempts,
+                "request": j.request,
             }
             for j in final.failed_jobs
         ],
@@ -144,8 +134,16 @@ def _collection(c: CollectionOutcome) -> dict[str, Any]:
     }
     if c.error is not None:
         data["error"] = c.error
-    if c.last_run is not None:
-        data["last_run"] = _last_run(c.last_run)
+    if c.results_pending:
+        data["results_pending"] = [dict(p) for p in c.results_pending]
+    if c.results_caught_up:
+        data["results_caught_up"] = [dict(p) for p in c.results_caught_up]
+    if not c.ok:
+        data["reason"] = c.failure_reason
+    if c.stale:
+        data["stale"] = True
+    if c.verdict is not None:
+        data["verdict"] = verdict.document(c.verdict)
     return data
 
 
@@ -159,8 +157,10 @@ def summary(outcome: ApplyOutcome) -> dict[str, int]:
         "deleted": outcome.count("delete"),
         "errors": outcome.count("error"),
         "failed": sum(1 for c in outcome.collections if not c.ok),
+        "stale": sum(1 for c in outcome.collections if c.stale),
         "runs": len(runs),
         "retries": sum(len(r.retries) for r in runs),
+        # Charged (`sprunner.credits`): successful requests x cost, retries included.
         "credits": sum(r.credits for r in runs),
         # Per request, after the retries (SPEC section 8): what judged the apply.
         "total_requests": sum((r.final or r).total_requests for r in runs),

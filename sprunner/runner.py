@@ -1,30 +1,26 @@
 """One apply, executed: per collection, its change, its run decision, its run, the waiting.
 
-Every collection goes through its phases as soon as it can, concurrently with the others
-under the client's window (where a due poll goes before a start, and a start before a
-create: see api/window.py):
+Every collection goes through its phases as soon as it can, concurrently with the others:
 
 1. reconcile: create / PUT / delete per the plan; look for a run to adopt; decide by
    `when` and `schedule` whether a run is wanted;
 2. the credit brake, in file order so that the outcome does not depend on which call
    answered first: decided up front from the plan where it can be, else a collection waits
    for the run decisions (not the starts) of the collections before it (runs/ledger.py);
-3. start (or adopt) and wait for the run.
+3. finish earlier runs' pending results (runs/catchup.py); start (or adopt), wait for the run;
+4. judge: the latest verdict recorded (runs/judge.py).
 
 Each phase of a collection returns a frozen result (`sprunner.track`) that the runner folds
 into that collection's `Track`, replacing it: nothing is changed in place. A collection's
 failure is a `Failed` result and never stops the others; only an error that makes the API
 unusable (bad key, quota spent) ends the apply. The terminal display reads frozen
-`Progress` snapshots (`snapshot()`), and a partial report after an interruption reads
-`outcomes()`.
+`Progress` snapshots (`snapshot()`), and a partial report reads `outcomes()`.
 
 On a shared state (PostgreSQL), each collection's work from its reconcile to the end of its
 wait happens under that collection's lock (`sprunner.runs.locks`: claimed at the start of
 phase 1, released when phase 3 ends for it); a collection another apply handles is
 `skipped`. A lost state database fails the collections that still had something to start.
-
-The client, the clock, the output and the write backoff are injected, so one apply can be
-run against an in-memory fake of the API in a unit test.
+The client, clock, output and write backoff are injected: a unit test can run an apply.
 """
 
 from __future__ import annotations
@@ -34,26 +30,27 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from sprunner.actions import DONE
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError
-from sprunner.api.models import Run
 from sprunner.backoff import WRITE_BACKOFF, Backoff
+from sprunner.fingerprints import RequestFingerprints
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.outcome import CollectionOutcome, Progress
 from sprunner.reconcile import execute
 from sprunner.reconcile.execute import Applied
 from sprunner.reconcile.plan import Plan
 from sprunner.reconcile.runplan import changed_for_run
-from sprunner.runs import decision, delivery, poller, retry, starter
-from sprunner.runs.judge import judge
+from sprunner.runs import catchup, decision, delivery, judge, poller, retry, starter
 from sprunner.runs.launch import launch
-from sprunner.runs.ledger import CreditLedger
+from sprunner.runs.ledger import CreditBrake, CreditLedger
 from sprunner.runs.locks import CollectionLocks
 from sprunner.state import StateStore as State
 from sprunner.state.base import StateConnectionLost
 from sprunner.track import (
     Begun,
     Decided,
+    Details,
     Failed,
     Finished,
     PhaseResult,
@@ -62,6 +59,7 @@ from sprunner.track import (
     Retrying,
     Seen,
     Track,
+    outcomes,
 )
 from sprunner.ui import Output
 
@@ -79,6 +77,7 @@ class Runner:
         output: Output,
         apply_id: str,
         run: bool = True,
+        run_now: bool = False,
         max_credits: int | None = None,
         clock: Callable[[], float] = time.time,
         backoff: Backoff = WRITE_BACKOFF,
@@ -89,16 +88,13 @@ class Runner:
         self.state = state
         self.apply_id = apply_id
         self.run_enabled = run
+        self.run_now = run_now  # `apply --run-now`: runs whatever `when` and `schedule` say
         self.max_credits = max_credits
         self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
         self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
-        self._brake = retry.CreditBrake(max_credits)  # for retries: given the ledger in execute
+        self._brake = CreditBrake(max_credits)  # for retries: given the ledger in execute
         self.pace = poller.PaceBook()  # how long this apply's runs take, for their first polls
-
-    @property
-    def tracks(self) -> tuple[Track, ...]:
-        return tuple(self._tracks)
 
     def _fold(self, index: int, result: PhaseResult) -> Track:
         track = self._tracks[index] = self._tracks[index].fold(result)
@@ -109,7 +105,7 @@ class Runner:
         # the brake waits only for the decisions of the collections before it (ledger.py).
         ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
         # A retry is braked against every first run the ledger allows (runs/retry.py).
-        self._brake = retry.CreditBrake(self.max_credits, first_runs=ledger.committed)
+        self._brake = CreditBrake(self.max_credits, first_runs=ledger.committed)
         self.state.defer_durability(True)  # group commit: one fsync before each POST
         self.client.before_post = self.state.synced
         settling = asyncio.ensure_future(self._settle(ledger))
@@ -149,8 +145,14 @@ class Runner:
             verdict = await ledger.verdict(index)
             if verdict.decision == "skip":
                 track = self._fold(index, Decided(False, skipped=verdict.reason, refused=True))
-                self.output.warn(f"{track.name}: run {verdict.reason}")
-        await self._run(index, track)
+                self.output.warn(f"{track.name}: run {verdict.reason}", event="run_refused")
+        try:
+            await self._run(index, track)
+        finally:  # results still pending are reported, also after an error (runs/catchup.py)
+            self._fold(index, catchup.still_pending(self.state, self._tracks[index], self.output))
+        # The lifecycle's last step: the verdict recorded, or the recorded one read back.
+        done = self._tracks[index]
+        self._fold(index, judge.judged(self.state, done, now=self.clock(), output=self.output))
 
     async def _each(self, phase: Phase) -> None:
         async def guarded(index: int) -> None:
@@ -159,8 +161,8 @@ class Runner:
             except ApiUnusableError:
                 raise
             except (ApiError, StateConnectionLost) as error:
-                self._fold(index, Failed(str(error)))
-                self.output.error(f"{self._tracks[index].name}: {error}")
+                track = self._fold(index, Failed(str(error)))
+                self.output.error(f"{track.name}: {error}", event="collection_error")
 
         # Not a TaskGroup: it would wrap the one error that must end the apply
         # (ApiUnusableError) in an ExceptionGroup, and it is not in Python 3.10.
@@ -177,7 +179,8 @@ class Runner:
         # A shared state: this collection's lock, and its plan made again (`runs.locks`).
         track = self._tracks[index] = await self.locks.claim(track)
         if track.action == "skip":
-            self.output.info(f"{track.name}: skipped: {track.run_reason}")
+            line = f"{track.name}: skipped: {track.run_reason}"
+            self.output.info(line, event="collection_skipped")
             return
         reconciled, applied = await self._change(track)
         track = self._fold(index, reconciled)
@@ -190,42 +193,28 @@ class Runner:
         item, name = track.item, track.name
         self.locks.check()
         if item.action == "error":
-            self.output.error(f"{name}: {item.reason}")
+            self.output.error(f"{name}: {item.reason}", event="collection_error")
             return Reconciled("error", error=item.reason), None
         if item.action == "delete":
             assert item.remote_id is not None
             await execute.delete(self.client, self.state, name, item.remote_id)
-            self.output.info(f"{name}: deleted ({item.remote_id})")
+            self.output.info(f"{name}: deleted ({item.remote_id})", event="collection_deleted")
             return Reconciled("delete", item.remote_id), None
-        desired = item.desired
-        assert desired is not None
-        if item.action == "create":
-            # With runs, the run start checks a fresh create for a replay (`_confirm`).
-            applied = await execute.create(
-                self.client,
-                self.state,
-                desired,
-                apply_id=self.apply_id,
-                backoff=self.backoff,
-                check=not self.run_enabled,
-            )
-        elif item.action == "update":
-            assert item.remote_id is not None
-            applied = await execute.update(
-                self.client,
-                self.state,
-                desired,
-                item.remote_id,
-                apply_id=self.apply_id,
-                backoff=self.backoff,
-            )
-        else:
-            assert item.remote_id is not None
-            applied = Applied(item.remote_id, "unchanged")
+        # With runs, the run start checks a fresh create for a replay (`_confirm`).
+        applied = await execute.carry_out(
+            self.client,
+            self.state,
+            item,
+            apply_id=self.apply_id,
+            backoff=self.backoff,
+            check=not self.run_enabled,
+        )
         for note in applied.notes:
             self.output.warn(f"{name}: {note}")
         if applied.action != "unchanged":
-            self.output.info(f"{name}: {applied.action} ({applied.collection_id})")
+            done = DONE[applied.action]  # the words the README and the report use
+            event = f"collection_{done}"
+            self.output.info(f"{name}: {done} ({applied.collection_id})", event=event)
         return Reconciled(
             applied.action, applied.collection_id, unchecked=applied.unchecked
         ), applied
@@ -245,6 +234,8 @@ class Runner:
                 self.state.mark_started(name, desired)
                 return Decided(True, adopted=adopted)
         last_run_at = None
+        if self.run_now:  # whatever `when` and `schedule` say
+            run_policy = replace(run_policy, when="always", schedule=None)
         if run_policy.schedule is not None and existing:
             last_run_at = await starter.last_run_time(
                 self.client, self.state, name=name, collection_id=collection_id
@@ -258,7 +249,7 @@ class Runner:
             now=self.clock(),
         )
         if verdict.decision == "skip":
-            self.output.debug(f"{name}: run skipped: {verdict.reason}")
+            self.output.debug(f"{name}: run skipped: {verdict.reason}", event="run_skipped")
             return Decided(False, skipped=verdict.reason)
         if existing and run_policy.overlap == "skip":
             adopted = await starter.adopt_running(
@@ -269,6 +260,7 @@ class Runner:
 
     # -- phase 3: start or adopt, then wait ---------------------------------------------
     async def _run(self, index: int, track: Track) -> None:
+        self._fold(index, await catchup.caught_up(self.client, self.state, track, self.output))
         if not track.wants_run:
             await self._confirm(index, track)
             return
@@ -276,13 +268,11 @@ class Runner:
         assert desired is not None
         if track.adopted is not None:
             started = track.adopted
-            self.output.info(
-                f"{track.name}: adopted run {started.run.run_id} ({started.run.status})"
-            )
+            shown = f"{track.name}: adopted run {started.run.run_id} ({started.run.status})"
+            self.output.info(shown, event="run_adopted")
             track = self._fold(index, Begun(started))
         else:
-            begun = await self._start(index, track, desired)
-            track = self._fold(index, begun)
+            track = self._fold(index, begun := await self._start(index, track, desired))
             started = begun.started
         track = self._fold(index, await self._wait(index, track, desired, started))
         await self._retry(index, track, desired)
@@ -321,10 +311,17 @@ class Runner:
         )
         if launched.recreated is not None:
             self._fold(index, Recreated(launched.recreated))
-            self.output.info(f"{track.name}: gone remotely; created again ({launched.recreated})")
+            created = launched.recreated
+            line = f"{track.name}: gone remotely; created again ({created})"
+            self.output.info(line, event="collection_recreated")
         started = launched.started
-        self.output.info(f"{track.name}: run {started.run.run_id} started")
-        return Begun(started, credits=desired.credits)
+        self.output.info(
+            f"{track.name}: run {started.run.run_id} started",
+            event="run_started",
+            total_requests=started.run.total_requests,
+            cost=desired.credits,
+        )
+        return Begun(started)
 
     async def _confirm(self, index: int, track: Track) -> None:
         """No run start comes to check a fresh create for a replay: a GET does."""
@@ -335,7 +332,8 @@ class Runner:
         )
         self._fold(index, Recreated(checked))
         if checked != track.collection_id:
-            self.output.info(f"{track.name}: gone remotely; created again ({checked})")
+            line = f"{track.name}: gone remotely; created again ({checked})"
+            self.output.info(line, event="collection_recreated")
 
     async def _wait(
         self, index: int, track: Track, desired: DesiredCollection, started: starter.Started
@@ -366,7 +364,7 @@ class Runner:
                 poll_interval=desired.run.poll_interval,
                 deadline=loop.time() + desired.run.timeout,
                 started=begun,
-                on_update=lambda run: self._see(index, run),
+                on_update=lambda run: self._fold(index, Seen(run)),
                 on_poll=None if results is None else results.on_poll,
                 max_delay=None if results is None else delivery.max_poll_delay(desired.run),
                 pace=self.pace,
@@ -384,17 +382,17 @@ class Runner:
             self._fold(index, Failed(results.error))
         if waited.timed_out:
             reason = f"still in progress after {desired.run.timeout:g}s; left running"
-            self.output.error(f"{track.name}: run {waited.run.run_id} {reason}")
-            return Finished(waited.run, "timed_out", reason)
+            return judge.timed_out(self.output, track.name, waited.run, reason)
         shown = None if delivered is None else delivered.report()
-        return replace(judge(self.output, track.name, desired, run), results=shown)
-
-    def _see(self, index: int, run: Run) -> None:
-        self._fold(index, Seen(run))
+        finished = judge.judge(self.output, track.name, desired, run, retrying=hold)
+        return replace(finished, results=shown)
 
     def snapshot(self) -> tuple[Progress, ...]:
         """What the live display shows: one frozen value per collection, as of now."""
         return tuple(track.progress() for track in self._tracks)
 
-    def outcomes(self) -> tuple[CollectionOutcome, ...]:
-        return tuple(track.outcome() for track in self._tracks)
+    def outcomes(
+        self, prints: RequestFingerprints | None = None, details: Details | None = None
+    ) -> tuple[CollectionOutcome, ...]:
+        """What a report shows (failed jobs fingerprinted, with the listing's details)."""
+        return outcomes(self._tracks, prints, details)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sprunner.backoff import Retries
 from sprunner.jobfile.model import DEFAULT_MAX_REQUESTS
+
+if TYPE_CHECKING:
+    from sprunner.ui import ColorMode
 
 DEFAULT_API_URL = "https://api.scrapingpros.com"
 DEFAULT_JOBFILES = Path("jobfiles")
@@ -36,7 +40,7 @@ class GlobalOptions:
     state_dir: Path = DEFAULT_STATE_DIR
     state_url: str | None = None  # postgresql://...: a shared state instead of state_dir
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
-    color: bool = True  # False with NO_COLOR or when output is not a terminal
+    color: ColorMode = "auto"  # from the environment's conventions (`ui.color_mode`)
     retries: Retries = field(default_factory=Retries)  # tests inject faster ones
     log_format: str = "text"  # text | json (`--log-format`): how stderr lines look
 
@@ -56,6 +60,7 @@ class ApplyOptions:
     report: Path | None = None
     junit: Path | None = None
     run: bool = True
+    run_now: bool = False  # --run-now: start runs whatever `when` and `schedule` say
     prune: bool = False
     local: bool = False
     max_credits: int | None = None

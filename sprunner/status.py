@@ -2,24 +2,25 @@
 
 Read-only by construction: `gather` calls only `list_collections` (once) and `list_runs`
 (once per collection found remotely, concurrently under the client's bound), and reads
-the state entries it is given; it never writes, never takes the lock, so it can run while
-an apply is going on.
+what the state recorded (entries, verdicts); it never writes, never takes the lock, so it
+can run while an apply is going on.
 
-The answer is frozen data (`CollectionStatus`); the renderers (`render_text`, `to_json`,
-`sparkline`) are pure functions of it and of `now`, so every output is testable without a
-network or a terminal.
+The answer is frozen data (`CollectionStatus`); `sprunner.statusview` renders it.
 
 Decisions:
 - the remote id comes from the API's list (the truth), not from the state (a cache);
-- "last run time" for the schedule is the state's newest started run, else the newest
-  `created_at` from the API: the same rule `apply` uses, so `status` and `apply` agree on
-  when a collection is due;
+- when the next run starts is `apply`'s own rule (`runs.decision.decide`), in its words:
+  the last run time is the state's newest started run, else the newest `created_at` from
+  the API, and `when: changed` compares with the content of the last *started* run, so a
+  change left pending by `--no-run` says "at the next apply" here as in `plan`;
 - a pending change compares the desired fingerprint with the state's last applied one;
   without a state entry for the same remote id it is unknown (`None`), which `apply`
   treats as changed;
-- credits of a run are its successful requests times the cost per request (failed jobs
-  are refunded). For a collection that mixes plain and browser requests the cost per
-  request is the average, so the figure is an estimate there.
+- health is the collection's latest verdict (`sprunner.verdict`, recorded by the apply
+  that saw the run to its end, after its retries) and `run.max_age`; that run's counts and
+  credits are shown after its retries, as the report and the metrics show them;
+- credits are the ones charged (`sprunner.credits`): successful requests times the cost
+  per request (failed jobs are refunded).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from sprunner.credits import charged, cost_per_request
 from sprunner.jobfile.model import DesiredCollection, RunPolicy
-from sprunner.runs.decision import next_due
+from sprunner.runs.decision import decide, next_due
+from sprunner.verdict import Health, Verdict
+from sprunner.verdict import health as health_of
 
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 Fingerprint = Callable[[DesiredCollection], str]
 
 DEFAULT_RUNS = 10
+HEALTHY = Health(True)
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class RunSummary:
     failed: int
     timeout: int
     credits: int
+    retries: int = 0  # the counts are after this many retry runs (the verdict's)
 
     @property
     def success_ratio(self) -> float | None:
@@ -81,6 +87,8 @@ class CollectionStatus:
     due: Due = Due(None, "")
     pending_change: bool | None = None  # None: unknown (no state for this remote id)
     error: str | None = None  # the API could not tell us about this collection
+    verdict: Verdict | None = None  # the latest recorded (`sprunner.verdict`)
+    health: Health = HEALTHY
 
     @property
     def last_run(self) -> RunSummary | None:
@@ -93,11 +101,21 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def cost_per_request(desired: DesiredCollection) -> float:
-    return desired.credits / len(desired.requests) if desired.requests else 0.0
-
-
-def summarize(run: Run, per_request: float) -> RunSummary:
+def summarize(run: Run, per_request: float, verdict: Verdict | None = None) -> RunSummary:
+    """A run as `status` shows it: the run the verdict judged with its counts and credits
+    after its retries (as the report and the metrics), any other with its own."""
+    if verdict is not None and verdict.run_id == run.run_id:
+        return RunSummary(
+            run.run_id,
+            run.status,
+            run.created_at,
+            verdict.total_requests,
+            verdict.success_requests,
+            verdict.failed_requests,
+            verdict.timeout_requests,
+            verdict.credits,
+            verdict.retries,
+        )
     return RunSummary(
         run_id=run.run_id,
         status=run.status,
@@ -106,24 +124,31 @@ def summarize(run: Run, per_request: float) -> RunSummary:
         success=run.success_requests,
         failed=run.failed_requests,
         timeout=run.timeout_requests,
-        credits=round(run.success_requests * per_request),
+        credits=charged(run.success_requests, per_request),
     )
 
 
-def due(policy: RunPolicy, *, last_run_at: float | None, pending: bool | None, now: float) -> Due:
-    """When the next apply would start a run, by the run policy (ignoring overlap/budget)."""
-    if policy.when == "never":
-        return Due(None, "never (run.when: never)")
-    if policy.when == "changed" and pending is False:
-        return Due(None, "when the content changes")
+def due(policy: RunPolicy, *, last_run_at: float | None, changed: bool, now: float) -> Due:
+    """When the next apply would start a run, by the run policy (ignoring overlap/budget),
+    in the words `plan` and the report use (`decide`'s). `changed`: the content differs
+    from the last started run's (`StateStore.changed_since_started`)."""
+    verdict = decide(policy, changed=changed, last_run_at=last_run_at, now=now)
+    if verdict.decision == "skip":
+        return Due(verdict.next_at, verdict.reason)
     if policy.schedule is None:
         return Due(now, "at the next apply")
     if last_run_at is None:
         return Due(now, "at the next apply (no run yet)")
-    at = next_due(policy.schedule, last_run_at)
-    if at <= now:
-        return Due(now, f"at the next apply (due since {iso(at)})")
-    return Due(at, f"{iso(at)} ({policy.schedule})")
+    return Due(now, f"at the next apply (due since {iso(next_due(policy.schedule, last_run_at))})")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the state says of one declared collection."""
+
+    entry: Entry | None = None
+    verdict: Verdict | None = None
+    changed: bool = True  # since the last started run (unknown counts as changed)
 
 
 def pending_change(
@@ -144,7 +169,7 @@ def pending_change(
 
 async def gather(
     collections: Sequence[DesiredCollection],
-    entries: Mapping[str, Entry],
+    recorded: Mapping[str, Recorded],
     client: ApiClient,
     *,
     runs: int = DEFAULT_RUNS,
@@ -165,7 +190,13 @@ async def gather(
         await asyncio.gather(
             *(
                 _one(
-                    c, by_name.get(c.name, []), entries.get(c.name), client, runs, now, fingerprint
+                    c,
+                    by_name.get(c.name, []),
+                    recorded.get(c.name, Recorded()),
+                    client,
+                    keep=runs,
+                    now=now,
+                    fingerprint=fingerprint,
                 )
                 for c in collections
             )
@@ -176,15 +207,18 @@ async def gather(
 async def _one(
     desired: DesiredCollection,
     refs: list[CollectionRef],
-    entry: Entry | None,
+    known: Recorded,
     client: ApiClient,
+    *,
     keep: int,
     now: float,
     fingerprint: Fingerprint | None,
 ) -> CollectionStatus:
     from sprunner.api.errors import ApiError
 
-    base = CollectionStatus(desired.name, desired.file, None)
+    entry, latest = known.entry, known.verdict
+    health = health_of(latest, max_age=desired.run.max_age, now=now)
+    base = CollectionStatus(desired.name, desired.file, None, verdict=latest, health=health)
     if len(refs) > 1:
         ids = ", ".join(r.id for r in refs)
         return replace(base, error=f"present {len(refs)} times remotely (ids {ids})")
@@ -192,141 +226,30 @@ async def _one(
     pending = pending_change(desired, entry, remote_id, fingerprint)
     last_started = entry.last_run.started_at if entry and entry.last_run else None
     if remote_id is None:
-        when = due(desired.run, last_run_at=None, pending=pending, now=now)
+        when = due(desired.run, last_run_at=None, changed=True, now=now)
         return replace(base, due=when, pending_change=pending)
     try:
         answer = await client.list_runs(remote_id, name=desired.name)
     except ApiError as error:
         return replace(base, remote_id=remote_id, pending_change=pending, error=str(error))
     per_request = cost_per_request(desired)
-    summaries = tuple(summarize(r, per_request) for r in answer)
+    summaries = tuple(summarize(r, per_request, latest) for r in answer)
     in_flight = next((r for r in summaries if r.status == "in_progress"), None)
     newest = next((r.created_at for r in summaries if r.created_at is not None), None)
     when = due(
         desired.run,
         last_run_at=last_started if last_started is not None else newest,
-        pending=pending,
+        changed=known.changed,
         now=now,
     )
     if in_flight is not None and desired.run.overlap == "skip" and when.at is not None:
         # apply adopts and waits for the run in flight instead of starting another.
         when = Due(when.at, f"{when.note}; waits for the run in flight (overlap: skip)")
-    return CollectionStatus(
-        desired.name, desired.file, remote_id, summaries[:keep], in_flight, when, pending
+    return replace(
+        base,
+        remote_id=remote_id,
+        runs=summaries[:keep],
+        in_flight=in_flight,
+        due=when,
+        pending_change=pending,
     )
-
-
-# --- rendering: pure functions of the gathered data ------------------------------------------
-
-SPARKS = "▁▂▃▄▅▆▇█"
-NO_DATA = "·"
-
-
-def sparkline(ratios: Sequence[float | None]) -> str:
-    """One block per ratio (0.0 lowest, 1.0 highest, oldest first); `·` where there is none."""
-    out = []
-    for ratio in ratios:
-        if ratio is None:
-            out.append(NO_DATA)
-        else:
-            clamped = min(1.0, max(0.0, ratio))
-            out.append(SPARKS[round(clamped * (len(SPARKS) - 1))])
-    return "".join(out)
-
-
-def trend(status: CollectionStatus) -> str:
-    """The sparkline of a collection's last completed runs, oldest on the left."""
-    return sparkline([r.success_ratio for r in reversed(status.runs) if r.status == "completed"])
-
-
-def _run_cell(run: RunSummary | None) -> str:
-    if run is None:
-        return "no run yet"
-    when = iso(run.created_at) or "time unknown"
-    if run.status == "in_progress":
-        return f"{when} in progress {run.success + run.failed + run.timeout}/{run.total}"
-    return f"{when} {run.success}/{run.total} ok"
-
-
-def _change_cell(status: CollectionStatus) -> str:
-    if status.remote_id is None:
-        return "create"
-    return {True: "yes", False: "no", None: "unknown"}[status.pending_change]
-
-
-def _rows(statuses: Sequence[CollectionStatus], *, with_trend: bool) -> list[list[str]]:
-    header = ["COLLECTION", "ID", "LAST RUN", "CREDITS", "IN FLIGHT", "NEXT RUN", "CHANGE"]
-    rows = [header + (["TREND"] if with_trend else [])]
-    for s in statuses:
-        last = s.last_run
-        row = [
-            s.name,
-            s.remote_id or "-",
-            f"error: {s.error}" if s.error else _run_cell(last),
-            str(last.credits) if last else "-",
-            s.in_flight.run_id if s.in_flight else "-",
-            s.due.note or "-",
-            _change_cell(s),
-        ]
-        rows.append(row + ([trend(s)] if with_trend else []))
-    return rows
-
-
-def render_text(
-    statuses: Sequence[CollectionStatus], *, with_trend: bool = False, detail: bool = True
-) -> str:
-    """A plain table, then (with `detail`) each collection's last runs, one line each."""
-    rows = _rows(statuses, with_trend=with_trend)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    if detail:
-        for s in statuses:
-            if not s.runs:
-                continue
-            lines.extend(["", f"{s.name}: last {_plural(len(s.runs), 'run')}"])
-            for r in s.runs:
-                lines.append(
-                    f"  {iso(r.created_at) or '-':20} {r.status:11} {r.success:>6} ok "
-                    f"{r.failed:>5} failed {r.timeout:>5} timeout {r.credits:>7} credits  "
-                    f"{r.run_id}"
-                )
-    return "\n".join(lines)
-
-
-def _run_json(run: RunSummary) -> dict[str, object]:
-    return {
-        "run_id": run.run_id,
-        "status": run.status,
-        "created_at": iso(run.created_at),
-        "total_requests": run.total,
-        "success_requests": run.success,
-        "failed_requests": run.failed,
-        "timeout_requests": run.timeout,
-        "credits": run.credits,
-        "success_ratio": run.success_ratio,
-    }
-
-
-def to_json(statuses: Sequence[CollectionStatus], *, now: float) -> dict[str, object]:
-    """The `--json` document: stable keys, times as ISO-8601 UTC strings."""
-    return {
-        "version": 1,
-        "generated_at": iso(now),
-        "collections": [
-            {
-                "name": s.name,
-                "file": s.file,
-                "remote_id": s.remote_id,
-                "error": s.error,
-                "pending_change": s.pending_change,
-                "next_run": {"at": iso(s.due.at), "reason": s.due.note},
-                "in_flight": _run_json(s.in_flight) if s.in_flight else None,
-                "runs": [_run_json(r) for r in s.runs],
-            }
-            for s in statuses
-        ],
-    }
-
-
-def _plural(count: int, word: str) -> str:
-    return word if count == 1 else f"{count} {word}s"

@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from sprunner.liveview import PROGRESS_INTERVAL_S
 from sprunner.logfmt import LogFormat
@@ -38,6 +38,30 @@ if TYPE_CHECKING:
     from sprunner.reconcile.runplan import RunIntent
 
 
+# "auto": colour on a terminal only; "always" / "never": whatever the stream is.
+ColorMode = Literal["auto", "always", "never"]
+
+
+def color_mode(environ: Mapping[str, str]) -> ColorMode:
+    """The one decision on colour, from the environment's conventions, first match wins:
+
+    1. `NO_COLOR` not empty: never (no-color.org). It wins over the forcing variables, as
+       in CPython and bixense's CLICOLOR standard: a reader who asked for plain text gets it.
+    2. `FORCE_COLOR` not empty, whatever its value: always, terminal or not (force-color.org).
+    3. `CLICOLOR_FORCE` not empty and not "0": always (bixense.com/clicolors).
+    4. `TERM=dumb`: never; the terminal cannot show escape sequences.
+    5. `CLICOLOR=0`: never (bixense.com/clicolors).
+    6. Otherwise "auto": colour only where the stream is a terminal (`Output.use_color`).
+    """
+    if environ.get("NO_COLOR"):
+        return "never"
+    if environ.get("FORCE_COLOR") or environ.get("CLICOLOR_FORCE", "0") not in ("", "0"):
+        return "always"
+    if environ.get("TERM") == "dumb" or environ.get("CLICOLOR") == "0":
+        return "never"
+    return "auto"
+
+
 class Output:
     """Verbosity, colour, the redactor and the two streams of one command."""
 
@@ -45,7 +69,7 @@ class Output:
         self,
         *,
         verbosity: int = 0,
-        color: bool = True,
+        color: ColorMode = "auto",
         redactor: Redactor | None = None,
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
@@ -54,7 +78,7 @@ class Output:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.verbosity = verbosity  # -1 quiet, 0 normal, 1+ verbose
-        self.color = color
+        self.color: ColorMode = color
         self.redactor = redactor if redactor is not None else Redactor()
         # None: the process's streams as they are when written to (CliRunner swaps them).
         self._stdout = stdout
@@ -67,6 +91,7 @@ class Output:
         self.clock = clock
         # Names a JSON log line may name as its `collection` (set by the command).
         self.collections: frozenset[str] = frozenset()
+        self._bound: dict[str, Any] = {}  # fields of every JSON line (`bind`)
         self._live: LiveView | None = None
 
     @property
@@ -96,7 +121,8 @@ class Output:
         return known[1]
 
     def use_color(self, stream: TextIO) -> bool:
-        return self.color and self.is_terminal(stream)
+        """Colour on `stream`, as `color_mode` decided for this command."""
+        return self.color == "always" or (self.color == "auto" and self.is_terminal(stream))
 
     def _styled(self, text: str, style: str) -> str:
         if not self.use_color(self.stderr):
@@ -107,6 +133,10 @@ class Output:
         return click.style(text, fg=colors.get(style), bold=style == "error")
 
     # -- lines -----------------------------------------------------------------------------
+    def bind(self, **fields: Any) -> None:
+        """Fields every later JSON line carries (the `apply_id` of an apply)."""
+        self._bound.update(fields)
+
     def _write(self, stream: TextIO, text: str) -> None:
         """Write and flush one line. A stream whose reader went away (`apply | head`,
         `2>&1 | true`) is dropped silently: a closed pipe never stops an apply, whose
@@ -137,7 +167,8 @@ class Output:
 
         text = self.redact(text)
         if self.log_format == "json":
-            safe = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+            every = {**self._bound, **fields}
+            safe = {k: self.redact(v) if isinstance(v, str) else v for k, v in every.items()}
             line = logfmt.json_line(
                 level, text, now=self.clock(), collections=self.collections, fields=safe
             )
@@ -195,7 +226,9 @@ class Output:
         """While the runs go on: the live display on a terminal (text logs), else a progress
         line every `interval` seconds. `snapshot` returns the runner's frozen values; the
         display reads them and never changes anything (`sprunner.liveview`)."""
-        from sprunner.liveview import LiveView, Ticker
+        from dataclasses import asdict
+
+        from sprunner.liveview import LiveView, Ticker, Totals
 
         if self.verbosity < 0 or not snapshot():
             yield
@@ -209,8 +242,8 @@ class Output:
                     self._live = None
             return
 
-        def emit(line: str) -> None:
-            self.log("info", line, event="progress")
+        def emit(line: str, totals: Totals) -> None:
+            self.log("info", line, event="progress", **asdict(totals))
 
         with Ticker(snapshot, emit, interval):
             yield
@@ -262,7 +295,7 @@ def make_output(
     *,
     json: bool,
     verbosity: int,
-    color: bool,
+    color: ColorMode,
     log_format: LogFormat = "text",
     timestamps: bool = False,
 ) -> Output:

@@ -1,7 +1,9 @@
-"""`sprunner apply`: load, lock, list, plan, execute, wait, report.
+"""`sprunner apply`: lock, load, list, plan, execute, wait, judge, report.
 
-Nothing is sent to the API before every job file has loaded cleanly. The lock is held from
-before the first call until the state is compacted. SIGINT and SIGTERM cancel the work in
+The lock comes first (`sprunner.session.exclusive`): a second apply stops at once with
+exit 4, having pinged, loaded, sent and written nothing. Nothing is sent to the API
+before every job file has loaded cleanly. The lock is held until the state is compacted
+and the last file is written. SIGINT and SIGTERM cancel the work in
 flight; the state already holds every id and run id (it is journaled as they arrive), a
 partial report is written, and the exit code is 130 / 143. The next apply adopts the runs.
 The handlers cover the command from the lock to the report (`sprunner.interruption`).
@@ -16,8 +18,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sprunner import report
-from sprunner.commands.common import load_jobs
 from sprunner.errors import (
     EXIT_API_UNUSABLE,
     EXIT_CRASH,
@@ -26,21 +26,25 @@ from sprunner.errors import (
     ReportError,
     exit_code_for,
 )
-from sprunner.failedjobs import with_job_details
-from sprunner.interruption import Interruption
-from sprunner.jobfile.load import Loaded
-from sprunner.lastrun import with_last_runs
-from sprunner.operate import Operation, operated
-from sprunner.outcome import ApplyOutcome, CollectionOutcome
-from sprunner.session import Target, list_remote, target
+from sprunner.operate import Operations, operated
+from sprunner.session import exclusive
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
-from sprunner.state import StateStore as State
-from sprunner.state import opened
-from sprunner.ui import Output
 
+# What an apply needs once it holds the lock is imported then (in the functions below): a
+# second apply meets the lock first and exits 4 at once, before importing the job-file
+# stage, the API client and the rest (SPEC §9).
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
+    from sprunner.fingerprints import RequestFingerprints
+    from sprunner.interruption import Interruption
+    from sprunner.jobfile.load import Loaded
+    from sprunner.operate import Operation
+    from sprunner.outcome import ApplyOutcome, CollectionOutcome
     from sprunner.runner import Runner
+    from sprunner.session import Target
+    from sprunner.state import StateStore as State
+    from sprunner.track import Details
+    from sprunner.ui import Output
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,19 @@ class _Sofar:
     apply_id: str
     loaded: Loaded | None = None
     runners: list[Runner] = dataclasses.field(default_factory=list)
+    prints: RequestFingerprints | None = None  # once the API key is known
+
+    def outcomes(self, details: Details | None = None) -> tuple[CollectionOutcome, ...]:
+        """What the runner did, shown (`sprunner.shown`); nothing before it was made."""
+        return self.runners[0].outcomes(self.prints, details) if self.runners else ()
 
     def failed(self, error: BaseException) -> ApplyOutcome:
         """The outcome of an apply ended by `error`: what was done, and why it stopped."""
+        from sprunner.outcome import ApplyOutcome
+
         code = exit_code_for(error)
         message = str(error) if code != EXIT_CRASH else "sprunner crashed (a bug)"
-        collections = self.runners[0].outcomes() if self.runners else ()
+        collections = self.outcomes()
         return ApplyOutcome(
             api_url=self.api_url,
             started_at=self.started_at,
@@ -106,12 +117,19 @@ def run(
     job-file loading included."""
     # The signal handlers, once installed (after loading), stay until the last file and
     # ping are out: a signal after the outcome is final changes nothing (`_applied`).
+    operations = Operations(apply_options.metrics, apply_options.ping)
     with (
         contextlib.ExitStack() as handlers,
-        operated(output, apply_options, api_url=options.api_url) as op,
+        operated(
+            output,
+            operations,
+            api_url=options.api_url,
+            exclusive=exclusive(options, local=apply_options.local),
+        ) as op,
     ):
         sofar = _Sofar(options.api_url, op.started_at, op.apply_id)
         try:
+            op.locked()
             outcome = _applied(selection, options, output, apply_options, sofar, op, handlers)
         except LockHeldError:
             raise  # the files belong to the apply that holds the lock
@@ -136,6 +154,11 @@ def _applied(
     op: Operation,
     handlers: contextlib.ExitStack,
 ) -> ApplyOutcome:
+    from sprunner.commands.common import load_jobs
+    from sprunner.fingerprints import RequestFingerprints
+    from sprunner.interruption import Interruption
+    from sprunner.session import target
+
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
     sofar.loaded = loaded = load_jobs(selection, output)
@@ -153,6 +176,7 @@ def _applied(
         _state(options, api) as state,
     ):
         sofar.api_url = api.api_url
+        sofar.prints = RequestFingerprints.from_api_key(api.api_key)
         work = _Apply(loaded, api, state, options, apply_options, output, op)
         outcome = asyncio.run(_apply(work, interruption, sofar))
     if interruption.signum is not None and outcome.interrupted_by is None:
@@ -170,22 +194,25 @@ def _applied(
 
 
 def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextManager[State]:
-    """The state under its lock, compacted on the way out (`--local` keeps its own).
+    """The state, compacted on the way out (`--local` keeps its own). Its lock is held
+    already (`exclusive`, taken first); a database state has no whole-state lock: the
+    runner takes one per collection (`sprunner.runs.locks`), so that applies on many hosts
+    share the work."""
+    from sprunner.state import opened
 
-    A database state is opened without the whole-state lock: the runner takes one lock
-    per collection (`sprunner.runs.locks`), so that applies on many hosts share the work.
-    """
-    state_url = None if api.local else options.state_url
     return opened(
         state_dir=api.state_dir,
-        state_url=state_url,
-        api_url=api.api_url,
+        state_url=None if api.local else options.state_url,
+        api_url=api.state_api,
         key=api.api_key,
-        lock=state_url is None,
+        lock=False,
     )
 
 
 async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> ApplyOutcome:
+    from sprunner.failedjobs import job_details
+    from sprunner.outcome import ApplyOutcome
+
     main = asyncio.current_task()
     assert main is not None
     runners = sofar.runners  # filled once the plan is made: a partial report reads it
@@ -197,8 +224,8 @@ async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> App
             async with _client(work) as client:
                 await _run(work, client, runners)
                 if runners:
-                    done = await with_last_runs(client, runners[0].outcomes(), work.output)
-                    finals.append(await with_job_details(client, done, work.output))
+                    details = await job_details(client, sofar.outcomes(), work.output)
+                    finals.append(sofar.outcomes(details))
     except asyncio.CancelledError:
         if interruption.signum is None:
             raise
@@ -206,7 +233,7 @@ async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> App
         api_url=work.api.api_url,
         started_at=sofar.started_at,
         finished_at=time.time(),
-        collections=finals[0] if finals else runners[0].outcomes() if runners else (),
+        collections=finals[0] if finals else sofar.outcomes(),
         warnings=tuple(str(w) for w in work.loaded.warnings),
         interrupted_by=interruption.signum,
         apply_id=work.op.apply_id,
@@ -230,6 +257,7 @@ def _client(work: _Apply) -> ApiClient:
 async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
     from sprunner.reconcile.plan import build_plan
     from sprunner.runner import Runner
+    from sprunner.session import list_remote
 
     remote = await list_remote(client)
     plan = build_plan(
@@ -247,6 +275,7 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
         output=work.output,
         apply_id=work.op.apply_id,
         run=work.apply_options.run,
+        run_now=work.apply_options.run_now,
         max_credits=work.apply_options.max_credits,
         backoff=work.options.retries.write,
     )
@@ -271,6 +300,7 @@ def _write_files(
 ) -> None:
     """`--report` and `--junit`. When the apply already failed (`strict` False), a file that
     cannot be written is said on stderr and the apply's own error stays the one raised."""
+    from sprunner import report
     from sprunner.junit import write_junit
 
     try:

@@ -49,7 +49,7 @@ def run(
         opened(
             state_dir=api.state_dir,
             state_url=None if api.local else options.state_url,
-            api_url=api.api_url,
+            api_url=api.state_api,
             key=api.api_key,
             lock=False,
             persist=False,

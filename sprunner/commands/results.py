@@ -23,8 +23,8 @@ a missing extra); 3 when the API cannot be used; 4 when the state is locked.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -168,21 +168,30 @@ async def _drain(
     client: ApiClient, state: StateStore, run: Run, dest: Destination, name: str, output: Output
 ) -> DrainOutcome:
     from sprunner.results.drain import Drain, DrainTarget
+    from sprunner.results.journal import CurrentSlot, Entry
     from sprunner.results.layout import result_paths
-    from sprunner.runs.delivery import BLOB_KIND, spool_dir_of
+    from sprunner.results.times import format_time, utc_text
+    from sprunner.runs.resultsfile import spool_dir_of, sweep
 
     paths = result_paths(
         dest.to, collection=name, run_id=run.run_id, started=run.created_at, format=dest.format
     )
-    checkpoint = _unfinished(state.get_blob(name, BLOB_KIND), run.run_id, paths.data)
+    slot = CurrentSlot(state, name)
+    checkpoint = _unfinished(slot.load(), run.run_id, paths.data)
 
     def journal(point: Any) -> None:
         if checkpoint is not None:  # completing an apply's drain: its journal goes on
-            value = {"checkpoint": point.to_json(), "report": None}
-            state.put_blob(name, BLOB_KIND, value, durable=True)
+            slot.save(Entry(point))
 
+    started = utc_text(run.created_at) or format_time(datetime.now(timezone.utc))
     target_ = DrainTarget(
-        name, run.collection_id, run.run_id, paths, fields=dest.fields, masks=dest.masks
+        name,
+        run.collection_id,
+        run.run_id,
+        paths,
+        fields=dest.fields,
+        masks=dest.masks,
+        run_started_at=started,
     )
     drain = await asyncio.to_thread(
         Drain,
@@ -199,31 +208,27 @@ async def _drain(
         drain.close()
     if checkpoint is not None:
         report = {k: getattr(outcome, k) for k in ("to", "lines", "bytes", "expired", "missing")}
-        value = {"checkpoint": drain.checkpoint.to_json(), "report": report}
-        state.put_blob(name, BLOB_KIND, value, durable=True)
+        slot.save(Entry(drain.checkpoint, report))
+    await asyncio.to_thread(sweep, drain.checkpoint, spool_dir_of(state))
     return outcome
 
 
-def _unfinished(blob: Any, run_id: str, data: str) -> Any:
-    """The journaled checkpoint of an apply's unfinished drain of this very file, if any."""
-    from sprunner.results.checkpoint import DrainCheckpoint
-
-    if not isinstance(blob, Mapping) or not isinstance(blob.get("checkpoint"), Mapping):
+def _unfinished(entry: Any, run_id: str, data: str) -> Any:
+    """The journaled checkpoint of an apply's unfinished drain of this very file, if any
+    (a recorded publication of it is drained again: the file is the same or newer)."""
+    if entry is None:
         return None
-    try:
-        checkpoint = DrainCheckpoint.from_json(blob["checkpoint"])
-    except ValueError:
-        return None
+    checkpoint = entry.checkpoint
     if checkpoint.run_id != run_id or checkpoint.finished or checkpoint.data != data:
         return None
-    if blob.get("held"):
+    if entry.held:
         # Drained whole, its failed jobs being retried: the apply publishes the one file
         # (one line per request, SPEC §8); a file of the first run alone would replace it.
         raise ResultsNotFoundError(
             f"run {run_id}'s results are held while its failed jobs are retried; the "
             "apply that retries them (or the next apply, if it was interrupted) publishes them"
         )
-    return checkpoint
+    return checkpoint.restarted() if checkpoint.publication is not None else checkpoint
 
 
 def _show(run_id: str, outcome: DrainOutcome, output: Output, ro: ResultsOptions) -> int:

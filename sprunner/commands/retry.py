@@ -1,18 +1,23 @@
 """`sprunner retry REPORT.json`: re-run the failed jobs an earlier report lists (SPEC §8).
 
-The report names each collection's job file; those files are loaded (nothing is sent
-before they load cleanly) to find the requests of the failed jobs. Each collection with
+The report is read like any input (`sprunner.reportfile`: a regular file, capped, schema
+checked) and names each collection's job file; those files are loaded (nothing is sent
+before they load cleanly) to find the requests of the failed jobs, by the keyed
+fingerprints the report gives them (`runs/rerun.py`): a report that cannot be matched
+exactly is refused, exit 2, before anything is sent. Each collection with
 something to re-run gets one run of its companion `<name>.retry`, all concurrently, under
 the state's lock and `--max-credits`; the runs are waited for and a new report is
 written (`--report`). `--dry-run` sends nothing: it lists what would run and its credits.
+
+It is operated like `apply` (SPEC §9, `sprunner.operate`): the lock first (exit 4 sends and
+writes nothing), an id on every line, `--metrics` and `--ping`. A companion run that
+retries the latest recorded run of a collection updates that collection's verdict.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from sprunner import report as reports
 from sprunner.commands.common import load_jobs
-from sprunner.errors import EXIT_OK, UsageError
+from sprunner.errors import EXIT_OK, UsageError, exit_code_for
 from sprunner.interruption import Interruption
+from sprunner.operate import Operation, Operations, operated
 from sprunner.outcome import ApplyOutcome, CollectionOutcome
-from sprunner.session import Target, target
+from sprunner.reportfile import job_files, read_report
+from sprunner.session import Target, exclusive, read_api_key, target
 from sprunner.settings import DEFAULT_PARALLEL, GlobalOptions, Selection
 from sprunner.state import StateStore, opened
 from sprunner.ui import Output
@@ -39,28 +46,8 @@ class RetryOptions:
     dry_run: bool = False
     max_credits: int | None = None
     parallel: int = DEFAULT_PARALLEL
-
-
-def read_report(path: Path) -> Mapping[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read the report {path}: {e}") from e
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{path}: not a JSON report: {e}") from e
-    if not isinstance(document, dict) or not isinstance(document.get("collections"), list):
-        raise UsageError(f"{path}: not a sprunner report (no collections list)")
-    return document
-
-
-def _job_files(document: Mapping[str, Any], path: Path) -> tuple[Path, ...]:
-    files = sorted({c["file"] for c in document["collections"] if isinstance(c.get("file"), str)})
-    missing = [f for f in files if not Path(f).exists()]
-    if missing:
-        raise UsageError(f"{path}: the job files it names are gone: {', '.join(missing)}")
-    if not files:
-        raise UsageError(f"{path}: the report names no job file: nothing to retry")
-    return tuple(Path(f) for f in files)
+    metrics: Path | None = None  # --metrics FILE, as for apply
+    ping: str | None = None  # --ping URL, as for apply
 
 
 def run(
@@ -71,19 +58,71 @@ def run(
     output: Output,
     retry_options: RetryOptions,
 ) -> int:
+    if retry_options.dry_run:  # a preview: no lock, no ping, no metrics
+        _prepared(report_path, selection, options, output, dry_run=True)
+        return EXIT_OK
+    operations = Operations(retry_options.metrics, retry_options.ping, command="retry")
+    with operated(
+        output,
+        operations,
+        api_url=options.api_url,
+        exclusive=exclusive(options, whole=True),
+    ) as op:
+        op.locked()
+        document, reruns = _prepared(report_path, selection, options, output, dry_run=False)
+        try:
+            outcome = _retried(document, reruns, options, output, retry_options, op)
+        except (Exception, KeyboardInterrupt) as error:
+            op.outcome = ApplyOutcome(
+                options.api_url,
+                op.started_at,
+                time.time(),
+                error=str(error) or type(error).__name__,
+                failed_exit_code=exit_code_for(error),
+                apply_id=op.apply_id,
+            )
+            raise
+        op.outcome = outcome
+        op.exit_code = outcome.exit_code
+        return op.exit_code
+
+
+def _prepared(
+    report_path: Path,
+    selection: Selection,
+    options: GlobalOptions,
+    output: Output,
+    *,
+    dry_run: bool,
+) -> tuple[Mapping[str, Any], list[Rerun]]:
+    from sprunner.fingerprints import RequestFingerprints
     from sprunner.runs import rerun
 
     document = read_report(report_path)
-    files = _job_files(document, report_path)
+    files = job_files(document, report_path)
     loaded = load_jobs(
         Selection(paths=files, select=selection.select, max_requests=selection.max_requests),
         output,
     )
-    reruns = rerun.plan(document, loaded.collections)
-    _tell(reruns, output, dry_run=retry_options.dry_run)
-    if retry_options.dry_run:
-        return EXIT_OK
-    started_at = time.time()
+    # The failed jobs are matched by their requests' keyed fingerprints: the key first.
+    prints = RequestFingerprints.from_api_key(read_api_key(options, output))
+    try:
+        reruns = rerun.plan(document, loaded.collections, prints)
+    except rerun.Unmatched as error:
+        raise UsageError(f"{report_path}: {error}") from None
+    _tell(reruns, output, dry_run=dry_run)
+    return document, reruns
+
+
+def _retried(
+    document: Mapping[str, Any],
+    reruns: list[Rerun],
+    options: GlobalOptions,
+    output: Output,
+    retry_options: RetryOptions,
+    op: Operation,
+) -> ApplyOutcome:
+    started_at = op.started_at
     # As for apply (sprunner/interruption.py): a signal from the lock to the report stops
     # the waiting, and the report says so; the next `sprunner retry` adopts the runs.
     with Interruption().installed() as interruption:
@@ -97,11 +136,17 @@ def run(
                 state_url=options.state_url,
                 api_url=api.api_url,
                 key=api.api_key,
+                lock=False,  # held since the start (`exclusive`)
             ) as state:
-                work = _Work(reruns, api, state, options, output, retry_options)
+                work = _Work(reruns, api, state, options, output, retry_options, op)
                 outcomes = asyncio.run(_interruptible(work, interruption))
         outcome = ApplyOutcome(
-            api.api_url, started_at, time.time(), outcomes, interrupted_by=interruption.signum
+            api.api_url,
+            started_at,
+            time.time(),
+            outcomes,
+            interrupted_by=interruption.signum,
+            apply_id=op.apply_id,
         )
         if retry_options.report is not None:
             reports.write_report(outcome, retry_options.report, output.redactor)
@@ -110,7 +155,7 @@ def run(
 
             write_junit(outcome, retry_options.junit, redactor=output.redactor)
         output.apply_result(outcome)
-    return outcome.exit_code
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -121,6 +166,7 @@ class _Work:
     options: GlobalOptions
     output: Output
     retry_options: RetryOptions
+    op: Operation
 
 
 async def _interruptible(work: _Work, interruption: Interruption) -> tuple[CollectionOutcome, ...]:
@@ -145,9 +191,6 @@ def _tell(reruns: Sequence[Rerun], output: Output, *, dry_run: bool) -> None:
     """One line per collection: what is re-run (and its credits), or why nothing is."""
     verb = "would re-run" if dry_run else "re-runs"
     for item in reruns:
-        if item.round is not None:
-            for job in item.round.pending.unmatched:
-                output.warn(f"{item.name}: failed job {job.job_id} ({job.url}) matches no request")
         if item.round is None or not item.round.pending.requests:
             output.out(f"{item.name}: nothing to retry: {item.note}")
             continue
@@ -169,6 +212,7 @@ async def _execute(
     from sprunner.api.client import ApiClient
     from sprunner.api.errors import ApiError, ApiUnusableError
     from sprunner.runs import rerun, retry
+    from sprunner.runs.ledger import CreditBrake
 
     api, state, options, output = work.api, work.state, work.options, work.output
     retry_options = work.retry_options
@@ -177,12 +221,13 @@ async def _execute(
         api_key=api.api_key,
         parallel=retry_options.parallel,
         backoff=options.retries.api,
+        on_call=work.op.on_call,
     ) as client:
         context = retry.Context(
             client,
             state,
-            uuid.uuid4().hex,
-            retry.CreditBrake(retry_options.max_credits, 0),
+            work.op.apply_id,
+            CreditBrake(retry_options.max_credits, 0),
             options.retries.write,
             log=output.info,
             warn=output.warn,
@@ -195,8 +240,10 @@ async def _execute(
             except ApiUnusableError:
                 raise
             except ApiError as error:
-                output.error(f"{item.name}: {error}")
+                output.error(f"{item.name}: {error}", event="collection_error")
                 outcome = rerun.failed(item, str(error))
+            else:
+                outcome = rerun.judged(state, outcome, now=time.time())
             done[item.name] = outcome
             return outcome
 

@@ -1,8 +1,10 @@
 """`sprunner status [PATH...]`: read-only. Per declared collection, what the API says.
 
 No write and no lock: the state is read (never created), and the API is only listed, so
-status is safe to run while an apply holds the lock. On a terminal the table gains a
-sparkline of the success ratio of the last runs; `--json` is for scripts.
+status is safe to run while an apply holds the lock. On a terminal the table is laid out
+by rich, health in colour, with a sparkline of the success ratio of the last runs; not
+on a terminal it is plain text; `--json` is for scripts. Each
+collection's health is its latest verdict (`sprunner.verdict`), as apply judges it.
 
 Exit codes: 0, or 1 when the API could not tell about a collection (or it is present more
 than once remotely); 3 when the API cannot be used at all (the list call fails).
@@ -25,8 +27,8 @@ from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.jobfile.model import DesiredCollection
-    from sprunner.state import Entry
-    from sprunner.status import CollectionStatus, Fingerprint
+    from sprunner.state import StateStore
+    from sprunner.status import CollectionStatus, Fingerprint, Recorded
 
 
 def run(
@@ -37,7 +39,7 @@ def run(
     as_json: bool = False,
     runs: int = DEFAULT_RUNS,
 ) -> int:
-    from sprunner import status
+    from sprunner import statusview
 
     loaded = load_jobs(selection, output)
     now = time.time()
@@ -52,22 +54,38 @@ def run(
             persist=False,
         ) as state,
     ):
-        entries = state.entries()
+        recorded = _recorded(state, loaded.collections)
         statuses = asyncio.run(
-            _gather(api, loaded.collections, entries, runs, now, state.fingerprint_of)
+            _gather(api, loaded.collections, recorded, runs, now, state.fingerprint_of)
         )
     if as_json:
-        output.document(status.to_json(statuses, now=now))
+        output.document(statusview.to_json(statuses, now=now))
+    elif output.is_terminal(output.stdout):
+        color = output.use_color(output.stdout)
+        output.out(statusview.render_table(statuses, color=color, detail=runs > 0))
     else:
-        trend = output.is_terminal(output.stdout)
-        output.out(status.render_text(statuses, with_trend=trend, detail=runs > 0))
+        output.out(statusview.render_text(statuses, detail=runs > 0))
     return EXIT_FAILED if any(s.error for s in statuses) else EXIT_OK
+
+
+def _recorded(state: StateStore, collections: tuple[DesiredCollection, ...]) -> dict[str, Recorded]:
+    """What the state knows of each collection: its entry, its latest verdict, and whether
+    its content changed since its last started run (apply's `when: changed` rule)."""
+    from sprunner import verdict
+    from sprunner.status import Recorded
+
+    return {
+        c.name: Recorded(
+            state.get(c.name), verdict.read(state, c.name), state.changed_since_started(c.name, c)
+        )
+        for c in collections
+    }
 
 
 async def _gather(
     api: Target,
     collections: tuple[DesiredCollection, ...],
-    entries: Mapping[str, Entry],
+    recorded: Mapping[str, Recorded],
     runs: int,
     now: float,
     fingerprint: Fingerprint,
@@ -77,5 +95,5 @@ async def _gather(
 
     async with ApiClient(base_url=api.api_url, api_key=api.api_key) as client:
         return await gather(
-            collections, entries, client, runs=runs, now=now, fingerprint=fingerprint
+            collections, recorded, client, runs=runs, now=now, fingerprint=fingerprint
         )

@@ -41,6 +41,11 @@ def run(selection: Selection, *, output: Output, as_json: bool = False) -> int:
         output.document(document)
         return EXIT_INVALID
     requests = sum(loaded.requests_in(c) for c in loaded.collections)
+    from sprunner.results.gitignore import warnings as results_warnings
+
+    ignored = results_warnings(loaded.collections)  # results folders git would take in
+    for warning in () if as_json else ignored:
+        output.warn(str(warning))
     if as_json:
         document = {
             "ok": True,
@@ -51,7 +56,7 @@ def run(selection: Selection, *, output: Output, as_json: bool = False) -> int:
             ],
             "requests": requests,
             "errors": [],
-            "warnings": [_problem(w) for w in loaded.warnings],
+            "warnings": [_problem(w) for w in (*loaded.warnings, *ignored)],
         }
         output.document(document)
         return 0

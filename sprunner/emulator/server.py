@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -124,13 +125,16 @@ def running_emulator(
     allow_private: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
     clock_skew: float = 0.0,
+    store: Path | None = None,
 ) -> Iterator[EmulatorHandle]:
     """Serve the emulator on `host:port` (0: a free port) in a thread for the `with` block.
 
     `wrap`: ASGI middleware around the app (tests answer calls in ways no fault models);
     `result_retention`: seconds results are kept (24 h by default); `allow_private=True`:
     fetch mode may reach loopback and private targets (the test sites), refused by default;
-    `clock_skew`: seconds the API's clock is ahead of ours (negative: behind).
+    `clock_skew`: seconds the API's clock is ahead of ours (negative: behind); `store`
+    (simulate mode): a file the collections and runs are read from, and written back to
+    when they changed (`store.py`: `apply --local` keeps them between commands).
     """
     engine = Engine(
         mode=mode,
@@ -142,7 +146,34 @@ def running_emulator(
         clock_skew=clock_skew,
     )
     active = faults if isinstance(faults, Faults) else Faults(faults, seed=seed)
-    server = make_server(engine, active, api_key=api_key, wrap=wrap, max_body_bytes=max_body_bytes)
+    with (
+        _kept(engine, store),
+        _served(
+            engine,
+            active,
+            api_key=api_key,
+            wrap=wrap,
+            max_body_bytes=max_body_bytes,
+            host=host,
+            port=port,
+        ) as handle,
+    ):
+        yield handle
+
+
+@contextmanager
+def _served(
+    engine: Engine,
+    faults: Faults,
+    *,
+    api_key: str,
+    wrap: Callable[[ASGIApp], ASGIApp] | None,
+    max_body_bytes: int,
+    host: str,
+    port: int,
+) -> Iterator[EmulatorHandle]:
+    """`engine` served by uvicorn in a thread, on a socket bound before it starts."""
+    server = make_server(engine, faults, api_key=api_key, wrap=wrap, max_body_bytes=max_body_bytes)
     sock = bind(host, port)
     errors: list[BaseException] = []
 
@@ -163,11 +194,28 @@ def running_emulator(
                 raise RuntimeError("the emulator did not start in time")
             time.sleep(0.01)
         bound_port = sock.getsockname()[1]
-        yield EmulatorHandle(url_for(host, bound_port), api_key, engine, active, host, bound_port)
+        yield EmulatorHandle(url_for(host, bound_port), api_key, engine, faults, host, bound_port)
     finally:
         server.should_exit = True
         thread.join(timeout=STARTUP_TIMEOUT)
         sock.close()
+
+
+@contextmanager
+def _kept(engine: Engine, store: Path | None) -> Iterator[None]:
+    """With a `store` file: the engine filled from it, and written back when it changed."""
+    if store is None:
+        yield
+        return
+    from sprunner.emulator import store as kept
+
+    kept.read(engine, store)
+    before = kept.dump(engine)
+    try:
+        yield
+    finally:
+        if kept.dump(engine) != before:
+            kept.write(engine, store)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sprunner.jobfile.masking import SECRET_MASK
+from sprunner.redact import MIN_SECRET_LENGTH
 
 ITER_LIMIT = 10_000_000  # a lazy sequence longer than this is never listed
 MAX_LINES_BYTES = 50 * 1024 * 1024
@@ -160,6 +161,7 @@ class Functions:
         self.env_calls = 0
         self.secrets: set[str] = set()
         self.notes: set[str] = set()  # warnings worth showing (a reversed date_range)
+        self.short: set[str] = set()  # env() names whose value is too short to search for
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +188,15 @@ class Functions:
                 raise FunctionError(f"environment variable {name} is not set (and no default)")
             return SECRET_MASK if self.masked else default
         self.secrets.add(value)
+        if 0 < len(value) < MIN_SECRET_LENGTH and name not in self.short:
+            # Once per collection, its length only (never the value): SPEC §10 promises
+            # no mask in free text below it.
+            self.short.add(name)
+            self.notes.add(
+                f"env({str(name)!r}) is under {MIN_SECRET_LENGTH} characters: a secret that "
+                "short cannot be masked reliably in free text (an API message quoting it); "
+                "it is masked where sprunner shows its own requests"
+            )
         return SECRET_MASK if self.masked else value
 
     def lines(self, name: str) -> tuple[str, ...]:

@@ -7,7 +7,8 @@ that called env() is rendered twice (expand.py): once for real, once with env() 
 "***" (and loop values made with env() masked too). A rendered string that differs between
 the two renders was made with a secret; its display form is the masked render. The pairs
 (rendered value -> masked form) travel with the collection, so any layer can show a value
-the API echoes back (a failed job's URL) without ever holding a list of raw secrets.
+the API echoes back (a failed job's URL, matched to its request by `jobfile.identify`)
+without ever holding a list of raw secrets.
 
 Invariant: the masked render never sees a secret, so no display form can contain one.
 Pure functions, no I/O, standard library only (imported by the frozen model).
@@ -16,15 +17,12 @@ Pure functions, no I/O, standard library only (imported by the frozen model).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote
 
 SECRET_MASK = "***"
 # `"***" | urlencode` is "%2A%2A%2A": show it as the mask the user knows.
 _ENCODED_MASK = re.compile(r"%2A%2A%2A", re.IGNORECASE)
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
-_HOST = re.compile(r"([^/?#]*)(.*)\Z", re.DOTALL)
 
 
 def tidy(shown: str) -> str:
@@ -67,31 +65,3 @@ def tidy_display(value: Any) -> Any:
     if isinstance(value, list):
         return [tidy_display(v) for v in value]
     return value
-
-
-def url_key(url: str) -> str:
-    """A URL reduced so that forms an API may echo back compare equal.
-
-    Percent-encoding (either hex case, or none), `+` for a space, scheme and host case, a
-    default port and an empty path are all ignored. Used only to find one of our own
-    rendered URLs, so an over-broad match costs nothing but a mask.
-    """
-    text = unquote(url.strip().replace("+", " "))
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        return text
-    host, tail = _HOST.match(rest).groups()  # type: ignore[union-attr]  # always matches
-    host = host.lower()
-    port = _DEFAULT_PORTS.get(scheme.lower())
-    if port and host.endswith(f":{port}"):
-        host = host[: -len(port) - 1]
-    return f"{scheme.lower()}://{host}{tail if tail.startswith('/') else '/' + tail}"
-
-
-def url_keys(masked: Mapping[str, str]) -> dict[str, str]:
-    """url_key(rendered) -> masked form, for the secret-bearing values that are URLs."""
-    return {
-        url_key(value): shown
-        for value, shown in masked.items()
-        if value.lstrip()[:8].lower().startswith(("http://", "https://"))
-    }

@@ -11,9 +11,12 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sprunner.canonical import canonical_json
+
+if TYPE_CHECKING:
+    from sprunner.jobfile.identify import RequestIndex
 
 When = Literal["always", "changed", "never"]
 Overlap = Literal["skip", "allow"]
@@ -36,7 +39,7 @@ RESULT_METADATA_FIELDS = (
     "retries_attempted",
     "attempts",  # runs the request took, retries included (SPEC section 8)
 )
-RESULT_BODY_FIELDS = ("html", "markdown", "extracted_data", "screenshot")
+RESULT_BODY_FIELDS = ("html", "markdown", "extracted_data", "screenshot", "extra")
 RESULT_FIELDS = RESULT_METADATA_FIELDS + RESULT_BODY_FIELDS
 DEFAULT_RESULT_FIELDS = tuple(f for f in RESULT_FIELDS if f != "screenshot")
 MAX_RETRY_ATTEMPTS = 10
@@ -96,6 +99,9 @@ class RunPolicy:
     max_failed: MaxFailed = field(default_factory=MaxFailed)
     overlap: Overlap = "skip"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Seconds after which a collection whose latest passing run is older (or absent) is
+    # stale: not healthy, as dbt's source freshness (SPEC §9). None: never stale.
+    max_age: float | None = None
 
 
 def _fingerprint(name: str, texts: Iterable[str]) -> str:
@@ -152,30 +158,50 @@ class DesiredCollection:
         return sum(request_credits(r) for r in self.requests)
 
     @cached_property
-    def _masked_urls(self) -> dict[str, str]:
-        from sprunner.jobfile.masking import url_keys
+    def index(self) -> RequestIndex:
+        """Which rendered request a job the API echoes back is (`jobfile.identify`)."""
+        from sprunner.jobfile.identify import RequestIndex
 
-        return url_keys(self.masked)
+        return RequestIndex(self.requests, self.display_requests)
 
     def mask_value(self, value: str) -> str | None:
         """The display form of a rendered secret-bearing string; None for any other."""
         return self.masked.get(value)
 
-    def mask_url(self, url: str) -> str | None:
-        """The display form of a URL the API echoes back (a failed job's `url`).
+    def shown_job(self, url: str, custom_id: str | None) -> tuple[str, str | None] | None:
+        """The `url` and `custom_id` of a job the API echoes back, as sprunner shows them:
+        those of the request it is (its masked render), never the echo's.
 
-        Matches one of this collection's secret-bearing rendered URLs exactly, or after the
-        API's normalisation (percent-encoding, host case, default port; masking.url_key).
-        None when the URL is not secret-bearing: then it is shown as it is.
+        None when the collection has no secret-bearing value (the echo is shown as it
+        is), or when the job is no request or several (then the echo goes through the
+        redactor's search, `sprunner.redact`); several requests with one display form
+        are shown by it.
         """
         if not self.masked:
             return None
-        exact = self.masked.get(url)
-        if exact is not None:
-            return exact
-        from sprunner.jobfile.masking import url_key
+        return self.display_of(self.index.find(url, custom_id))
 
-        return self._masked_urls.get(url_key(url))
+    def display_of(self, found: Iterable[int]) -> tuple[str, str | None] | None:
+        """The shown `(url, custom_id)` of the requests `found` (`index.find`): None
+        unless they are one request, or several shown alike."""
+        from sprunner.jobfile.masking import tidy
+
+        shown = set()
+        for index in found:
+            request = self.shown_requests()[index]
+            custom_id = request.get("custom_id")
+            url = tidy(str(request.get("url")))
+            shown.add((url, None if custom_id is None else tidy(str(custom_id))))
+        return shown.pop() if len(shown) == 1 else None
+
+    def mask_url(self, url: str) -> str | None:
+        """The display form of a URL the API echoes back (`shown_job` without custom_id).
+        None when the URL is not secret-bearing: then it is shown as it is."""
+        if not self.masked:
+            return None
+        shown = (self.display_of((i,)) for i in self.index.find(url, None))
+        urls = {one[0] for one in shown if one is not None}
+        return urls.pop() if len(urls) == 1 else None
 
     def shown_requests(self) -> tuple[Mapping[str, Any], ...]:
         return self.requests if self.display_requests is None else self.display_requests

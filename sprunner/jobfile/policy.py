@@ -107,7 +107,7 @@ def _policy(run: dict[str, Any]) -> tuple[RunPolicy, tuple[tuple[str, str], ...]
     """The policy, and (key below `run`, message) for each value that is wrong."""
     found: list[tuple[str, str]] = []
     values: dict[str, Any] = {}
-    for key in ("timeout", "poll_interval"):
+    for key in ("timeout", "poll_interval", "max_age"):
         if key in run:
             seconds = parse_duration(run[key])
             if seconds is None or seconds <= 0:

@@ -32,6 +32,7 @@ from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, NotFoundError
 from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
 from sprunner.jobfile.model import DesiredCollection
+from sprunner.reconcile.plan import PlannedCollection
 from sprunner.state import StateStore as State
 
 # Creates answered with a replay of a deleted collection, at most, before giving up on keys
@@ -89,6 +90,28 @@ def _record_applied(
 async def _find_by_name(client: ApiClient, name: str) -> list[str]:
     # The name filter may match loosely on some deployments; compare exactly.
     return [ref.id for ref in await client.list_collections(name=name) if ref.name == name]
+
+
+async def carry_out(
+    client: ApiClient,
+    state: State,
+    item: PlannedCollection,
+    *,
+    apply_id: str,
+    backoff: Backoff = WRITE_BACKOFF,
+    check: bool = True,
+) -> Applied:
+    """The plan's create, update or nothing (unchanged) for one desired collection."""
+    desired = item.desired
+    assert desired is not None
+    if item.action == "create":
+        return await create(client, state, desired, apply_id=apply_id, backoff=backoff, check=check)
+    assert item.remote_id is not None
+    if item.action == "update":
+        return await update(
+            client, state, desired, item.remote_id, apply_id=apply_id, backoff=backoff
+        )
+    return Applied(item.remote_id, "unchanged")
 
 
 async def create(

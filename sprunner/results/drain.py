@@ -27,7 +27,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sprunner import __version__
 from sprunner.results.apitypes import (
     FinishedRun,
     Job,
@@ -36,12 +35,15 @@ from sprunner.results.apitypes import (
     RunProgress,
     unavailable_code,
 )
-from sprunner.results.checkpoint import DrainCheckpoint, before, format_time, parse_time
+from sprunner.results.checkpoint import DrainCheckpoint
 from sprunner.results.errors import ResumeImpossibleError
 from sprunner.results.layout import ResultPaths
-from sprunner.results.rows import Masks, job_row, mask_row
+from sprunner.results.publication import Publication, PublishedFile
+from sprunner.results.rows import Masks, mask_row
+from sprunner.results.rowschema import job_row
 from sprunner.results.tally import FINISHED_STATUSES, FailedJobRow, Tally
-from sprunner.results.writer import PublishedFile, ResultWriter
+from sprunner.results.times import before, format_time
+from sprunner.results.writer import ResultWriter
 
 TIE_MARGIN = timedelta(milliseconds=1)
 PAGE_WITH_RESULTS = 100  # the API's cap when include_results=true
@@ -63,6 +65,8 @@ class DrainTarget:
     # Per request (url, custom_id), where it differs from `attempts` (`sprunner retry`).
     attempts_of: Mapping[tuple[str, str | None], int] = field(default_factory=dict)
     masks: Masks | None = None  # env() values masked in url and custom_id (rows.mask_row)
+    # The run start every row carries (UTC text); a resumed drain keeps its checkpoint's.
+    run_started_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,37 +122,31 @@ class Drain:
         self._tally = Tally()
         self.restarted = False
         if checkpoint is None:
-            checkpoint = self._fresh_checkpoint(target.paths)
-        elif checkpoint.finished:
-            # Draining again would overwrite a published file with what is still kept.
-            raise ValueError(f"the results of run {target.run_id} are already published")
-        paths = checkpoint.paths
-        self._target = replace(target, paths=paths)
-        try:
-            self._writer = ResultWriter(
-                paths,
-                resume=checkpoint.position,
-                spool_dir=spool_dir,
-                storage_options=storage_options,
+            checkpoint = DrainCheckpoint.fresh(
+                target.run_id,
+                target.paths,
+                collection_id=target.collection_id,
+                run_started_at=target.run_started_at or format_time(datetime.now(timezone.utc)),
             )
+        elif checkpoint.finished or checkpoint.publication is not None:
+            # Draining again would overwrite a published file with what is still kept;
+            # a recorded publication is rolled forward (`publication.complete`), not redone.
+            raise ValueError(f"the results of run {target.run_id} are already published")
+        # A resumed drain's rows carry what its first rows carried (its checkpoint's).
+        started = checkpoint.run_started_at or target.run_started_at
+        checkpoint = replace(checkpoint, run_started_at=started)
+        self._target = replace(target, paths=checkpoint.paths, run_started_at=started)
+        where: dict[str, Any] = {"spool_dir": spool_dir, "storage_options": storage_options}
+        try:
+            self._writer = ResultWriter(checkpoint.paths, resume=checkpoint.position, **where)
         except ResumeImpossibleError as e:
             warn(f"{target.collection}: {e}; writing the results of run {target.run_id} again")
-            checkpoint = self._fresh_checkpoint(paths)
+            checkpoint = checkpoint.restarted()
             self.restarted = True
-            self._writer = ResultWriter(paths, spool_dir=spool_dir, storage_options=storage_options)
+            self._writer = ResultWriter(checkpoint.paths, **where)
         for row in self._writer.committed_rows():
             self._tally.add(row)
         self._checkpoint = checkpoint
-
-    def _fresh_checkpoint(self, paths: ResultPaths) -> DrainCheckpoint:
-        return DrainCheckpoint(
-            run_id=self._target.run_id,
-            data=paths.data,
-            manifest=paths.manifest,
-            format=paths.format,
-            to=paths.to,
-            started_at=format_time(datetime.now(timezone.utc)),
-        )
 
     @classmethod
     def resume(
@@ -229,6 +227,8 @@ class Drain:
             row = job_row(
                 job,
                 body,
+                run_id=self._target.run_id,
+                run_started_at=self._target.run_started_at,
                 fields=self._target.fields,
                 attempts=self._target.attempts_of.get(
                     (job.url, job.custom_id), self._target.attempts
@@ -278,19 +278,7 @@ class Drain:
     async def _commit(self, written: list[tuple[str, str]]) -> None:
         """Make the page durable, then move the mark over the (job id, completed_at) written."""
         position = await asyncio.to_thread(self._writer.commit)
-        mark, ids = self._checkpoint.high_water, set(self._checkpoint.ids_at_mark)
-        for job_id, completed_at in written:
-            if mark is None or parse_time(completed_at) > parse_time(mark):
-                mark, ids = completed_at, {job_id}
-            elif parse_time(completed_at) == parse_time(mark):
-                ids.add(job_id)
-        self._checkpoint = replace(
-            self._checkpoint,
-            high_water=mark,
-            ids_at_mark=tuple(sorted(ids)),
-            lines=position.lines,
-            bytes=position.bytes,
-        )
+        self._checkpoint = self._checkpoint.advanced(written, position)
         if self._on_commit is not None:
             self._on_commit(self._checkpoint)
 
@@ -357,6 +345,8 @@ class Drain:
             await self._write_jobs(stragglers, defer_pending=False)
 
     def _publish(self, run: FinishedRun) -> DrainOutcome:
+        """Publish the file: the publication recorded (`on_commit`) before any rename; the
+        finished checkpoint is left to the caller to journal, with what it reports."""
         tally, target = self._tally, self._target
         missing = tally.lost + max(0, run.total_requests - len(tally.written))
         if tally.expired or missing:
@@ -364,26 +354,23 @@ class Drain:
                 f"{target.collection}: run {target.run_id}: {tally.expired} result(s) expired "
                 f"and {missing} missing before they could be read (see the manifest)"
             )
-        manifest = {
-            "version": 1,
-            "run_id": target.run_id,
-            "collection": target.collection,
-            "collection_id": target.collection_id,
-            "counts": {s: tally.counts[s] for s in FINISHED_STATUSES},
-            "total_requests": run.total_requests,
-            "expired": tally.expired,
-            "missing": missing,
-            "started_at": self._checkpoint.started_at,
-            "finished_at": format_time(datetime.now(timezone.utc)),
-            "fields": list(target.fields) if target.fields is not None else None,
-            "sprunner_version": __version__,
-        }
-        published = self._writer.publish(manifest)
+        manifest = self._checkpoint.manifest_document(target.collection, run.total_requests)
+        manifest.update(
+            counts={s: tally.counts[s] for s in FINISHED_STATUSES},
+            expired=tally.expired,
+            missing=missing,
+            fields=list(target.fields) if target.fields is not None else None,
+        )
+
+        def record(publication: Publication) -> None:
+            self._checkpoint = replace(self._checkpoint, publication=publication)
+            if self._on_commit is not None:
+                self._on_commit(self._checkpoint)
+
+        published = self._writer.publish(manifest, record=record)
         self._checkpoint = replace(
             self._checkpoint, lines=published.lines, bytes=published.bytes, finished=True
         )
-        if self._on_commit is not None:
-            self._on_commit(self._checkpoint)
         return DrainOutcome(
             to=target.paths.to,
             file=published,

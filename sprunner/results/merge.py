@@ -12,25 +12,29 @@ drained into a `.part` of its own. `fold` then writes the final file once:
   was never retried), else the row of the run that settled it, whose `attempts` says how
   many runs it took; a still-failing request keeps its last failure;
 - the manifest counts the final statuses, `expired` and `missing` over the final rows, and
-  lists the retry runs.
+  lists the retry runs;
+- every row carries the first run's `run_id` and `run_started_at`: the file is that run's
+  final outcome (a row's `job_id` is the job that settled it, `attempts` how many runs).
 
 Invariants: the staged files are only read, so a fold interrupted by a kill is simply
 done again; the final file is staged under a name of its own (`stage=".final"`) and
-appears under its final name whole, or not at all, with its manifest after it. Memory
+appears under its final name whole, or not at all, with its manifest after it; its
+publication is recorded (`record`) before anything is renamed (`publication.py`). Memory
 holds the keys of the retried requests only, never a row of another run.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sprunner.results.layout import ResultPaths
+from sprunner.results.publication import Publication, PublishedFile
 from sprunner.results.tally import FINISHED_STATUSES
-from sprunner.results.writer import PublishedFile, ResultWriter, part_path, staged_rows
+from sprunner.results.writer import ResultWriter, part_path, staged_rows
 
 Key = tuple[Any, Any]
 FINAL_STAGE = ".final"
@@ -67,10 +71,13 @@ def fold(
     retries: Sequence[Staged],
     manifest: Mapping[str, Any],
     *,
+    run_started_at: str | None = None,
     spool_dir: Path | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    record: Callable[[Publication], None] | None = None,
 ) -> tuple[PublishedFile, dict[str, Any]]:
-    """Write and publish the final file of `first` and its `retries`; (file, manifest)."""
+    """Write and publish the final file of `first` and its `retries`; (file, manifest).
+    `record` journals the publication before anything is renamed."""
     where: dict[str, Any] = {"spool_dir": spool_dir, "storage_options": storage_options}
     runs = [first, *retries]
     # For run i, the requests run i+1 re-ran: how many of their failed rows to leave out.
@@ -89,7 +96,7 @@ def fold(
                 if row.get("status") != "completed" and skip[key] > 0:
                     skip[key] -= 1
                     continue
-                writer.write(row)
+                writer.write({**row, "run_id": first.run_id, "run_started_at": run_started_at})
                 counts[str(row.get("status"))] += 1
                 attempts[str(row.get("attempts", 1))] += 1
                 if row.get("result_unavailable"):
@@ -105,7 +112,7 @@ def fold(
             "attempts": dict(sorted(attempts.items())),
             "retries": [s.run_id for s in retries],
         }
-        return writer.publish(document), document
+        return writer.publish(document, record=record), document
     finally:
         writer.close()
 

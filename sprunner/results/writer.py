@@ -1,11 +1,12 @@
 """A streamed, resumable result file that appears under its final name only when complete.
 
-Bytes go to a `.part` file: beside the final file for local destinations (renamed at the
-end), or in a local spool for object stores (uploaded once at the end: one commit, never
-a partial object). Rows are streamed (no block is held in memory); with gzip they go
-through one gzip member at a time, ended every `FLUSH_BYTES` of input and at every
-commit (a concatenation of members is a valid gzip file), so every commit point is a
-safe place to cut.
+Bytes go to a `.part` file: beside the final file for local destinations, under a `_`
+name that Hive readers skip (renamed at the end), or in a local spool for object stores
+(uploaded once at the end: one commit, never a partial object). Rows are streamed (no
+block is held in memory, and a huge body is encoded a piece at a time: `encoding.py`);
+with gzip they go through one gzip member at a time, ended every `FLUSH_BYTES` of input
+and at every commit (a concatenation of members is a valid gzip file), so every commit
+point is a safe place to cut.
 
 `commit()` flushes, fsyncs and returns a `WriterPosition` (lines, bytes) that the caller
 journals. After a kill, `ResultWriter(..., resume=position)` cuts the `.part` back to that
@@ -13,52 +14,51 @@ length and appends from there: lines written after the last journaled commit are
 and re-read by the drain, so nothing is doubled and nothing lost.
 
 Parquet is staged as gzip JSON lines (a footer-at-the-end format cannot be resumed by
-cutting) and converted at `publish()` row group by row group (`parquet.py`).
+cutting) and converted at `build()` row group by row group (`parquet.py`).
 
-The manifest is written only after the data file is complete and in place.
+`publish()` is `build()`, then the steps of `publication.py`: recorded (the caller's
+`record`) before anything is renamed, so a kill at any point is rolled forward.
+
+The spool of object-store files is the state directory's `spool/` when there is one (a
+resume finds its file there), else a private directory of this process (`mkdtemp`, 0700):
+never a shared, predictable path another local user could create first.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gzip
 import hashlib
-import importlib
 import json
 import os
+import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sprunner.results.errors import ResultsError, ResumeImpossibleError
+from sprunner.killpoints import reached
+from sprunner.results.encoding import encode_row, optional
+from sprunner.results.errors import ResultsError, ResumeImpossibleError, io_boundary
 from sprunner.results.layout import ResultPaths
+from sprunner.results.publication import (
+    Publication,
+    PublishedFile,
+    complete,
+    prepare,
+    remove,
+)
 from sprunner.results.storage import Destination, require_pyarrow, resolve
 
 FLUSH_BYTES = 4 << 20
 # Level 1 keeps compression well above the drain's network rate (bench_results_write.py)
 # for a file about a quarter larger than level 6 on HTML.
 GZIP_LEVEL = 1
-_HASH_CHUNK = 1 << 20
-
-
-def _optional(module: str) -> Any:
-    """orjson and ISA-L's zlib when installed (dependencies, but never required to work).
-
-    Together they make encoding and compressing about 4x cheaper in CPU than json and
-    zlib (bench_results_write.py): the difference between keeping up with a fast drain
-    and not. Both write the same formats, so a file never depends on which was used.
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError:  # a platform without a wheel: the standard library does the work
-        return None
-
-
-_ORJSON = _optional("orjson")
-_ISAL_ZLIB = _optional("isal.isal_zlib")
+_ISAL_ZLIB = optional("isal.isal_zlib")  # ISA-L: about 4x cheaper than zlib at level 1
+_private_spool: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -69,17 +69,6 @@ class WriterPosition:
     bytes: int = 0
 
 
-@dataclass(frozen=True)
-class PublishedFile:
-    """A complete result file and its manifest, both in place."""
-
-    data: str
-    manifest: str
-    lines: int
-    bytes: int
-    sha256: str
-
-
 def gzip_compressor(level: int = GZIP_LEVEL) -> Any:
     """A compressor whose output, once flushed, is one complete gzip member."""
     # ISA-L has levels 0-3 only; a higher level asks for zlib's smaller, slower output.
@@ -87,20 +76,19 @@ def gzip_compressor(level: int = GZIP_LEVEL) -> Any:
     return module.compressobj(level, module.DEFLATED, 31)
 
 
-def encode_row(row: Mapping[str, Any]) -> bytes:
-    """One JSON line (UTF-8, compact); values JSON cannot hold are written as text."""
-    if _ORJSON is not None:
-        options = _ORJSON.OPT_APPEND_NEWLINE | _ORJSON.OPT_NON_STR_KEYS
-        try:
-            return bytes(_ORJSON.dumps(row, default=str, option=options))
-        except TypeError:  # e.g. an integer over 64 bits: the standard library writes it
-            pass
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str).encode() + b"\n"
+def private_spool() -> Path:
+    """This process's own spool directory (mkdtemp: 0700, a name nobody can take first),
+    removed when it exits; made again (never re-created by name) if it went away."""
+    global _private_spool
+    if _private_spool is None or not _private_spool.is_dir():
+        _private_spool = Path(tempfile.mkdtemp(prefix="sprunner-spool-"))
+        atexit.register(shutil.rmtree, _private_spool, ignore_errors=True)
+    return _private_spool
 
 
 def spool_path(spool_dir: Path | None, paths: ResultPaths, stage: str = "") -> Path:
     """Where an object-store file is staged: stable per destination, so a resume finds it."""
-    base = spool_dir or Path(tempfile.gettempdir()) / "sprunner-spool"
+    base = spool_dir or private_spool()
     key = hashlib.sha256((paths.data + stage).encode()).hexdigest()[:32]
     return base / f"{key}.{paths.format}.part"
 
@@ -113,8 +101,9 @@ def part_path(
     storage_options: Mapping[str, Any] | None = None,
 ) -> Path:
     """The `.part` a writer of `paths` stages its rows in (`stage` tells two apart)."""
-    dest = resolve(paths.data, storage_options)
-    return Path(dest.path + stage + ".part") if dest.local else spool_path(spool_dir, paths, stage)
+    if resolve(paths.data, storage_options).local:
+        return Path(resolve(paths.part(stage), storage_options).path)
+    return spool_path(spool_dir, paths, stage)
 
 
 def staged_rows(part: Path, lines: int, *, gzipped: bool = True) -> Iterator[dict[str, Any]]:
@@ -157,10 +146,8 @@ class ResultWriter:
         self.part = part_path(
             paths, stage=stage, spool_dir=spool_dir, storage_options=storage_options
         )
-        try:
+        with io_boundary(f"results to {self.part}"):
             self._handle = self._open_part(resume)
-        except OSError as e:
-            raise ResultsError(f"cannot write results to {self.part}: {e}") from e
         self._lines = resume.lines if resume else 0
         self._position = resume or WriterPosition()
         self._member: Any = None  # the open gzip member's compressor, if any
@@ -169,7 +156,12 @@ class ResultWriter:
     def _open_part(self, resume: WriterPosition | None) -> IO[bytes]:
         self.part.parent.mkdir(parents=True, exist_ok=True)
         if resume is None or (resume.bytes == 0 and not self.part.exists()):
-            return open(self.part, "wb")
+            handle: IO[bytes] = open(self.part, "wb")  # noqa: SIM115 - closed by close()
+            from sprunner.atomic import fsync_directory
+
+            # The name must survive a power cut as long as the state relies on the file.
+            fsync_directory(self.part.parent)
+            return handle
         try:
             size = self.part.stat().st_size
         except FileNotFoundError as e:
@@ -190,24 +182,22 @@ class ResultWriter:
 
     def write(self, row: Mapping[str, Any]) -> int:
         """Append one row; returns its encoded size. Durable only after `commit()`."""
-        try:
-            return self._write(encode_row(row))
-        except OSError as e:  # a full disk fails the collection, with a message
-            raise ResultsError(f"cannot write results to {self.part}: {e}") from e
+        with io_boundary(f"results to {self.part}"):  # a full disk fails the collection
+            self._lines += 1
+            return sum(self._write(piece) for piece in encode_row(row))
 
-    def _write(self, line: bytes) -> int:
-        self._lines += 1
+    def _write(self, piece: bytes) -> int:
         if not self._gzip:
-            self._handle.write(line)
-            return len(line)
+            self._handle.write(piece)
+            return len(piece)
         # Streamed into the member's compressor: no copy of the block is ever held.
         if self._member is None:
             self._member = gzip_compressor(self._level)
-        self._handle.write(self._member.compress(line))
-        self._in_member += len(line)
+        self._handle.write(self._member.compress(piece))
+        self._in_member += len(piece)
         if self._in_member >= self._flush_bytes:
             self._flush()
-        return len(line)
+        return len(piece)
 
     def _flush(self) -> None:
         """End the open gzip member, so that the file ends on a member boundary."""
@@ -218,12 +208,10 @@ class ResultWriter:
 
     def commit(self) -> WriterPosition:
         """Make every row written so far durable; the returned position may be journaled."""
-        try:
+        with io_boundary(f"results to {self.part}"):
             self._flush()
             self._handle.flush()
             os.fsync(self._handle.fileno())
-        except OSError as e:
-            raise ResultsError(f"cannot write results to {self.part}: {e}") from e
         self._position = WriterPosition(lines=self._lines, bytes=self._handle.tell())
         return self._position
 
@@ -240,77 +228,62 @@ class ResultWriter:
     def discard(self) -> None:
         """Close and remove the `.part` (the run's results will not be written)."""
         self.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.part.unlink()
+        remove([self.part])
 
-    def publish(self, manifest: Mapping[str, Any]) -> PublishedFile:
-        """Complete the file, put it under its final name, then write the manifest."""
-        position = self.commit()
+    def build(self, defaults: Mapping[str, Any] | None = None) -> Path:
+        """Commit and close; the complete local file to put in place (the `.part` itself,
+        or the Parquet file built from it beside it). A `.part` begun by an older sprunner
+        (`paths.legacy`) is rewritten in the row schema, `defaults` filling `run_id` and
+        `run_started_at` (`rowschema.conformed`)."""
+        self.commit()
         self._handle.close()
-        built = self._build_final()
-        size, digest = _size_and_sha256(built)
-        document = {
-            **manifest,
-            "file": self.paths.data.rsplit("/", 1)[-1],
-            "format": self.paths.format,
-            "lines": position.lines,
-            "bytes": size,
-            "sha256": digest,
-        }
-        try:
-            self._place(built)
-            self._write_manifest(document)
-        except OSError as e:
-            raise ResultsError(f"cannot write results to {self.paths.data}: {e}") from e
-        for leftover in (self.part, built):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-        return PublishedFile(self.paths.data, self.paths.manifest, position.lines, size, digest)
-
-    def _build_final(self) -> Path:
-        """The complete local file to put in place: the part itself, or parquet built from it."""
-        if self.paths.format != "parquet":
-            return self.part
-        from sprunner.results.parquet import convert
-
         target = self.part.with_name(self.part.name[: -len(".part")] + ".build")
-        convert(self.part, target)
+        fill = {k: (defaults or {}).get(k) for k in ("run_id", "run_started_at")}
+        with io_boundary(f"results to {target}"):
+            if self.paths.format == "parquet":
+                from sprunner.results.parquet import convert
+
+                convert(self.part, target, **fill)
+            elif self.paths.legacy:
+                self._rewrite(target, fill)
+            else:
+                return self.part
         return target
 
-    def _place(self, built: Path) -> None:
-        fs, final = self._dest.fs, self._dest.path
-        if self._dest.local:
-            os.replace(built, final)
-            _fsync_directory(Path(final).parent)
-            return
-        fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
-        fs.put_file(str(built), final)
+    def _rewrite(self, target: Path, fill: Mapping[str, Any]) -> None:
+        from sprunner.results.rowschema import conformed
 
-    def _write_manifest(self, document: Mapping[str, Any]) -> None:
-        text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-        target = resolve(self.paths.manifest, self._storage_options)
-        if target.local:
-            from sprunner.atomic import write_atomically
+        compressor = gzip_compressor(self._level) if self._gzip else None
+        with open(target, "wb") as out:
+            for row in staged_rows(self.part, self._position.lines, gzipped=self._gzip):
+                for piece in encode_row(conformed(row, **fill)):
+                    out.write(compressor.compress(piece) if compressor else piece)
+            out.write(compressor.flush() if compressor else b"")
+            out.flush()
+            os.fsync(out.fileno())
 
-            write_atomically(Path(target.path), text)
-        else:
-            target.fs.pipe_file(target.path, text.encode())
+    def publish(
+        self,
+        manifest: Mapping[str, Any],
+        *,
+        record: Callable[[Publication], None] | None = None,
+    ) -> PublishedFile:
+        """Complete the file, record the publication (`record`: durable in the state before
+        anything is renamed), put it under its final name, then write the manifest."""
+        built = self.build(manifest)
+        publication = prepare(
+            built,
+            self.paths,
+            manifest,
+            lines=self.position.lines,
+            storage_options=self._storage_options,
+        )
+        reached("publish.built")
+        if record is not None:
+            record(publication)
+        published = complete(publication, self._storage_options)
+        remove([self.part, built])
+        return published
 
 
-def _size_and_sha256(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename durable (a power cut must not bring the `.part` back)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["PublishedFile", "ResultWriter", "ResultsError", "WriterPosition"]

@@ -7,8 +7,9 @@
   an Idempotency-Key, a look by name after an ambiguous failure, the id recorded at once.
   A companion found remotely but unknown to the state (a lost state) is adopted by name.
 - Each retry PUTs exactly the still-failing requests; a PUT replaces the request list.
-- Failed jobs are matched to the rendered requests by `(url, custom_id)`; a job that
-  matches no request (the job file changed since, say) is reported, never retried.
+- Failed jobs are matched to the rendered requests by `(url, custom_id)`, an echo changed
+  by the API through `jobfile.identify`; a job that matches no request (the job file
+  changed since, say), or could be several, is reported, never retried.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from sprunner.api.client import ApiClient
 from sprunner.api.models import Job
 from sprunner.backoff import WRITE_BACKOFF, Backoff
+from sprunner.jobfile.identify import RequestIndex
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
 from sprunner.reconcile.plan import RETRY_SUFFIX
@@ -58,18 +60,27 @@ def match(requests: Sequence[Mapping[str, Any]], jobs: Iterable[Job]) -> Matched
     """The rendered requests of `jobs`, matched by `(url, custom_id)`.
 
     Two requests may share a key (they differ in options the job does not echo): as many
-    of them are retried as jobs failed with that key, in job-file order.
+    of them are retried as jobs failed with that key, in job-file order. A job whose key
+    is no request's (an API that echoes the URL changed: `jobfile.identify`) is the one
+    request its echo can only be, taking that request's own key; a job that could be
+    several requests is not guessed: it is unmatched.
     """
     failing: dict[RequestKey, int] = defaultdict(int)
     known = {request_key(r) for r in requests}
+    index: RequestIndex | None = None
     matched: list[Job] = []
     unmatched: list[Job] = []
     for job in jobs:
-        if job_key(job) in known:
-            failing[job_key(job)] += 1
-            matched.append(job)
-        else:
-            unmatched.append(job)
+        if job_key(job) not in known:
+            index = index or RequestIndex(requests)
+            found = index.find(job.url, job.custom_id)
+            if len(found) != 1:
+                unmatched.append(job)
+                continue
+            url, custom_id = request_key(requests[found[0]])
+            job = dataclasses.replace(job, url=url, custom_id=custom_id)
+        failing[job_key(job)] += 1
+        matched.append(job)
     chosen: list[Mapping[str, Any]] = []
     for request in requests:
         key = request_key(request)

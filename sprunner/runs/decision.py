@@ -21,6 +21,7 @@ class RunDecision:
     decision: Decision
     reason: str = ""
     refused: bool = False  # skipped by the credit brake, not by the job file's policy
+    next_at: float | None = None  # skipped by the schedule: when it is due (epoch s)
 
 
 def next_due(schedule: str, last_run_at: float) -> float:
@@ -48,7 +49,8 @@ def decide(
         due = next_due(policy.schedule, last_run_at)
         if due > now:
             when = datetime.fromtimestamp(due, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            return RunDecision("skip", f"not due: schedule {policy.schedule!r} next at {when}")
+            reason = f"not due: schedule {policy.schedule!r} next at {when}"
+            return RunDecision("skip", reason, next_at=due)
     return RunDecision("run")
 
 

@@ -4,13 +4,18 @@ The glue between the poll loop (`runs/poller.py`), the drain (`results/drain.py`
 state. One `Delivery` per run of a collection with a `results:` block:
 
 - `open()` builds the drain, resuming from the checkpoint journaled in the state (blob
-  kind `results`) when it is for the same run; a checkpoint for an older run is left
-  (that run's partial file is abandoned, with a warning).
+  kind `results`, `results/journal.py`) when it is for the same run; a fresh drain is
+  journaled before its file is opened, so rows that cannot be written (a full disk, an
+  unreachable store) stay pending in the state. An unfinished drain of an older run is
+  kept as pending (`journal.displace`), never dropped: `runs/catchup.py` finishes it.
+- a publication recorded before a kill (the file built, not yet in place) is rolled
+  forward (`roll_forward`), never drained again.
 - `on_poll(run)` is the poller's hook: one drain step (no jobs call unless the poll shows
   newly finished jobs), under the same client and rate limiter as the polls.
 - every commit of the file is journaled (durable) before the drain goes on relying on it;
-- `finish(run)` drains the rest of a completed run, publishes the file and its manifest,
-  and journals the checkpoint as finished with the figures the report shows; an adopted
+- `finish(run)` drains the rest of a completed run, publishes the file and its manifest
+  (the publication journaled before the renames), journals the checkpoint as finished
+  with the figures the report shows, then removes the run's staging files; an adopted
   run whose file is already published is not drained again.
 
 Retries (SPEC §8): when retries will follow a completed run (`finish(run, hold=True)`),
@@ -29,87 +34,39 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError, TransientApiError
 from sprunner.api.models import FailedJob, Run
-from sprunner.errors import UsageError
 from sprunner.jobfile.model import (
-    DEFAULT_RESULT_FIELDS,
     DesiredCollection,
     ResultsSpec,
     RunPolicy,
 )
+from sprunner.killpoints import reached
+from sprunner.results.journal import RESULTS, CurrentSlot, Entry, Slot, displace
 from sprunner.results.tally import FailedJobRow
+from sprunner.runs.resultsfile import (
+    Delivered,
+    check_destinations,
+    drain_fields,
+    roll_forward,
+    shown_to,
+    spool_dir_of,
+    sweep,
+)
 from sprunner.state import StateStore
 
 if TYPE_CHECKING:
     from sprunner.results.apitypes import JobsApi
+    from sprunner.results.checkpoint import DrainCheckpoint
 
-BLOB_KIND = "results"
+BLOB_KIND = RESULTS
+__all__ = ["BLOB_KIND", "Delivered", "Delivery", "check_destinations", "spool_dir_of"]
 MIN_DRAIN_POLL = 1.0  # seconds
 DRAIN_POLL_CAP = 30.0  # the poller's own cap
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """What the report shows of a run's results: `{to, lines, bytes, expired, missing}`."""
-
-    to: str
-    lines: int
-    bytes: int
-    expired: int
-    missing: int
-    file: str | None = None
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "to": self.to,
-            "lines": self.lines,
-            "bytes": self.bytes,
-            "expired": self.expired,
-            "missing": self.missing,
-        }
-
-
-def check_destinations(collections: Iterable[DesiredCollection]) -> None:
-    """Before any API call: every `results:` destination and format can be written to.
-
-    A missing extra (s3fs, gcsfs, pyarrow) or a URL fsspec cannot use is a usage error
-    (exit 2) naming the collection and, for an extra, the extra to install.
-    """
-    from sprunner.results.errors import MissingExtraError, ResultsError
-    from sprunner.results.storage import check_destination
-
-    for collection in collections:
-        spec = collection.results
-        if spec is None:
-            continue
-        try:
-            check_destination(spec.to, spec.format)
-        except MissingExtraError as e:
-            raise UsageError(f"{collection.name}: results: {e}") from e
-        except ResultsError as e:
-            raise UsageError(f"{collection.name}: results.to: {e}") from e
-
-
-def shown_to(desired: DesiredCollection, to: str) -> str:
-    """`to` as the report and the logs may show it (an env() value in it is masked)."""
-    return desired.mask_value(to) or desired.mask_url(to) or to
-
-
-def drain_fields(spec: ResultsSpec) -> tuple[str, ...] | None:
-    """The drain's `fields`: None (every body field but screenshot) for the default."""
-    return None if spec.fields == DEFAULT_RESULT_FIELDS else spec.fields
-
-
-def spool_dir_of(state: StateStore) -> Path | None:
-    """Object-store files are staged in the state directory (stable: a resume finds them)."""
-    directory = getattr(state, "directory", None)
-    return Path(directory) / "spool" if directory is not None else None
 
 
 async def open_drain(
@@ -149,9 +106,11 @@ class Delivery:
         warn: Callable[[str], None],
         journal: str | None = None,
         attempts_of: Mapping[tuple[str, str | None], int] | None = None,
+        slot: Slot | None = None,
     ) -> None:
         assert desired.results is not None
-        self._journal_name = journal or desired.name  # the state entry of the checkpoint
+        # Where the drain is journaled: the collection's (or `journal`'s) current slot.
+        self._slot = slot or CurrentSlot(state, journal or desired.name)
         self._attempts_of = dict(attempts_of or {})
         self._client = client
         self._state = state
@@ -163,6 +122,7 @@ class Delivery:
         self._warn = warn
         self._drain: Any = None  # results.drain.Drain, imported lazily
         self._done: Delivered | None = None
+        self._held = False
         self.error: str | None = None
 
     @property
@@ -173,37 +133,36 @@ class Delivery:
         """Build (or resume) the drain; a drain already published is not built again."""
         from sprunner.results.drain import DrainTarget
         from sprunner.results.errors import ResultsError
-        from sprunner.results.layout import result_paths
 
-        journaled = self._journaled()
+        entry = self._slot.load()
         checkpoint = None
-        if journaled is not None:
-            saved, report = journaled
-            if saved.run_id == self._run_id and saved.finished and report is not None:
-                self._done = Delivered(**report)
+        if entry is not None and entry.checkpoint.run_id == self._run_id:
+            if entry.finished and entry.report is not None:
+                self._done = Delivered(**entry.report)
                 return
-            if saved.run_id == self._run_id and not saved.finished:
-                checkpoint = saved
-            elif not saved.finished:
-                self._warn(
-                    f"{self.name}: the results of run {saved.run_id} were left incomplete "
-                    f"({saved.lines} lines in {saved.data}.part)"
-                )
-        paths = result_paths(
-            self._spec.to,
-            collection=self.name,
-            run_id=self._run_id,
-            started=self._started,
-            format=self._spec.format,
-        )
+            if entry.checkpoint.publication is not None and await self._rolled(entry):
+                return
+            if not entry.finished and entry.checkpoint.publication is None:
+                checkpoint = self._upgraded(entry.checkpoint)
+                self._held = entry.held
+        elif entry is not None and not entry.finished and isinstance(self._slot, CurrentSlot):
+            displace(self._state, self._slot.name, entry)
+            self._warn(
+                f"{self.name}: the results of run {entry.checkpoint.run_id} are not published "
+                "yet: they stay pending, and the next apply finishes them"
+            )
+        if checkpoint is None:
+            checkpoint = self._fresh()
+            self._journal(checkpoint)  # pending from now until published
         target = DrainTarget(
             self.name,
             self._collection_id,
             self._run_id,
-            paths,
+            checkpoint.paths,
             fields=drain_fields(self._spec),
             attempts_of=self._attempts_of,
             masks=self._desired,
+            run_started_at=checkpoint.run_started_at,
         )
         try:
             self._drain = await open_drain(
@@ -212,26 +171,62 @@ class Delivery:
         except ResultsError as e:
             self._fail(e)
 
-    def _journaled(self) -> tuple[Any, Mapping[str, Any] | None] | None:
-        from sprunner.results.checkpoint import DrainCheckpoint
+    async def _rolled(self, entry: Entry) -> bool:
+        """Roll a recorded publication forward; False when its file is lost (drain again)."""
+        from sprunner.results.errors import ResultsError
+        from sprunner.results.publication import PublicationLostError
 
-        blob = self._state.get_blob(self._journal_name, BLOB_KIND)
-        if not isinstance(blob, Mapping) or not isinstance(blob.get("checkpoint"), Mapping):
-            return None
         try:
-            checkpoint = DrainCheckpoint.from_json(blob["checkpoint"])
-        except ValueError:
-            return None
-        report = blob.get("report")
-        return checkpoint, report if isinstance(report, Mapping) else None
+            self._done = await asyncio.to_thread(
+                roll_forward, self._desired, self._slot, entry, spool_dir_of(self._state)
+            )
+        except PublicationLostError as e:
+            self._warn(f"{self.name}: {e}; writing the results of run {self._run_id} again")
+            return False
+        except ResultsError as e:
+            self._fail(e)
+        return True
+
+    def _fresh(self) -> DrainCheckpoint:
+        from sprunner.results.checkpoint import DrainCheckpoint
+        from sprunner.results.layout import result_paths
+        from sprunner.results.times import utc_text
+
+        paths = result_paths(
+            self._spec.to,
+            collection=self.name,
+            run_id=self._run_id,
+            started=self._started,
+            format=self._spec.format,
+        )
+        started = utc_text(self._started)
+        assert started is not None
+        return DrainCheckpoint.fresh(
+            self._run_id, paths, collection_id=self._collection_id, run_started_at=started
+        )
+
+    def _upgraded(self, checkpoint: DrainCheckpoint) -> DrainCheckpoint:
+        """A checkpoint journaled before version 2 given what its rows now carry."""
+        from sprunner.results.times import utc_text
+
+        if checkpoint.run_started_at is not None and checkpoint.collection_id is not None:
+            return checkpoint
+        return replace(
+            checkpoint,
+            collection_id=checkpoint.collection_id or self._collection_id,
+            # A run start unknown (0: not given) counts as the drain's start.
+            run_started_at=checkpoint.run_started_at
+            or (utc_text(self._started) if self._started else checkpoint.started_at),
+        )
 
     def _journal(
         self, checkpoint: Any, report: Mapping[str, Any] | None = None, *, held: bool = False
     ) -> None:
         """Durable before the drain relies on it: the next commit may cut the file back to it.
-        `held`: drained whole, its publish left to the retries' fold (retryresults.py)."""
-        value = {"checkpoint": checkpoint.to_json(), "report": report, "held": held}
-        self._state.put_blob(self._journal_name, BLOB_KIND, value, durable=True)
+        `held`: drained whole, its publish left to the retries' fold (retryresults.py); a
+        drain resumed from a held entry stays held."""
+        self._held = self._held or held
+        self._slot.save(Entry(checkpoint, report, self._held and report is None))
 
     def _fail(self, error: BaseException) -> None:
         self.error = f"results of run {self._run_id}: {error}"
@@ -288,6 +283,8 @@ class Delivery:
             file=outcome.file.data,
         )
         self._journal(self._drain.checkpoint, self._done.__dict__)
+        reached("publish.finished")
+        await asyncio.to_thread(sweep, self._drain.checkpoint, spool_dir_of(self._state))
         return self._done
 
     @property
@@ -366,12 +363,17 @@ async def end(
 
 
 def merge_failed(known: Iterable[FailedJob], rows: Iterable[FailedJobRow]) -> tuple[FailedJob, ...]:
-    """The drain's failed and timed-out jobs, each with the run's error text when it has one."""
+    """The drain's failed and timed-out jobs, each with the run's error text when it has one.
+
+    The URL is the run answer's where it has the job: a row's is the masked render
+    (`rows.mask_row`), which two requests that differ by a secret share, so it could not
+    tell which request the job is (`sprunner.shown` does that, and shows it masked)."""
     errors = {job.job_id: job.error for job in known}
+    urls = {job.job_id: job.url for job in known}
     return tuple(
         FailedJob(
             job_id=row.job_id,
-            url=row.url or "",
+            url=urls.get(row.job_id) or row.url or "",
             status=row.status,
             error=errors.get(row.job_id) or row.message or row.status,
             custom_id=row.custom_id,

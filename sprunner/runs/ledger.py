@@ -24,7 +24,7 @@ first run this apply will still start, whichever collection's answers came first
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sprunner.runs.decision import RunDecision, apply_budget
 
@@ -101,3 +101,42 @@ class CreditLedger:
     def ready(self, index: int) -> bool:
         """True when the verdict of `index` is known without waiting."""
         return self._verdicts[index].done()
+
+
+class CreditBrake:
+    """`--max-credits` across an apply's retry runs: what is committed so far, and the cap.
+
+    Committed = what the first runs of the apply take (`first_runs`: the credit ledger's
+    decisions, awaited so that a first run the ledger will still start is counted, not
+    only those started so far) + the retries taken so far. First runs come first: a retry
+    never takes credits a later first run was allowed. The check and the take are one step
+    after that wait (no await in between), so concurrent retries of several collections
+    never pass the cap together; among themselves retries are served in the order they ask.
+    """
+
+    def __init__(
+        self,
+        max_credits: int | None,
+        committed: int = 0,
+        *,
+        first_runs: Callable[[], Awaitable[int]] | None = None,
+    ) -> None:
+        self.max_credits = max_credits
+        self.committed = committed  # retries (and, without `first_runs`, the rest) so far
+        self._first_runs = first_runs
+
+    async def take(self, cost: int) -> str | None:
+        """None when `cost` fits (and is taken), else why the retry is refused."""
+        if self.max_credits is None:
+            self.committed += cost
+            return None
+        first = 0 if self._first_runs is None else await self._first_runs()
+        if first + self.committed + cost > self.max_credits:
+            left = max(self.max_credits - first - self.committed, 0)
+            spent = f"first runs {first}, retries {self.committed}" if first else ""
+            return (
+                f"refused: a retry costs {cost} credits and only {left} of --max-credits "
+                f"{self.max_credits} are left" + (f" ({spent})" if spent else "")
+            )
+        self.committed += cost
+        return None

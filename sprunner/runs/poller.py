@@ -104,7 +104,7 @@ async def wait_for_run(
     poll_interval: float,
     deadline: float,
     started: float,
-    on_update: Callable[[Run], None] = lambda run: None,
+    on_update: Callable[[Run], object] = lambda run: None,
     on_poll: Callable[[Run], Awaitable[None]] | None = None,
     max_delay: float | None = None,
     pace: PaceBook | None = None,

@@ -4,12 +4,17 @@
   retries when it had any, else its run's failed jobs. A run the report shows in
   progress (an interrupted apply's partial report) has nothing to retry yet: it is said so,
   and the next apply adopts that run.
-- The requests come from the job files (the report names them), matched by
-  `(url, custom_id)` (by url alone where the report gives no custom_id). A URL the report
-  shows masked (`***`, an env() value) is matched through the collection's own masking.
-  A failed job that matches no request is reported, not retried.
+- The requests come from the job files (the report names them), matched by the keyed
+  fingerprint each failed job carries (`request`, `sprunner.fingerprints`), never by its
+  URL: a URL the report shows masked (`***`) may be that of several requests. A report
+  whose failed jobs cannot all be matched exactly (no fingerprint: an older report, or a
+  job that matched none or several requests; another API key; a request no longer in
+  the job file) is refused (`Unmatched`, exit 2) before anything is sent: never guessed.
 - Each collection gets one run of its companion `<name>.retry` (`runs/retry.py`), under
   `--max-credits`; the new report shows the original run, every retry and the final counts.
+- A collection's verdict (`sprunner.verdict`) follows: when the report's run is the
+  latest run recorded for it, the final counts after this retry become its verdict (a
+  retry that mends what failed clears the collection's health; `judged`).
 - Never twice: each step of the companion run is recorded (before it is taken) in the
   parent's `retry.command` ledger for the report's run; a `sprunner retry` killed while it
   waits is adopted by the next `sprunner retry` of the same report. With `results:`, the
@@ -19,19 +24,25 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sprunner.api.models import FailedJob, Job
+from sprunner import shown, verdict
+from sprunner.api.models import Job
+from sprunner.errors import UsageError
+from sprunner.fingerprints import RequestFingerprints as Prints
 from sprunner.jobfile.model import DesiredCollection, RetryPolicy, request_credits
-from sprunner.outcome import CollectionOutcome, RetryOutcome, RunOutcome
+from sprunner.outcome import CollectionOutcome, RetryOutcome, RunOutcome, ShownJob
 from sprunner.runs import companion, failing, retry
 from sprunner.runs import retryledger as ledger
-from sprunner.runs.retryresults import CommandResults
+from sprunner.runs.commandresults import CommandResults
 
 ANY_FAILURE = RetryPolicy(attempts=1)  # every failed and timed-out job, no delay
 RUN_STATES = ("completed", "timed_out", "skipped", "error", "in_progress")
+MAX_PROBLEMS = 20  # lines of a refusal; the count of the rest follows
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -41,8 +52,9 @@ class Rerun:
     name: str
     report: Mapping[str, Any]  # the collection's entry in the report
     desired: DesiredCollection | None  # None: no loaded job file declares it any more
-    jobs: tuple[Job, ...]  # the failed jobs the report lists
+    jobs: tuple[Job, ...]  # the failed jobs the report lists, as the requests they are
     round: retry.Round | None  # None: nothing to re-run (see `note`)
+    prints: Prints  # the requests' fingerprints, under the API key
     note: str | None = None
 
     @property
@@ -74,18 +86,23 @@ def _failed_jobs(entry: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str
     return [j for j in listed if isinstance(j, Mapping)], None
 
 
-def _as_job(data: Mapping[str, Any], desired: DesiredCollection, custom_ids: bool) -> Job:
-    url = str(data.get("url", ""))
-    custom_id = data.get("custom_id") if isinstance(data.get("custom_id"), str) else None
-    for request in desired.requests:
-        rendered = str(request.get("url"))
-        # A URL the report shows masked: the rendered one whose display form it is.
-        if url == rendered or desired.mask_url(rendered) == url:
-            url = rendered
-            if not custom_ids:  # an older report: match by url alone
-                custom_id = request.get("custom_id")
-            break
+class Unmatched(UsageError):
+    """The report's failed jobs cannot all be matched exactly to rendered requests: the
+    retry is refused (exit 2), nothing is sent, nothing is guessed."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        shown = [f"  {p}" for p in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            shown.append(f"  ... and {len(problems) - MAX_PROBLEMS} more")
+        super().__init__(
+            "cannot tell exactly which requests failed, so nothing is retried:\n" + "\n".join(shown)
+        )
+
+
+def _as_job(data: Mapping[str, Any], request: Mapping[str, Any]) -> Job:
+    """The report's failed job as a job of the request it is (its own url and custom_id)."""
     code, reason = data.get("status_code"), data.get("block_reason")
+    url, custom_id = companion.request_key(request)
     return Job(
         job_id=str(data.get("job_id", "")),
         run_id="",
@@ -99,35 +116,81 @@ def _as_job(data: Mapping[str, Any], desired: DesiredCollection, custom_ids: boo
     )
 
 
+def _why_not(fingerprint: Any, known: Mapping[str, list[int]], prints: Prints) -> str | None:
+    """Why a failed job's `request` names no single request of the job file; None if it does."""
+    if fingerprint is _ABSENT:
+        return (
+            "the report does not name the requests of its failed jobs (it was written by an "
+            "older sprunner): apply again for a report that does"
+        )
+    if not isinstance(fingerprint, str):
+        return "the report could not tell which request it is (none or several matched its URL)"
+    if not prints.owns(fingerprint):
+        return "the report was written with another API key: its requests cannot be checked"
+    found = known.get(fingerprint, ())
+    if not found:
+        return "its request is not in the job file (changed since the report?)"
+    return None if len(found) == 1 else "it matches several requests of the job file"
+
+
+def _matched(
+    collection: DesiredCollection,
+    listed: Sequence[Mapping[str, Any]],
+    prints: Prints,
+    problems: list[str],
+) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """(failed job, its request) for each job of the report, by the request's keyed
+    fingerprint (`sprunner.fingerprints`), in job-file order; what cannot be matched goes
+    to `problems`."""
+    known: dict[str, list[int]] = defaultdict(list)
+    for i, request in enumerate(collection.requests):
+        known[prints.of(request)].append(i)
+    pairs: dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+    for data in listed:
+        fingerprint = data.get("request", _ABSENT)
+        why = _why_not(fingerprint, known, prints)
+        if why is not None:
+            problems.append(f"{collection.name}: failed job {data.get('job_id')}: {why}")
+            continue
+        index = known[fingerprint][0]
+        pairs.setdefault(index, (data, collection.requests[index]))  # listed twice: once
+    return [pairs[index] for index in sorted(pairs)]  # in job-file order
+
+
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and value >= 1 else 1
 
 
-def plan(report: Mapping[str, Any], desired: Sequence[DesiredCollection]) -> list[Rerun]:
-    """What `retry` would do for each collection of `report` that `desired` selects."""
+def plan(
+    report: Mapping[str, Any], desired: Sequence[DesiredCollection], prints: Prints
+) -> list[Rerun]:
+    """What `retry` would do for each collection of `report` that `desired` selects.
+
+    Raises `Unmatched` when a failed job's request cannot be told exactly."""
     by_name = {d.name: d for d in desired}
     reruns = []
+    problems: list[str] = []
     for entry in report.get("collections") or ():
         if not isinstance(entry, Mapping) or entry.get("name") not in by_name:
             continue
         collection = by_name[str(entry["name"])]
         listed, why = _failed_jobs(entry)
         if why is not None:
-            reruns.append(Rerun(collection.name, entry, collection, (), None, why))
+            reruns.append(Rerun(collection.name, entry, collection, (), None, prints, why))
             continue
-        # Old reports name no custom_id: then a job matches every request with its url.
-        with_ids = any("custom_id" in j for j in listed)
-        jobs = tuple(_as_job(j, collection, with_ids) for j in listed)
+        pairs = _matched(collection, listed, prints, problems)
+        jobs = tuple(_as_job(data, request) for data, request in pairs)
         attempts = {
             companion.job_key(job): _count(data.get("attempts"))
-            for job, data in zip(jobs, listed, strict=True)
+            for job, (data, _) in zip(jobs, pairs, strict=True)
         }
-        state = retry.split(collection.requests, jobs, ANY_FAILURE, attempts=attempts)
-        state = retry.Round(
-            state.pending, state.settled, state.attempts, len(state.pending.unmatched)
-        )
-        note = None if state.pending.requests else "no failed job matches a request of the job file"
-        reruns.append(Rerun(collection.name, entry, collection, jobs, state, note))
+        # Exactly these requests: not matched again by (url, custom_id), which two requests
+        # that differ in another field share.
+        pending = companion.Matched(tuple(request for _, request in pairs), jobs, ())
+        state = retry.Round(pending, (), attempts)
+        reruns.append(Rerun(collection.name, entry, collection, jobs, state, prints))
+    if problems:
+        raise Unmatched(problems)
     return reruns
 
 
@@ -140,7 +203,7 @@ async def execute(ctx: retry.Context, rerun: Rerun) -> CollectionOutcome:
     if state is not None and state.pending.requests:
         outcome, state = await _once(ctx, rerun, desired, state)
         retries = (outcome,)
-    return _outcome(entry, desired, retries, state)
+    return _outcome(entry, desired, retries, state, rerun.prints)
 
 
 async def _once(
@@ -171,10 +234,27 @@ async def _once(
     return outcome, state
 
 
+def judged(
+    state: verdict.BlobStore, outcome: CollectionOutcome, *, now: float
+) -> CollectionOutcome:
+    """`outcome` with the collection's verdict: updated by this retry when it retried the
+    collection's latest recorded run, else the recorded one as it is."""
+    run, latest = outcome.run, verdict.read(state, outcome.name)
+    if run is None or latest is None or run.run_id != latest.run_id or not run.retries:
+        return replace(outcome, verdict=latest)
+    made = verdict.of_run(
+        replace(run, finished_at=now), credits=latest.credits + run.credits, at=now
+    )
+    if made is None:
+        return replace(outcome, verdict=latest)
+    made = replace(made, retries=latest.retries + len(run.retries), started_at=latest.started_at)
+    return replace(outcome, verdict=verdict.record(state, outcome.name, made))
+
+
 def failed(rerun: Rerun, error: str) -> CollectionOutcome:
     """The outcome of a collection whose retry failed with an API error."""
     assert rerun.desired is not None
-    outcome = _outcome(rerun.report, rerun.desired, (), rerun.round)
+    outcome = _outcome(rerun.report, rerun.desired, (), rerun.round, rerun.prints)
     return dataclasses.replace(outcome, error=error)
 
 
@@ -183,6 +263,7 @@ def _outcome(
     desired: DesiredCollection,
     retries: tuple[RetryOutcome, ...],
     state: retry.Round | None,
+    prints: Prints,
 ) -> CollectionOutcome:
     run: Mapping[str, Any] = entry.get("run") or {}
     total = int(run.get("total_requests", 0))
@@ -209,20 +290,19 @@ def _outcome(
             success_requests=int(run.get("success_requests", 0)),
             failed_requests=int(run.get("failed_requests", 0)),
             timeout_requests=int(run.get("timeout_requests", 0)),
-            failed_jobs=tuple(
-                FailedJob(
-                    str(j.get("job_id")),
-                    str(j.get("url")),
-                    str(j.get("status")),
-                    str(j.get("error")),
-                )
-                for j in run.get("failed_jobs") or ()
-                if isinstance(j, Mapping)
-            ),
+            failed_jobs=tuple(_shown(j) for j in run.get("failed_jobs") or ()),
             credits=sum(r.credits for r in retries),
             reason=reason,
             within_max_failed=within,
             retries=retries,
-            final=final,
+            final=shown.final_counts(desired, final, prints),
         ),
+    )
+
+
+def _shown(job: Mapping[str, Any]) -> ShownJob:
+    """A failed job of the earlier report, as it showed it (schema-checked on reading)."""
+    optional = {k: job.get(k) for k in ("custom_id", "status_code", "block_reason", "request")}
+    return ShownJob(
+        str(job["job_id"]), str(job["url"]), str(job["status"]), str(job["error"]), **optional
     )

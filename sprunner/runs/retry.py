@@ -23,61 +23,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sprunner.api.client import ApiClient
 from sprunner.api.models import Job, Run
 from sprunner.backoff import WRITE_BACKOFF, Backoff
+from sprunner.credits import charged, charged_for, per_request
 from sprunner.jobfile.model import DesiredCollection, RetryPolicy, request_credits
 from sprunner.outcome import FinalCounts, RetryOutcome
 from sprunner.runs import companion, failing, poller, starter
 from sprunner.runs import retryledger as ledger
 from sprunner.runs.companion import Matched
 from sprunner.runs.delivery import max_poll_delay
+from sprunner.runs.ledger import CreditBrake
 from sprunner.runs.retryresults import Hook, RetryResults, RunResults
 from sprunner.state import RunRecord
 from sprunner.state import StateStore as State
-
-
-class CreditBrake:
-    """`--max-credits` across an apply's retry runs: what is committed so far, and the cap.
-
-    Committed = what the first runs of the apply take (`first_runs`: the credit ledger's
-    decisions, awaited so that a first run the ledger will still start is counted, not
-    only those started so far) + the retries taken so far. First runs come first: a retry
-    never takes credits a later first run was allowed. The check and the take are one step
-    after that wait (no await in between), so concurrent retries of several collections
-    never pass the cap together; among themselves retries are served in the order they ask.
-    """
-
-    def __init__(
-        self,
-        max_credits: int | None,
-        committed: int = 0,
-        *,
-        first_runs: Callable[[], Awaitable[int]] | None = None,
-    ) -> None:
-        self.max_credits = max_credits
-        self.committed = committed  # retries (and, without `first_runs`, the rest) so far
-        self._first_runs = first_runs
-
-    async def take(self, cost: int) -> str | None:
-        """None when `cost` fits (and is taken), else why the retry is refused."""
-        if self.max_credits is None:
-            self.committed += cost
-            return None
-        first = 0 if self._first_runs is None else await self._first_runs()
-        if first + self.committed + cost > self.max_credits:
-            left = max(self.max_credits - first - self.committed, 0)
-            spent = f"first runs {first}, retries {self.committed}" if first else ""
-            return (
-                f"refused: a retry costs {cost} credits and only {left} of --max-credits "
-                f"{self.max_credits} are left" + (f" ({spent})" if spent else "")
-            )
-        self.committed += cost
-        return None
 
 
 @dataclass(frozen=True)
@@ -89,7 +52,7 @@ class Context:
     apply_id: str
     brake: CreditBrake
     backoff: Backoff = WRITE_BACKOFF
-    log: Callable[[str], None] = lambda line: None
+    log: Callable[..., None] = lambda line, **fields: None  # a line, and its JSON fields
     clock: Callable[[], float] = time.time
     warn: Callable[[str], None] = lambda line: None
 
@@ -100,7 +63,7 @@ class Retried:
 
     retries: tuple[RetryOutcome, ...]
     final: FinalCounts
-    credits: int = 0  # what this apply spent on retry runs
+    credits: int = 0  # charged by the retry runs (`sprunner.credits`)
     # Runs each request that ever failed took, by (url, custom_id): the `attempts` column
     # of the report's still-failing jobs; absent keys took one run.
     attempts: Mapping[tuple[str, str | None], int] = field(default_factory=dict)
@@ -233,7 +196,7 @@ async def attempt_once(
         await asyncio.sleep(policy.delay)
     refused = await ctx.brake.take(cost)
     if refused is not None:
-        ctx.log(f"{desired.name}: retry {attempt} {refused}")
+        ctx.log(f"{desired.name}: retry {attempt} {refused}", event="retry_refused")
         outcome = RetryOutcome(attempt, "refused", requests=len(requests), reason=refused)
         return outcome, state, None if book is None else replace(book, done=True)
     record = ledger.Attempt(attempt, requests=len(requests), credits=cost)
@@ -260,11 +223,15 @@ async def attempt_once(
     book = _note(ctx, desired.name, book, record := replace(record, run_id=started.run.run_id))
     ctx.log(
         f"{desired.name}: retry {attempt}: run {started.run.run_id} of {target.name} "
-        f"started ({len(requests)} requests)"
+        f"started ({len(requests)} requests)",
+        event="retry_started",
+        collection=desired.name,
+        run_id=started.run.run_id,
+        attempt=attempt,
+        total_requests=len(requests),
+        cost=cost,
     )
-    outcome, state = await _finish(
-        ctx, desired, policy, record, started, state, credits=cost, results=results
-    )
+    outcome, state = await _finish(ctx, desired, policy, record, started, state, results=results)
     book = _note(ctx, desired.name, book, replace(record, done=True))
     return outcome, state, book
 
@@ -325,19 +292,27 @@ async def resume(
     start was never sent (nothing ran): the caller starts it as a new retry."""
     name = companion.companion_name(desired.name)
     entry = ctx.state.get(name)
-    collection_id = record.collection_id or (entry.id if entry is not None and entry.id else None)
+    collection_id = record.collection_id or (entry.id if entry and entry.id else None)
     if collection_id is None:
         return None
-    started = await starter.adopt_ours(
-        ctx.client, ctx.state, name=name, collection_id=collection_id
-    )
+    started, flying = None, entry.inflight if entry else None
+    # The companion's run in flight is this retry's unless the ledger names another run for
+    # it: a kill before a later retry's end leaves that one in flight (adopted as its own).
+    if record.run_id is None or (flying and flying.run_id == record.run_id):
+        started = await starter.adopt_ours(
+            ctx.client, ctx.state, name=name, collection_id=collection_id
+        )
     if started is None and record.run_id is not None:
         run = await ctx.client.get_run(collection_id, record.run_id, name=name)
         started = starter.Started(run, adopted=True, started_at=ctx.clock())
     if started is None:
         return None
-    ctx.log(f"{desired.name}: retry {record.attempt}: adopted run {started.run.run_id}")
-    return await _finish(ctx, desired, policy, record, started, state, credits=0, results=results)
+    ctx.log(
+        f"{desired.name}: retry {record.attempt}: adopted run {started.run.run_id}",
+        event="retry_adopted",
+        run_id=started.run.run_id,
+    )
+    return await _finish(ctx, desired, policy, record, started, state, results=results)
 
 
 async def _finish(
@@ -348,11 +323,11 @@ async def _finish(
     started: starter.Started,
     state: Round,
     *,
-    credits: int,
     results: RunResults | None = None,
 ) -> tuple[RetryOutcome, Round]:
     """Wait for a retry run (its results drained meanwhile) and carry what still fails
-    over to the next round."""
+    over to the next round. Its credits are the ones charged (`sprunner.credits`): the cost
+    of the requests it re-ran that succeeded."""
     name = companion.companion_name(desired.name)
     hook = None
     if results is not None:
@@ -366,8 +341,46 @@ async def _finish(
         if hook is not None:
             hook.close()
     starter.finish(ctx.state, name=name)
+    run, requests = waited.run, state.pending.requests
+    bad = [] if waited.timed_out else await failing.jobs(ctx.client, run, name=name)
+    outcome = _outcome(desired, record, started, waited, requests, bad, shown)
+    ctx.log(
+        f"{desired.name}: retry {record.attempt}: run {run.run_id} {outcome.status}: "
+        f"{run.success_requests}/{run.total_requests} ok",
+        event="retry_finished",
+        collection=desired.name,
+        run_id=run.run_id,
+        attempt=record.attempt,
+        success_requests=run.success_requests,
+        total_requests=run.total_requests,
+        credits=outcome.credits,
+    )
+    if waited.timed_out:
+        return outcome, state
+    keys = {companion.job_key(j) for j in state.pending.jobs}
+    tried = {key: state.attempts.get(key, 1) + 1 for key in keys}
+    attempts = {**state.attempts, **tried}
+    nxt = split(state.pending.requests, bad, policy, attempts=attempts, settled=state.settled)
+    return outcome, replace(nxt, unmatched=state.unmatched)
+
+
+def _outcome(
+    desired: DesiredCollection,
+    record: ledger.Attempt,
+    started: starter.Started,
+    waited: poller.Waited,
+    requests: Sequence[Mapping[str, Any]],
+    bad: Sequence[Job],
+    shown: Mapping[str, Any] | None,
+) -> RetryOutcome:
+    """A retry run as the report shows it; charged the cost of the requests it re-ran
+    that succeeded (an estimate when it timed out: which ones is not known)."""
     run = waited.run
-    outcome = RetryOutcome(
+    if waited.timed_out:
+        credits = charged(run.success_requests, per_request(requests))
+    else:
+        credits = charged_for(requests, (companion.job_key(j) for j in bad))
+    return RetryOutcome(
         record.attempt,
         "timed_out" if waited.timed_out else "completed",
         run_id=run.run_id,
@@ -381,15 +394,3 @@ async def _finish(
         reason=f"still in progress after {desired.run.timeout:g}s" if waited.timed_out else None,
         results=shown,
     )
-    ctx.log(
-        f"{desired.name}: retry {record.attempt}: run {run.run_id} {outcome.status}: "
-        f"{run.success_requests}/{run.total_requests} ok"
-    )
-    if waited.timed_out:
-        return outcome, state
-    bad = await failing.jobs(ctx.client, run, name=name)
-    keys = {companion.job_key(j) for j in state.pending.jobs}
-    tried = {key: state.attempts.get(key, 1) + 1 for key in keys}
-    attempts = {**state.attempts, **tried}
-    nxt = split(state.pending.requests, bad, policy, attempts=attempts, settled=state.settled)
-    return outcome, replace(nxt, unmatched=state.unmatched)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from sprunner.killpoints import reached
 from sprunner.state import StateStore as State
 
 KIND = "retry"
@@ -73,3 +74,4 @@ def save(state: State, name: str, ledger: Ledger) -> None:
         "done": ledger.done,
     }
     state.put_blob(name, ledger.kind, value)
+    reached("retry.ledger")

@@ -10,25 +10,21 @@ has exactly one line per request, with its final status and `attempts`.
   parent's `results.retry` blob at every commit: a kill mid-drain resumes exactly (the
   retry run is adopted by the ledger of `runs/retry.py`, its drain goes on from the mark).
 - After the last retry, `publish` folds the staged rows into the final file
-  (`results/merge.fold`), which appears under its final name once, complete; then the
-  parent's checkpoint is journaled finished with the figures the report shows, and the
-  staged files are removed. A kill before that journal write folds again (the staged
-  files are only read); after it, an adopted run reports the journaled figures.
-
-`sprunner retry REPORT.json` (`CommandResults`): SPEC §8 says nothing of its results; the
-file published for the earlier run is not rewritten (it may have been read, copied or
-loaded since). Each companion run's rows go to the collection's results destination as a
-run of their own: `collection=<name>/date=<day>/<retry run id>.<format>` and its manifest,
-one row per re-run request with its `attempts`; readers take, per request, the row with the
-most attempts. Its drain is journaled under the companion's entry, so an adopted run's
-file is finished, never doubled.
+  (`results/merge.fold`); its publication is journaled in the parent's entry before
+  anything is renamed, then the file appears under its final name once, complete; then
+  the parent's checkpoint is journaled finished with the figures the report shows, and
+  the staged files are removed. A kill before the publication is journaled folds again
+  (the staged files are only read); after it, the publication is rolled forward
+  (`resultsfile.roll_forward`), and an adopted run reports the journaled figures.
+- A fold that fails (a full disk, an unreachable store) leaves the parent's entry held:
+  its results are pending, and the next apply folds them (`runs/catchup.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -37,22 +33,18 @@ from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError, TransientApiError
 from sprunner.api.models import Run
 from sprunner.jobfile.model import DesiredCollection
-from sprunner.runs.delivery import (
-    BLOB_KIND,
-    Delivered,
-    Delivery,
-    Persisted,
-    drain_fields,
-    open_drain,
-    shown_to,
-    spool_dir_of,
-)
+from sprunner.killpoints import reached
+from sprunner.results.errors import ResultsError
+from sprunner.results.journal import STAGED, CurrentSlot, Entry, Slot
+from sprunner.runs.delivery import Persisted, open_drain
+from sprunner.runs.resultsfile import Delivered, drain_fields, shown_to, spool_dir_of, sweep
 from sprunner.state import StateStore
 
 if TYPE_CHECKING:
     from sprunner.results.checkpoint import DrainCheckpoint
+    from sprunner.results.publication import Publication
 
-STAGED_KIND = "results.retry"
+STAGED_KIND = STAGED
 
 
 class Hook(Protocol):
@@ -97,10 +89,16 @@ class RetryResults:
         *,
         warn: Callable[[str], None],
         published: Mapping[str, Any] | None = None,
+        slot: Slot | None = None,
+        staged: Mapping[str, Any] | None = None,
     ) -> None:
+        """`slot` and `staged`: where the parent's entry and its retries' stages are kept
+        (a displaced held entry carries its stages: `results.journal.displace`)."""
         self._client, self._state, self._desired = client, state, desired
         self._parent, self._first, self._warn = parent, first, warn
         self._published = published
+        self._slot = slot or CurrentSlot(state, desired.name)
+        self._stages = staged
         self.error: str | None = None
 
     @classmethod
@@ -117,28 +115,32 @@ class RetryResults:
         None without `results:` or when its delivery failed (the collection failed)."""
         if desired.results is None:
             return None
-        blob = state.get_blob(desired.name, BLOB_KIND)
-        first = _checkpoint(blob.get("checkpoint")) if isinstance(blob, Mapping) else None
-        if first is None or first.run_id != parent.run_id:
+        entry = CurrentSlot(state, desired.name).load()
+        if entry is None or entry.checkpoint.run_id != parent.run_id:
             return None
-        report = blob.get("report")
-        if first.finished and isinstance(report, Mapping):
-            shown = Delivered(**report).report()  # as journaled: `file` is not reported
-            return cls(client, state, desired, parent, first, warn=warn, published=shown)
-        if not blob.get("held"):
+        if entry.finished and entry.report is not None:
+            shown = Delivered(**entry.report).report()  # as journaled: `file` is not reported
+            done = cls(client, state, desired, parent, entry.checkpoint, warn=warn, published=shown)
+            done.cleanup()  # a kill may have come before the staged files were removed
+            return done
+        if not entry.held:
             return None
-        return cls(client, state, desired, parent, first, warn=warn)
+        return cls(client, state, desired, parent, entry.checkpoint, warn=warn)
 
     # -- the staged drains of the retry runs ----------------------------------------------
-    def _staged(self) -> dict[str, Any]:
-        blob = self._state.get_blob(self._desired.name, STAGED_KIND)
+    def staged(self) -> dict[str, Any]:
+        blob = (
+            self._stages
+            if self._stages is not None
+            else self._state.get_blob(self._desired.name, STAGED_KIND)
+        )
         if not isinstance(blob, Mapping) or blob.get("parent_run") != self._parent.run_id:
             return {}
         attempts = blob.get("attempts")
         return dict(attempts) if isinstance(attempts, Mapping) else {}
 
     def journal(self, attempt: int, run_id: str, checkpoint: Any, *, settled: bool) -> None:
-        staged = self._staged()
+        staged = self.staged()
         staged[str(attempt)] = {
             "run_id": run_id,
             "checkpoint": checkpoint.to_json(),
@@ -154,7 +156,7 @@ class RetryResults:
         from sprunner.results.errors import ResultsError
         from sprunner.results.merge import staging_paths
 
-        entry = self._staged().get(str(attempt))
+        entry = self.staged().get(str(attempt))
         saved = _checkpoint(entry.get("checkpoint")) if isinstance(entry, Mapping) else None
         if saved is not None and (saved.run_id != run.run_id or saved.finished):
             saved = None
@@ -192,10 +194,9 @@ class RetryResults:
             return self._published
         if self.error is not None:
             return None
-        from sprunner.results.errors import ResultsError
-        from sprunner.results.merge import Staged, fold, staging_paths
+        from sprunner.results.merge import Staged, fold
 
-        staged = self._staged()
+        staged = self.staged()
         retries = []
         for attempt, run_id in retried:
             entry = staged.get(str(attempt))
@@ -205,14 +206,24 @@ class RetryResults:
             if saved is None or saved.run_id != run_id:
                 self.fail(f"the results of retry run {run_id} were not drained whole")
                 return None
-            retries.append(Staged(run_id, staging_paths(self._first.paths, attempt), saved.lines))
+            retries.append(Staged(run_id, saved.paths, saved.lines))
         first = Staged(self._first.run_id, self._first.paths, self._first.lines)
-        spool = spool_dir_of(self._state)
+
+        def record(publication: Publication) -> None:
+            self._slot.save(Entry(replace(self._first, publication=publication), held=True))
+
         try:
             published, manifest = await asyncio.to_thread(
-                fold, self._first.paths, first, retries, self._manifest(), spool_dir=spool
+                fold,
+                self._first.paths,
+                first,
+                retries,
+                self._manifest(),
+                run_started_at=self._first.run_started_at,
+                spool_dir=spool_dir_of(self._state),
+                record=record,
             )
-        except (OSError, ResultsError) as e:
+        except ResultsError as e:
             self.fail(str(e))
             return None
         delivered = Delivered(
@@ -228,10 +239,7 @@ class RetryResults:
                 f"{self._desired.name}: run {self._parent.run_id}: {delivered.expired} "
                 f"result(s) expired and {delivered.missing} missing (see the manifest)"
             )
-        # Every staged file goes, a retry run not waited to its end (not folded) included.
-        last = max([self._desired.run.retry.attempts, *(int(k) for k in staged if k.isdigit())])
-        leftover = [staging_paths(self._first.paths, k) for k in range(1, last + 1)]
-        self._finished(delivered, [self._first.paths, *leftover])
+        self._finished(delivered)
         return delivered.report()
 
     def _manifest(self) -> dict[str, Any]:
@@ -249,20 +257,19 @@ class RetryResults:
             "sprunner_version": __version__,
         }
 
-    def _finished(self, delivered: Delivered, staged: Sequence[Any]) -> None:
+    def _finished(self, delivered: Delivered) -> None:
         """Journal the final figures (durable), then drop the staged files."""
-        from dataclasses import replace
-
-        from sprunner.results.writer import part_path
-
         done = replace(self._first, finished=True, lines=delivered.lines, bytes=delivered.bytes)
-        value = {"checkpoint": done.to_json(), "report": delivered.__dict__, "held": False}
-        self._state.put_blob(self._desired.name, BLOB_KIND, value, durable=True)
-        self._state.put_blob(self._desired.name, STAGED_KIND, None)
-        spool = spool_dir_of(self._state)
-        for paths in staged:
-            with contextlib.suppress(OSError):
-                part_path(paths, spool_dir=spool).unlink()
+        self._slot.save(Entry(done, delivered.__dict__))
+        reached("publish.finished")
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        """Remove the staged files of the parent and of every retry (a retry run not
+        waited to its end, never folded, included) and their record."""
+        if isinstance(self._slot, CurrentSlot) and self.staged():
+            self._state.put_blob(self._desired.name, STAGED_KIND, None)
+        sweep(self._first, spool_dir_of(self._state))
 
     def fail(self, error: str) -> None:
         self.error = f"results of run {self._parent.run_id}: {error}"
@@ -332,60 +339,10 @@ class _Staged:
             self.fail(e)
             return None
         self._owner.journal(self._attempt, run.run_id, self.drain.checkpoint, settled=True)
+        reached("retry.settled")
         return None
 
     def close(self) -> None:
         if self.drain is not None:
             self.drain.close()
             self.drain = None
-
-
-class CommandResults:
-    """`sprunner retry`: each companion run's rows as a run of their own (module docstring)."""
-
-    def __init__(
-        self,
-        client: ApiClient,
-        state: StateStore,
-        desired: DesiredCollection,
-        attempts_of: Mapping[tuple[str, str | None], int],
-        *,
-        warn: Callable[[str], None],
-    ) -> None:
-        self._client, self._state, self._desired = client, state, desired
-        self._attempts_of, self._warn = attempts_of, warn
-
-    async def begin(self, attempt: int, run: Run, started_at: float) -> Hook | None:
-        if self._desired.results is None:
-            return None
-        delivery = Delivery(
-            self._client,
-            self._state,
-            self._desired,
-            run,
-            started_at=started_at,
-            warn=self._warn,
-            journal=self._desired.name + ".retry",
-            attempts_of=self._attempts_of,
-        )
-        await delivery.open()
-        return _Published(delivery)
-
-
-class _Published:
-    def __init__(self, delivery: Delivery) -> None:
-        self._delivery = delivery
-
-    @property
-    def error(self) -> str | None:
-        return self._delivery.error
-
-    async def on_poll(self, run: Run) -> None:
-        await self._delivery.on_poll(run)
-
-    async def done(self, run: Run) -> Mapping[str, Any] | None:
-        delivered = await self._delivery.finish(run)
-        return None if delivered is None else delivered.report()
-
-    def close(self) -> None:
-        self._delivery.close()

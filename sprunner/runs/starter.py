@@ -26,6 +26,7 @@ from sprunner.api.client import ApiClient
 from sprunner.api.errors import NotFoundError
 from sprunner.api.models import Run
 from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
+from sprunner.killpoints import reached
 from sprunner.state import RunRecord
 from sprunner.state import StateStore as State
 
@@ -143,6 +144,7 @@ def finish(state: State, *, name: str) -> None:
     if state.get(name) is not None:
         # Not fsynced on its own (nothing relies on it): see the state module docstring.
         state.update(name, inflight=None, durable=False)
+    reached("run.finished")
 
 
 async def last_run_time(

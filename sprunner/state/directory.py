@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sprunner.atomic import write_atomically
-from sprunner.errors import LockHeldError, StateError
+from sprunner.errors import LockHeldError, StateDirectoryError, StateError
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.state import journal
 from sprunner.state.applied import AppliedFiles
@@ -342,7 +342,7 @@ def locked(directory: Path) -> Iterator[None]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StateError(f"cannot create the state directory {directory}: {e}") from e
+        raise StateDirectoryError.cannot("create", directory, e) from e
     lock = FileLock(str(directory / "lock"), timeout=0)
     try:
         lock.acquire()
@@ -352,10 +352,7 @@ def locked(directory: Path) -> Iterator[None]:
             "it is released when that process ends"
         ) from None
     except OSError as e:
-        raise StateError(
-            f"cannot lock the state directory {directory}: {e.strerror or e} "
-            f"({directory / 'lock'}); it must be a writable directory"
-        ) from e
+        raise StateDirectoryError.cannot("lock", directory, e) from e
     try:
         yield
     finally:

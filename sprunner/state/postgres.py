@@ -26,9 +26,9 @@ import os
 import socket
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from sprunner.errors import StateError, UsageError
+from sprunner.redact import url_without_password
 from sprunner.state.base import StateConnectionLost, StateStore
 from sprunner.state.model import Entry, LockHolder, entry_from_json, entry_to_json
 
@@ -74,12 +74,9 @@ def _psycopg() -> ModuleType:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL without its password (user-info or `?password=`), for messages: the one
+    function for it (`redact.url_without_password`)."""
+    return url_without_password(url)
 
 
 def lock_key(api_url: str, name: str) -> int:

@@ -39,6 +39,7 @@ class Call:
     match: re.Match[str]  # of the rule's path: named groups such as (?P<cid>...)
     body: bytes
     headers: dict[str, str]  # lower-case names
+    query: str = ""  # the query string, decoded
 
     def __getitem__(self, group: str) -> str:
         return self.match[group]
@@ -63,7 +64,8 @@ class Rule:
         if found is None:
             return None
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        call = Call(found, body, headers)
+        query = scope.get("query_string", b"").decode("latin-1")
+        call = Call(found, body, headers, query)
         return call if self.when(call) else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +30,22 @@ def data_file(root: Path, collection: str, run_id: str, fmt: str = "jsonl.gz") -
 
 def manifest_of(data: Path) -> dict[str, Any]:
     stem = data.name.split(".", 1)[0]
-    manifest: dict[str, Any] = json.loads((data.parent / f"{stem}.manifest.json").read_text())
+    manifest: dict[str, Any] = json.loads((data.parent / f"_{stem}.manifest.json").read_text())
     return manifest
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a result file, whichever format."""
+    """The rows of a result file, whichever format (timestamps as JSON lines spell them)."""
     if path.name.endswith(".parquet"):
         import pyarrow.parquet as pq
 
+        from sprunner.results.times import utc_text
+
         rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+        for row in rows:
+            for name, value in row.items():
+                if isinstance(value, datetime):
+                    row[name] = utc_text(value)
         return rows
     raw = path.read_bytes()
     if path.name.endswith(".gz"):

@@ -4,10 +4,9 @@ pings, and the report and JUnit fields a monitor reads. Against the emulator, th
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
-import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sprunner import __version__
 from sprunner.cli import cli
 from sprunner.emulator.server import running_emulator
 from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, check_report, write_job
+from tests.monitor import Monitor
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
 
@@ -79,7 +79,9 @@ def test_a_progress_line_comes_while_waiting(sprunner: Sprunner, tmp_path: Path)
     progress = [line for line in result.stderr.splitlines() if "progress: " in line]
     assert progress, result.stderr
     assert STAMP.match(progress[0])
-    assert "runs 0/1 done" in progress[0] and "credits 2" in progress[0]
+    # Credits charged so far (`sprunner.credits`): none before a request succeeded.
+    found = re.search(r"runs 0/1 done, .* credits (\d+),", progress[0])
+    assert found is not None and int(found.group(1)) <= 2, progress[0]
 
 
 def test_vv_logs_every_api_call_without_the_key(sprunner: Sprunner, tmp_path: Path) -> None:
@@ -104,13 +106,33 @@ def test_json_logs_one_object_a_line_option_after_the_command(
     for record in records:
         assert {"ts", "level", "event", "collection", "run_id", "message"} <= set(record)
         assert record["ts"].endswith("Z")
+        # Every line, not only the first and the last: interleaved applies can be grouped.
+        assert record["apply_id"] == report["apply_id"], record
     by_event = {r["event"]: r for r in records}
-    started = by_event["run_started"]
+    assert list(by_event) == [
+        "apply_started",
+        "collection_created",
+        "run_started",
+        "run_finished",
+        "apply_finished",
+    ]
     run_id = report["collections"][0]["run"]["run_id"]
-    assert (started["collection"], started["run_id"]) == ("good", run_id)
-    assert by_event["run_completed"]["collection"] == "good"
-    assert by_event["apply_finished"]["exit_code"] == 0
-    assert by_event["apply_started"]["apply_id"] == report["apply_id"]
+    created = by_event["collection_created"]
+    assert (created["collection"], created["message"]) == (
+        "good",
+        f"good: created ({report['collections'][0]['collection_id']})",
+    )
+    started = by_event["run_started"]
+    assert (started["collection"], started["run_id"], started["total_requests"]) == (
+        "good",
+        run_id,
+        2,
+    )
+    finished = by_event["run_finished"]
+    assert (finished["collection"], finished["ok"], finished["level"]) == ("good", True, "info")
+    assert (finished["success_requests"], finished["credits"], finished["retries"]) == (2, 2, 0)
+    done = by_event["apply_finished"]
+    assert (done["exit_code"], done["ok"], done["runs"], done["credits"]) == (0, True, 1, 2)
 
 
 def _metric(text: str, name: str) -> float | None:
@@ -154,57 +176,60 @@ def test_an_unwritable_metrics_file_warns_and_keeps_the_exit_code(
     assert "warning: cannot write metrics" in result.stderr
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    paths: list[str]
-
-    def do_GET(self) -> None:
-        self.paths.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture
-def ping_server() -> Iterator[tuple[str, list[str]]]:
-    paths: list[str] = []
-    handler = type("Handler", (_Recorder,), {"paths": paths})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/ping/abc-uuid", paths
-    finally:
-        server.shutdown()
-        server.server_close()
+def monitor() -> Iterator[Monitor]:
+    with Monitor() as server:
+        yield server
 
 
-@pytest.mark.parametrize(
-    ("text", "code", "last"), [(GOOD, 0, "/ping/abc-uuid"), (BAD, 1, "/ping/abc-uuid/1")]
-)
+def _rid(apply_id: str) -> str:
+    return str(uuid.UUID(apply_id))
+
+
+@pytest.mark.parametrize(("text", "code", "last"), [(GOOD, 0, ""), (BAD, 1, "/1")])
 def test_ping_start_then_exit_code(
-    sprunner: Sprunner,
-    tmp_path: Path,
-    ping_server: tuple[str, list[str]],
-    text: str,
-    code: int,
-    last: str,
+    sprunner: Sprunner, tmp_path: Path, monitor: Monitor, text: str, code: int, last: str
 ) -> None:
-    url, paths = ping_server
-    result, _ = sprunner.apply(write_job(tmp_path, text), "--ping", url)
+    result, report = sprunner.apply(write_job(tmp_path, text), "--ping", monitor.url("abc-uuid"))
     assert result.exit_code == code, result.stderr
-    assert paths == ["/ping/abc-uuid/start", last]
+    rid = _rid(report["apply_id"])
+    start, end = monitor.pings
+    assert (start.method, start.path, start.query) == ("GET", "/ping/abc-uuid/start", {"rid": rid})
+    assert (end.method, end.path, end.query) == ("POST", f"/ping/abc-uuid{last}", {"rid": rid})
+    # The body is the summary: the exit code and the counts, a few lines.
+    assert end.body.startswith(f"sprunner apply {report['apply_id']}: exit code {code}\n")
+    assert "Runs: 1, 2 requests:" in end.body
+    assert len(end.body.splitlines()) <= 6
     assert "abc-uuid" not in result.stderr
 
 
-def test_ping_reports_invalid_job_files(
-    sprunner: Sprunner, tmp_path: Path, ping_server: tuple[str, list[str]]
+def test_a_ping_keeps_the_query_string_of_its_url(
+    sprunner: Sprunner, tmp_path: Path, monitor: Monitor
 ) -> None:
-    url, paths = ping_server
-    result = sprunner("apply", str(write_job(tmp_path, "name: x\n")), "--ping", url)
+    url = monitor.url("KEY/nightly-shop") + "?create=1"
+    result, report = sprunner.apply(write_job(tmp_path, BAD), "--ping", url)
+    assert result.exit_code == 1
+    start, end = monitor.pings
+    rid = _rid(report["apply_id"])
+    # Not `...?create=1/start`, which a monitor reads as a success ping.
+    assert (start.path, start.query) == (
+        "/ping/KEY/nightly-shop/start",
+        {"create": "1", "rid": rid},
+    )
+    assert (end.path, end.query) == ("/ping/KEY/nightly-shop/1", {"create": "1", "rid": rid})
+    assert "FAILED good: 1 of 2 jobs failed or timed out" in end.body
+
+
+def test_ping_reports_invalid_job_files(
+    sprunner: Sprunner, tmp_path: Path, monitor: Monitor
+) -> None:
+    result = sprunner("apply", str(write_job(tmp_path, "name: x\n")), "--ping", monitor.url("u"))
     assert result.exit_code == 2
-    assert paths == ["/ping/abc-uuid/start", "/ping/abc-uuid/2"]
+    assert [(p.method, p.path) for p in monitor.pings] == [
+        ("GET", "/ping/u/start"),
+        ("POST", "/ping/u/2"),
+    ]
+    assert "missing required key 'version'" in monitor.pings[1].body
 
 
 def test_report_and_junit_carry_timings_ids_and_failed_job_details(
@@ -237,17 +262,27 @@ def test_blocked_jobs_carry_their_block_reason(sprunner: Sprunner, tmp_path: Pat
     assert sprunner.calls()["list_jobs"] == 1
 
 
-def test_a_skipped_collection_shows_its_last_run(sprunner: Sprunner, tmp_path: Path) -> None:
+def test_a_skipped_collection_keeps_the_verdict_of_its_last_run(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
     job = write_job(tmp_path, BAD.replace("run: {", "run: {when: changed, "))
     _, report = sprunner.apply(job)
     ran = report["collections"][0]["run"]
+    sprunner.reset_calls()
     second, report = sprunner.apply(job)
-    assert second.exit_code == 0, second.stderr
+    # Health never forgets (SPEC §9): the skipped collection's last run failed.
+    assert second.exit_code == 1, second.stderr
+    assert sprunner.calls() == {"list": 1}  # the verdict is the state's: no API call
     collection = report["collections"][0]
     assert collection["run"]["status"] == "skipped"
-    last = collection["last_run"]
-    assert last["run_id"] == ran["run_id"] and last["status"] == "completed"
+    last = collection["verdict"]
+    assert (last["run_id"], last["status"], last["ok"]) == (ran["run_id"], "completed", False)
     assert (last["success_requests"], last["failed_requests"]) == (1, 1)
+    assert collection["reason"] == (
+        f"last run {ran['run_id']} at {last['finished_at']} failed: 1 failed or timed-out "
+        "jobs; max_failed is 0; no run now: run.when is changed and nothing changed"
+    )
+    assert f"FAILED good: last run {ran['run_id']}" in second.stdout
 
 
 def test_global_options_after_the_command_name(sprunner: Sprunner, tmp_path: Path) -> None:
@@ -278,3 +313,18 @@ def test_global_options_after_the_command_name(sprunner: Sprunner, tmp_path: Pat
     assert check_report(report)["api_url"] == sprunner.emulator.url
     assert (tmp_path / "elsewhere").is_dir()
     assert all(line.startswith("{") for line in result.stderr.splitlines())
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_usage_error_follows_the_log_format(sprunner: Sprunner, where: str) -> None:
+    option = ["--log-format", "json"]
+    args = [*option, "apply", "--bogus"] if where == "before" else ["apply", "--bogus", *option]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["event"], record["exit_code"]) == ("error", "usage_error", 2)
+    assert record["message"].startswith("No such option '--bogus'")
+    assert record["apply_id"] is None and record["command"].endswith(" apply")
+    plain = CliRunner().invoke(cli, ["apply", "--bogus"])
+    assert plain.exit_code == 2 and "Error: No such option '--bogus'" in plain.stderr

@@ -4,6 +4,7 @@ one row per job, drained while the run goes on, under faults and short retention
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from sprunner.emulator.bodies import RESULT_INLINE_CAP
 from sprunner.emulator.server import running_emulator
+from sprunner.results.rowschema import NAMES
 from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, write_job
 from tests.e2e.results_helpers import (
     data_file,
@@ -82,7 +84,13 @@ def test_an_apply_writes_one_row_per_job_in_the_hive_layout(
     bigs = [r for r in rows if "/big/" in str(r["url"])]
     assert len(bigs) == 3 and all(len(str(r["html"])) > RESULT_INLINE_CAP // 2 for r in bigs)
     assert sprunner.calls()["get_result"] >= 3
-    assert "screenshot" not in rows[0]
+    # The declared schema: every column in every row; the API's fields mapped once.
+    assert all(tuple(r) == NAMES for r in rows)
+    assert all(r["screenshot"] is None for r in rows)  # not chosen by default
+    assert all(r["run_id"] == run_id and r["run_started_at"] for r in rows)
+    assert json.loads(by_url["https://shop.test/p/7"]["extra"]) == {
+        "content_type": "text/html; charset=utf-8"
+    }
 
     manifest = manifest_of(data)
     assert manifest["run_id"] == run_id and manifest["collection"] == "shop"
@@ -154,7 +162,7 @@ def test_results_that_expire_mid_drain_are_counted_warned_and_reported(tmp_path:
     check_one_row_per_job(sprunner, rows, run_id)
     expired = [r for r in rows if r["result_unavailable"] == "result_expired"]
     assert expired, "jobs that finished before the first poll must have expired"
-    assert all("html" not in r for r in expired)
+    assert all(r["html"] is None for r in expired)
     results = report["collections"][0]["run"]["results"]
     assert (
         results["expired"]

@@ -66,7 +66,8 @@ def test_an_apply_delivers_to_s3_in_one_commit_per_file(
     assert data_key.endswith(f"/{run_id}.jsonl.gz")
     rows = [json.loads(line) for line in gzip.decompress(fs.cat_file(data_key)).splitlines()]
     assert sorted(r["job_id"] for r in rows) == expected
-    manifest = json.loads(fs.cat_file(data_key.replace(".jsonl.gz", ".manifest.json")))
+    folder = data_key.rsplit("/", 1)[0]
+    manifest = json.loads(fs.cat_file(f"{folder}/_{run_id}.manifest.json"))
     assert manifest["lines"] == len(expected)
     results = report["collections"][0]["run"]["results"]
     assert results["to"] == f"s3://{name}/crawls" and results["lines"] == len(expected)
@@ -94,7 +95,41 @@ def test_retries_fold_into_one_object_uploaded_once(
     assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
         ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
     ]  # fmt: skip
-    manifest = json.loads(fs.cat_file(data_key.replace(".jsonl.gz", ".manifest.json")))
+    folder, file = data_key.rsplit("/", 1)
+    manifest = json.loads(fs.cat_file(f"{folder}/_{file.split('.')[0]}.manifest.json"))
     assert manifest["lines"] == report["collections"][0]["run"]["results"]["lines"] == 3
     assert len(manifest["retries"]) == 2
     assert list((tmp_path / "state").rglob("*.part")) == []
+
+
+def test_with_a_state_url_uploads_are_never_staged_in_a_shared_spool(
+    bucket: tuple[Any, str], tmp_path: Path, state_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `--state-url` there is no state directory to stage uploads in. Another local
+    user may have made the shared `/tmp/sprunner-spool` first, writable by anyone: it is
+    never used; uploads are staged in a private directory (mkdtemp, 0700) of the process."""
+    import tempfile
+
+    from sprunner.results import writer
+
+    fs, name = bucket
+    shared_tmp = tmp_path / "tmp"
+    shared_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared_tmp))  # the machine's shared /tmp
+    monkeypatch.setattr(writer, "_private_spool", None)
+    hostile = shared_tmp / "sprunner-spool"
+    hostile.mkdir()
+    hostile.chmod(0o777)
+    with running_emulator(mode="simulate", run_seconds=0.2) as emulator:
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(tmp_path, job_text(f"s3://{name}/crawls", n=5))
+        result, report = sprunner.apply(job, "--state-url", state_db)
+        assert result.exit_code == 0, result.output
+        [run_id] = list(emulator.engine.runs)
+    assert list(hostile.iterdir()) == [], f"nothing staged in {hostile}"
+    private = [p for p in shared_tmp.iterdir() if p.name.startswith("sprunner-spool-")]
+    assert len(private) == 1 and private[0].stat().st_mode & 0o777 == 0o700
+    assert list(private[0].iterdir()) == [], "the staged file is gone once uploaded"
+    keys = [k for k in fs.find(name) if k.endswith(f"/{run_id}.jsonl.gz")]
+    rows = [json.loads(line) for line in gzip.decompress(fs.cat_file(keys[0])).splitlines()]
+    assert len(rows) == 11 == report["collections"][0]["run"]["results"]["lines"]

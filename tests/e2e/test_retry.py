@@ -34,9 +34,10 @@ def test_flaky_jobs_that_succeed_on_retry_make_the_apply_ok(
     assert [r["run_id"] for r in run["retries"]] == runs_of(sprunner, "shop.retry")
     assert run["final"]["success_requests"] == 3
     assert run["final"]["failed_jobs"] == []
-    assert [r["credits"] for r in run["retries"]] == [2, 1]
-    assert run["credits"] == 3 + 2 + 1  # credits include retries
-    assert report["summary"]["credits"] == 6
+    # Charged (`sprunner.credits`): each run's successful requests; retries included.
+    assert [r["credits"] for r in run["retries"]] == [1, 1]
+    assert run["credits"] == 1 + 1 + 1
+    assert report["summary"]["credits"] == 3
     assert report["summary"]["retries"] == 2
     assert report["summary"]["success_requests"] == 3
     # The companion holds exactly what the last retry re-ran.
@@ -157,7 +158,7 @@ def test_max_credits_refuses_a_retry_and_judges_what_ran(
     assert (refused["status"], refused["run_id"], refused["credits"]) == ("refused", None, 0)
     assert "--max-credits 4" in refused["reason"]
     assert run["final"]["failed_requests"] == 2
-    assert report["summary"]["credits"] == 3
+    assert report["summary"]["credits"] == 1  # charged: the first run's one success
     assert runs_of(sprunner, "shop.retry") == []
     assert "refused" in result.output
 

@@ -49,7 +49,9 @@ def test_the_next_sprunner_retry_of_the_report_adopts_the_killed_ones_run(
         True,
         "completed",
     )
-    assert retry["credits"] == 0  # charged to the killed command
+    # Charged by whoever sees a run to its end (`sprunner.credits`): here, once (the killed
+    # one wrote no report and no metrics).
+    assert retry["credits"] == 1
     assert retries(run) == [(1, "completed", 2, 1)]
     assert run["final"]["failed_requests"] == 1
     assert runs_of(sprunner, "news.retry") == [companion_run]  # never started twice

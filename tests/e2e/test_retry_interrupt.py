@@ -45,7 +45,9 @@ def test_kill_during_a_retry_then_the_next_apply_adopts_the_retry_run(
     assert (run["run_id"], run["adopted"]) == (parent_run, True)
     [retry] = run["retries"]
     assert (retry["run_id"], retry["adopted"], retry["status"]) == (retry_run, True, "completed")
-    assert retry["credits"] == 0
+    # Charged by whoever sees a run to its end (`sprunner.credits`): here, once (the killed
+    # one wrote no report and no metrics).
+    assert retry["credits"] == 1
     assert run["final"]["failed_requests"] == 1
     # No second parent run, no second retry run.
     assert runs_of(sprunner, "shop.retry") == [retry_run]

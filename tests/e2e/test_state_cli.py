@@ -15,7 +15,7 @@ import pytest
 from click.testing import Result
 
 from sprunner.emulator.server import EmulatorHandle, running_emulator
-from sprunner.errors import StateError, exit_code_for
+from sprunner.errors import EXIT_INVALID
 from tests.e2e.apply_helpers import Sprunner, check_report, write_job
 
 TOKEN = "q7"  # a short secret: exactly what unkeyed digests gave away
@@ -145,7 +145,7 @@ def test_an_unusable_state_directory_is_a_clear_error_not_a_traceback(
     job = write_job(tmp_path, JOB)
     state = make(tmp_path / "state")  # type: ignore[operator]
     done = cli(sprunner.emulator, "--state-dir", str(state), "apply", str(job), cwd=tmp_path)
-    assert done.returncode == exit_code_for(StateError("")), done.stderr
+    assert done.returncode == EXIT_INVALID, done.stderr  # nothing done: like a usage error
     assert "Traceback" not in done.stderr
     assert "error: cannot " in done.stderr and str(state) in done.stderr
     assert sprunner.remote() == {}  # nothing was sent: the state could not be kept
@@ -174,7 +174,7 @@ def test_a_read_only_state_directory_is_a_clear_error_for_apply_and_fine_for_pla
     job = write_job(tmp_path, JOB)
     state = str(read_only_state)
     done = cli(sprunner.emulator, "--state-dir", state, "apply", str(job), cwd=tmp_path)
-    assert done.returncode == exit_code_for(StateError("")), done.stderr
+    assert done.returncode == EXIT_INVALID, done.stderr  # nothing done: like a usage error
     assert "Traceback" not in done.stderr
     assert "cannot lock the state directory" in done.stderr and "Read-only" in done.stderr
     planned = cli(sprunner.emulator, "--state-dir", state, "plan", str(job), cwd=tmp_path)

@@ -64,3 +64,41 @@ def test_main_returns_the_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert '"$schema"' in capsys.readouterr().out
     assert main(["no-such-command"]) == 2
+
+
+def test_a_crash_log_masks_every_encoding_of_a_secret_and_database_passwords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exceptions' texts go through the same redaction as every output (issue #23 items
+    11, 12): the env() value percent-encoded or JSON-escaped, the key upper-cased, the
+    state database's password in its URL or alone."""
+    import json
+    from urllib.parse import quote
+
+    token = 'tok "sécret"&more'
+    password = "db-Pa55word-x"
+    state_url = f"postgresql://u@127.0.0.1:5432/db?password={password}"
+    job = tmp_path / "jobs.yaml"
+    job.write_text(
+        "version: 1\ncollections:\n  - name: a\n    requests:\n"
+        "      - url: \"https://a.example/?t={{ env('TOK') | urlencode }}\"\n"
+    )
+
+    def broken(**kw: object) -> None:  # the crash comes as the state is opened
+        raise RuntimeError(
+            f"echoed https://a.example/?t={quote(token)} in {json.dumps({'t': token})}, "
+            f"key {KEY.upper()}, state {state_url.replace('password=', 'PASSWORD=')}; "
+            f"and {password} alone"
+        )
+
+    monkeypatch.setattr(plan_command, "opened", broken)
+    monkeypatch.setenv("SCRAPINGPROS_API_KEY", KEY)
+    monkeypatch.setenv("TOK", token)
+    state_dir = tmp_path / "state"
+    code = main(["--state-dir", str(state_dir), "--state-url", state_url, "plan", str(job)])
+
+    assert code == 70, capsys.readouterr()
+    log = next(state_dir.glob("crash-*.log")).read_text()
+    assert 'RuntimeError: echoed https://a.example/?t=*** in {"t": "***"}' in log
+    for shown in (quote(token), json.dumps(token)[1:-1], KEY.upper(), password):
+        assert shown not in log, shown

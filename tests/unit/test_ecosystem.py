@@ -1,6 +1,6 @@
 """sprunner where its users work: the pre-commit hook, the scheduler recipes, completion, colour.
 
-The recipes under examples/deploy are checked twice: their files parse (YAML, systemd units,
+The recipes under deploy are checked twice: their files parse (YAML, systemd units,
 crontab), and every sprunner command line in them goes through the real click parser, so an
 option renamed in cli.py breaks this test rather than a user's cron job.
 """
@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 from sprunner.ui import Output
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "examples" / "deploy"
+DEPLOY = ROOT / "deploy"
 VALID_JOB_FILE = """\
 version: 1
 collections:
@@ -390,8 +391,7 @@ def test_github_workflow_applies_with_reports_and_keeps_them(parse_apply: Any) -
 
 
 def test_github_workflow_summary_renders_a_real_report(tmp_path: Path) -> None:
-    from sprunner.api.models import FailedJob
-    from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+    from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome, ShownJob
     from sprunner.report import dumps
 
     (step,) = (s for s in _steps() if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
@@ -403,7 +403,7 @@ def test_github_workflow_summary_renders_a_real_report(tmp_path: Path) -> None:
         success_requests=5,
         failed_requests=1,
         timeout_requests=1,
-        failed_jobs=(FailedJob("j", "https://x.example/", "failed", "boom"),),
+        failed_jobs=(ShownJob("j", "https://x.example/", "failed", "boom"),),
         within_max_failed=False,
     )
     outcome = ApplyOutcome(
@@ -436,12 +436,89 @@ def test_github_workflow_summary_renders_a_real_report(tmp_path: Path) -> None:
     json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
 
 
+# --- GitLab CI --------------------------------------------------------------------------------
+# Schema-checked by check-jsonschema in tests/unit/test_recipe_tools.py.
+
+
+def _gitlab() -> dict[str, Any]:
+    text = (DEPLOY / "gitlab-ci" / "sprunner.gitlab-ci.yml").read_text(encoding="utf-8")
+    pipeline = yaml.safe_load(text)
+    assert isinstance(pipeline, dict)
+    return pipeline
+
+
+def _sources(job: dict[str, Any]) -> set[str]:
+    return set(re.findall(r'\$CI_PIPELINE_SOURCE == "(\w+)"', str(job["rules"])))
+
+
+def test_gitlab_scheduled_apply_keeps_its_reports_and_state(parse_apply: Any) -> None:
+    pipeline = _gitlab()
+    apply = pipeline["apply"]
+    assert _sources(apply) == {"schedule", "web"}
+    assert apply["resource_group"]  # never two applies at once across runners
+    (line,) = apply["script"]
+    call = parse_apply(_sprunner_argv(line))
+    assert (call.apply_options.report, call.apply_options.junit) == (
+        Path("report.json"),
+        Path("junit.xml"),
+    )
+    artifacts = apply["artifacts"]
+    assert artifacts["when"] == "always"  # the report of a failed apply is the one to read
+    assert set(artifacts["paths"]) == {"report.json", "junit.xml"}
+    assert artifacts["reports"]["junit"] == "junit.xml"
+    state = pipeline["variables"]["SPRUNNER_STATE_DIR"]
+    assert apply["cache"]["paths"] == [f"{state}/"] and apply["cache"]["when"] == "always"
+
+
+def test_gitlab_merge_requests_get_a_junit_report_and_a_plan_gate() -> None:
+    from sprunner.errors import EXIT_CHANGES_PENDING
+
+    pipeline = _gitlab()
+    check = pipeline["check"]
+    assert _sources(check) == {"merge_request_event"}
+    assert check["artifacts"]["reports"]["junit"] in check["artifacts"]["paths"]
+    plan = pipeline["plan"]
+    assert _sources(plan) == {"merge_request_event"}
+    # Only where the protected key variable is there; 10 (changes pending) is a warning.
+    assert "$SCRAPINGPROS_API_KEY_FILE" in str(plan["rules"])
+    assert plan["script"] == ["sprunner plan --detailed-exitcode"]
+    assert plan["allow_failure"] == {"exit_codes": [EXIT_CHANGES_PENDING]}
+    # The key reaches sprunner as a File variable: a path in SCRAPINGPROS_API_KEY_FILE.
+    assert "SCRAPINGPROS_API_KEY:" not in str(pipeline)
+
+
+def test_gitlab_merge_request_check_runs_on_the_demo_job_files(tmp_path: Path) -> None:
+    """The `check` job's script, run for real: no key, nothing leaves the machine."""
+    shutil.copytree(ROOT / "examples" / "jobs", tmp_path / "jobfiles")
+    check = _gitlab()["check"]
+    for line in check["script"]:
+        done = subprocess.run(
+            [sys.executable, "-m", "sprunner", *_sprunner_argv(line)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"{line}: {done.stderr}"
+    junit = tmp_path / check["artifacts"]["reports"]["junit"]
+    assert junit.read_text(encoding="utf-8").count("<testcase ") == 4
+
+
 def test_deploy_readme_documents_sharding() -> None:
     text = (DEPLOY / "README.md").read_text(encoding="utf-8")
     for needle in ("--shard I/N", "JOB_COMPLETION_INDEX", "own state directory", "exits 4"):
         assert needle in text, needle
-    for name in ("crontab", "sprunner.service", "sprunner.timer", "cronjob.yaml", "sprunner.yml"):
-        assert name in text
+    names = ("crontab", "sprunner.service", "sprunner.timer", "cronjob.yaml", "sprunner.yml")
+    for name in (*names, "sprunner.gitlab-ci.yml", "Dockerfile"):
+        assert name in text, name
+
+
+def test_deploy_readme_says_global_options_go_before_or_after_the_command() -> None:
+    text = " ".join((DEPLOY / "README.md").read_text(encoding="utf-8").split())
+    assert "go before or after the command name" in text  # SPEC §3
+    assert "go *before* the command" not in text
+    # Both orders parse alike (tests/e2e/test_ops.py runs an apply with them after).
 
 
 # --- completion and colour ---------------------------------------------------------------------
@@ -495,10 +572,53 @@ class _Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize(("no_color", "colored"), [(None, True), ("1", False)])
-def test_no_color_is_honoured(parse_apply: Any, no_color: str | None, colored: bool) -> None:
-    env = {} if no_color is None else {"NO_COLOR": no_color}
+# (environment, colour on a terminal, colour on a pipe): `ui.color_mode`'s conventions.
+COLOR_CONVENTIONS = [
+    ({}, True, False),
+    ({"TERM": "xterm-256color"}, True, False),
+    ({"NO_COLOR": "1"}, False, False),
+    ({"NO_COLOR": ""}, True, False),  # no-color.org: only a non-empty value counts
+    ({"FORCE_COLOR": "1"}, True, True),
+    ({"FORCE_COLOR": "0"}, True, True),  # force-color.org: whatever the value
+    ({"FORCE_COLOR": ""}, True, False),
+    ({"CLICOLOR_FORCE": "1"}, True, True),
+    ({"CLICOLOR_FORCE": "0"}, True, False),
+    ({"CLICOLOR": "0"}, False, False),
+    ({"TERM": "dumb"}, False, False),
+    ({"TERM": "dumb", "FORCE_COLOR": "1"}, True, True),
+    ({"TERM": "dumb", "CLICOLOR_FORCE": "1"}, True, True),
+    ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False, False),
+    ({"NO_COLOR": "1", "CLICOLOR_FORCE": "1"}, False, False),
+]
+
+
+@pytest.mark.parametrize(("env", "on_terminal", "on_pipe"), COLOR_CONVENTIONS, ids=str)
+def test_colour_follows_the_environment_conventions(
+    parse_apply: Any, env: dict[str, str], on_terminal: bool, on_pipe: bool
+) -> None:
     call = parse_apply(["apply"], env=env)
-    assert call.options.color is colored
-    assert call.output.use_color(_Terminal()) is colored
-    assert call.output.use_color(io.StringIO()) is False  # never colour when not a terminal
+    assert call.output.use_color(_Terminal()) is on_terminal
+    assert call.output.use_color(io.StringIO()) is on_pipe
+
+
+@pytest.mark.parametrize(
+    ("env", "colored"),
+    [({}, False), ({"FORCE_COLOR": "1"}, True), ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False)],
+)
+def test_colour_reaches_a_pipe_only_when_forced(
+    tmp_path: Path, env: dict[str, str], colored: bool
+) -> None:
+    """The program as CI runs it: stderr is a pipe, so only FORCE_COLOR colours it."""
+    (tmp_path / "bad.yaml").write_text("version: 1\ncollections: 5\n", encoding="utf-8")
+    clean = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "FORCE_COLOR"}}
+    done = subprocess.run(
+        [sys.executable, "-m", "sprunner", "validate", "bad.yaml"],
+        cwd=tmp_path,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "bad.yaml" in done.stderr
+    assert ("\x1b[" in done.stderr) is colored

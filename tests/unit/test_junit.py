@@ -9,22 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from sprunner.api.models import FailedJob
 from sprunner.errors import ReportError
 from sprunner.junit import to_xml, write_junit
-from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome, ShownJob
 from sprunner.redact import Redactor
 
 SECRET = "sk-live-0123456789abcdef"
 
 
-def _job(n: int, *, status: str = "failed", error: str = "Connection timeout") -> FailedJob:
-    return FailedJob(
+def _job(n: int, *, status: str = "failed", error: str = "Connection timeout") -> ShownJob:
+    return ShownJob(
         job_id=f"j{n}", url=f"https://shop.example.com/p/{n}", status=status, error=error
     )
 
 
-def _completed(*jobs: FailedJob, within: bool = True) -> RunOutcome:
+def _completed(*jobs: ShownJob, within: bool = True) -> RunOutcome:
     failed = sum(1 for j in jobs if j.status == "failed")
     return RunOutcome(
         status="completed",
@@ -199,7 +198,7 @@ def test_secrets_are_redacted(tmp_path: Path) -> None:
             "c1",
             1,
             _completed(
-                FailedJob("j", f"https://x.example/?token={SECRET}", "failed", f"bad {SECRET}"),
+                ShownJob("j", f"https://x.example/?token={SECRET}", "failed", f"bad {SECRET}"),
                 within=False,
             ),
         ),
@@ -259,3 +258,65 @@ def test_validates_against_the_jenkins_xunit_schema_and_carries_run_durations() 
     cases = _cases(_parse(data))
     assert cases["timed"].get("time") == "12.250"
     assert cases["not-due"].get("time") == "0.000"
+
+
+def test_errored_and_interrupted_cases_carry_the_time_they_took() -> None:
+    """Never time="0.000" for a case that did something: an error carries the time up to
+    it, an interrupted run the time from its start to the signal (the apply's end)."""
+    started, ended = 1_795_000_000.0, 1_795_000_190.5
+    outcome = ApplyOutcome(
+        api_url="https://api.example.com",
+        started_at=started,
+        finished_at=ended,
+        collections=(
+            # The create failed for good 4.25 s into the apply (after its retries).
+            CollectionOutcome(
+                "broken", "a.yaml", "error", error="422: blocked", failed_at=started + 4.25
+            ),
+            # Its run started, then the polls failed for good.
+            CollectionOutcome(
+                "lost",
+                "a.yaml",
+                "unchanged",
+                "c2",
+                3,
+                RunOutcome("error", "r2", started_at=started + 10.0),
+                error="503 from the API",
+                failed_at=started + 70.5,
+            ),
+            # Still running when SIGTERM came: from its start to the apply's end.
+            CollectionOutcome(
+                "mid",
+                "a.yaml",
+                "unchanged",
+                "c3",
+                3,
+                RunOutcome("in_progress", "r3", started_at=started + 90.5),
+            ),
+            # Cut short by the signal before its change was confirmed: the whole apply.
+            CollectionOutcome("undone", "a.yaml", "error", error="interrupted"),
+            # Nothing to do: no time.
+            CollectionOutcome("idle", "a.yaml", "unchanged", "c5", 3, RunOutcome("skipped")),
+        ),
+        interrupted_by=signal.SIGTERM,
+    )
+    cases = _cases(_parse(to_xml(outcome)))
+    times = {name: case.get("time") for name, case in cases.items()}
+    assert times == {
+        "broken": "4.250",
+        "lost": "60.500",
+        "mid": "100.000",
+        "undone": "190.500",
+        "idle": "0.000",
+    }
+
+
+def test_an_apply_that_failed_as_a_whole_takes_its_elapsed_time() -> None:
+    import dataclasses
+
+    failed = dataclasses.replace(
+        _outcome(), error="the API cannot be used: 401", failed_exit_code=3
+    )
+    case = _cases(_parse(to_xml(failed)))["apply"]
+    assert case.get("time") == "190.500"
+    assert case.find("error") is not None

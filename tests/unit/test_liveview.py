@@ -45,11 +45,17 @@ def test_log_formats() -> None:
     assert text_line("warning", "x", now=0.0) == "1970-01-01T00:00:00.000Z warning: x"
     assert text_line("info", "x", now=None) == "x"
     known = {"shop"}
+    # The collection and the run id are read back from the words; the event is the one the
+    # line was logged with ("log" when none).
     assert structure("shop: run abcdef123 started", known) == {
         "collection": "shop",
         "run_id": "abcdef123",
-        "event": "run_started",
+        "event": "log",
     }
     assert structure("other: created (1)", known)["collection"] is None
-    record = json.loads(json_line("error", "shop: deleted (x)", now=0.0, collections=known))
-    assert (record["event"], record["level"], record["collection"]) == ("deleted", "error", "shop")
+    line = json_line(
+        "info", "shop: deleted (x)", now=0.0, collections=known, fields={"event": "deleted"}
+    )
+    record = json.loads(line)
+    assert (record["event"], record["level"], record["collection"]) == ("deleted", "info", "shop")
+    assert record["apply_id"] is None  # present on every line, null outside an apply

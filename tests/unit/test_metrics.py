@@ -157,8 +157,9 @@ def test_from_outcome_counts_charged_credits_and_calls(tmp_path: Path) -> None:
         call: str
         status: int | None
 
+    # credits are the run's charged ones (`sprunner.credits`): from_outcome passes them on.
     run = RunOutcome(
-        "completed", "r1", total_requests=4, success_requests=3, failed_requests=1, credits=20
+        "completed", "r1", total_requests=4, success_requests=3, failed_requests=1, credits=15
     )
     outcome = ApplyOutcome(
         "https://api.example.com",
@@ -188,7 +189,7 @@ def test_from_outcome_counts_charged_credits_and_calls(tmp_path: Path) -> None:
 def test_the_documented_sample_is_what_sprunner_writes(tmp_path: Path) -> None:
     import re
 
-    readme = Path(__file__).resolve().parents[2] / "examples" / "deploy" / "README.md"
+    readme = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
     section = readme.read_text(encoding="utf-8").split("## Monitoring", 1)[1]
     sample = re.search(r"```text\n(.*?)```", section, re.DOTALL)
     assert sample is not None

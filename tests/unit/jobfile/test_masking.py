@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sprunner.errors import JobFileError
+from sprunner.jobfile.identify import canonical
 from sprunner.jobfile.load import load
-from sprunner.jobfile.masking import url_key
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.settings import Selection
 
@@ -141,7 +141,7 @@ def test_every_value_made_with_env_maps_to_its_masked_form(
         assert collection.mask_url(url) == shown["url"]
         # The API may echo the URL decoded, re-encoded, or with other hex case.
         for echoed in (unquote(url), quote(unquote(url), safe=":/?=&"), url.lower()):
-            if url_key(echoed) == url_key(url):
+            if canonical(echoed) == canonical(url):
                 assert collection.mask_url(echoed) == shown["url"]
 
 
@@ -209,3 +209,21 @@ def test_template_errors_are_worded_by_the_masked_render(tmp_path: Path) -> None
         load_one(tmp_path, document)
     text = str(caught.value)
     assert "date_range start" in text and "BAD-DATE" not in text
+
+
+@pytest.mark.parametrize(
+    ("value", "warned"), [("s3cr", True), ("1234567", True), ("12345678", False)]
+)
+def test_a_secret_under_8_characters_is_warned_about_never_shown(
+    tmp_path: Path, value: str, warned: bool
+) -> None:
+    """SPEC §10: the promise holds for 8 characters or more; below, free text (an API
+    message quoting the value) cannot be searched for it without garbling other words."""
+    path = tmp_path / "jobs.yaml"
+    path.write_text(json.dumps(job()))
+    with secret(value):
+        loaded = load(Selection(paths=(path,)))
+    messages = [str(w) for w in loaded.warnings]
+    short = [m for m in messages if "under 8 characters" in m]
+    assert len(short) == (1 if warned else 0), messages
+    assert all(VAR in m and value not in m for m in short)

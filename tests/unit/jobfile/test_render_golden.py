@@ -1,7 +1,7 @@
 """Golden output of `render` and `validate`: order, merging, functions, env() as ***.
 
 To refresh after an intended change: run from `golden/`
-`SPRUNNER_GOLDEN_TOKEN=tok-123 sprunner render jobs [--json] > render.txt|render.json`
+`SPRUNNER_GOLDEN_TOKEN=tok-12345678 sprunner render jobs [--json] > render.txt|render.json`
 and review the diff.
 """
 
@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from sprunner.cli import cli
 
 GOLDEN = Path(__file__).parent / "golden"
-TOKEN = "tok-123"
+TOKEN = "tok-12345678"  # 8 characters or more: no warning (SPEC §10)
 DUPLICATE_WARNING = (
     "warning: jobs/a-shop.yaml:34:9: collections[1].requests[1]: 1 request of collection "
     "'shop-skus' is identical to earlier ones after expansion and sent once"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -11,18 +12,30 @@ import pytest
 
 from sprunner.results.checkpoint import DrainCheckpoint
 from sprunner.results.drain import Drain, DrainOutcome, DrainTarget
-from sprunner.results.layout import Format, result_paths
+from sprunner.results.layout import Format, ResultPaths, result_paths
+from sprunner.results.rowschema import NAMES
+from sprunner.results.writer import ResultWriter
 from tests.unit.results.fakeapi import FakeJobsApi, FakeRun, job
 from tests.unit.results.helpers import read_rows
 
 T = "2026-11-28T12:00:{:02d}.{:03d}Z"
 
 
+STARTED = "2027-01-15T08:00:00.000000Z"
+
+
 def _target(tmp_path: Path, format: Format = "jsonl.gz", **kw: Any) -> DrainTarget:
     paths = result_paths(
         str(tmp_path / "out"), collection="shop", run_id="run-1", started=1.8e9, format=format
     )
-    return DrainTarget(collection="shop", collection_id="col-1", run_id="run-1", paths=paths, **kw)
+    return DrainTarget(
+        collection="shop",
+        collection_id="col-1",
+        run_id="run-1",
+        paths=paths,
+        run_started_at=STARTED,
+        **kw,
+    )
 
 
 def _drain(api: FakeJobsApi, tmp_path: Path, warnings: list[str] | None = None, **kw: Any) -> Drain:
@@ -40,17 +53,25 @@ def _ids(tmp_path: Path, format: str = "jsonl.gz") -> list[str]:
     return [row["job_id"] for row in read_rows(files[0], format)]
 
 
-def test_rows_carry_metadata_and_body_fields_but_screenshot(tmp_path: Path) -> None:
+def test_rows_have_every_column_of_the_schema_and_no_screenshot_by_default(
+    tmp_path: Path,
+) -> None:
     api = FakeJobsApi()
     api.add(job(1, T.format(1, 0)), job(2, T.format(2, 0), status="failed"))
     drain = _drain(api, tmp_path)
     asyncio.run(drain.step(api.run(2)))
     outcome = _finish(drain, api.run(2, done=True))
 
-    rows = read_rows(Path(outcome.file.data), "jsonl.gz")
+    path = Path(outcome.file.data)
+    raw = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    assert [tuple(r) for r in raw] == [NAMES, NAMES], "every column, in order, in every row"
+    rows = read_rows(path, "jsonl.gz")
     assert rows[0]["url"] == "https://example.com/1" and rows[0]["html"] == "x" * 100
-    assert rows[0]["extracted_data"] == {"n": 1} and "screenshot" not in rows[0]
-    assert rows[0]["attempts"] == 1 and rows[0]["result_unavailable"] is None
+    assert rows[0]["extracted_data"] == '{"n":1}' and "screenshot" not in rows[0]
+    assert rows[0]["status_code"] == 200 and "statusCode" not in raw[0]
+    assert rows[0]["completed_at"] == "2026-11-28T12:00:01.000000Z"
+    assert (rows[0]["run_id"], rows[0]["run_started_at"]) == ("run-1", STARTED)
+    assert rows[0]["attempts"] == 1 and rows[0].get("result_unavailable") is None
     assert rows[1]["status"] == "failed" and rows[1]["block_reason"] == "captcha"
     assert "html" not in rows[1]
     assert [(f.custom_id, f.status_code, f.block_reason) for f in outcome.failed_jobs] == [
@@ -66,6 +87,7 @@ def test_chosen_fields_only(tmp_path: Path) -> None:
     outcome = _finish(drain, api.run(1, done=True))
     (row,) = read_rows(Path(outcome.file.data), "jsonl.gz")
     assert row["markdown"] == "# 1" and "html" not in row and row["job_id"] == "job-00001"
+    assert "extracted_data" not in row and row["status_code"] == 200  # always filled
 
 
 def test_no_jobs_call_when_the_poll_shows_no_new_finished_job(tmp_path: Path) -> None:
@@ -135,8 +157,8 @@ def test_expired_and_lost_results_are_counted_warned_and_still_get_a_row(tmp_pat
     outcome = _finish(drain, api.run(3, done=True))
 
     rows = read_rows(Path(outcome.file.data), "jsonl.gz")
-    assert [r["result_unavailable"] for r in rows] == ["result_expired", None, "result_lost"]
-    assert rows[0]["url"] == "https://example.com/1" and "html" not in rows[0]
+    assert [r.get("result_unavailable") for r in rows] == ["result_expired", None, "result_lost"]
+    assert rows[0]["url"] == "https://example.com/1" and rows[0].get("html") is None
     assert (outcome.expired, outcome.missing, outcome.lines) == (1, 1, 3)
     manifest = json.loads(Path(outcome.file.manifest).read_text())
     assert (manifest["expired"], manifest["missing"]) == (1, 1)
@@ -194,7 +216,8 @@ def test_resume_after_a_kill_neither_loses_nor_doubles(tmp_path: Path) -> None:
     api.add(*(job(n, T.format(n // 100, n % 100)) for n in range(150, 300)))
     asyncio.run(drain.step(api.run(400)))
     drain.close()
-    part = Path(journaled.data + ".part")
+    part = Path(journaled.paths.part())
+    assert part.name.startswith("_")  # Hive readers skip it
     with open(part, "ab") as torn:
         torn.write(b"\x1f\x8b\x08 torn")
     assert part.stat().st_size > journaled.bytes
@@ -215,7 +238,7 @@ def test_resume_without_the_partial_file_starts_again(tmp_path: Path) -> None:
     asyncio.run(drain.step(api.run(5)))
     checkpoint = drain.checkpoint
     drain.close()
-    Path(checkpoint.data + ".part").unlink()
+    Path(checkpoint.paths.part()).unlink()
     warnings: list[str] = []
     resumed = Drain.resume(api, _target(tmp_path), checkpoint, warn=warnings.append)
     assert resumed.restarted and "again" in warnings[0]
@@ -288,8 +311,55 @@ def test_a_body_pending_for_good_counts_as_missing(tmp_path: Path) -> None:
     outcome = asyncio.run(drain.finish(api.run(2, done=True), sleep=sleep))
     assert waits == [1.0, 2.0, 4.0]
     rows = read_rows(Path(outcome.file.data), "jsonl.gz")
-    assert [(r["job_id"], r["result_unavailable"]) for r in rows] == [
+    assert [(r["job_id"], r.get("result_unavailable")) for r in rows] == [
         ("job-00001", "result_pending"),
         ("job-00002", None),
     ]
     assert outcome.missing == 1
+
+
+def test_a_drain_an_older_sprunner_began_is_finished_in_the_schema(tmp_path: Path) -> None:
+    """A state and a tree written before the row schema and the `_` names: the drain goes
+    on from its `<data>.part`, its old rows are mapped to the schema, its manifest gets a
+    `_` name, and what the old version published beside it is left as it is."""
+    paths = _target(tmp_path).paths
+    legacy = ResultPaths(paths.to, paths.directory, paths.data, "", "jsonl.gz", legacy=True)
+    writer = ResultWriter(legacy)
+    for n in range(3):  # as the older version wrote a row: the job's fields and the body's
+        writer.write(
+            {"job_id": f"job-{n:05d}", "url": f"https://example.com/{n}", "custom_id": f"c{n}"}
+            | {"status": "completed", "status_code": 200, "attempts": 1, "html": "x"}
+            | {"statusCode": 200, "executionTime": 0.25, "content_type": "text/html"}
+        )
+    position = writer.commit()
+    writer.close()
+    assert Path(paths.data + ".part").exists()
+    earlier = Path(paths.directory) / "run-0.manifest.json"
+    earlier.write_text("{}")
+    journaled = {  # DrainCheckpoint.to_json of the older version
+        "version": 1,
+        "run_id": "run-1",
+        "data": paths.data,
+        "manifest": paths.legacy_manifest,
+        "format": "jsonl.gz",
+        "to": paths.to,
+        "started_at": STARTED,
+        "high_water": T.format(2, 0),
+        "ids_at_mark": ["job-00002"],
+        "lines": position.lines,
+        "bytes": position.bytes,
+        "seen_finished": 3,
+        "finished": False,
+    }
+    api = FakeJobsApi()
+    api.add(*(job(n, T.format(n, 0)) for n in range(5)))
+    checkpoint = DrainCheckpoint.from_json(journaled)
+    resumed = Drain.resume(api, _target(tmp_path), checkpoint, warn=lambda _: None)
+    outcome = _finish(resumed, api.run(5, done=True))
+
+    raw = [json.loads(line) for line in gzip.decompress(Path(paths.data).read_bytes()).splitlines()]
+    assert [r["job_id"] for r in raw] == [f"job-{n:05d}" for n in range(5)]
+    assert all(tuple(r) == NAMES and r["run_id"] == "run-1" for r in raw)
+    assert raw[0]["execution_time_ms"] == 250.0 and raw[0]["run_started_at"] == STARTED
+    assert outcome.file.manifest == paths.manifest and Path(paths.manifest).exists()
+    assert earlier.read_text() == "{}" and not Path(paths.data + ".part").exists()

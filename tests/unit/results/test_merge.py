@@ -59,9 +59,12 @@ def test_each_request_has_one_line_with_its_final_status_and_attempts(
     )
     manifest = {"run_id": "r1", "total_requests": 4}
 
-    published, document = fold(paths, first, [one, two], manifest)
+    started = "1970-01-01T00:00:00.000000Z"
+    published, document = fold(paths, first, [one, two], manifest, run_started_at=started)
 
     rows = read_rows(Path(paths.data), fmt)
+    # The file is the first run's final outcome: every row says so, whichever run settled it.
+    assert {(r["run_id"], r["run_started_at"]) for r in rows} == {("r1", started)}
     assert sorted((r["custom_id"], r["status"], r["attempts"]) for r in rows) == [
         ("c0", "completed", 1), ("c1", "completed", 3), ("c2", "completed", 2), ("c3", "failed", 3)
     ]  # fmt: skip
@@ -81,7 +84,7 @@ def test_each_request_has_one_line_with_its_final_status_and_attempts(
     # The staged files are only read: the caller removes them; the fold leaves no other.
     final_names = {Path(paths.data).name, Path(paths.manifest).name}
     assert {p.name for p in tmp_path.rglob("*") if p.is_file()} - final_names == {
-        Path(s.paths.data).name + ".part" for s in (first, one, two)
+        "_" + Path(s.paths.data).name + ".part" for s in (first, one, two)
     }
 
 

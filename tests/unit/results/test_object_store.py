@@ -67,12 +67,13 @@ def test_a_run_drained_to_s3_appears_in_one_commit(
 
     outcome = asyncio.run(drain.finish(api.run(30, done=True)))
 
-    key = f"{bucket}/crawls/collection=shop/date=1970-01-01/run-1.jsonl.gz"
-    assert sorted(fs.find(bucket)) == [key, key.replace(".jsonl.gz", ".manifest.json")]
+    folder = f"{bucket}/crawls/collection=shop/date=1970-01-01"
+    key, manifest_key = f"{folder}/run-1.jsonl.gz", f"{folder}/_run-1.manifest.json"
+    assert sorted(fs.find(bucket)) == [manifest_key, key]
     data = fs.cat_file(key)
     rows = [json.loads(line) for line in gzip.decompress(data).splitlines()]
     assert [r["job_id"] for r in rows] == [f"job-{n:05d}" for n in range(30)]
-    manifest = json.loads(fs.cat_file(key.replace(".jsonl.gz", ".manifest.json")))
+    manifest = json.loads(fs.cat_file(manifest_key))
     assert manifest["sha256"] == hashlib.sha256(data).hexdigest() == outcome.file.sha256
     assert manifest["lines"] == 30 and manifest["bytes"] == len(data)
     assert list(tmp_path.iterdir()) == []  # the spool is cleaned up

@@ -51,7 +51,11 @@ def test_the_layout_is_hive_style(tmp_path: Path) -> None:
         f"{tmp_path}/", collection="shop", run_id="r/../x", started=86400.0 * 365, format="jsonl"
     )
     assert paths.data == f"{tmp_path}/collection=shop/date=1971-01-01/r%2F..%2Fx.jsonl"
-    assert paths.manifest.endswith("/date=1971-01-01/r%2F..%2Fx.manifest.json")
+    # Bookkeeping starts with `_`, which Hive readers skip; a data file never does.
+    assert paths.manifest.endswith("/date=1971-01-01/_r%2F..%2Fx.manifest.json")
+    assert paths.part().endswith("/date=1971-01-01/_r%2F..%2Fx.jsonl.part")
+    hidden = result_paths(str(tmp_path), collection="_c", run_id="_r", started=0, format="jsonl")
+    assert hidden.data.endswith("/collection=_c/date=1970-01-01/%5Fr.jsonl")
 
 
 def test_gzip_blocks_are_whole_members(tmp_path: Path) -> None:
@@ -157,18 +161,27 @@ def test_a_missing_extra_is_named(
         ResultWriter(_paths(to, format))
 
 
-def test_parquet_columns_keep_their_types(tmp_path: Path) -> None:
+def test_parquet_files_have_the_declared_schema_whatever_their_values(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    paths = _paths(tmp_path, "parquet")
-    writer = ResultWriter(paths)
-    writer.write({"job_id": "a", "status_code": 200, "extracted_data": {"k": [1]}, "t": 1})
-    writer.write({"job_id": "b", "status_code": None, "extracted_data": None, "t": 1.5})
+    from sprunner.results.rowschema import arrow_schema
+
+    values = tmp_path / "values"
+    writer = ResultWriter(_paths(values, "parquet"))
+    writer.write(
+        {"job_id": "a", "status_code": 200, "extracted_data": '{"k":[1]}', "attempts": 1}
+        | {"completed_at": "2026-11-28T12:00:00.5+02:00", "execution_time_ms": 1}
+    )
     writer.publish({})
-    table = pq.read_table(paths.data)
-    assert str(table.schema.field("status_code").type) == "int64"
-    assert str(table.schema.field("t").type) == "double"
-    assert table.column("extracted_data").to_pylist() == ['{"k":[1]}', None]
+    nulls = tmp_path / "nulls"
+    writer = ResultWriter(_paths(nulls, "parquet"))
+    writer.write({"job_id": "b", "status": "timeout", "status_code": None, "attempts": 1})
+    writer.publish({})
+    schemas = [pq.read_schema(next(d.rglob("*.parquet"))) for d in (values, nulls)]
+    assert schemas[0] == schemas[1] == arrow_schema()
+    (row,) = pq.read_table(next(values.rglob("*.parquet"))).to_pylist()
+    assert row["extracted_data"] == '{"k":[1]}' and row["execution_time_ms"] == 1.0
+    assert row["completed_at"].isoformat() == "2026-11-28T10:00:00.500000+00:00"
 
 
 def test_an_empty_run_still_gets_a_valid_file(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from sprunner.api.models import Job
 from sprunner.runs import retryledger as ledger
 from sprunner.runs.companion import match
-from sprunner.runs.retry import CreditBrake
+from sprunner.runs.ledger import CreditBrake
 from sprunner.state import State
 
 
@@ -111,8 +111,8 @@ def test_metrics_count_requests_and_credits_after_the_retries() -> None:
         total_requests=4,
         success_requests=1,
         failed_requests=3,
-        credits=4 + 3,  # first run 4, one retry of 3
-        retries=(RetryOutcome(1, "completed", "r2", 3, 2, 1, 0, credits=3),),
+        credits=1 + 2,  # charged: 1 success in the first run, 2 in the retry
+        retries=(RetryOutcome(1, "completed", "r2", 3, 2, 1, 0, credits=2),),
         final=FinalCounts(4, 3, 1, 0),
     )
     outcome = ApplyOutcome(

@@ -1,0 +1,142 @@
+"""A SIGKILL at every step of a publication is rolled forward by the next apply (SPEC §10).
+
+`SPRUNNER_KILL_AT` names the step where the apply (a real subprocess) kills itself
+(`sprunner/killpoints.py`): each step of a run's publication (built, recorded in the state,
+data file in place, manifest written, recorded finished) and of a retried collection's
+(each step the retry ledger notes, each retry run's rows staged, its run seen to its end),
+then the fold's publication, the ledger done and the run out of flight. The next apply
+must leave exactly one line per request with its final status and attempts, a manifest
+that agrees with the file and with the report, no retry run started twice, and no `.part`
+anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sprunner.killpoints import ENV
+from tests.e2e.apply_helpers import Sprunner, write_job
+from tests.e2e.results_helpers import data_file, leftovers, manifest_of, read_rows
+from tests.e2e.retry_helpers import FLAKY, runs_of, sprunner
+from tests.e2e.subprocess_helpers import Apply, wait_served
+
+__all__ = ["sprunner"]  # the fixture the tests take
+
+PUBLICATION = ["publish.built", "publish.recorded", "publish.data", "publish.manifest"]
+PUBLICATION += ["publish.finished"]
+# The steps of the two retry runs, in order: the ledger notes each step before taking it
+# (begun, PUT, started, done: 4 saves a retry), each retry run's rows are staged, its run
+# seen to its end; after the fold's publication the ledger is done (save 9) and the
+# parent's run leaves the flight (run.finished:4). (run.finished:1, between the first run's
+# end and the retries' start, is the retry phase's own step, not the publication's.)
+RETRY_STEPS = ["retry.ledger:1", "retry.settled:1", "run.finished:2", "retry.ledger:4"]
+RETRY_STEPS += ["retry.settled:2", "retry.ledger:8", "retry.ledger:9", "run.finished:4"]
+
+PLAIN = """
+version: 1
+collections:
+  - name: shop
+    requests:
+      - url: https://shop.example.com/ok
+      - url: https://shop.example.com/fail
+        custom_id: f
+      - url: "https://shop.example.com/p/{{{{ i }}}}"
+        foreach: {{i: "{{{{ range(20) }}}}"}}
+    run: {{poll_interval: 0.1s, max_failed: 1}}
+    results: {{to: "{to}", format: {fmt}}}
+"""
+
+
+def killed_at(sprunner: Sprunner, job: Path, point: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run an apply that kills itself at `point`; fail unless it did."""
+    monkeypatch.setenv(ENV, point)
+    apply = Apply(sprunner, job)  # the subprocess takes the environment as it is now
+    monkeypatch.delenv(ENV)  # never this process (the next apply runs in it)
+    assert apply.finish() == -signal.SIGKILL, f"never reached {point}:\n{apply.output}"
+    wait_served(sprunner)
+
+
+def check_published(
+    out: Path, run_id: str, run: dict[str, Any] | None, fmt: str
+) -> list[dict[str, Any]]:
+    """The file of `run_id`: its manifest agrees with it, and with the report's `run`."""
+    data = data_file(out, "shop", run_id, fmt)
+    manifest = manifest_of(data)
+    rows = read_rows(data)
+    assert manifest["lines"] == len(rows) and manifest["bytes"] == data.stat().st_size
+    assert manifest["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    if run is not None:
+        assert (run["results"]["lines"], run["results"]["bytes"]) == (len(rows), manifest["bytes"])
+    hidden = {p.name for p in data.parent.iterdir() if p.name.startswith("_")}
+    assert f"_{run_id}.manifest.json" in hidden
+    assert all(name.endswith(".manifest.json") for name in hidden), hidden
+    assert all(r["run_id"] == run_id for r in rows)
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("point", "fmt"),
+    [(p, "jsonl.gz") for p in PUBLICATION]
+    + [("publish.built", "parquet"), ("publish.data", "parquet")],
+)
+def test_a_kill_at_any_step_of_a_publication_is_rolled_forward(
+    sprunner: Sprunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str, fmt: str
+) -> None:
+    out = tmp_path / "results"
+    job = write_job(tmp_path, PLAIN.format(to=out, fmt=fmt))
+    killed_at(sprunner, job, point, monkeypatch)
+    [run_id] = runs_of(sprunner, "shop")
+
+    result, report = sprunner.apply(job)
+
+    assert result.exit_code == 0, result.output
+    assert runs_of(sprunner, "shop") == [run_id], "adopted, not run again"
+    rows = check_published(out, run_id, report["collections"][0]["run"], fmt)
+    assert sorted(r["job_id"] for r in rows) == sorted(
+        sprunner.emulator.engine.runs[run_id].job_id(j.index)
+        for j in sprunner.emulator.engine.runs[run_id].jobs
+    ), "one line per job, none twice"
+    assert "again" not in result.output, "rolled forward, not drained again"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("point", [*RETRY_STEPS, *PUBLICATION])
+def test_a_kill_at_any_step_of_a_retried_publication_is_rolled_forward(
+    sprunner: Sprunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    out = tmp_path / "results"
+    job = write_job(
+        tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
+    )
+    killed_at(sprunner, job, point, monkeypatch)
+    [parent] = runs_of(sprunner, "shop")
+
+    result, report = sprunner.apply(job)
+
+    assert result.exit_code == 0, result.output
+    run = report["collections"][0]["run"]
+    retries = runs_of(sprunner, "shop.retry")
+    if point == "run.finished:4":  # all done before the kill: the next apply runs anew
+        assert run["run_id"] != parent and runs_of(sprunner, "shop")[0] == parent
+        assert len(retries) == 2
+    else:
+        assert run["run_id"] == parent and run["adopted"] is True
+        assert len(retries) == len(set(retries)) == 2, "each retry run started once"
+        assert [r["run_id"] for r in run["retries"]] == retries, "each adopted as its own"
+        assert run["final"]["success_requests"] == 3
+    rows = check_published(out, parent, run if run["run_id"] == parent else None, "jsonl.gz")
+    assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
+        ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
+    ]  # fmt: skip
+    assert leftovers(tmp_path) == []
+    assert not list((tmp_path / "state").rglob("*.part"))
+
+
+def test_no_kill_point_is_armed_by_default() -> None:
+    assert ENV not in os.environ

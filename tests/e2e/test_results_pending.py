@@ -1,0 +1,172 @@
+"""Rows that could not be written stay pending until an apply writes them (SPEC §10).
+
+A results disk fills during the drains (a real, small tmpfs): the apply exits 1 and its
+report lists the pending results; the next apply, with the disk still full, says so again
+(exit 1, a warning) although it runs nothing; once there is room, the next apply finishes
+every file (one row per job, none twice), although the collections are unchanged and not
+run again, and no `.part` is left.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sprunner.emulator.server import running_emulator
+from sprunner.results.journal import pending_results
+from sprunner.state import State
+from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, write_job
+from tests.e2e.results_helpers import data_file, job_ids, leftovers, manifest_of, read_rows
+
+N = 20
+JOB = """
+version: 1
+collections:
+{collections}
+"""
+COLLECTION = """
+  - name: {name}
+    requests:
+      - url: "https://{name}.test/{{{{ i }}}}?size=100000"
+        foreach: {{i: "{{{{ range({n}) }}}}"}}
+    run: {{when: changed, poll_interval: 0.2s}}
+    results: {{to: "{to}", format: jsonl}}
+"""
+NAMES = ("alpha", "beta", "gamma")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB file system of its own (tmpfs), made bigger by `grow`."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def grow(mount: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
+
+
+def pending(sprunner: Sprunner, name: str) -> tuple[object, ...]:
+    state = State(sprunner.state_dir, sprunner.emulator.url, persist=False)
+    return pending_results(state, name)
+
+
+def test_rows_a_full_disk_refused_are_written_by_the_next_apply_with_room(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    out = small_disk / "results"
+    text = JOB.format(collections="".join(COLLECTION.format(name=n, n=N, to=out) for n in NAMES))
+    with running_emulator(mode="simulate", run_seconds=0.5) as emulator:
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(tmp_path, text)
+
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        failed = [c for c in report["collections"] if "results_pending" in c]
+        assert failed, "the disk filled up: some results could not be written"
+        for collection in failed:
+            assert collection["ok"] is False
+            [entry] = collection["results_pending"]
+            assert entry["run_id"] == collection["run"]["run_id"] and entry["held"] is False
+        assert "still pending" in result.output and "Traceback" not in result.output
+        runs = dict(emulator.engine.runs)
+
+        # Still full: nothing to run (unchanged), but the pending rows are said again.
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        assert len(emulator.engine.runs) == len(runs), "nothing was run again"
+        again = [c["name"] for c in report["collections"] if "results_pending" in c]
+        assert again == [c["name"] for c in failed]
+        assert "still pending" in result.output
+
+        grow(small_disk)
+        result, report = sprunner.apply(job)
+
+        assert result.exit_code == 0, result.output
+        assert len(emulator.engine.runs) == len(runs), "nothing was run again"
+        for collection in report["collections"]:
+            assert collection["action"] == "unchanged" and "results_pending" not in collection
+        caught = {
+            c["name"]: c["results_caught_up"]
+            for c in report["collections"]
+            if "results_caught_up" in c
+        }
+        assert set(caught) == {c["name"] for c in failed}
+        for run_id, run in runs.items():
+            name = emulator.engine.collections[run.collection_id].name
+            data = data_file(out, name, run_id, "jsonl")
+            ids = [r["job_id"] for r in read_rows(data)]
+            assert sorted(ids) == sorted(job_ids(sprunner.emulator, run_id)), "none missing"
+            assert len(ids) == len(set(ids)) == N, "none twice"
+            assert manifest_of(data)["lines"] == N
+            assert pending(sprunner, name) == ()
+        for name, entries in caught.items():
+            assert [e["lines"] for e in entries] == [N], name
+    assert leftovers(small_disk) == []
+
+
+def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_apply(
+    tmp_path: Path,
+) -> None:
+    """The drain's listing of the retry runs fails for good during the apply: the run's one
+    file cannot be folded, and stays pending (held); the next apply, which runs nothing,
+    drains the retry runs the ledger knows and publishes the file with each request's
+    final outcome."""
+    from tests.e2e.hostile import CID, PREFIX, RID, Hostile, Rule, json_answer
+    from tests.e2e.retry_helpers import FLAKY, runs_of
+
+    out = tmp_path / "results"
+    hostile = Hostile()
+    with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
+
+        def of_retries(call: Any) -> bool:
+            """The drain's listing of a retry run (with bodies), not the failed jobs'."""
+            stored = emulator.engine.collections.get(call["cid"])
+            named = stored is not None and stored.name == "shop.retry"
+            return named and "include_results=true" in call.query
+
+        hostile.rules.append(
+            Rule(
+                "GET",
+                f"{PREFIX}/{CID}/runs/{RID}/jobs",
+                lambda call: json_answer(400, '{"detail": "listing refused"}'),
+                when=of_retries,
+            )
+        )
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(
+            tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
+        )
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        shop = report["collections"][0]
+        [parent] = runs_of(sprunner, "shop")
+        assert [(p["run_id"], p["held"]) for p in shop["results_pending"]] == [(parent, True)]
+        assert not list(out.rglob("*.jsonl.gz")), "nothing published of the first run alone"
+
+        hostile.rules.clear()
+        result, report = sprunner.apply(job, "--no-run")
+        assert result.exit_code == 0, result.output
+        assert [c["run_id"] for c in report["collections"][0]["results_caught_up"]] == [parent]
+        assert runs_of(sprunner, "shop") == [parent] and len(runs_of(sprunner, "shop.retry")) == 2
+    rows = read_rows(data_file(out, "shop", parent))
+    assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
+        ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
+    ]  # fmt: skip
+    assert leftovers(tmp_path) == []
