@@ -1,16 +1,20 @@
-"""Benchmark of issue #17: a first apply at 200, 1,000 and 3,000 collections, all measured in
-one run, against the emulator answering every call after a realistic round trip.
+"""Benchmarks of issues #17 and #28: a first apply at 200, 1,000 and 3,000 collections, all
+measured in one run, against the emulator answering every call after a round trip.
 
-The emulator's `slow` fault delays every answer by LATENCY seconds without blocking its
-event loop (an `asyncio.sleep`), so hundreds of calls can be in flight at once, as against
-the real API. Workload as in bench_apply: 50 requests a collection, runs of 3 s,
-`poll_interval: 1s`. Targets: wall(1,000) <= 1.6 x wall(200), wall(3,000) <= 4 x wall(200),
-about 3 calls a collection. Also printed: sprunner's CPU seconds per API call (user + system
-of the sprunner process, from `getrusage(RUSAGE_CHILDREN)`), and the load average before each
-apply (the machine is shared: the figures are noisy).
+The emulator's latency mode (`--latency`, see `sprunner/emulator/latency.py`) delays every
+answer without blocking its event loop, so hundreds of calls can be in flight at once, as
+against the real API: `fixed:0.044` (issue #17's regime), or `busy:0.003:0.044` (issue #28:
+3 ms with one call in flight, rising to 44 ms at 64, as real servers do when busy).
+Workload as in bench_apply: 50 requests a collection, runs of 3 s, `poll_interval: 1s`.
+Targets: wall(1,000) <= 1.6 x wall(200), wall(3,000) <= 4 x wall(200), about 3 calls a
+collection; with `--fixed-window`, also wall(200) within 1.2 x of the same apply with the
+window fixed at `--parallel` (`bench/variants.py fixed-window`). Also printed: sprunner's CPU
+seconds per API call (user + system of the sprunner process, from
+`getrusage(RUSAGE_CHILDREN)`), and the load average before each apply (the machine is
+shared: the figures are noisy).
 
-    python -m bench.bench_scale [--sizes 200,1000,3000] [--latency 0.044] [--parallel 64]
-                                [--repeat 3]
+    python -m bench.bench_scale [--sizes 200,1000,3000] [--latency fixed:0.044]
+                                [--parallel 64] [--repeat 3] [--fixed-window]
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 from bench.bench_apply import _report_ok
 from bench.common import RUN_SECONDS, Figure, print_figures, run_sprunner, write_jobfiles
 
-LATENCY = 0.044
+LATENCY = "fixed:0.044"
 PARALLEL = 64
 # The machine is shared and its speed drifts by a fifth from minute to minute: each size is
 # measured in REPEAT interleaved rounds and its median run shown.
@@ -48,13 +52,14 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def first_apply(collections: int, *, latency: float, parallel: int | None) -> Scaled:
+def first_apply(
+    collections: int, *, latency: str, parallel: int | None, variant: str = "production"
+) -> Scaled:
     from sprunner.emulator.server import running_emulator
 
-    faults = [f"slow:{latency:g}"] if latency > 0 else []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_emulator(mode="simulate", run_seconds=RUN_SECONDS, faults=faults) as emu,
+        running_emulator(mode="simulate", run_seconds=RUN_SECONDS, latency=latency) as emu,
     ):
         folder = write_jobfiles(Path(tmp) / "jobs", collections=collections)
         state, report = Path(tmp) / "state", Path(tmp) / "report.json"
@@ -63,7 +68,8 @@ def first_apply(collections: int, *, latency: float, parallel: int | None) -> Sc
             args += ["--parallel", str(parallel)]
         load = os.getloadavg()[0]
         cpu = _child_cpu()
-        done = run_sprunner(emu.url, emu.api_key, state, *args)
+        runner = ("-m", "bench.variants", variant)
+        done = run_sprunner(emu.url, emu.api_key, state, *args, runner=runner)
         cpu = _child_cpu() - cpu
         if done.returncode != 0 or not _report_ok(report, collections):
             raise SystemExit(f"apply failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -71,13 +77,13 @@ def first_apply(collections: int, *, latency: float, parallel: int | None) -> Sc
     return Scaled(collections, done.seconds, sum(by_route.values()), by_route, cpu, load)
 
 
-def figures(results: list[Scaled], *, latency: float) -> list[Figure]:
+def figures(results: list[Scaled], *, latency: str) -> list[Figure]:
     base = results[0]
     out: list[Figure] = []
     targets = {1000: 1.6, 3000: 4.0}
     for done in results:
         bench = f"17 n={done.collections}"
-        note = f"load {done.load:.2f}, {latency * 1000:g} ms a call"
+        note = f"load {done.load:.2f}, latency {latency}"
         out.append(Figure(bench, "first apply, wall time", done.seconds, "s", note=note))
         per = done.calls / done.collections
         out.append(Figure(bench, "API calls per collection", per, "", target=6.0))
@@ -94,18 +100,30 @@ def figures(results: list[Scaled], *, latency: float) -> list[Figure]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="200,1000,3000")
-    parser.add_argument("--latency", type=float, default=LATENCY)
+    parser.add_argument("--latency", default=LATENCY, help="an emulator --latency spec")
+    parser.add_argument("--fixed-window", action="store_true", help="also the window pinned")
     parser.add_argument("--parallel", type=int, default=PARALLEL, help="0: sprunner's default")
     parser.add_argument("--repeat", type=int, default=REPEAT, help="rounds; medians shown")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     parallel = args.parallel or None
     rounds: dict[int, list[Scaled]] = {n: [] for n in sizes}
+    pinned: list[Scaled] = []
     for _ in range(max(1, args.repeat)):  # interleaved: a slower minute hits every size
         for n in sizes:
             rounds[n].append(first_apply(n, latency=args.latency, parallel=parallel))
+        if args.fixed_window:
+            fixed = first_apply(
+                sizes[0], latency=args.latency, parallel=parallel, variant="fixed-window"
+            )
+            pinned.append(fixed)
     results = [median_run(rounds[n]) for n in sizes]
-    print_figures(figures(results, latency=args.latency))
+    out = figures(results, latency=args.latency)
+    if pinned:
+        base, fixed = results[0], median_run(pinned)
+        name = f"wall ÷ wall with the window fixed at --parallel ({fixed.seconds:.2f} s)"
+        out.append(Figure(f"28 n={base.collections}", name, base.seconds / fixed.seconds, "x", 1.2))
+    print_figures(out)
     for done in results:
         routes = ", ".join(f"{r} {c}" for r, c in sorted(done.by_route.items()))
         walls = ", ".join(f"{run.seconds:.2f}" for run in rounds[done.collections])

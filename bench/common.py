@@ -124,16 +124,24 @@ class Applied:
 
 
 def run_sprunner(
-    url: str, api_key: str, state_dir: Path, *args: str, timeout: float = 600.0
+    url: str,
+    api_key: str,
+    state_dir: Path,
+    *args: str,
+    timeout: float = 600.0,
+    runner: tuple[str, ...] = ("-m", "sprunner"),
 ) -> Applied:
     """`sprunner --api-url URL --state-dir DIR ARGS...` in a subprocess, timed.
 
     Its output goes to files, not pipes: reading a pipe woke this process's main thread at
     every log line, and each wake took the GIL from the emulator's thread (in this process)
     for up to a switch interval, slowing the emulator, not sprunner (1,000 collections:
-    9.7 s against 8.1 s with the emulator in a process of its own)."""
+    9.7 s against 8.1 s with the emulator in a process of its own).
+
+    `runner`: what `python` runs instead of `-m sprunner` (a benchmark's variant of sprunner,
+    e.g. `-m bench.variants aiohttp`)."""
     env = {**os.environ, "SCRAPINGPROS_API_KEY": api_key, "NO_COLOR": "1"}
-    command = [sys.executable, "-m", "sprunner", "--api-url", url, "--state-dir", str(state_dir)]
+    command = [sys.executable, *runner, "--api-url", url, "--state-dir", str(state_dir)]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         done = subprocess.run(

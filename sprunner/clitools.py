@@ -39,6 +39,12 @@ from sprunner.clihandle import globals_of, handle, output_for
     "'no-idempotency'. "
     "May repeat.",
 )
+@click.option(
+    "--latency",
+    metavar="SPEC",
+    help="How long answers take: 'fixed:0.15', 'heavy:0.15:1.0' (log-normal, median and "
+    "p99), 'busy:0.003:0.044:64' (3 ms with one call in flight, rising to 44 ms at 64).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for faults.")
 @click.option(
     "--run-seconds",
@@ -81,6 +87,7 @@ def emulator(
     api_key: str | None,
     mode: str,
     faults: tuple[str, ...],
+    latency: str | None,
     seed: int,
     run_seconds: float,
     fetch_timeout: float,
@@ -114,6 +121,7 @@ def emulator(
             api_key=api_key,
             mode=mode,
             faults=faults,
+            latency=latency,
             seed=seed,
             run_seconds=run_seconds,
             fetch_timeout=fetch_timeout,

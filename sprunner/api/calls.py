@@ -29,14 +29,14 @@ from sprunner.api.errors import (
 
 
 class Answered(Protocol):
-    """What is read of an answer: an `httpx.Response`, or the direct road's `Reply`."""
+    """What is read of an answer (`http.Received`; an `httpx.Response` has it too)."""
 
     @property
     def status_code(self) -> int: ...
     @property
     def headers(self) -> Mapping[str, str]: ...
     @property
-    def content(self) -> bytes: ...
+    def content(self) -> bytes | bytearray: ...
     @property
     def text(self) -> str: ...
 
@@ -80,7 +80,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 

@@ -6,29 +6,30 @@
   and a connection that could not even be opened sent nothing: both are retried. Any other
   transient failure may have taken effect, so it is raised as `AmbiguousApiError` at once:
   the reconciler must look (list by name, list runs) before it repeats.
-- Every call goes through one adaptive window of calls in flight (`CallWindow`, capped by
-  `parallel`) and one shared `RateLimiter`.
+- Every call goes through one window of calls in flight (`CallWindow`, capped by
+  `parallel`) and one shared `RateLimiter`; every repeat through `backoff.retry_call`.
 - A wrong endpoint (TLS refused, a peer that does not speak HTTP, web pages instead of the
   API) is an `EndpointError` at once, never retried: waiting does not fix a URL. Failures
   name the URL tried, without its user-info or query.
 - Each HTTP exchange can be reported to `on_call` as a `CallRecord` (route template, status,
   duration): no id, name or secret in it.
 - The key travels only in the `Authorization` header. It is never put in an error, a log
-  line or `repr`, and it is refused over plain http to anything but loopback.
+  line or `repr`, and it is refused over plain http to anything but loopback, and when it
+  holds a line break or another character that a header value cannot carry.
+- Every answer is checked against its declared model (`answers.py`) and read within a cap
+  (`http.py`): a job's result alone may be larger than any other answer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from sprunner.api import parse, parse_jobs, routes
+from sprunner.api import http, parse, parse_jobs, routes
 from sprunner.api.calls import CallRecord, parse_retry_after
 from sprunner.api.errors import (
     AmbiguousApiError,
@@ -44,7 +45,7 @@ from sprunner.api.models import CollectionRef, JobPage, Run, WriteResult
 from sprunner.api.routes import COLLECTIONS, OrderBy, OrderDir
 from sprunner.api.transport import is_loopback, safe_url
 from sprunner.api.window import CallWindow
-from sprunner.backoff import API_BACKOFF, Backoff
+from sprunner.backoff import API_BACKOFF, Backoff, retry_call
 from sprunner.errors import UsageError
 
 __all__ = ["ApiClient", "CallRecord", "is_loopback", "parse_retry_after"]
@@ -76,52 +77,57 @@ class ApiClient:
                 f"refusing to send the API key over plain http to {parts.hostname}: "
                 "use https (plain http is allowed only for loopback)"
             )
+        if api_key:
+            http.check_key(api_key)
         self.base_url = base_url
         # Awaited before every POST: what the caller recorded before it is durable first
         # (the state's shared fsyncs, see sprunner/state/sqlite.py).
         self.before_post: Callable[[], Awaitable[None]] | None = None
         self._has_key = bool(api_key)
-        self._backoff = backoff  # max_attempts / max_backoff override its attempts / cap
-        self._max_attempts = max(1, backoff.attempts if max_attempts is None else max_attempts)
-        self._max_backoff = backoff.cap if max_backoff is None else max_backoff
+        # max_attempts / max_backoff override the backoff's attempts / cap.
+        self._backoff = dataclasses.replace(
+            backoff,
+            attempts=max(1, backoff.attempts if max_attempts is None else max_attempts),
+            cap=backoff.cap if max_backoff is None else max_backoff,
+        )
         headers = {"Accept": "application/json", "User-Agent": "sprunner"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._wire = Exchange(
+        self._exchange = Exchange(
             base_url=base_url,
             headers=headers,
             transport=transport,
             timeout=timeout,
             limiter=limiter or RateLimiter(),
-            # `parallel` is the cap; the window adapts below it (see window.py).
+            # `parallel` is the cap; 429s, 5xx and transport failures cut below it (window.py).
             window=CallWindow(max(1, parallel)),
-            retry_after_cap=self._max_backoff,
+            retry_after_cap=self._backoff.cap,
             scrub_key=api_key or None,
             on_call=on_call,
         )
 
     @property
     def limiter(self) -> RateLimiter:
-        return self._wire.limiter
+        return self._exchange.limiter
 
     @property
     def window(self) -> CallWindow:
-        """The adaptive bound on calls in flight (its `size` now, its `cap`)."""
-        return self._wire.window
+        """The bound on calls in flight (its `size` now, its `cap`: `--parallel`)."""
+        return self._exchange.window
 
     @property
     def calls(self) -> int:
         """HTTP exchanges sent so far, retries included."""
-        return self._wire.calls
+        return self._exchange.calls
 
     @property
     def rate_limited(self) -> int:
         """Answers that were 429 so far."""
-        return self._wire.rate_limited
+        return self._exchange.rate_limited
 
     @property
     def _reached(self) -> bool:
-        return self._wire.reached
+        return self._exchange.reached
 
     def __repr__(self) -> str:
         key = "set" if self._has_key else "none"
@@ -134,7 +140,7 @@ class ApiClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._wire.aclose()
+        await self._exchange.aclose()
 
     # --- the calls of SPEC §1 -------------------------------------------------------------
 
@@ -255,7 +261,11 @@ class ApiClient:
     ) -> Mapping[str, Any]:
         """The scrape body of one job. A documented 404 is a `ResultUnavailableError`."""
         answer = await self._idempotent(
-            "GET", routes.result(collection_id, run_id, job_id), "get job result", name
+            "GET",
+            routes.result(collection_id, run_id, job_id),
+            "get job result",
+            name,
+            cap=http.MAX_RESULT,  # a scraped page can be 100 MB
         )
         return parse_jobs.result_body(answer)
 
@@ -271,12 +281,20 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         empty_ok: bool = False,
+        cap: int | None = None,  # http.MAX_ANSWER
     ) -> parse.Answer:
         try:
             return await self._attempts(
                 lambda e: isinstance(e, TransientApiError),
-                lambda: self._send(
-                    method, path, call, collection, params=params, body=body, empty_ok=empty_ok
+                lambda: self._exchange.send(
+                    method,
+                    path,
+                    call,
+                    collection,
+                    params=params,
+                    body=body,
+                    empty_ok=empty_ok,
+                    cap=cap,
                 ),
             )
         except TransportError as error:
@@ -304,7 +322,9 @@ class ApiClient:
         try:
             return await self._attempts(
                 lambda e: isinstance(e, (RateLimitedError, NotSent)),
-                lambda: self._send("POST", path, call, collection, body=body, headers=headers),
+                lambda: self._exchange.send(
+                    "POST", path, call, collection, body=body, headers=headers
+                ),
             )
         except NotSent as error:
             raise TransportError(
@@ -318,61 +338,10 @@ class ApiClient:
         retry_on: Callable[[BaseException], bool],
         send: Callable[[], Awaitable[parse.Answer]],
     ) -> parse.Answer:
-        """`send()`, and again after each failure `retry_on` accepts, up to the attempts
-        allowed. The first attempt goes without tenacity: it nearly always succeeds, and a
-        retry loop set up for every call cost a thirtieth of sprunner's CPU at scale."""
-        try:
-            return await send()
-        except Exception as error:
-            if self._max_attempts == 1 or not retry_on(error):
-                raise
-            await asyncio.sleep(self._delay(error, 1))
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts - 1),
-            wait=self._wait_after_retry,
-            retry=retry_if_exception(retry_on),
-            reraise=True,
-        ):
-            with attempt:
-                return await send()
-        raise AssertionError("unreachable: tenacity either returns or raises")
+        """`send()`, and again after each failure `retry_on` accepts (`backoff.retry_call`)."""
+        return await retry_call(send, backoff=self._backoff, retry_on=retry_on, wait_hint=_hint)
 
-    def _wait_after_retry(self, state: RetryCallState) -> float:
-        # Tenacity counts from the second attempt (the first went before it).
-        error = state.outcome.exception() if state.outcome else None
-        return self._delay(error, state.attempt_number + 1)
 
-    def _delay(self, error: BaseException | None, attempt: int) -> float:
-        """How long to wait after failed attempt number `attempt` (1 for the first)."""
-        if isinstance(error, RateLimitedError) and error.retry_after is not None:
-            # Honour the server's word, plus a little jitter so callers do not return together.
-            wait = min(error.retry_after, self._max_backoff)
-            return wait + random.uniform(0, min(0.1 * wait + 0.05, self._max_backoff - wait))
-        # "Full jitter" exponential backoff.
-        ceiling = min(self._max_backoff, self._backoff.base * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
-
-    # --- one HTTP exchange --------------------------------------------------------------------
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        call: str,
-        collection: str | None,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        empty_ok: bool = False,
-    ) -> parse.Answer:
-        return await self._wire.send(
-            method,
-            path,
-            call,
-            collection,
-            params=params,
-            body=body,
-            headers=headers,
-            empty_ok=empty_ok,
-        )
+def _hint(error: BaseException) -> float | None:
+    """The server's own word on when to come back: a 429's `Retry-After`."""
+    return error.retry_after if isinstance(error, RateLimitedError) else None

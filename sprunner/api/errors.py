@@ -14,12 +14,14 @@ the API key: the client never puts headers into an error.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from sprunner import redact
 from sprunner.errors import EXIT_API_UNUSABLE, SprunnerError
 
 BODY_LIMIT = 300
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def shorten(text: str, limit: int = BODY_LIMIT) -> str:
@@ -28,7 +30,8 @@ def shorten(text: str, limit: int = BODY_LIMIT) -> str:
     Secrets are masked before the cut: cut first, and a server that echoes the key could
     leave half of it behind, which no later redaction would recognise.
     """
-    text = redact.current().redact(text).strip()
+    # A lone surrogate (from a `\ud800` escape) could not be printed, logged or stored.
+    text = _SURROGATE.sub("\ufffd", redact.current().redact(text)).strip()
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text) - limit} more characters)"

@@ -2,14 +2,16 @@
 
 Below the retry policies of `client.py`: this sends once and says what happened, as an
 `Answer` or as an error of the `ApiError` tree. It owns what every attempt shares: the
-adaptive window of calls in flight, the rate limiter, the httpx client, the per-call
+window of calls in flight, the rate limiter, the httpx client (`http.py`), the per-call
 records, and whether the API has ever answered (before that, a transport failure means
 "unreachable", and a web page means "this URL is not the API").
+
+Whatever the answer (malformed HTTP, a body over its cap, JSON nested past any parser),
+the caller gets an `ApiError`: nothing from the wire escapes as another exception.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sprunner.api import direct, parse
+from sprunner.api import http, parse
 from sprunner.api.calls import (
     Answered,
     CallRecord,
@@ -42,7 +44,6 @@ from sprunner.api.transport import (
     safe_url,
 )
 from sprunner.api.window import CallWindow, Signal, priority_of
-from sprunner.api.wire import Wire
 
 
 class NotSent(TransportError):
@@ -77,19 +78,12 @@ class Exchange:
         self._scrub_key = scrub_key
         self._on_call = on_call
         self._probed = False
-        # Ours unless a test injects one: httpcore's pool costs ms of CPU a call (wire.py).
-        wire = Wire() if transport is None else None
-        self._http = httpx.AsyncClient(
+        self._http = http.new_client(
             base_url=base_url,
-            headers=dict(headers),
-            transport=transport if wire is None else wire,
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
         )
-        # And straight to the pool, past httpx's client, when nothing stands between (direct.py).
-        self._direct = None
-        if wire is not None and direct.usable(base_url):
-            self._direct = direct.Direct(wire, base_url, headers, timeout)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -105,6 +99,7 @@ class Exchange:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         empty_ok: bool = False,
+        cap: int | None = None,  # http.MAX_ANSWER
     ) -> parse.Answer:
         started = await self.window.acquire(priority_of(call, rate_bound=self.limiter.throttling))
         signal: Signal = "neutral"
@@ -115,7 +110,9 @@ class Exchange:
             started = self.window.now()
             self.calls += 1
             sent = time.monotonic()
-            response = await self._request(method, path, call, collection, params, body, headers)
+            response = await self._request(
+                method, path, call, collection, params, body, headers, cap
+            )
             status = response.status_code
             signal = "congestion" if status == 429 or status >= 500 else "ok"
             self._record(call, method, path, status, time.monotonic() - sent, None)
@@ -127,13 +124,7 @@ class Exchange:
             self._record(call, method, path, None, time.monotonic() - sent, kind)
             raise
         finally:
-            # A body's size, not the server's load, sets how long a create or PUT takes.
-            self.window.release(
-                started,
-                signal=signal,
-                route=route_template(method, path),
-                judge_latency=body is None,
-            )
+            self.window.release(started, signal=signal)
         return self._answer(response, call, collection, path, empty_ok=empty_ok)
 
     async def _request(
@@ -145,25 +136,27 @@ class Exchange:
         params: Mapping[str, str] | None,
         body: Any,
         headers: Mapping[str, str] | None,
+        cap: int | None,
     ) -> Answered:
         """One HTTP request; transport failures become our errors, naming the URL."""
         url = safe_url(self.base_url, path)
         kw: dict[str, Any] = {"call": call, "collection": collection}
+        content = None
+        if body is not None:
+            content = body if isinstance(body, bytes) else parse.encode_json(body)
+            headers = http.json_headers(headers)
         try:
-            if self._direct is not None:
-                data = None
-                if body is not None:
-                    data = body if isinstance(body, bytes) else direct.encode_json(body)
-                    headers = {**(headers or {}), "Content-Type": "application/json"}
-                return await self._direct.send(
-                    method, path, params=params, body=data, headers=headers
-                )
-            if isinstance(body, bytes):
-                headers = {**(headers or {}), "Content-Type": "application/json"}
-                return await self._http.request(
-                    method, path, params=params, content=body, headers=headers
-                )
-            return await self._http.request(method, path, params=params, json=body, headers=headers)
+            return await http.exchange(
+                self._http,
+                method,
+                path,
+                params=params,
+                content=content,
+                headers=headers,
+                cap=http.MAX_ANSWER if cap is None else cap,
+            )
+        except http.AnswerTooLarge as error:
+            raise BadAnswerError(f"{error} [{url}]", **kw) from None
         except httpx.TransportError as error:
             scheme = urlsplit(self.base_url).scheme
             problem = endpoint_problem(error, scheme, first_contact=not self.reached)
@@ -172,11 +165,16 @@ class Exchange:
             if problem is not None:
                 raise EndpointError(f"{problem} [{url}]", **kw) from error
             detail = describe(error)
-            if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+            if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
                 raise NotSent(f"could not connect to {url}", detail=detail, **kw) from error
             if isinstance(error, httpx.TimeoutException):
                 raise TransportError(f"timed out at {url}", detail=detail, **kw) from error
             raise TransportError(f"connection to {url} failed", detail=detail, **kw) from error
+        except (httpx.HTTPError, ValueError, UnicodeError) as error:
+            # A body that cannot be decoded (a broken gzip stream), or anything else a
+            # library raises about what the server sent: a garbled answer, not a crash.
+            detail = describe(error)
+            raise TransportError(f"malformed answer from {url}", detail=detail, **kw) from error
 
     async def _probe(self) -> str | None:
         """Before the API ever answered an http:// URL: is a silent hang-up a wrong port?"""
@@ -201,7 +199,10 @@ class Exchange:
             self.rate_limited += 1
         else:
             self.limiter.on_success()
-        self.limiter.on_rate_headers(*rate_headers(response.headers))
+        # An empty budget is waited out as a 429's Retry-After is: within the client's cap.
+        self.limiter.on_rate_headers(
+            *rate_headers(response.headers), max_wait=self._retry_after_cap
+        )
         content_type = response.headers.get("Content-Type", "")
         status = response.status_code
         if (
@@ -223,8 +224,8 @@ class Exchange:
         if empty_ok and not response.content.strip():
             return parse.Answer(None, call=call, collection=collection)
         try:
-            data = json.loads(response.content)
-        except (ValueError, RecursionError) as error:  # "[[[[…" nests past the recursion limit
+            data = parse.decode_json(response.content)
+        except ValueError as error:
             raise BadAnswerError(
                 "answer is not JSON",
                 call=call,
@@ -232,7 +233,7 @@ class Exchange:
                 status=response.status_code,
                 detail=self._scrub(body_text(response)),
             ) from error
-        return parse.Answer(data, call=call, collection=collection)
+        return parse.Answer(data, call=call, collection=collection, raw=response.content)
 
     def _record(
         self,

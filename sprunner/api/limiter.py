@@ -29,7 +29,12 @@ them sees whole, and each 429 pauses its process for a whole `Retry-After`. So:
   has finished): probing grows by 2 % of the rate per success instead of the fixed step.
 
 Callers are spaced evenly (a reserved time slot each) rather than released in bursts, because
-a burst is what empties the server's token bucket.
+a burst is what empties the server's token bucket. A slot that nobody took in time (every
+call slot was busy with a slow answer, or the process was not scheduled) may still be
+taken late, within `catch_up` seconds: the server's bucket kept the token meanwhile, and the
+last answer's `X-RateLimit-Remaining` says how many it holds (less `IN_FLIGHT_RESERVE` for
+calls already on their way). Without that word from the server, only `UNKNOWN_CATCH_UP`
+slots may be taken late. So a heavy tail of answer times costs no throughput (issue #28).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 DEFAULT_PAUSE = 1.0  # when a 429 carries no Retry-After
+MAX_PAUSE = 300.0  # a Retry-After beyond this is read as this (the client caps it lower)
 DECREASE_FACTOR = 0.85
 INCREASE_PER_SUCCESS = 0.04  # requests/s gained per success
 MIN_RATE = 0.2
@@ -60,6 +66,11 @@ LOW_BUDGET = 0.2
 # probing grows by a share of the rate per success instead of the fixed step.
 IDLE_BUDGET = 0.9
 IDLE_GROWTH = 0.02
+# Late slots (see the module docstring): at most this many seconds' worth, keeping this
+# many tokens of the stated budget for calls in flight; two slots when the API says nothing.
+MAX_CATCH_UP = 1.0
+IN_FLIGHT_RESERVE = 8
+UNKNOWN_CATCH_UP = 2
 # A Reset this large is a Unix time, not a number of seconds from now.
 EPOCH_THRESHOLD = 1e9
 
@@ -72,16 +83,18 @@ class RateLimiter:
         max_rps: float | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        if max_rps is not None and max_rps <= 0:
-            raise ValueError("max_rps must be positive")
+        if max_rps is not None and not (max_rps > 0 and math.isfinite(max_rps)):
+            raise ValueError("max_rps must be a positive number")
         self.max_rps = max_rps
         self._clock = clock
+        self._wall = wall  # Unix time, for a Reset given as one
         self._learned: float | None = None  # None until the first 429 or rate headers
         self._stated: float | None = None  # the rate the API's headers state
         self._paused_until = 0.0
         self._cut_blocked_until = 0.0
-        self._next_slot = 0.0
+        self._next_slot = clock()
         self._successes: deque[float] = deque()  # over LONG_WINDOW
         self._recent: deque[float] = deque()  # over WINDOW
         self._last_remaining: float | None = None  # X-RateLimit-Remaining, last seen
@@ -110,8 +123,11 @@ class RateLimiter:
                 continue
             rate = self.rate
             if rate is None:
+                # Unthrottled: no slot was missed, so none may be taken late once a rate is
+                # known (four processes joining one budget would each burst at once).
+                self._next_slot = now
                 return
-            slot = max(now, self._next_slot)
+            slot = max(now - self._catch_up(rate), self._next_slot)
             self._next_slot = slot + 1.0 / rate
             if slot <= now:
                 return
@@ -120,31 +136,41 @@ class RateLimiter:
             if self._clock() >= self._paused_until:
                 return
 
+    def _catch_up(self, rate: float) -> float:
+        """How far behind now a free slot may lie and still be taken (seconds)."""
+        if self._last_remaining is None or self._stated is None:
+            return UNKNOWN_CATCH_UP / rate
+        room = self._last_remaining - IN_FLIGHT_RESERVE
+        return min(MAX_CATCH_UP, max(0.0, room / rate))
+
     def on_rate_limited(self, retry_after: float | None) -> None:
         """A 429 arrived: pause everyone, and cut the rate once per pause."""
         now = self._clock()
-        pause = DEFAULT_PAUSE if retry_after is None else max(0.0, retry_after)
+        pause = DEFAULT_PAUSE
+        if retry_after is not None and math.isfinite(retry_after):
+            pause = min(max(0.0, retry_after), MAX_PAUSE)
         self._paused_until = max(self._paused_until, now + pause)
         # Slots reserved before the 429 are void: spacing restarts when the pause ends.
         self._next_slot = self._paused_until
         if now < self._cut_blocked_until:
             return
-        if len(self._successes) < MIN_SAMPLES and self.rate is None:
-            # A 429 after only a success or two says little about the rate (another process
-            # may have spent the window): pause, and learn from the next 429 instead.
-            return
         self._cut(now)
 
     def _cut(self, now: float) -> None:
         """Cut the rate below what was observed; once, until the answers to calls sent
-        before the cut are in (they carry no news about the new rate)."""
+        before the cut are in (they carry no news about the new rate).
+
+        With too few recent successes to measure and no rate known yet (a 429 after only a
+        call or two, or after a quiet spell: the first poll of a long run), there is nothing
+        to cut from: the pause alone answers it, and the next 429 teaches the rate."""
         observed = self._observed_rate(now)
         current = self.rate
         if len(self._successes) >= MIN_SAMPLES:
             base = observed if current is None else min(current, observed)
-        else:
-            assert current is not None
+        elif current is not None:
             base = current
+        else:
+            return
         self._learned = max(MIN_RATE, DECREASE_FACTOR * base)
         # Answers to requests sent before this cut arrive during the pause (or just after).
         self._cut_blocked_until = max(now, self._paused_until) + max(0.25, 1.0 / self._learned)
@@ -172,9 +198,15 @@ class RateLimiter:
             self._learned = min(self._learned, self.max_rps * 1.5)
 
     def on_rate_headers(
-        self, limit: float | None, remaining: float | None, reset: float | None
+        self,
+        limit: float | None,
+        remaining: float | None,
+        reset: float | None,
+        *,
+        max_wait: float = RATE_LIMIT_WINDOW,
     ) -> None:
-        """An answer carried `X-RateLimit-*`: take the stated rate, and wait out an empty budget.
+        """An answer carried `X-RateLimit-*`: take the stated rate, and wait out an empty budget
+        (for at most `max_wait`: a Reset a century away is not waited for).
 
         `reset` is seconds from now, or a Unix time (told apart by size).
         """
@@ -207,8 +239,8 @@ class RateLimiter:
         if remaining is not None:
             self._last_remaining = remaining
         if remaining is not None and remaining <= 0 and reset is not None:
-            wait = reset - time.time() if reset > EPOCH_THRESHOLD else reset
-            wait = min(max(0.0, wait), RATE_LIMIT_WINDOW)
+            wait = reset - self._wall() if reset > EPOCH_THRESHOLD else reset
+            wait = min(max(0.0, wait), RATE_LIMIT_WINDOW, max_wait)
             if wait > 0:
                 self._paused_until = max(self._paused_until, now + wait)
                 self._next_slot = max(self._next_slot, self._paused_until)

@@ -1,196 +1,218 @@
 """Turn the API's JSON answers into the frozen models, and error bodies into text.
 
-Tolerant of extra fields (the API grows), strict about missing or mistyped ones: those raise
-`BadAnswerError` naming the call, never a KeyError or TypeError later in the reconciler.
+Each answer is first checked against its declared model (`answers.py`); a value outside it
+raises `BadAnswerError` naming the call and the field (`answer.items[3].completed_at: ...`),
+never a KeyError or TypeError later in the reconciler. The checked answer is then copied
+into the frozen dataclasses of `models.py`, which the rest of sprunner reads.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from sprunner.api.answers import (
+    CollectionAnswer,
+    FailedJobAnswer,
+    RunAnswer,
+    RunsAnswer,
+    WriteAnswer,
+)
 from sprunner.api.errors import BadAnswerError, shorten
-from sprunner.api.models import CollectionRef, FailedJob, Run, RunStatus, WriteResult
+from sprunner.api.models import CollectionRef, FailedJob, Run, WriteResult
 
-T = TypeVar("T")
+try:  # parses straight from bytes: no decoded copy of a 100 MB body (a declared dependency)
+    import orjson
+except ImportError:  # pragma: no cover - a platform without its wheel
+    orjson = None  # type: ignore[assignment]
+
+M = TypeVar("M", bound=BaseModel)
+_COLLECTIONS = TypeAdapter(list[CollectionAnswer])
+_SHOWN = 2000  # bytes of a bad answer shown (then cut shorter by `shorten`)
+
+
+def decode_json(body: bytes | bytearray) -> Any:
+    """The JSON value of `body`. Raises ValueError (nesting too deep included).
+
+    orjson first (fast, no decoded copy); what it refuses that JSON allows (a lone
+    surrogate escape, a number past 64 bits, nesting past 1,024) goes to the standard
+    parser, whose own refusals (nesting past the recursion limit) are ValueErrors too."""
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
+def encode_json(body: Any) -> bytes:
+    """A JSON body as httpx encodes `json=`: compact, UTF-8."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 class Answer:
     """One decoded answer plus the context needed to complain about it."""
 
-    def __init__(self, data: Any, *, call: str, collection: str | None) -> None:
+    def __init__(
+        self, data: Any, *, call: str, collection: str | None, raw: bytes | bytearray = b""
+    ) -> None:
         self.data = data
         self.call = call
         self.collection = collection
+        self._raw = raw
 
     def bad(self, what: str) -> BadAnswerError:
+        shown = bytes(self._raw[:_SHOWN]).decode("utf-8", errors="replace")
         return BadAnswerError(
             f"unexpected answer: {what}",
             call=self.call,
             collection=self.collection,
-            detail=shorten(json.dumps(self.data, default=str)),
+            detail=shorten(shown) if shown else None,
         )
 
-    def obj(self, value: Any, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.bad(f"{where} is not an object")
-        return value
+    def check(self, model: type[M], value: Any, where: str = "answer") -> M:
+        """`value` as `model`, or a `BadAnswerError` naming the first field at fault."""
+        try:
+            return model.model_validate(value)
+        except ValidationError as error:
+            raise self.bad(_first_problem(error, value, where)) from None
 
-    def items(self, value: Any, where: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.bad(f"{where} is not a list")
-        return value
-
-    def field(self, obj: Mapping[str, Any], key: str, kind: type[T], where: str) -> T:
-        if key not in obj:
-            raise self.bad(f"{where} has no {key!r}")
-        value = obj[key]
-        # bool is an int in Python; a count of True is a broken answer, not 1.
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.bad(f"{where}.{key} is not a {kind.__name__}")
-        return value
-
-    def ident(self, obj: Mapping[str, Any], key: str, where: str) -> str:
-        """Ids are strings in the docs; accept numbers too, as some deployments use them."""
-        value = obj.get(key)
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-            raise self.bad(f"{where} has no usable {key!r}")
-        return str(value)
+    def checked_list(self, adapter: TypeAdapter[list[M]], where: str = "answer") -> list[M]:
+        try:
+            return adapter.validate_python(self.data)
+        except ValidationError as error:
+            raise self.bad(_first_problem(error, self.data, where)) from None
 
 
-def collection_ref(answer: Answer, value: Any, where: str = "answer") -> CollectionRef:
-    obj = answer.obj(value, where)
-    return CollectionRef(
-        id=answer.ident(obj, "id", where), name=answer.field(obj, "name", str, where)
-    )
+_SAID = {
+    "int_type": "is not an integer",
+    "string_type": "is not a string",
+    "string_unicode": "holds a lone UTF-16 surrogate",
+    "bool_type": "is not a boolean",
+    "float_type": "is not a number",
+    "list_type": "is not a list",
+    "dict_type": "is not an object",
+    "model_type": "is not an object",
+    "model_attributes_type": "is not an object",
+    "finite_number": "is not a finite number",
+}
+
+
+def _first_problem(error: ValidationError, data: Any, where: str) -> str:
+    """`answer.items[3].completed_at is not a string`: the first problem, by the path of
+    the field in the answer (pydantic's own tags for members of a union are left out)."""
+    problem = error.errors(include_url=False)[0]
+    path, value = where, data
+    for part in problem["loc"]:
+        if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            path, value = f"{path}[{part}]", value[part]
+        elif isinstance(value, Mapping) and part in value:
+            path, value = f"{path}.{part}", value[part]
+        elif isinstance(value, Mapping) and problem["type"] == "missing":
+            return f"{path} has no {part!r}"
+    kind = problem["type"]
+    if kind in _SAID:
+        return f"{path} {_SAID[kind]}"
+    message = str(problem["msg"])
+    message = message.removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    if kind in ("literal_error", "greater_than_equal", "less_than_equal", "string_too_short"):
+        return f"{path} is {_shown(value)} ({message})"
+    return f"{path} {message}"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def collection_ref(answer: Answer, value: Any) -> CollectionRef:
+    checked = answer.check(CollectionAnswer, value)
+    return CollectionRef(id=str(checked.id), name=checked.name)
 
 
 def collection_refs(answer: Answer) -> list[CollectionRef]:
-    return [
-        collection_ref(answer, item, f"answer[{i}]")
-        for i, item in enumerate(answer.items(answer.data, "answer"))
-    ]
+    return [CollectionRef(id=str(c.id), name=c.name) for c in answer.checked_list(_COLLECTIONS)]
 
 
 def write_result(answer: Answer) -> WriteResult:
-    obj = answer.obj(answer.data, "answer")
-    message = obj.get("message")
-    duplicates = obj.get("duplicates_skipped")
-    blocked = obj.get("blocked_urls")
-    invalid = obj.get("invalid_items")
+    checked = answer.check(WriteAnswer, answer.data)
     return WriteResult(
-        id=answer.ident(obj, "id", "answer"),
-        name=answer.field(obj, "name", str, "answer"),
-        message=message if isinstance(message, str) else "",
-        duplicates_skipped=duplicates if isinstance(duplicates, int) else 0,
-        blocked_urls=tuple(str(u) for u in blocked) if isinstance(blocked, list) else (),
-        invalid_items=tuple(invalid) if isinstance(invalid, list) else (),
+        id=str(checked.id),
+        name=checked.name,
+        message=checked.message or "",
+        duplicates_skipped=checked.duplicates_skipped or 0,
+        blocked_urls=tuple(checked.blocked_urls or ()),
+        invalid_items=tuple(checked.invalid_items or ()),
     )
 
 
-def _failed_job(answer: Answer, value: Any, where: str) -> FailedJob:
-    obj = answer.obj(value, where)
-    error = obj.get("error")
-    custom_id, status_code, block_reason = (
-        obj.get("custom_id"),
-        obj.get("status_code"),
-        obj.get("block_reason"),
-    )
+def _failed_job(job: FailedJobAnswer) -> FailedJob:
     return FailedJob(
-        job_id=answer.ident(obj, "job_id", where),
-        url=answer.field(obj, "url", str, where),
-        status=answer.field(obj, "status", str, where),
-        # A job may fail without a message; that is not a broken answer.
-        error="" if error is None else str(error),
-        # Optional extras: kept when well-typed, ignored otherwise (never a broken answer).
-        custom_id=custom_id if isinstance(custom_id, str) else None,
-        status_code=status_code
-        if isinstance(status_code, int) and not isinstance(status_code, bool)
-        else None,
-        block_reason=block_reason if isinstance(block_reason, str) else None,
+        job_id=str(job.job_id),
+        url=job.url,
+        status=job.status,
+        error=job.error,
+        custom_id=job.custom_id,
+        status_code=job.status_code,
+        block_reason=job.block_reason,
     )
 
 
-def run(answer: Answer, value: Any, *, collection_id: str, where: str = "answer") -> Run:
-    obj = answer.obj(value, where)
-    status = answer.field(obj, "status", str, where)
-    if status not in ("in_progress", "completed"):
-        raise answer.bad(f"{where}.status is {status!r}")
-    jobs = obj.get("failed_jobs")
-    created_at = obj.get("created_at")
-    if created_at is not None and (
-        isinstance(created_at, bool) or not isinstance(created_at, (int, float))
-    ):
-        raise answer.bad(f"{where}.created_at is not a number")
+def run_of(checked: RunAnswer, *, collection_id: str) -> Run:
     return Run(
-        run_id=answer.ident(obj, "run_id", where),
+        run_id=str(checked.run_id),
         # We asked about this collection; an answer that omits it is still unambiguous.
-        collection_id=str(obj.get("collection_id") or collection_id),
-        status=cast(RunStatus, status),
-        total_requests=answer.field(obj, "total_requests", int, where),
-        success_requests=answer.field(obj, "success_requests", int, where),
-        failed_requests=answer.field(obj, "failed_requests", int, where),
-        timeout_requests=answer.field(obj, "timeout_requests", int, where),
-        failed_jobs=tuple(
-            _failed_job(answer, job, f"{where}.failed_jobs[{i}]")
-            for i, job in enumerate(answer.items(jobs, f"{where}.failed_jobs"))
-        )
-        if jobs is not None
-        else (),
-        created_at=None if created_at is None else float(created_at),
-        job_ids=_job_ids(answer, obj.get("job_ids"), f"{where}.job_ids"),
-        all_jobs_persisted=_optional_bool(answer, obj, "all_jobs_persisted", where),
+        collection_id=str(checked.collection_id or collection_id),
+        status=checked.status,
+        total_requests=checked.total_requests,
+        success_requests=checked.success_requests,
+        failed_requests=checked.failed_requests,
+        timeout_requests=checked.timeout_requests,
+        failed_jobs=tuple(_failed_job(j) for j in checked.failed_jobs or ()),
+        created_at=checked.created_at,
+        job_ids=tuple(str(i) for i in checked.job_ids or ()),
+        all_jobs_persisted=checked.all_jobs_persisted,
     )
 
 
-def _job_ids(answer: Answer, value: Any, where: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    ids = answer.items(value, where)
-    if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
-        raise answer.bad(f"{where} holds something that is not an id")
-    return tuple(str(i) for i in ids)
-
-
-def _optional_bool(answer: Answer, obj: Mapping[str, Any], key: str, where: str) -> bool | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise answer.bad(f"{where}.{key} is not a bool")
-    return value
+def run(answer: Answer, value: Any, *, collection_id: str) -> Run:
+    return run_of(answer.check(RunAnswer, value), collection_id=collection_id)
 
 
 def runs(answer: Answer, *, collection_id: str) -> list[Run]:
-    obj = answer.obj(answer.data, "answer")
-    if "items" not in obj:
-        raise answer.bad("answer has no 'items'")
-    return [
-        run(answer, item, collection_id=collection_id, where=f"items[{i}]")
-        for i, item in enumerate(answer.items(obj["items"], "items"))
-    ]
+    checked = answer.check(RunsAnswer, answer.data)
+    return [run_of(item, collection_id=collection_id) for item in checked.items]
 
 
-def looks_like_a_page(body: bytes, content_type: str) -> bool:
+def looks_like_a_page(body: bytes | bytearray, content_type: str) -> bool:
     """An HTML page (a web site, a proxy's error page) rather than anything the API says."""
     if "html" in content_type.lower():
         return True
-    return body.lstrip()[:15].lower().startswith((b"<!doctype", b"<html", b"<?xml", b"<head"))
+    head = bytes(body[:64]).lstrip()[:15].lower()
+    return head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head"))
 
 
-def page_summary(body: bytes, content_type: str) -> str:
+def page_summary(body: bytes | bytearray, content_type: str) -> str:
     """What to say instead of printing a page: nobody reads 300 characters of markup."""
     kind = content_type.split(";")[0].strip() or "no Content-Type"
     return f"a web page ({kind}, {len(body)} bytes), which does not look like the API"
 
 
-def error_detail(body: bytes, content_type: str = "") -> str:
+def error_detail(body: bytes | bytearray, content_type: str = "") -> str:
     """The human part of an error body: `detail` or `message`, else the text itself."""
     if looks_like_a_page(body, content_type):
         return page_summary(body, content_type)
-    text = body.decode("utf-8", errors="replace")
+    text = bytes(body).decode("utf-8", errors="replace")
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
+        data = decode_json(body)
+    except ValueError:  # not JSON, or nested past the recursion limit
         return shorten(text)
     if isinstance(data, Mapping):
         for key in ("detail", "message"):
@@ -199,5 +221,8 @@ def error_detail(body: bytes, content_type: str = "") -> str:
                 return shorten(value)
             if value is not None:
                 # FastAPI-style validation errors are a list of objects.
-                return shorten(json.dumps(value, separators=(",", ":")))
+                try:
+                    return shorten(json.dumps(value, separators=(",", ":")))
+                except (ValueError, RecursionError):
+                    break
     return shorten(text)

@@ -6,8 +6,9 @@ certificate, https to a port that speaks plain http), or a peer whose bytes are 
 
 http to a port that speaks TLS, or to a service that is not HTTP (ssh, smtp), looks from
 the HTTP side exactly like a dropped connection: the server hangs up without an answer.
-So when that happens before the API ever answered, `port_problem` asks the port directly
-(a plain request, then a TLS handshake), once per client.
+So when that happens before the API ever answered, `port_problem` asks the port again
+through httpx (a plain HEAD, then the same over TLS without checking the certificate),
+once per client. No module of sprunner opens a socket or reads HTTP itself.
 
 URLs shown to users never carry credentials: the user-info and the query of the base URL
 are dropped (the key itself only ever travels in a header).
@@ -15,8 +16,6 @@ are dropped (the key itself only ever travels in a header).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 import ssl
 from urllib.parse import urlsplit
@@ -27,8 +26,6 @@ PROBE_TIMEOUT = 2.0
 # Failures of the TLS layer that a dropped or reset connection also produces: transient.
 _TLS_TRANSIENT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 _DISCONNECTED = "disconnected without sending a response"
-# What httpx says when a connection drops mid-answer: a passing fault, not a wrong port.
-_DROPPED = (_DISCONNECTED, "peer closed", "incomplete", "connection reset")
 
 
 def is_loopback(host: str) -> bool:
@@ -86,11 +83,9 @@ def endpoint_problem(
             )
         return f"TLS failed ({tls.reason or tls})"
     text = str(error).lower()
-    if (
-        first_contact
-        and isinstance(error, httpx.RemoteProtocolError)
-        and not any(words in text for words in _DROPPED)
-    ):
+    if first_contact and isinstance(error, httpx.RemoteProtocolError) and "status line" in text:
+        # Not even a status line: whatever answers is not HTTP. (A broken header or body
+        # after a good status line is a garbled answer, retried like a dropped one.)
         return f"the server's answer is not HTTP ({describe(error)}): wrong port" + (
             ", or http:// to an https port?" if scheme == "http" else "?"
         )
@@ -103,48 +98,22 @@ def hung_up_silently(error: httpx.TransportError) -> bool:
 
 async def port_problem(host: str, port: int, *, timeout: float = PROBE_TIMEOUT) -> str | None:
     """Why an http:// port that hung up silently is the wrong one, or None if it looks fine."""
-    said = await _first_bytes(host, port, timeout)
-    if said.startswith(b"HTTP/"):
+    if await _answers(f"http://{_netloc(host, port)}/", timeout):
         return None  # it speaks HTTP: the hang-up was a fault of the moment
-    if said[:1] in (b"\x15", b"\x16"):  # a TLS alert or handshake record
+    if await _answers(f"https://{_netloc(host, port)}/", timeout):
         return "the port speaks TLS: use https:// in the API URL"
-    if said:
-        shown = said.split(b"\n")[0].decode("ascii", errors="replace").strip()[:40]
-        return f"the server does not speak HTTP (it says {shown!r}): wrong port?"
-    if await speaks_tls(host, port, timeout=timeout):
-        return "the port speaks TLS: use https:// in the API URL"
-    return None
+    return "the server does not speak HTTP on this port: wrong port?"
 
 
-async def _first_bytes(host: str, port: int, timeout: float) -> bytes:
-    """What the port says to a plain HTTP request (empty when it says nothing in time)."""
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, asyncio.TimeoutError):
-        return b""
-    try:
-        writer.write(f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode("idna"))
-        return await asyncio.wait_for(reader.read(64), timeout)
-    except (OSError, asyncio.TimeoutError):
-        return b""
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), timeout)
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def speaks_tls(host: str, port: int, *, timeout: float = PROBE_TIMEOUT) -> bool:
-    """Does this port complete a TLS handshake? (Certificates are not checked: it is a probe.)"""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context), timeout
-        )
-    except (OSError, asyncio.TimeoutError, ssl.SSLError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError, ssl.SSLError, asyncio.TimeoutError):
-        await asyncio.wait_for(writer.wait_closed(), timeout)
+async def _answers(url: str, timeout: float) -> bool:
+    """Does `url` give any HTTP answer at all? (A probe: certificates are not checked.)"""
+    async with httpx.AsyncClient(verify=False, trust_env=False, timeout=timeout) as probe:
+        try:
+            await probe.head(url)
+        except httpx.HTTPError:
+            return False
     return True

@@ -1,20 +1,18 @@
-"""The adaptive window of API calls in flight (AIMD, as TCP does with its congestion window).
+"""The window of API calls in flight: at most `cap` (`--parallel`), fewer after congestion.
 
-A fixed bound is either too low for a fast API (calls wait behind each other while the
-server idles) or too high for a struggling one. So the window starts at `START_SIZE` (8, the old
-fixed bound) and moves between 1 and `cap` (`--parallel`):
+The window starts at `START_SIZE` (8, the old fixed bound) and moves between 1 and `cap`:
 
-- Growth: +1 per fast answer until the first sign of congestion (slow start), then
-  +1/window per fast answer (about +1 per round trip). It grows only while callers actually
-  wait for a slot: an idle window would otherwise drift far above what was ever tested.
-- Cut: x0.5 on a 429, a 5xx or a transport failure; x0.8 when latency rises (the smoothed
-  ratio of each answer's time to the best time seen for its route passes `SLOW_RATIO`).
-  Only answers to calls sent *after* the last cut may cut again: the answers to calls
-  already in flight then reflect the old window and carry no new information.
+- Growth: +1 per answer while callers wait for a slot (slow start) until the first cut,
+  then +1/window per answer (about +1 per round trip). It grows only while callers
+  actually wait: an idle window would otherwise drift far above what was ever tested.
+- Cut: x0.5 on the server's own signals of overload only, a 429, a 5xx or a transport
+  failure. Only answers to calls sent *after* the last cut may cut again: the answers to
+  calls already in flight then reflect the old window and carry no new information.
 
-Latency is judged per route (a poll and a listing take different times), only for calls
-without a body (a PUT's time grows with its request list, not with the server's load), and
-each answer's ratio is clamped so that one outlier cannot cut the window by itself.
+Answer times are never read as congestion (issue #28): a server that answers in 3 ms when
+idle and 44 ms when busy is not overloaded, and an earlier window that cut itself on rising
+latency fell to one call in flight against it. How fast calls may go is the rate limiter's
+job (`limiter.py`), on the API's own word (429, `Retry-After`, `X-RateLimit-*`).
 Time comes from an injected clock, so the behaviour is tested without sleeping.
 
 Waiting callers are served by priority, then in arrival order: a poll that is due (`POLL`)
@@ -36,14 +34,6 @@ from typing import Literal
 
 START_SIZE = 8
 CONGESTION_CUT = 0.5
-LATENCY_CUT = 0.8
-SLOW_RATIO = 2.0  # smoothed latency / best latency above which the window shrinks
-FAST_RATIO = 1.5  # an answer at most this much slower than the best one is "fast"
-RATIO_CLAMP = 4.0
-SMOOTHING = 0.2  # weight of the newest answer in the smoothed ratio
-MIN_SAMPLES = 3  # answers on a route before its latency is judged
-MIN_BASE = 0.005  # seconds: below this, differences are scheduling noise
-BASE_DRIFT = 1.01  # the best time may rise 1 % an answer, so a lasting change is accepted
 
 Signal = Literal["ok", "congestion", "neutral"]
 
@@ -88,9 +78,6 @@ class CallWindow:
         self._arrivals = itertools.count()
         self._last_cut = float("-inf")
         self._last_full = float("-inf")  # when callers last had to wait for a slot
-        self._best: dict[str, float] = {}
-        self._samples: dict[str, int] = {}
-        self._ratio = 1.0
 
     @property
     def size(self) -> int:
@@ -127,35 +114,17 @@ class CallWindow:
             raise
         return self._clock()
 
-    def release(
-        self, started: float, *, signal: Signal, route: str = "", judge_latency: bool = True
-    ) -> None:
-        """A call ended: adapt the window to what its answer says, then free its slot."""
-        now = self._clock()
+    def release(self, started: float, *, signal: Signal) -> None:
+        """A call ended: adapt the window to what its answer says, then free its slot.
+        How long the answer took plays no part (see the module docstring)."""
         # Grow only if the window was full while this call was out: it was the bottleneck.
         demand = bool(self._waiters) or self._last_full >= started
         self._in_flight -= 1
         if signal == "congestion":
             self._cut(started, CONGESTION_CUT)
-        elif signal == "ok":
-            ratio = self._observe(route, now - started) if judge_latency else 1.0
-            if self._ratio > SLOW_RATIO:
-                self._cut(started, LATENCY_CUT)
-            elif ratio <= FAST_RATIO and demand:
-                self._grow()
+        elif signal == "ok" and demand:
+            self._grow()
         self._wake()
-
-    def _observe(self, route: str, latency: float) -> float:
-        """This answer's time over the best for its route; updates the smoothed ratio."""
-        latency = max(latency, MIN_BASE)
-        best = min(latency, self._best.get(route, latency) * BASE_DRIFT)
-        self._best[route] = best
-        self._samples[route] = count = self._samples.get(route, 0) + 1
-        if count < MIN_SAMPLES:
-            return 1.0
-        ratio = min(latency / best, RATIO_CLAMP)
-        self._ratio += SMOOTHING * (ratio - self._ratio)
-        return ratio
 
     def _grow(self) -> None:
         step = 1.0 if self._size < self._threshold else 1.0 / self.size
@@ -167,7 +136,6 @@ class CallWindow:
         self._last_cut = self._clock()
         self._size = max(1.0, self._size * factor)
         self._threshold = self._size
-        self._ratio = 1.0  # judge the new window by the answers it gets
 
     def _wake(self) -> None:
         while self._waiters and self._in_flight < self.size:

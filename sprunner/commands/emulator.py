@@ -8,9 +8,14 @@ user chose is never printed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sprunner.errors import EXIT_OK, UsageError
 from sprunner.ui import Output
+
+if TYPE_CHECKING:
+    from sprunner.emulator.faults import Faults
+    from sprunner.emulator.latency import Latency
 
 DEMO_KEY = "emulator-key"
 
@@ -28,6 +33,20 @@ def _key_for(host: str, api_key: str | None) -> str:
     return api_key
 
 
+def _faults(specs: Sequence[str], latency: str | None, seed: int) -> tuple[Faults, Latency | None]:
+    from sprunner.emulator.faults import Faults, FaultSpecError
+    from sprunner.emulator.latency import LatencySpecError, parse_latency
+
+    try:
+        active = Faults(specs, seed=seed)
+    except FaultSpecError as error:
+        raise UsageError(f"--fault: {error}") from None
+    try:
+        return active, None if latency is None else parse_latency(latency, seed=seed)
+    except LatencySpecError as error:
+        raise UsageError(f"--latency: {error}") from None
+
+
 def run(
     *,
     output: Output,
@@ -42,19 +61,16 @@ def run(
     fetch_concurrency: int = 16,
     result_retention: float = 24 * 3600.0,
     allow_private: bool = False,
+    latency: str | None = None,
 ) -> int:
     # Imported here: starlette and uvicorn are not needed by any other command.
     from sprunner.emulator.engine import Engine
-    from sprunner.emulator.faults import Faults, FaultSpecError
     from sprunner.emulator.server import bind, make_server, url_for
 
     if mode not in ("fetch", "simulate"):
         raise UsageError(f"--mode must be fetch or simulate, got {mode!r}")
     key = _key_for(host, api_key)
-    try:
-        active = Faults(faults, seed=seed)
-    except FaultSpecError as error:
-        raise UsageError(f"--fault: {error}") from None
+    active, answer_time = _faults(faults, latency, seed)
     engine = Engine(
         mode="fetch" if mode == "fetch" else "simulate",
         run_seconds=run_seconds,
@@ -76,7 +92,9 @@ def run(
         output.warn("--allow-private: fetches loopback and private targets")
     for fault in active.active:
         output.note(f"  fault: {fault}")
-    server = make_server(engine, active, api_key=key, log_level="info")
+    if answer_time is not None:
+        output.note(f"  latency: {answer_time}")
+    server = make_server(engine, active, api_key=key, log_level="info", latency=answer_time)
     try:
         server.run(sockets=[sock])  # uvicorn handles SIGINT/SIGTERM in the main thread
     finally:

@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from sprunner.emulator.engine import Engine, EngineError
 from sprunner.emulator.faults import Decision, Faults
+from sprunner.emulator.latency import Latency
 from sprunner.emulator.validation import parse_json
 
 PREFIX = "/v1/async/collections"
@@ -86,9 +87,19 @@ class _Gate:
     """What every call passes: the body (authorized callers only), the faults, the key,
     the work, and any after-the-work fault (see the module docstring for the order)."""
 
-    def __init__(self, engine: Engine, faults: Faults, *, api_key: str, max_body: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        faults: Faults,
+        *,
+        api_key: str,
+        max_body: int,
+        latency: Latency | None = None,
+    ) -> None:
         self.engine, self.faults, self.max_body = engine, faults, max_body
         self.expected = f"Bearer {api_key}".encode()
+        self.latency = latency
+        self.in_flight = 0  # calls being handled now (a `busy` latency grows with it)
 
     async def __call__(
         self,
@@ -116,8 +127,15 @@ class _Gate:
         # Decided once the body is in: a fault that fired (a held PUT, say) has the whole
         # request, so a client killed after it was counted cannot take the body back.
         decision = self.faults.decide(route)
-        if decision.delay:
-            await asyncio.sleep(decision.delay)
+        self.in_flight += 1
+        try:
+            delay = decision.delay
+            if self.latency is not None:
+                delay += self.latency.delay(self.in_flight)
+            if delay:
+                await asyncio.sleep(delay)
+        finally:
+            self.in_flight -= 1
         refused = _rejection(decision)
         if refused is None and not authorized:
             refused = _detail(401, "Invalid or missing API key")
@@ -221,9 +239,14 @@ def _run_routes(engine: Engine, gate: _Gate) -> list[Route]:
 
 
 def build_app(
-    engine: Engine, faults: Faults, *, api_key: str, max_body_bytes: int = MAX_BODY_BYTES
+    engine: Engine,
+    faults: Faults,
+    *,
+    api_key: str,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    latency: Latency | None = None,
 ) -> Starlette:
-    gate = _Gate(engine, faults, api_key=api_key, max_body=max_body_bytes)
+    gate = _Gate(engine, faults, api_key=api_key, max_body=max_body_bytes, latency=latency)
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sprunner.emulator.app import MAX_BODY_BYTES, build_app
 from sprunner.emulator.engine import Engine, Mode
 from sprunner.emulator.faults import Fault, Faults
+from sprunner.emulator.latency import Latency, parse_latency
 from sprunner.emulator.results import DEFAULT_RETENTION
 
 STARTUP_TIMEOUT = 10.0
@@ -63,8 +64,11 @@ def make_server(
     log_level: str = "warning",
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    latency: Latency | None = None,
 ) -> uvicorn.Server:
-    app: ASGIApp = build_app(engine, faults, api_key=api_key, max_body_bytes=max_body_bytes)
+    app: ASGIApp = build_app(
+        engine, faults, api_key=api_key, max_body_bytes=max_body_bytes, latency=latency
+    )
     app = _dated(app, engine)
     config = uvicorn.Config(
         app if wrap is None else wrap(app),
@@ -126,6 +130,7 @@ def running_emulator(
     max_body_bytes: int = MAX_BODY_BYTES,
     clock_skew: float = 0.0,
     store: Path | None = None,
+    latency: str | Latency | None = None,
 ) -> Iterator[EmulatorHandle]:
     """Serve the emulator on `host:port` (0: a free port) in a thread for the `with` block.
 
@@ -134,7 +139,9 @@ def running_emulator(
     fetch mode may reach loopback and private targets (the test sites), refused by default;
     `clock_skew`: seconds the API's clock is ahead of ours (negative: behind); `store`
     (simulate mode): a file the collections and runs are read from, and written back to
-    when they changed (`store.py`: `apply --local` keeps them between commands).
+    when they changed (`store.py`: `apply --local` keeps them between commands);
+    `latency`: how long answers take (`emulator/latency.py`: `fixed:S`, `heavy:MEDIAN[:P99]`,
+    `busy:IDLE:BUSY[:N]`), drawn with `seed`.
     """
     engine = Engine(
         mode=mode,
@@ -156,6 +163,7 @@ def running_emulator(
             max_body_bytes=max_body_bytes,
             host=host,
             port=port,
+            latency=parse_latency(latency, seed=seed) if isinstance(latency, str) else latency,
         ) as handle,
     ):
         yield handle
@@ -171,9 +179,17 @@ def _served(
     max_body_bytes: int,
     host: str,
     port: int,
+    latency: Latency | None,
 ) -> Iterator[EmulatorHandle]:
     """`engine` served by uvicorn in a thread, on a socket bound before it starts."""
-    server = make_server(engine, faults, api_key=api_key, wrap=wrap, max_body_bytes=max_body_bytes)
+    server = make_server(
+        engine,
+        faults,
+        api_key=api_key,
+        wrap=wrap,
+        max_body_bytes=max_body_bytes,
+        latency=latency,
+    )
     sock = bind(host, port)
     errors: list[BaseException] = []
 

@@ -50,16 +50,3 @@ def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
 
 
 RENDERED_CHECKS = {**CHECKS, **{k: _one_of(v) for k, v in RENDERED_ENUMS.items()}}
-
-
-def _short_enough(value: str) -> bool:
-    return len(value) <= MAX_CUSTOM_ID
-
-
-# The same checks as predicates on a rendered *string* (what fastrender.py makes): true
-# exactly when RENDERED_CHECKS[key] finds no problem, without building a message.
-STRING_PASSES: dict[str, Callable[[str], Any]] = {
-    "url": _URL.match,
-    "custom_id": _short_enough,
-    **{k: frozenset(v).__contains__ for k, v in RENDERED_ENUMS.items()},
-}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,6 @@ from sprunner.canonical import canonical_json
 from sprunner.errors import Problem
 from sprunner.jobfile.checks import CHECKS, RENDERED_CHECKS, RENDERED_ENUMS
 from sprunner.jobfile.dedup import Dedup
-from sprunner.jobfile.fastrender import fast_requests
 from sprunner.jobfile.masking import secret_pairs, tidy_display
 from sprunner.jobfile.templates import (
     SECRET_MASK,
@@ -241,51 +240,33 @@ class CollectionExpander:
         """Each entry with its requests in order (to be read before the next entry);
         with `check`, an entry stops at its first problem."""
         for entry in self.entries:
-            if loops is None:
-                yield entry, self._requests(entry, base, check=check)
-            else:
-                yield entry, self._general(entry, base, loops(entry), 0, None)
+            if loops is not None:
+                yield entry, self._requests(entry, base, loops(entry), None)
+                continue
+            checks = None
+            if check:
+                checks = [
+                    (k, RENDERED_CHECKS[k])
+                    for k, _, r in entry.fields
+                    if r is not None and k in RENDERED_CHECKS
+                ]
+            yield entry, self._requests(entry, base, entry.loop_values, checks)
 
     def _requests(
-        self, entry: _Entry, base: dict[str, Any], *, check: bool
-    ) -> Generator[dict[str, Any], None, None]:
-        """A large entry goes through one generated function (fastrender.py), which hands
-        the general path the request it could not make, if any."""
-        start = 0
-        if not any(entry.loop_tainted):
-            fast = fast_requests(entry.fields, entry.loop_names, entry.loop_values, base)
-            if fast is not None:
-                start = yield from fast
-                if start == entry.size:
-                    return
-        checks = None
-        if check:
-            checks = [
-                (k, RENDERED_CHECKS[k])
-                for k, _, r in entry.fields
-                if r is not None and k in RENDERED_CHECKS
-            ]
-        yield from self._general(entry, base, entry.loop_values, start, checks)
-
-    def _general(
         self,
         entry: _Entry,
         base: dict[str, Any],
         loop_values: Sequence[Sequence[Any]],
-        start: int,
         checks: list[tuple[str, Callable[[Any], str | None]]] | None,
     ) -> Iterator[dict[str, Any]]:
-        """One request per combination from the `start`-th on; `checks` None: display pass."""
+        """One request per combination, in order; `checks` None: the display pass."""
         names, fields = entry.loop_names, entry.fields
         tainted_loop = any(entry.loop_tainted)
-        combos: Iterator[tuple[Any, ...]] = itertools.product(*loop_values)
-        if start:
-            combos = itertools.islice(combos, start, None)
-        for combo in combos:
-            ctx = base
-            if names:
-                ctx = base.copy()
-                ctx.update(zip(names, combo, strict=False))
+        # One context for the entry, its loop names bound again for each request: templates
+        # only read it (the sandbox is immutable; a `set` stays in Jinja's own context).
+        ctx = base.copy() if names else base
+        for combo in itertools.product(*loop_values):
+            ctx.update(zip(names, combo, strict=True))
             calls = self.functions.env_calls
             try:
                 request = {k: c if r is None else r.render(ctx) for k, c, r in fields}
@@ -296,29 +277,19 @@ class CollectionExpander:
                     return
                 # Display pass: a value computed from a secret is shown masked whole.
                 request = {k: c if r is None else SECRET_MASK for k, c, r in fields}
-            if checks and self._rejected(
-                entry, checks, request, tainted=tainted_loop or self.functions.env_calls != calls
-            ):
-                return
+            for key, problem_of in checks or ():
+                message = problem_of(request[key])
+                if message:
+                    tainted = tainted_loop or self.functions.env_calls != calls
+                    self._reject(entry, key, message, tainted=tainted)
+                    return
             yield request
 
-    def _rejected(
-        self,
-        entry: _Entry,
-        checks: list[tuple[str, Callable[[Any], str | None]]],
-        request: dict[str, Any],
-        *,
-        tainted: bool,
-    ) -> bool:
-        """Whether a rendered value fails its check (then the problem is recorded)."""
-        for key, problem_of in checks:
-            message = problem_of(request[key])
-            if message:
-                if tainted:  # the value came from env(): say what is wrong, never what it is
-                    message = message.split(", got ")[0] + ", got a value made with env()"
-                self.problems.append(self.report(entry.origin[key], message))
-                return True
-        return False
+    def _reject(self, entry: _Entry, key: str, message: str, *, tainted: bool) -> None:
+        """Record that the rendered `key` fails its check."""
+        if tainted:  # the value came from env(): say what is wrong, never what it is
+            message = message.split(", got ")[0] + ", got a value made with env()"
+        self.problems.append(self.report(entry.origin[key], message))
 
     def _masked_base(self) -> dict[str, Any]:
         masked = self.make_functions(True)

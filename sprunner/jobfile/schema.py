@@ -47,10 +47,12 @@ def _validator() -> Any:
 @functools.cache
 def _fast_check() -> Callable[[Any], Any] | None:
     """The schema compiled to Python by fastjsonschema: a yes/no check, 10-50 x faster than
-    jsonschema's walk. Only a clean "valid" is taken from it; any doubt (invalid, or the
-    library missing) goes to jsonschema, so every message stays jsonschema's. It is built
-    without defaults (it would write them into the document) and without formats (as
-    `_validator`, which has no format checker)."""
+    jsonschema's walk (validating 5,000 files takes half the CPU with it: bench/README.md,
+    issue #26). Only a clean "valid" is taken from it; any doubt (invalid, or the library
+    missing) goes to jsonschema, so every message stays jsonschema's, and a property test
+    (test_schema_precheck.py) holds it to never accepting what jsonschema rejects, one
+    schema rule at a time. It is built without defaults (it would write them into the
+    document) and without formats (as `_validator`, which has no format checker)."""
     try:
         import fastjsonschema
     except ImportError:  # pragma: no cover - an optional speed-up
@@ -141,6 +143,9 @@ def _explain(error: Any) -> Iterator[_Explained]:
         yield _Explained(path, _simple_message(kind, error.validator_value, instance, error))
 
 
+_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than"}
+
+
 def _simple_message(kind: str, expected: Any, instance: Any, error: Any) -> str:
     if kind == "enum":
         return f"expected {_or([str(v) for v in expected])}, got {got(instance)}"
@@ -150,12 +155,8 @@ def _simple_message(kind: str, expected: Any, instance: Any, error: Any) -> str:
         return f"longer than {expected} characters ({len(instance)})"
     if kind in ("minLength", "minItems", "minProperties") and expected == 1:
         return "must not be empty"
-    if kind == "minimum":
-        return f"must be at least {expected}, got {got(instance)}"
-    if kind == "maximum":
-        return f"must be at most {expected}, got {got(instance)}"
-    if kind == "exclusiveMinimum":
-        return f"must be more than {expected}, got {got(instance)}"
+    if kind in _BOUNDS:
+        return f"must be {_BOUNDS[kind]} {expected}, got {got(instance)}"
     if kind == "uniqueItems":
         return "has duplicate items"
     if kind == "pattern":  # patterns end in (?![\s\S]): "$" would accept a final newline

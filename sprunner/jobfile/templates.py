@@ -136,24 +136,22 @@ def _join_maker(shape: tuple[str | bool, ...]) -> Callable[..., Callable[[dict[s
 
 
 class FastSource:
-    """A template of text and `{{ name }}` only: its parts (literal text at even indexes,
-    names at odd ones) and the f-string compiled from them."""
+    """A template of text and `{{ name }}` only: the f-string compiled from its parts
+    (literal text at even indexes, names at odd ones)."""
 
-    __slots__ = ("function", "parts")
+    __slots__ = ("function",)
 
     def __init__(self, parts: list[str]) -> None:
-        self.parts = tuple(parts)
         self.function = _join_function(parts)
 
 
 class _Fast:
-    """Text and `{{ name }}` only, rendered by a compiled f-string (fastrender.py compiles
-    a whole foreach entry of these into one function: see `fast_parts`)."""
+    """Text and `{{ name }}` only, rendered by a compiled f-string."""
 
-    __slots__ = ("function", "parts", "path")
+    __slots__ = ("function", "path")
 
     def __init__(self, source: FastSource, path: DocPath) -> None:
-        self.function, self.parts, self.path = source.function, source.parts, path
+        self.function, self.path = source.function, path
 
     def render(self, ctx: dict[str, Any]) -> str:
         try:
@@ -178,12 +176,6 @@ class _Jinja:
             return str(template.environment.concat(template.root_render_func(context)))
         except Exception as e:  # any error in a user template is an input problem
             raise TemplateProblem(self.path, _describe(e)) from None
-
-
-def fast_parts(renderable: Renderable) -> tuple[str, ...] | None:
-    """The parts of a text-and-`{{ name }}` template (text at even indexes, names at odd
-    ones); None for any other template."""
-    return renderable.parts if isinstance(renderable, _Fast) else None
 
 
 def _describe(error: Exception) -> str:

@@ -324,40 +324,34 @@ class Builder:
         self.problem(mark, message, self.path(text))
 
     def finish_map(self, frame: _Frame) -> None:
+        """The mapping's entries in order: the first of two explicit keys wins, and an
+        explicit key wins over a merged one (`<<`) wherever it stands, so a merged key is
+        never in the way of an explicit one."""
         result = frame.value
         assert isinstance(result, PMap)
+        explicit = set()
+        if frame.merges:  # rare: most files never merge
+            explicit = {text for text, _, _, _, merge in frame.entries if not merge}
         key_marks, value_marks = result.key_marks, result.value_marks
-        if not frame.merges:  # the common case: every key is explicit, the first one wins
-            for text, key_mark, value, mark, _ in frame.entries:
-                if text in result:
-                    self.duplicate(text, key_mark, key_marks[text])
-                    continue
-                result[text] = value
-                key_marks[text] = key_mark
-                value_marks[text] = mark
-            return
-        explicit = {text for text, _, _, _, merge in frame.entries if not merge}
-        first_seen: dict[str, Mark] = {}
         for text, key_mark, value, mark, merge in frame.entries:
-            if not merge:
-                if text in first_seen:
-                    self.duplicate(text, key_mark, first_seen[text])
-                    continue
-                first_seen[text] = key_mark
+            if merge:
+                self.merge_into(result, explicit, value, mark)
+            elif text in result:
+                self.duplicate(text, key_mark, key_marks[text])
+            else:
                 result[text] = value
                 key_marks[text] = key_mark
                 value_marks[text] = mark
+
+    def merge_into(self, result: PMap, explicit: set[str], value: Any, mark: Mark) -> None:
+        """A `<<` entry: the keys of its mapping(s) that are not there yet, nor explicit."""
+        for source in value if isinstance(value, PSeq) else [value]:
+            if not isinstance(source, PMap):
+                message = f"'<<' needs a mapping or a list of mappings, got {type_name(source)}"
+                self.problem(mark, message)
                 continue
-            sources = value if isinstance(value, PSeq) else [value]
-            for source in sources:
-                if not isinstance(source, PMap):
-                    self.problem(
-                        mark,
-                        f"'<<' needs a mapping or a list of mappings, got {type_name(source)}",
-                    )
-                    continue
-                for key, item in source.items():
-                    if key not in explicit and key not in result:
-                        result[key] = item
-                        key_marks[key] = source.key_marks[key]
-                        value_marks[key] = source.value_marks[key]
+            for key, item in source.items():
+                if key not in explicit and key not in result:
+                    result[key] = item
+                    result.key_marks[key] = source.key_marks[key]
+                    result.value_marks[key] = source.value_marks[key]

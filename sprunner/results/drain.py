@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from sprunner.api.paging import job_pages
 from sprunner.results.apitypes import (
     FinishedRun,
     Job,
@@ -186,23 +187,18 @@ class Drain:
                     return True
         return False
 
-    async def _pages(self, **query: Any) -> AsyncGenerator[JobPage, None]:
-        """The run's finished jobs, page by page, in ascending `order_by` order."""
-        cursor: str | None = None
-        while True:
-            page = await self._api.list_jobs(
-                self._target.collection_id,
-                self._target.run_id,
-                name=self._target.collection,
-                cursor=cursor,
-                status_filter=FINISHED_STATUSES,
-                order_dir="asc",
-                **query,
-            )
-            yield page
-            if not page.has_more or not page.cursor_next:
-                return
-            cursor = page.cursor_next
+    def _pages(self, **query: Any) -> AsyncGenerator[JobPage, None]:
+        """The run's finished jobs, page by page, in ascending `order_by` order. Bounded: a
+        listing that always says has_more ends in an error (`api/paging.py`)."""
+        t = self._target
+
+        def fetch(cursor: str | None) -> Awaitable[JobPage]:
+            return self._api.list_jobs(
+                t.collection_id, t.run_id, name=t.collection, cursor=cursor,
+                status_filter=FINISHED_STATUSES, order_dir="asc", **query,
+            )  # fmt: skip
+
+        return job_pages(fetch, collection=t.collection)
 
     async def _write_jobs(self, jobs: Collection[Job], *, defer_pending: bool) -> bool:
         """Write the new jobs of one page in order, then commit and move the mark.

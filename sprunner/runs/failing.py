@@ -9,10 +9,11 @@ failed jobs than the run's counts, it is read again a few times before it is tak
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 
 from sprunner.api.client import ApiClient
-from sprunner.api.models import Job, Run
+from sprunner.api.models import Job, JobPage, Run
+from sprunner.api.paging import job_pages
 from sprunner.outcome import FinalCounts, FinalJob
 from sprunner.runs.companion import Matched, job_key
 
@@ -38,18 +39,18 @@ async def jobs(client: ApiClient, run: Run, *, name: str) -> list[Job]:
 async def _list(client: ApiClient, run: Run, *, name: str) -> list[Job]:
     found: list[Job] = []
     seen: set[str] = set()
-    cursor: str | None = None
-    while True:
-        page = await client.list_jobs(
+
+    def fetch(cursor: str | None) -> Awaitable[JobPage]:
+        return client.list_jobs(
             run.collection_id, run.run_id, name=name, cursor=cursor, status_filter=BAD
         )
+
+    async for page in job_pages(fetch, collection=name):  # bounded: api/paging.py
         for job in page.items:
             if job.job_id not in seen and job.status in BAD:
                 seen.add(job.job_id)
                 found.append(job)
-        if not page.has_more or page.cursor_next is None:
-            return found
-        cursor = page.cursor_next
+    return found
 
 
 def final(

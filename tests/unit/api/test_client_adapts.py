@@ -133,7 +133,7 @@ def test_a_failed_exchange_is_recorded_with_its_kind_and_a_broken_observer_is_ha
     async def go() -> int:
         async with client(script, on_call=observer) as api:
             await api.list_collections(name="shop")
-            return api._wire.observer_failures
+            return api._exchange.observer_failures
 
     assert run(go()) == 2
     assert seen[0].status is None and seen[0].error == "ReadTimeout"

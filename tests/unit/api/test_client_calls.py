@@ -104,9 +104,9 @@ def test_runs_are_parsed_with_failed_jobs_and_created_at() -> None:
 @pytest.mark.parametrize(
     ("body", "complaint"),
     [
-        ([{"name": "a"}], "no usable 'id'"),
-        ({"items": []}, "not a list"),
-        ([{"id": "1", "name": 3}], "name is not a str"),
+        ([{"name": "a"}], "answer\\[0\\] has no 'id'"),
+        ({"items": []}, "answer is not a list"),
+        ([{"id": "1", "name": 3}], "answer\\[0\\].name is not a string"),
         ("<html>", "not JSON"),
     ],
 )

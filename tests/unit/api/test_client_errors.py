@@ -21,6 +21,7 @@ from sprunner.api.errors import (
     TransportError,
     UnreachableError,
 )
+from sprunner.backoff import Backoff
 from sprunner.errors import EXIT_API_UNUSABLE, EXIT_FAILED, UsageError, exit_code_for
 
 from .helpers import KEY, RUN, Script, client, reply, run
@@ -177,9 +178,9 @@ def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     script = Script([reply(429, {}, **{"Retry-After": "7"}), reply(200, {"id": "c1", "name": "a"})])
 
     api = client(script, max_backoff=60.0)
-    real_delay = api._delay
+    real_after = Backoff.after
     monkeypatch.setattr(
-        api, "_delay", lambda error, attempt: waits.append(real_delay(error, attempt)) or 0.0
+        Backoff, "after", lambda self, n, hint: waits.append(real_after(self, n, hint)) or 0.0
     )
     monkeypatch.setattr(api.limiter, "on_rate_limited", lambda retry_after: None)
 
@@ -296,9 +297,9 @@ def test_each_retry_waits_longer_until_the_attempts_are_spent(
     delays: list[tuple[int, float]] = []
     script = Script([reply(503, {})] * 4 + [reply(200, {"id": "c1", "name": "a"})])
     api = client(script, max_attempts=5, max_backoff=60.0)
-    real_delay = api._delay
+    real_after = Backoff.after
     monkeypatch.setattr(
-        api, "_delay", lambda e, n: (delays.append((n, real_delay(e, n))) and 0.0) or 0.0
+        Backoff, "after", lambda self, n, hint: delays.append((n, real_after(self, n, hint))) or 0.0
     )
 
     async def go() -> None:

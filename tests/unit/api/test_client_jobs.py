@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -151,11 +152,14 @@ def test_a_comma_separated_status_string_is_accepted() -> None:
         ({**PAGE, "items": [JOB] * 11}, "11 jobs, more than the 10"),
         ({**PAGE, "items": [{**JOB, "status": "exploded"}]}, r"items\[0\].status"),
         ({**PAGE, "items": [{**JOB, "job_public_id": None}]}, "job_public_id"),
-        ({**PAGE, "items": [{**JOB, "url": 3}]}, "url is not a str"),
-        ({**PAGE, "items": [{**JOB, "status_code": "200"}]}, "status_code is not a int"),
-        ({**PAGE, "items": [{**JOB, "is_success": 1}]}, "is_success is not a bool"),
-        ({**PAGE, "items": [{**JOB, "execution_time_ms": "fast"}]}, "not a number"),
-        ({**PAGE, "items": [{**JOB, "completed_at": 17}]}, "completed_at is not a str"),
+        ({**PAGE, "items": [{**JOB, "url": 3}]}, "url is not a string"),
+        ({**PAGE, "items": [{**JOB, "status_code": "200"}]}, "status_code is not an integer"),
+        ({**PAGE, "items": [{**JOB, "is_success": 1}]}, "is_success is not a boolean"),
+        ({**PAGE, "items": [{**JOB, "execution_time_ms": "fast"}]}, "execution_time_ms is not"),
+        ({**PAGE, "items": [{**JOB, "completed_at": "not-a-date"}]}, "completed_at is not an ISO"),
+        ({**PAGE, "items": [{**JOB, "completed_at": "0001-01-01T00:00:00Z"}]}, "the year 1 "),
+        (json.dumps({**PAGE, "has_more": True, "cursor_next": "\udc00"}), "surrogate"),
+        ({**PAGE, "items": [{**JOB, "completed_at": 17}]}, "completed_at is not a string"),
         ({**PAGE, "items": [{**JOB, "result": "<html>"}]}, "result is not an object"),
         ({**PAGE, "items": [{**JOB, "run_public_id": "r9"}]}, "job of run 'r9', not 'r1'"),
         ({**PAGE, "items": [None]}, r"items\[0\] is not an object"),

@@ -14,15 +14,14 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trustme
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import EndpointError, NotFoundError, UnreachableError
-from sprunner.api.wire import Wire
 from sprunner.errors import EXIT_API_UNUSABLE, exit_code_for
 
 from .helpers import KEY, Script, client, reply, run
@@ -79,27 +78,10 @@ async def _speak_ssh(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     await writer.drain()
 
 
-# Every test runs over sprunner's own transport (the default: api/wire.py) and over httpx's
-# (used when the environment names a proxy): both must tell the same endpoint problems.
-_kind = "wire"
-
-
-@pytest.fixture(autouse=True, params=["wire", "httpcore"])
-def transport_kind(request: pytest.FixtureRequest) -> None:
-    global _kind
-    _kind = request.param
-
-
-def _transport(verify: Any) -> httpx.AsyncBaseTransport:
-    if _kind == "httpcore":
-        return httpx.AsyncHTTPTransport(verify=verify)
-    return Wire(ssl_context=verify if isinstance(verify, ssl.SSLContext) else None)
-
-
-async def _call(base_url: str, *, verify: Any = True, **kw: Any) -> tuple[BaseException, float]:
-    """List collections against `base_url`; the error it ends with and how long it took."""
-    transport = _transport(verify)
-    api = ApiClient(base_url=base_url, api_key=KEY, transport=transport, **{**RETRYING, **kw})
+async def _call(base_url: str, **kw: Any) -> tuple[BaseException, float]:
+    """List collections against `base_url`; the error it ends with and how long it took.
+    The client is the production one (httpx's own transport), as every test here uses."""
+    api = ApiClient(base_url=base_url, api_key=KEY, **{**RETRYING, **kw})
     began = time.monotonic()
     try:
         async with api:
@@ -132,10 +114,12 @@ def _server_tls(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-def _client_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
+@pytest.fixture
+def trusted(ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust the test CA the way a user would: SSL_CERT_FILE (httpx reads it)."""
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    monkeypatch.setenv("SSL_CERT_FILE", str(path))
 
 
 def _assert_fails_at_once(error: BaseException, took: float, *words: str) -> None:
@@ -156,9 +140,10 @@ def test_http_to_a_tls_port_says_use_https(ca: trustme.CA) -> None:
     run(_with_server(_answer_json, _server_tls(ca), test))
 
 
-def test_https_to_a_plain_http_port_says_the_port_does_not_speak_tls(ca: trustme.CA) -> None:
+@pytest.mark.usefixtures("trusted")
+def test_https_to_a_plain_http_port_says_the_port_does_not_speak_tls() -> None:
     async def test(port: int) -> None:
-        error, took = await _call(f"https://127.0.0.1:{port}", verify=_client_tls(ca))
+        error, took = await _call(f"https://127.0.0.1:{port}")
         _assert_fails_at_once(error, took, "does not speak TLS", f"https://127.0.0.1:{port}")
 
     run(_with_server(_answer_json, None, test))
@@ -175,15 +160,15 @@ def test_a_certificate_that_is_not_trusted_is_refused_at_once(ca: trustme.CA) ->
 def test_a_port_that_speaks_another_protocol_is_a_wrong_port() -> None:
     async def test(port: int) -> None:
         error, took = await _call(f"http://127.0.0.1:{port}")
-        _assert_fails_at_once(error, took, "does not speak HTTP", "SSH-2.0", "wrong port")
+        _assert_fails_at_once(error, took, "does not speak HTTP", "wrong port")
 
     run(_with_server(_speak_ssh, None, test))
 
 
+@pytest.mark.usefixtures("trusted")
 def test_the_right_tls_setup_works(ca: trustme.CA) -> None:
     async def test(port: int) -> None:
-        transport = _transport(_client_tls(ca))
-        api = ApiClient(base_url=f"https://localhost:{port}", api_key=KEY, transport=transport)
+        api = ApiClient(base_url=f"https://localhost:{port}", api_key=KEY)
         async with api:
             assert await api.list_collections() == []
 

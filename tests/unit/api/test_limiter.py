@@ -84,7 +84,8 @@ def test_fixed_ceiling_spaces_calls_evenly() -> None:
         return time.monotonic() - start
 
     elapsed = run(go())
-    assert 0.18 <= elapsed < 0.6  # 10 intervals of 20 ms
+    # 10 intervals of 20 ms, less the two slots that may be taken late (UNKNOWN_CATCH_UP).
+    assert 0.14 <= elapsed < 0.6
 
 
 def test_invalid_ceiling() -> None:

@@ -51,25 +51,45 @@ def test_expansion_is_the_product_in_order(
     assert [r["url"] for r in collection.requests] == expected
 
 
+# Every kind of value a request may hold, and the edges of the encoder: floats written with
+# an exponent, infinities and NaN, integers beyond 64 bits, control characters, characters
+# outside the BMP and lone surrogates (kept as they are with ensure_ascii=False).
+_TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=8)
 _JSON = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
-    | st.floats(allow_nan=False)
-    | st.text(alphabet=st.characters(codec="utf-8")),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner),
+    | st.integers(min_value=2**63 - 2, max_value=2**70)
+    | st.floats()
+    | st.sampled_from([1e16, 1e-05, -0.0, 1e308, 5e-324])
+    | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
     max_leaves=12,
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(st.text(max_size=8), _JSON, max_size=6))
-def test_canonical_json_is_json_dumps_sorted_and_compact(request: dict[str, object]) -> None:
+@given(st.dictionaries(_TEXT, _JSON, max_size=6) | _JSON)
+def test_canonical_json_is_json_dumps_sorted_and_compact(value: object) -> None:
     """Fingerprints, digests and idempotency keys already stored depend on these bytes."""
     from sprunner.canonical import canonical_json
 
-    expected = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert canonical_json(request) == expected
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == expected
+
+
+def test_canonical_json_keeps_the_stored_form() -> None:
+    from sprunner.canonical import canonical_json
+
+    request = {
+        "url": "https://a.example/é",
+        "b": [1e-05, 2**70, None, True],
+        "a": {"z": 1, "y": ""},
+    }
+    assert canonical_json(request) == (
+        '{"a":{"y":"","z":1},"b":[1e-05,1180591620717411303424,null,true],'
+        '"url":"https://a.example/é"}'
+    )
 
 
 def test_canonical_json_refuses_a_cycle_as_json_does() -> None:

@@ -1,9 +1,6 @@
-"""Job files at scale (issue #17 point 4): the fast paths give what the general ones give.
-
-Each test loads the same files twice, once with the speed-up and once without it (the
-generated renderer of large foreach entries switched off, or every file read in this
-process), and compares everything a user sees: requests, counts, warnings, problems
-with their file, line, column, path and message.
+"""Job files at scale (issue #17 point 4): large foreach entries, many files, and files read
+in worker processes, compared on everything a user sees: requests, counts, warnings,
+problems with their file, line, column, path and message.
 """
 
 from __future__ import annotations
@@ -15,11 +12,11 @@ from typing import Any
 import pytest
 
 from sprunner.errors import JobFileError
-from sprunner.jobfile import fastrender, parallel
+from sprunner.jobfile import parallel
 from sprunner.jobfile.load import Loaded, load
 from sprunner.settings import Selection
 
-LOOP = '{i: "{{ range(300) }}"}'  # 300 requests: over fastrender.MIN_SIZE
+LOOP = '{i: "{{ range(300) }}"}'  # 300 requests
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -53,35 +50,15 @@ def _seen(loaded: Loaded) -> tuple[Any, ...]:
     )
 
 
-def both(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
-    fast = outcome(path)
-    with monkeypatch.context() as m:
-        m.setattr(fastrender, "MIN_SIZE", 10**12)  # the general path for every entry
-        general = outcome(path)
-    return fast, general
-
-
-def test_fast_entries_are_taken_and_render_as_the_general_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[int] = []
-    real = fastrender._compiled
-
-    def counted(source: str) -> Any:
-        calls.append(1)
-        return real.__wrapped__(source)
-
-    monkeypatch.setattr(fastrender, "_compiled", counted)
+def test_a_large_entry_renders_every_request_in_order(tmp_path: Path) -> None:
     text = entry_file(
         "{{ site }}/p/{{ i }}?q={{ i }}{{ site }}", custom_id="id-{{ i }}", format="{{ f }}"
     )
     text = text.replace("vars:\n", "vars:\n  f: markdown\n").replace(
         "collections:", "defaults:\n  use_proxy: {proxy: any}\ncollections:"
     )
-    fast, general = both(write(tmp_path, "f.yaml", text), monkeypatch)
-    assert calls, "the generated renderer was not used"
-    assert fast == general
-    requests = fast[1][0][3]
+    seen = outcome(write(tmp_path, "f.yaml", text))
+    requests = seen[1][0][3]
     assert len(requests) == 300
     assert requests[7] == {
         "url": "https://a.example.com/p/7?q=7https://a.example.com",
@@ -90,7 +67,8 @@ def test_fast_entries_are_taken_and_render_as_the_general_path(
         "use_proxy": {"proxy": "any"},
     }
     assert list(requests[7]) == ["url", "custom_id", "format", "use_proxy"]
-    assert requests[0]["use_proxy"] is requests[1]["use_proxy"]  # shared, as before
+    assert [r["custom_id"] for r in requests] == [f"id-{n}" for n in range(300)]
+    assert requests[0]["use_proxy"] is requests[1]["use_proxy"]  # template-free: shared
 
 
 SCHEMES = '{p: ["https://", "ftp://"], i: "{{ range(150) }}"}'  # bad from request 150 on
@@ -99,53 +77,34 @@ SCHEMES = '{p: ["https://", "ftp://"], i: "{{ range(150) }}"}'  # bad from reque
 @pytest.mark.parametrize(
     ("url", "foreach", "fields", "expected"),
     [
-        # A rendered value fails its check late in the entry: the same problem, same place.
+        # A rendered value fails its check late in the entry: one problem, at the entry.
         ("{{ p }}a.example.com/{{ i }}", SCHEMES, {}, "expected an absolute http"),
         ("{{ site }}/{{ i }}", LOOP, {"custom_id": "{{ i }}" + "x" * 253}, "longer than 255"),
         ("{{ site }}/{{ i }}", LOOP, {"format": "{{ i }}"}, "expected html or markdown"),
         ("{{ site }}/{{ nope }}/{{ i }}", LOOP, {}, "'nope' is undefined"),
+        # A foreach item the sandbox left undefined fails when made text.
+        ("{{ site }}/{{ i }}/{{ j }}", '{i: "{{ range(300) }}", j: "{{ [1, nope] }}"}', {}, "nope"),
     ],
 )
-def test_problems_in_large_entries_are_the_general_paths(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    url: str,
-    foreach: str,
-    fields: dict[str, str],
-    expected: str,
+def test_the_first_problem_of_a_large_entry_is_reported_once(
+    tmp_path: Path, url: str, foreach: str, fields: dict[str, str], expected: str
 ) -> None:
     text = entry_file(url, foreach=foreach, **fields)
-    fast, general = both(write(tmp_path, "f.yaml", text), monkeypatch)
-    assert fast == general
-    assert fast[0] == "problems"
-    (problem,) = fast[1]
+    seen = outcome(write(tmp_path, "f.yaml", text))
+    assert seen[0] == "problems"
+    (problem,) = seen[1]
     assert problem.startswith(f"{tmp_path / 'f.yaml'}:") and expected in problem
 
 
-def test_a_bad_url_late_in_a_large_entry_keeps_its_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Requests 0..149 come from the generated function, the 150th fails its check: the
-    # general path renders it again and reports it, with the file's line and column.
+def test_a_bad_url_late_in_a_large_entry_keeps_its_line(tmp_path: Path) -> None:
+    # Requests 0..149 pass, the 150th fails its check: reported with the file's line and
+    # column of the entry's url.
     text = entry_file("{{ p }}a.example.com/{{ i }}", foreach=SCHEMES)
     text = text.replace("      - url:", "      - url: https://a.example.com/first\n      - url:")
-    fast, general = both(write(tmp_path, "f.yaml", text), monkeypatch)
-    assert fast == general
-    assert fast[1] == [
+    assert outcome(write(tmp_path, "f.yaml", text))[1] == [
         f"{tmp_path / 'f.yaml'}:8:14: collections[0].requests[1].url: "
         'expected an absolute http or https URL with a host, got "ftp://a.example.com/0"'
     ]
-
-
-def test_a_value_whose_text_fails_hands_over_to_the_general_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A foreach list item left undefined by the sandbox fails when made text: the
-    # generated function stops there and the general path reports it as it always has.
-    text = entry_file("{{ site }}/{{ i }}/{{ j }}", foreach='{i: "{{ range(300) }}", j: [1]}')
-    text = text.replace("j: [1]", 'j: "{{ [1, nope] }}"')
-    fast, general = both(write(tmp_path, "f.yaml", text), monkeypatch)
-    assert fast == general
 
 
 def test_duplicates_in_large_entries_are_found_and_sent_once(
@@ -157,9 +116,8 @@ def test_duplicates_in_large_entries_are_found_and_sent_once(
         f'      - url: "https://a.example.com/{{{{ i }}}}"\n        foreach: {LOOP}\n'
     )
     path = write(tmp_path, "f.yaml", text)
-    fast, general = both(path, monkeypatch)
-    assert fast == general
-    (collection,), (warning,) = fast[1], fast[2]
+    seen = outcome(path)
+    (collection,), (warning,) = seen[1], seen[2]
     assert [r["url"] for r in collection[3]] == [
         f"https://a.example.com/{n}" for n in [*range(100), *range(100, 300)]
     ]
@@ -167,8 +125,7 @@ def test_duplicates_in_large_entries_are_found_and_sent_once(
     assert ":7:9: collections[0].requests[0]: " in warning  # the first entry with one
     # Every digest equal: the comparison with the kept request still tells them apart.
     monkeypatch.setattr(expand, "_digest", lambda request: 0)
-    monkeypatch.setattr(fastrender, "MIN_SIZE", 1)
-    assert outcome(path) == fast
+    assert outcome(path) == seen
 
 
 def test_the_run_policy_cache_locates_each_collections_problem(tmp_path: Path) -> None:
