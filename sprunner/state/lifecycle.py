@@ -12,13 +12,14 @@
 | run started     | `inflight` = `last_run` (id, time, content);  | `run_started`, `run_adopted`,|
 |                 | `started_fingerprint` = that content          | `run_joined`, `run_seen`     |
 | run finished    | `inflight` cleared (the counts: the report)   | `run_finished`, `run_held`   |
-| results drained | value `results` (the drain's checkpoint)      | runs/delivery.py             |
+| results drained | values `results` (the drain's checkpoint),    | results/journal.py (kinds),  |
+|                 | `results.retry`, `results.pending`            | runs/delivery.py             |
 | retried         | value `retry` / `retry.command` (the ledger), | runs/retry.py, retryledger   |
 |                 | the companion `<name>.retry`'s own entry      |                              |
-| published       | value `results`, its checkpoint `finished`    | runs/delivery.py,            |
-|                 |                                               | runs/retryresults.py         |
-| judged          | value `verdict` (the latest verdict, after    | the health signals (SPEC §9) |
-|                 | the retries)                                  |                              |
+| published       | value `results`, its checkpoint's publication | runs/delivery.py,            |
+|                 |                                               | results/publication.py       |
+| judged          | value `verdict` (the latest verdict, after    | verdict.py (`record`, read   |
+|                 | the retries)                                  | by every health signal)      |
 
 Every transition is one function here that commits; the values of the later states are
 written by their modules through `StateStore.put_blob` (durable before the file, manifest
