@@ -2,18 +2,15 @@
 results makes, on each engine, with the commits and fsyncs they take.
 
 Per collection, in an apply's order, 64 collections at once (an apply's window), each API
-answer 44 ms away: `creating` (durable), the create's POST (`synced()` first, as the API
-client's hook does), `applied`, `run_pending` (durable), the run's POST (`synced()`
-first), `run_started` (durable), three results checkpoints (durable, as a drain commits
-pages), `run_finished`; and the display-only request digests, in one batch (`settle`).
-Printed, a collection: CPU milliseconds of the event loop's thread, milliseconds it spent
-in the store's SQL (wall: what delays the apply, fsyncs made inline included), commits
-(durable ones in brackets) and fsyncs of SQLite's WAL, shared by the commits made before
-each (`defer_durability`; in a worker thread); PostgreSQL commits synchronously, each a
-round trip. Also, with `--inline`, the same without the
-shared fsyncs (every durable commit fsyncs itself, as outside an apply).
+answer 44 ms away: `creating` (durable), the create's POST, `applied`, `run_pending`
+(durable), the run's POST, `run_started` (durable), three results checkpoints (durable,
+as a drain commits pages), `run_finished`; and the display-only request digests, in one
+batch (`settle`). Printed, a collection: CPU milliseconds of the event loop's thread,
+milliseconds it spent in the store's SQL (wall: what delays the apply, its fsyncs
+included: SQLite's durable commits are synchronous=FULL, inline), and commits (durable
+ones in brackets); PostgreSQL commits synchronously, each a round trip.
 
-    python -m bench.bench_store [--collections 1000] [--postgres URL] [--inline]
+    python -m bench.bench_store [--collections 1000] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -44,12 +41,10 @@ async def _one(store: StateStore, index: int, window: asyncio.Semaphore) -> None
     name, content = item.name, store.fingerprint_of(item)
     async with window:
         lifecycle.creating(store, name, file="jobs.yaml")
-        await store.synced()
         await asyncio.sleep(LATENCY)  # the create's answer
         lifecycle.applied(store, name, f"id{index}", content=content, created=True)
         store.record_applied(item)
         pending = lifecycle.run_pending(store, name, content=content, at=time.time())
-        await store.synced()
         await asyncio.sleep(LATENCY)  # the run's answer
         lifecycle.run_started(store, name, f"run{index}", pending)
     for page in range(RESULTS_COMMITS):
@@ -59,7 +54,7 @@ async def _one(store: StateStore, index: int, window: asyncio.Semaphore) -> None
     lifecycle.run_finished(store, name)
 
 
-def one_apply(store: StateStore, collections: int, *, deferred: bool) -> float:
+def one_apply(store: StateStore, collections: int) -> float:
     """CPU seconds of the event loop's thread for every collection's transitions."""
 
     async def apply() -> None:
@@ -68,9 +63,7 @@ def one_apply(store: StateStore, collections: int, *, deferred: bool) -> float:
         await store.settle()
 
     start = time.thread_time()
-    store.defer_durability(deferred)
     asyncio.run(apply())
-    store.defer_durability(False)
     return time.thread_time() - start
 
 
@@ -103,25 +96,16 @@ def counted(store: StateStore) -> Callable[[], tuple[int, int, float]]:
     return lambda: (counts[0], counts[1], spent[0])
 
 
-def measure(name: str, store: StateStore, collections: int, *, deferred: bool = True) -> None:
+def measure(name: str, store: StateStore, collections: int) -> None:
     commits = counted(store)
-    fsyncs = [0]
-    if isinstance(store, State):
-        fsync = store._fsync_wal
-
-        def counting(upto: int) -> None:
-            fsyncs[0] += 1
-            fsync(upto)
-
-        store._fsync_wal = counting  # type: ignore[method-assign]
-    seconds = one_apply(store, collections, deferred=deferred)
+    seconds = one_apply(store, collections)
     total, durable, blocked = commits()
     store.close()
     per = 1000 / collections
     print(
         f"{name:14} {collections} collections, a collection: {seconds * per:.3f} ms of CPU, "
         f"{blocked * per:.3f} ms in SQL, {total / collections:.2f} commits "
-        f"({durable / collections:.2f} durable), {fsyncs[0] / collections:.3f} shared fsyncs"
+        f"({durable / collections:.2f} durable)"
     )
 
 
@@ -129,13 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--collections", type=int, default=1000)
     parser.add_argument("--postgres", metavar="URL", help="also a PostgreSQL database (empty)")
-    parser.add_argument("--inline", action="store_true", help="also without shared fsyncs")
     args = parser.parse_args()
-    for deferred in (True, False) if args.inline else (True,):
-        with tempfile.TemporaryDirectory() as tmp:
-            store = State(Path(tmp), "https://api", key="k")
-            label = "sqlite" if deferred else "sqlite inline"
-            measure(label, store, args.collections, deferred=deferred)
+    with tempfile.TemporaryDirectory() as tmp:
+        measure("sqlite", State(Path(tmp), "https://api", key="k"), args.collections)
     if args.postgres:
         from sprunner.state.postgres import PostgresState
 

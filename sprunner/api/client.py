@@ -80,9 +80,6 @@ class ApiClient:
         if api_key:
             http.check_key(api_key)
         self.base_url = base_url
-        # Awaited before every POST: what the caller recorded before it is durable first
-        # (the state's shared fsyncs, see sprunner/state/sqlite.py).
-        self.before_post: Callable[[], Awaitable[None]] | None = None
         self._has_key = bool(api_key)
         # max_attempts / max_backoff override the backoff's attempts / cap.
         self._backoff = dataclasses.replace(
@@ -317,8 +314,6 @@ class ApiClient:
         body: Any,
         headers: Mapping[str, str] | None = None,
     ) -> parse.Answer:
-        if self.before_post is not None:
-            await self.before_post()
         try:
             return await self._attempts(
                 lambda e: isinstance(e, (RateLimitedError, NotSent)),

@@ -288,16 +288,8 @@ async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
         backoff=work.options.retries.write,
     )
     runners.append(runner)
-    # Durable changes fsynced together (one fsync in a worker thread for all those made
-    # before it), before each outside effect: `state.synced()` (sprunner/state/sqlite.py).
-    work.state.defer_durability(True)
-    client.before_post = work.state.synced
-    try:
-        with work.output.progress(runner.snapshot, interval=work.apply_options.progress_interval):
-            await runner.execute()
-    finally:
-        client.before_post = None
-        work.state.defer_durability(False)
+    with work.output.progress(runner.snapshot, interval=work.apply_options.progress_interval):
+        await runner.execute()
     if work.state.lost:
         work.output.error(
             "lost the connection to the state database: nothing new was started after it; "

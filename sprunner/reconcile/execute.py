@@ -252,7 +252,6 @@ async def update(
     entry = state.get(name)
     created = entry is not None and entry.created_by_sprunner(remote_id)
     lifecycle.updating(state, name, remote_id, created=created)
-    await state.synced()  # on the disk before the PUT, as before a POST (the client's hook)
     try:
         answer = await client.update_collection(remote_id, name, desired.requests)
     except NotFoundError:

@@ -26,9 +26,12 @@ written by their modules through `StateStore.put_blob` (durable before the file,
 or report that depends on them). The promises each one keeps are SPEC §10's:
 
 - *one lifecycle*: each step is committed before anything that depends on it is sent. A
-  transition made `durable` is on the disk when it returns; the others are committed (a
-  kill -9 keeps them) and reach the disk with the next durable commit, which always comes
-  before the next outside effect;
+  transition made `durable` is on the disk when it returns: those that an outside effect
+  depends on (`creating`, `updating`, `companion` before their POST or PUT, `run_pending`
+  before the run's POST, `run_started` and `run_adopted`, `run_held`). The others are
+  committed (a kill -9 keeps them) and reach the disk with the next durable commit; lost
+  to a power cut, each is found again by looking (the durable mark before them says
+  where), never by sending twice;
 - *nothing created or run twice* (SPEC §4): a create and a run start are marked before
   they are sent, so a kill at any point is resolved by looking, never by sending again;
 - *a change is never lost*: the content a run starts with is recorded with its pending
@@ -114,8 +117,10 @@ def run_pending(store: StateStore, name: str, *, content: str | None, at: float)
 
 
 def run_started(store: StateStore, name: str, run_id: str, pending: RunRecord) -> RunRecord:
-    """The start answered (or our run found after an ambiguous failure), durable: the run
-    id, and the content it started with becomes the last started content."""
+    """The start answered (or our run found after an ambiguous failure): the run id, and
+    the content it started with becomes the last started content. Durable, and never
+    left in memory only: a store that went away makes it raise, so the run is reported by
+    its id and not waited for by an apply whose locks are gone (`starter.Started`)."""
     record = replace(pending, run_id=run_id)
     _started(store, name, record)
     return record
@@ -138,18 +143,21 @@ def _started(store: StateStore, name: str, record: RunRecord) -> None:
 def run_joined(store: StateStore, name: str, run_id: str, *, at: float) -> RunRecord:
     """With `overlap: skip`, a run in progress remotely (anyone's) is waited for instead of
     starting one. Its content is unknown unless it is the run last recorded, so a pending
-    change stays pending (*a change is never lost*)."""
+    change stays pending (*a change is never lost*). Not durable: lost, the next apply
+    lists the runs in progress and joins it again."""
     entry = store.get(name)
     last = entry.last_run if entry is not None else None
     record = last if last is not None and last.run_id == run_id else RunRecord(run_id, at)
-    store.update(name, inflight=record, last_run=record)
+    store.update(name, inflight=record, last_run=record, durable=False)
     return record
 
 
 def run_seen(store: StateStore, name: str, collection_id: str, run_id: str, *, at: float) -> None:
     """The newest run the API lists, learned before a start because the state knew none (a
-    lost state): known from now on, an ambiguous start never takes it for its own."""
-    store.update(name, id=collection_id, last_run=RunRecord(run_id, at))
+    lost state): known from now on, an ambiguous start never takes it for its own. Not
+    durable on its own: the durable `run_pending` that follows it, before any POST, puts it
+    on the disk with it (the WAL is written in order)."""
+    store.update(name, id=collection_id, last_run=RunRecord(run_id, at), durable=False)
 
 
 def run_held(store: StateStore, name: str, run_id: str) -> None:

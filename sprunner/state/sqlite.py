@@ -3,13 +3,11 @@
 - `state.db` holds the schema of `schema.py`, in WAL mode: readers (`plan`, `status`,
   `state export`, a test watching an apply) never block the apply that writes, and never
   see half a change. Every change is committed at once, into the WAL (a kill -9 keeps it).
-  A durable one is fsynced before the call returns (synchronous=FULL); the others ride
-  on the next fsync (NORMAL). During an apply (`defer_durability`) every commit is NORMAL,
-  and `synced()`, awaited before each POST and PUT, fsyncs the WAL file once, in a worker
-  thread, for every commit made before it: an fsync cost 2 to 4 ms on a busy disk, and
-  six a collection inline made a 1,000-collection apply 20 s slower (bench/README.md).
-  The WAL's frames are what SQLite replays after a crash, so once fsynced they are
-  durable; a checkpoint fsyncs the WAL and the database itself before it reuses the WAL.
+  A durable one is fsynced before the call returns (synchronous=FULL); the others
+  (NORMAL) are in the WAL, which is written in order, so the next FULL commit's fsync
+  makes them durable too. Only what an outside effect depends on is durable (a create or
+  a run start marked before its POST, a PUT, a publication: `lifecycle.py`), about two
+  fsyncs a collection; each costs a fraction of a millisecond here (bench/README.md).
 - No file of the state is renamed or unlinked by sprunner after the migration, so no
   directory fsync is owed but the migration's (migrate.py).
 - `lock`: an OS file lock (filelock: flock), released by the kernel when the process
@@ -25,9 +23,7 @@ No secret is ever written here: fingerprints and digests are keyed one-way hashe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -54,10 +50,6 @@ class State(StateStore):
         self.path = directory / DB_NAME
         self._mutex = threading.RLock()  # the results drain writes from worker threads too
         self._full: bool | None = None  # the connection's synchronous setting
-        self._deferred = False  # during an apply: durable commits fsynced by `synced()`
-        self._durable_commits = 0  # durable commits made while deferred ...
-        self._fsynced = 0  # ... and how many of them an fsync of the WAL covered
-        self._fsyncing: asyncio.Future[None] | None = None
         try:
             self._connection = self._open(persist)
         except sqlite3.Error as e:
@@ -114,53 +106,11 @@ class State(StateStore):
     ) -> list[tuple[Any, ...]]:
         try:
             with self._mutex:
-                if durable is not None:
-                    full = self._commits(durable)  # counted in a batch too
-                    if not self._connection.in_transaction:  # a batch's has its own
-                        self._synchronous(full)
+                if durable is not None and not self._connection.in_transaction:
+                    self._synchronous(durable)  # a batch's transaction has its own
                 return self._run(sql, params)
         except sqlite3.Error as e:
             raise self._error("read" if durable is None else "write", e) from e
-
-    def _commits(self, durable: bool) -> bool:
-        """Whether this commit fsyncs itself (FULL); while deferred, a durable one is counted
-        for `synced()` instead. Under the mutex."""
-        if durable and self._deferred:
-            self._durable_commits += 1
-            return False
-        return durable
-
-    def defer_durability(self, on: bool) -> None:
-        if not on and self._fsynced < self._durable_commits:
-            self._fsync_wal(self._durable_commits)
-        self._deferred = on
-
-    async def synced(self) -> None:
-        target = self._durable_commits
-        while self._fsynced < target:
-            if self._fsyncing is None:
-                self._fsyncing = asyncio.ensure_future(self._fsync_shared())
-            # Shielded: a caller cancelled while waiting must not cancel the others' fsync.
-            await asyncio.shield(self._fsyncing)
-
-    async def _fsync_shared(self) -> None:
-        try:  # every commit written before the fsync begins is covered by it
-            await asyncio.to_thread(self._fsync_wal, self._durable_commits)
-        finally:
-            self._fsyncing = None
-
-    def _fsync_wal(self, upto: int) -> None:
-        try:
-            descriptor = os.open(self.path.with_name(DB_NAME + "-wal"), os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-        except FileNotFoundError:
-            pass  # checkpointed into the database, which the checkpoint fsynced
-        except OSError as e:
-            raise self._error("write", e) from e
-        self._fsynced = max(self._fsynced, upto)
 
     @contextlib.contextmanager
     def _transaction(self, durable: bool) -> Iterator[None]:
@@ -168,7 +118,7 @@ class State(StateStore):
         # transaction (its change would go with a rollback).
         with self._mutex:
             try:
-                self._synchronous(self._commits(durable))
+                self._synchronous(durable)
                 self._connection.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as e:
                 raise self._error("write", e) from e

@@ -7,10 +7,8 @@ change through to the database before returning: the caller may rely on it at on
 
 Durability: every change is committed when the call returns (a kill -9 keeps it). One made
 `durable=True` is also on the disk by then (SQLite: synchronous=FULL; PostgreSQL: a
-synchronous commit), except during an apply (`defer_durability`), where the SQLite engine
-fsyncs once for every change made before `synced()`, which the apply awaits before each
-outside effect (a POST, a PUT). One made `durable=False` reaches the disk with the next
-durable commit or fsync, which comes before any later outside effect (SPEC section 10):
+synchronous commit). One made `durable=False` reaches the disk with the next durable
+commit, which comes before any later outside effect that depends on it (SPEC section 10):
 lifecycle.py says which is which. `batch()` puts several changes in one transaction.
 
 Locks: the SQLite state is guarded by one OS lock for a whole apply, so `try_lock` always
@@ -73,15 +71,6 @@ class StateStore(ABC):
     @abstractmethod
     def _transaction(self, durable: bool) -> contextlib.AbstractContextManager[None]:
         """A transaction, committed (durable when asked) when the block ends cleanly."""
-
-    def defer_durability(self, on: bool) -> None:
-        """While on, durable changes may wait for `synced()` to reach the disk (an engine
-        whose durable commits cost little ignores it); turned off, they are on the disk."""
-        return None
-
-    async def synced(self) -> None:
-        """Return once every change made so far is on the disk (see `defer_durability`)."""
-        return None
 
     def close(self) -> None:
         """Write what was kept for later, release every lock and the connection."""

@@ -100,38 +100,41 @@ def test_a_lock_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> Non
         pass
 
 
-def test_during_an_apply_one_shared_fsync_covers_every_durable_change_before_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_transitions_an_outside_effect_depends_on_are_fsynced_the_others_are_not(
+    tmp_path: Path,
 ) -> None:
-    """An fsync a durable commit cost milliseconds of the apply's event loop: during an
-    apply they are committed without one, and `synced()` (awaited before each POST) fsyncs
-    the WAL once, in a worker thread, for all of them; the apply's end, what is left."""
-    import asyncio
-    import os
-
-    fsynced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd))[1])
+    """One first apply of a collection, transition by transition: the marks before a POST
+    (the create, the run start) and the run id fsync (synchronous=FULL, inline: a fraction
+    of a millisecond each); what the next apply can find again by looking rides along."""
     state = State(tmp_path, "https://api", key="k")
-    for index in range(20):
-        state.update(f"c{index}", id=f"id{index}")
-    fsynced.clear()
-    seen = _statements(state)
-    state.defer_durability(True)
 
-    async def starts() -> None:
-        async def one(name: str) -> None:
-            lifecycle.run_pending(state, name, content=None, at=1.0)
-            await state.synced()  # what the API client awaits before the POST
+    def mode() -> str:  # the setting the step's commit ran under
+        level = state._connection.execute("PRAGMA synchronous").fetchone()[0]
+        return {1: "NORMAL", 2: "FULL"}[level]
 
-        await asyncio.gather(*(one(f"c{i}") for i in range(20)))
-        await state.synced()  # nothing new: no fsync
-
-    asyncio.run(starts())
-    assert len(fsynced) == 1
-    assert "PRAGMA synchronous=FULL" not in seen
-    state.put_blob("c1", "results", {"n": 1})  # durable, after the last shared fsync
-    state.defer_durability(False)
-    assert len(fsynced) == 2
-    state.put_blob("c1", "results", {"n": 2})  # outside an apply: fsynced by its commit
-    assert seen[-2] == "PRAGMA synchronous=FULL"
+    steps = {
+        "creating": lambda: lifecycle.creating(state, "shop", file="jobs/a.yaml"),
+        "applied": lambda: lifecycle.applied(state, "shop", "c1", content="x", created=True),
+        "run_seen": lambda: lifecycle.run_seen(state, "shop", "c1", "r0", at=0.5),
+        "run_pending": lambda: lifecycle.run_pending(state, "shop", content="x", at=1.0),
+        "run_started": lambda: lifecycle.run_started(
+            state, "shop", "r1", RunRecord(None, 1.0, "x")
+        ),
+        "run_finished": lambda: lifecycle.run_finished(state, "shop"),
+    }
+    found = {}
+    for name, step in steps.items():
+        step()
+        found[name] = mode()
+    assert found == {
+        "creating": "FULL",
+        "applied": "NORMAL",
+        "run_seen": "NORMAL",
+        "run_pending": "FULL",
+        "run_started": "FULL",
+        "run_finished": "NORMAL",
+    }
+    # What the NORMAL commits wrote is in the database for every reader (a kill -9 keeps
+    # it): the WAL, in order, which the next FULL commit's fsync covers.
+    reader = State(tmp_path, "https://api", persist=False)
+    assert reader.get("shop") == state.get("shop")
