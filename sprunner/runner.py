@@ -378,7 +378,8 @@ class Runner:
         finally:
             if results is not None:
                 results.close()
-        starter.finish(self.state, name=track.name)
+        if not hold:  # with retries to follow, in flight until they are over (retry.py)
+            starter.finish(self.state, name=track.name)
         if results is not None and results.error is not None:
             self._fold(index, Failed(results.error))
         if waited.timed_out:

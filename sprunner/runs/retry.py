@@ -32,6 +32,7 @@ from sprunner.api.models import Job, Run
 from sprunner.backoff import WRITE_BACKOFF, Backoff
 from sprunner.credits import charged, charged_for, per_request
 from sprunner.jobfile.model import DesiredCollection, RetryPolicy, request_credits
+from sprunner.killpoints import reached
 from sprunner.outcome import FinalCounts, RetryOutcome
 from sprunner.runs import companion, failing, poller, starter
 from sprunner.runs import retryledger as ledger
@@ -87,6 +88,7 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
     policy, name = desired.run.retry, desired.name
     if not follows(desired, first):
         return Retried((), counts_of(first))
+    reached("retry.phase")  # the first run over, nothing of its retries recorded yet
     book = ledger.load(ctx.state, name, first.run_id)
     if not book.done:
         # Before the first await: nothing separates the end of the wait from this mark.
