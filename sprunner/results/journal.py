@@ -121,11 +121,23 @@ def _pending_map(blobs: Blobs, name: str) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def displace(blobs: Blobs, name: str, entry: Entry) -> None:
-    """Keep an unfinished drain that a newer run's drain is about to replace."""
+def displace(
+    blobs: Blobs, name: str, entry: Entry, *, retry_runs: Mapping[int, str] | None = None
+) -> None:
+    """Keep an unfinished drain that a newer run's drain is about to replace. A held one
+    takes its retries' stages along, and every retry run its ledger knows (`retry_runs`:
+    attempt -> run id, from the caller) that has no stage yet, so that its fold can still
+    drain them: the stages and the ledger are about to be the newer run's."""
     if entry.held and entry.staged is None:
         staged = blobs.get_blob(name, STAGED)
-        entry = Entry(entry.checkpoint, entry.report, True, staged)
+        run_id = entry.checkpoint.run_id
+        ours = isinstance(staged, Mapping) and staged.get("parent_run") == run_id
+        attempts = dict(staged.get("attempts") or {}) if ours else {}
+        for attempt, retry_run in (retry_runs or {}).items():
+            attempts.setdefault(str(attempt), {"run_id": retry_run, "settled": False})
+        entry = Entry(
+            entry.checkpoint, entry.report, True, {"parent_run": run_id, "attempts": attempts}
+        )
     PendingSlot(blobs, name, entry.checkpoint.run_id).save(entry)
 
 

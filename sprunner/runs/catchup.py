@@ -200,8 +200,11 @@ async def _fold(
 ) -> Delivered | None:
     """The one file of a run and its retries. A retry run the ledger knows but whose rows
     were not all staged (its drain failed, or it ended after the apply stopped waiting) is
-    drained first, when it has completed: the file then says what each request's last run
-    said. (A displaced entry folds what it had staged: its stages travel with it.)"""
+    drained first: the file then says what each request's last run said. Until every such
+    run is staged the fold waits (None: still pending), never publishing a request's
+    earlier outcome as its final one; only a retry run the API no longer has is folded
+    without (warned: its rows are lost). A displaced entry's stages, and the retry runs its
+    ledger knew, travel with it (`results.journal.displace`)."""
     results = RetryResults(
         client, state, desired, run, entry.checkpoint, warn=warn, slot=slot, staged=entry.staged
     )
@@ -213,11 +216,16 @@ async def _fold(
     for attempt, run_id in sorted(runs.items()):
         staged = results.staged().get(str(attempt))
         settled = isinstance(staged, Mapping) and bool(staged.get("settled"))
-        if not settled and (
-            entry.staged is not None
-            or not await _stage(client, state, desired, results, attempt, run_id)
-        ):
-            break  # folded without it: a later retry only re-ran what it left failing
+        if not settled:
+            try:
+                if not await _stage(client, state, desired, results, attempt, run_id):
+                    return None  # not yet (still going, or its rows cannot be written)
+            except NotFoundError:
+                warn(
+                    f"{desired.name}: retry run {run_id} is gone from the API: the results "
+                    f"of run {run.run_id} are folded without it and the retries after it"
+                )
+                break
         retried.append((attempt, run_id))
     shown = await results.publish(retried)  # None: it failed, and said why (still pending)
     return None if shown is None else Delivered(**shown)

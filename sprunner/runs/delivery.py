@@ -146,7 +146,11 @@ class Delivery:
                 checkpoint = self._upgraded(entry.checkpoint)
                 self._held = entry.held
         elif entry is not None and not entry.finished and isinstance(self._slot, CurrentSlot):
-            displace(self._state, self._slot.name, entry)
+            from sprunner.runs import retryledger
+
+            book = retryledger.load(self._state, self._slot.name, entry.checkpoint.run_id)
+            runs = {a.attempt: a.run_id for a in book.attempts if a.run_id}
+            displace(self._state, self._slot.name, entry, retry_runs=runs)
             self._warn(
                 f"{self.name}: the results of run {entry.checkpoint.run_id} are not published "
                 "yet: they stay pending, and the next apply finishes them"

@@ -23,6 +23,7 @@ has exactly one line per request, with its final status and `attempts`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -147,6 +148,12 @@ class RetryResults:
             "settled": settled,
         }
         value = {"parent_run": self._parent.run_id, "attempts": staged}
+        if self._stages is not None:  # a displaced entry: its stages live in its own entry
+            self._stages = value
+            entry = self._slot.load()
+            if entry is not None:
+                self._slot.save(dataclasses.replace(entry, staged=value))
+            return
         self._state.put_blob(self._desired.name, STAGED_KIND, value, durable=True)
 
     async def begin(self, attempt: int, run: Run, started_at: float) -> Hook | None:

@@ -1,6 +1,10 @@
 """The world of one random history (tests/e2e/test_stateful.py): an emulator, job files in
 two folders, and one state store, a real SQLite file or a real PostgreSQL database.
 
+Every collection delivers its results to one folder, `results/`: a small file system of
+its own (tmpfs, when we may mount one) that a rule can fill, as a full results disk. `a`
+retries its failed jobs (two retries) and allows one failed job.
+
 It runs applies in-process (`Sprunner`, CliRunner) or as subprocesses (to kill them, to
 run two hosts at once), keeps every report any apply wrote, and reads the state as the
 next apply would (committed rows, without a lock).
@@ -34,6 +38,8 @@ from tests.e2e.subprocess_helpers import DEADLINE, wait_served
 from tests.postgres import PostgresServer
 
 FOLDERS = {"a": "a", "b": "a", "c": "b"}  # each managed name's folder (names never move)
+RETRIED = "a"  # the collection that retries its failed jobs
+RESULTS_SIZE = 8 * 1024 * 1024  # the results file system: far more than a history writes
 PATHS = (("a",), ("b",), ("a", "b"))  # what an apply may be given
 
 
@@ -96,6 +102,7 @@ class World:
     state_url: str | None = None
     reports: list[dict[str, Any]] = field(default_factory=list)
     spawned: int = 0
+    mounted: bool = False  # results/ is a tmpfs of its own (a disk that can be filled)
 
     def __post_init__(self) -> None:
         self.sprunner = Sprunner(self.emulator, self.workdir / "state", self.workdir)
@@ -103,6 +110,51 @@ class World:
             self.state_url = self.server.create_database()
         for folder in set(FOLDERS.values()):
             (self.workdir / folder).mkdir()
+        self.results.mkdir()
+        if os.geteuid() == 0:
+            done = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={RESULTS_SIZE}", "tmpfs", self.results],
+                capture_output=True,
+            )
+            self.mounted = done.returncode == 0
+
+    @property
+    def results(self) -> Path:
+        return self.workdir / "results"
+
+    def close(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", self.results], capture_output=True)
+            self.mounted = False
+
+    def fill_results(self) -> None:
+        """The results disk full: a filler file takes every block left."""
+        assert self.mounted, "never fill a disk that is not the results' own tmpfs"
+        filler = (self.results / "filler").open("wb", buffering=0)
+        with filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(bytes(65536))
+
+    def free_results(self) -> None:
+        (self.results / "filler").unlink(missing_ok=True)
+
+    def published(self) -> list[tuple[str, str, Path]]:
+        """Every published results file: (collection, run id, data file), by its manifest."""
+        found = []
+        for manifest in sorted(self.results.glob("collection=*/date=*/_*.manifest.json")):
+            collection = manifest.parent.parent.name.split("=", 1)[1]
+            run_id = manifest.name[1:].split(".", 1)[0]
+            found.append((collection, run_id, manifest.parent / f"{run_id}.jsonl.gz"))
+        return found
+
+    def partial_files(self, names: set[str]) -> list[Path]:
+        """Staging files (`.part`, `.build`) of the collections `names` in results/."""
+        return [
+            path
+            for name in names
+            for path in self.results.glob(f"collection={name}/**/*")
+            if path.name.endswith((".part", ".build"))
+        ]
 
     @property
     def engine_args(self) -> tuple[str, ...]:
@@ -113,12 +165,21 @@ class World:
         """One job file per folder: `name -> (requests, run policy)`."""
         for folder in set(FOLDERS.values()):
             collections = [
-                {"name": name, "requests": requests, "run": {"poll_interval": "0.05s", **run}}
+                {
+                    "name": name,
+                    "requests": requests,
+                    "run": {"poll_interval": "0.05s", **run, **self._retrying(name)},
+                    "results": {"to": str(self.results)},
+                }
                 for name, (requests, run) in desired.items()
                 if FOLDERS[name] == folder
             ]
             document = {"version": 1, "collections": collections}
             (self.workdir / folder / "jobs.yaml").write_text(yaml.safe_dump(document))
+
+    @staticmethod
+    def _retrying(name: str) -> dict[str, Any]:
+        return {"retry": {"attempts": 2}, "max_failed": 1} if name == RETRIED else {}
 
     def loaded(self) -> dict[str, DesiredCollection]:
         """The collections as sprunner loads them now (for their keyed fingerprints)."""
@@ -169,13 +230,16 @@ class World:
         self.reports.append(document)
         return result.exit_code, result.output, document
 
-    def spawn(self, paths: tuple[str, ...], *args: str) -> Spawned:
+    def spawn(
+        self, paths: tuple[str, ...], *args: str, env: dict[str, str] | None = None
+    ) -> Spawned:
         self.spawned += 1
         report = self.workdir / f"spawned-{self.spawned}.json"
         env = {
             **os.environ,
             "SCRAPINGPROS_API_KEY": self.emulator.api_key,
             "PYTHONPATH": os.pathsep.join(sys.path),
+            **(env or {}),
         }
         command = [sys.executable, "-m", "sprunner", "--api-url", self.emulator.url]
         command += ["--state-dir", str(self.sprunner.state_dir), *self.engine_args]

@@ -19,13 +19,16 @@ real PostgreSQL database (drawn per history), through random sequences of:
 - applies in-process, of one folder or both, mostly `--no-run`, sometimes with runs,
   sometimes with `--prune`; `plan` of one folder.
 
-(Kills at publication points and a full results disk belong here too: they need a
-`results:` block in the job files and checks of the published files; see `HOOKS` below.)
+- results: every collection delivers its results files (`a` retries its failed jobs: its
+  page 4 always fails, its page 5 fails once); an apply killed at a step of a publication
+  (`SPRUNNER_KILL_AT`, sprunner/killpoints.py); a full results disk during an apply.
 
 Checked after every step, one invariant per SPEC §10 promise (named after it): nothing is
 created twice, nothing unmanaged is touched, one lifecycle (every run the API started is
 recorded or pending in the state), a change is never lost, prune is scoped, every run the
-API started is reported. After every apply that was not interrupted: every declared
+API started is reported, data is never lost or wrong (each published file has one line per
+request of its run with its final status and attempts; no staging file outlives a clean
+apply of its collection). After every apply that was not interrupted: every declared
 collection exists exactly once with exactly the rendered requests, no collection was run
 twice, a run left in flight was adopted, and `--prune` removed what it should.
 
@@ -60,17 +63,21 @@ from hypothesis.stateful import (
 )
 
 from sprunner.emulator.server import running_emulator
+from sprunner.killpoints import ENV as KILL_AT
 from sprunner.state import Entry
-from tests.e2e.history import FOLDERS, PATHS, ListingBarrier, Spawned, World
+from tests.e2e.history import FOLDERS, PATHS, RETRIED, ListingBarrier, Spawned, World
+from tests.e2e.results_helpers import read_rows
 from tests.e2e.subprocess_helpers import fill_the_state_disk
 from tests.postgres import PostgresServer
 
 MANAGED = tuple(FOLDERS)  # names the job files may declare (few: histories revisit them)
 UNMANAGED = ("x", "y")  # names only someone else uses: never in a job file
 RUN_SECONDS = 0.1  # how long a run takes; longer while an apply is to be interrupted
-HOOKS = """Where the results events go: a `results:` block in `World.write_jobs`, rules
-`kill_at_publication` and `results_disk_full`, and an invariant `data_is_never_lost_or_wrong`
-(one line per request in each published file; no .part file once its run is finished)."""
+# The steps of a publication (results/publication.py) and of a retried collection's
+# (runs/retry.py, retryledger.py, retryresults.py) where an apply may be killed.
+KILL_POINTS = ("publish.built", "publish.recorded", "publish.data", "publish.manifest")
+KILL_POINTS += ("publish.finished", "retry.phase", "retry.ledger:1", "retry.settled:1")
+KILL_POINTS += ("run.finished:1", "retry.ledger:4", "retry.settled:2", "retry.ledger:9")
 
 
 SEEN: Counter[str] = Counter()  # what the histories went through: printed at the end
@@ -90,6 +97,15 @@ def counted(rule_function: Any) -> Any:
         return rule_function(self, *args, **data)
 
     return counting
+
+
+def _failing(name: str, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The retried collection's page 4 always fails and its page 5 fails once (per URL,
+    across the emulator's runs: simulate mode), so its runs have jobs to retry."""
+    if name != RETRIED:
+        return requests
+    words = {"/4": "/4-fail", "/5": "/5-flaky"}
+    return [{**r, "url": r["url"][:-2] + words.get(r["url"][-2:], r["url"][-2:])} for r in requests]
 
 
 def _requests(pages: list[int], size: int, markdown: list[bool]) -> list[dict[str, Any]]:
@@ -140,6 +156,8 @@ class Applies(RuleBasedStateMachine):
         self.lost: set[str] = set()  # runs started before the state was lost: unknown to it
 
     def teardown(self) -> None:
+        if self.world is not None:
+            self.world.close()
         self._stack.close()
 
     # --- helpers ------------------------------------------------------------------------
@@ -184,7 +202,7 @@ class Applies(RuleBasedStateMachine):
     @counted
     def declare(self, name: str, requests: list[dict[str, Any]], policy: dict[str, str]) -> None:
         """Add a collection, or change its requests and run policy."""
-        self.desired[name] = (requests, policy)
+        self.desired[name] = (_failing(name, requests), policy)
         self._write_jobs()
 
     @rule(name=st.sampled_from(MANAGED))
@@ -209,7 +227,7 @@ class Applies(RuleBasedStateMachine):
         self.world = World(self.emulator, self.workdir, server)
         event(f"engine: {'postgres' if server else 'sqlite'}")
         self.someone_creates("x", x)
-        self.desired.update(a=(a, {"overlap": "skip"}), b=(b, {"overlap": "allow"}))
+        self.desired.update(a=(_failing("a", a), {"overlap": "skip"}), b=(b, {"overlap": "allow"}))
         self._write_jobs()
         self.apply(run=False, prune=False, paths=("a", "b"))
 
@@ -316,7 +334,7 @@ class Applies(RuleBasedStateMachine):
         spawned = self.w.spawn((FOLDERS[name],))
         if self.w.wait(lambda: bool(self._runs_recorded() - runs_before), spawned):
             event("edited while a run was in flight")
-        self.desired[name] = (requests, self.desired[name][1])
+        self.desired[name] = (_failing(name, requests), self.desired[name][1])
         self._write_jobs()
         self._stopped(spawned, signal.SIGKILL)
 
@@ -344,6 +362,38 @@ class Applies(RuleBasedStateMachine):
         self.emulator.faults.clear()
         self.w.ended(spawned)
         self.engine.run_seconds = RUN_SECONDS
+
+    @rule(point=st.sampled_from(KILL_POINTS), paths=paths_strategy)
+    @counted
+    def kill_at_publication(self, point: str, paths: tuple[str, ...]) -> None:
+        """An apply with runs that kills itself (SIGKILL, no cleanup) at one step of a
+        results publication, when it gets there; the next apply rolls it forward."""
+        spawned = self.w.spawn(paths, env={KILL_AT: point})
+        code = spawned.finish()
+        assert "Traceback" not in spawned.output, spawned.output
+        assert code in (0, -signal.SIGKILL), (code, spawned.output)
+        event(f"killed at {point}" if code else "kill point not reached")
+        if code == -signal.SIGKILL:
+            self._exempt_runs()
+        self.w.ended(spawned)
+
+    @precondition(lambda self: self.world is not None and self.world.mounted)
+    @rule(paths=paths_strategy)
+    @counted
+    def results_disk_full(self, paths: tuple[str, ...]) -> None:
+        """An apply with runs while the results disk is full: the rows it could not write
+        stay pending, every report says so, and a later apply with room finishes them."""
+        self.w.fill_results()
+        try:
+            code, output, report = self.w.apply(paths)
+        finally:
+            self.w.free_results()
+            self.emulator.faults.clear()
+        assert "Traceback" not in output and code in (0, 1), (code, output)
+        for collection in report["collections"]:
+            if collection["ok"] is False:  # never a false "ok": it names what is pending
+                assert collection.get("results_pending") or collection.get("error"), collection
+        event(f"results disk full: exit {code}")
 
     @precondition(lambda self: self.world is not None and self.world.server is not None)
     @rule(run=st.booleans())
@@ -394,6 +444,10 @@ class Applies(RuleBasedStateMachine):
         if run:
             self._check_runs(report, state_before, runs_before, paths)
             self._settle_reports(candidates, paths)
+            # SPEC §10: no staging file outlives the apply that finishes its run.
+            assert not self.w.partial_files(set(self._in(paths))), self.w.partial_files(
+                set(MANAGED)
+            )
         if prune:
             self._check_pruned(state_before, paths)
 
@@ -488,7 +542,7 @@ class Applies(RuleBasedStateMachine):
         self.one_lifecycle_every_run_started_is_recorded(entries)
         self.a_change_is_never_lost(entries)
         self.every_run_the_api_started_is_reported()
-        # HOOKS: data_is_never_lost_or_wrong(), once the histories deliver results.
+        self.data_is_never_lost_or_wrong()
 
     def nothing_is_created_twice(self) -> None:
         names = Counter(c.name for c in list(self.engine.collections.values()))
@@ -545,14 +599,49 @@ class Applies(RuleBasedStateMachine):
             ]
             assert with_it, f"{name}: recorded as run with its content, but no such run"
 
+    def data_is_never_lost_or_wrong(self) -> None:
+        """Each published file has exactly one line per request of its run, with the final
+        status (after the run's retries) and the runs it took (`attempts`)."""
+        for name, run_id, data in self.w.published():
+            rows = read_rows(data)
+            run = self.engine.runs[run_id]
+            assert len(rows) == len(run.jobs), (name, run_id, len(rows), len(run.jobs))
+            keys = [(row["url"], row["custom_id"]) for row in rows]
+            assert sorted(keys) == sorted((j.url, j.custom_id) for j in run.jobs), (name, keys)
+            finals = self._final_outcomes(name, run)
+            for row in rows:
+                status, attempts = finals[(row["url"], row["custom_id"])]
+                assert (row["status"], row["attempts"]) == (status, attempts), (name, row)
+
+    def _final_outcomes(self, name: str, run: Any) -> dict[tuple[str, str | None], Any]:
+        """Each request's last outcome and the runs it took: the run, then the runs of
+        `<name>.retry` started after it and before the collection's next run."""
+        runs = sorted(self.engine.runs.values(), key=lambda r: r.created_at)
+        later = [r for r in runs if r.created_at > run.created_at]
+        parents = {c.id for c in self.engine.collections.values() if c.name == name}
+        parents.add(run.collection_id)
+        end = next((r.created_at for r in later if r.collection_id in parents), float("inf"))
+        retried = [r for r in later if r.created_at < end and self._named(r) == f"{name}.retry"]
+        finals = {(j.url, j.custom_id): (j.outcome, 1) for j in run.jobs}
+        for retry_run in retried:
+            for job in retry_run.jobs:
+                key = (job.url, job.custom_id)
+                if key in finals:
+                    finals[key] = (job.outcome, finals[key][1] + 1)
+        return finals
+
+    def _named(self, run: Any) -> str | None:
+        collection = self.engine.collections.get(run.collection_id)
+        return collection.name if collection is not None else self.names.get(run.collection_id)
+
     def every_run_the_api_started_is_reported(self) -> None:
         missing = self.must_be_reported - self.w.reported_runs()
         assert not missing, f"runs the API started that no report names: {missing}"
 
 
 def test_random_histories(request: pytest.FixtureRequest) -> None:
-    """About a minute on two loaded cores (CI=true: derandomized, the same histories each
-    run; the seed follows the source): each subprocess apply takes about 1.5 s under load,
+    """About a minute on two loaded cores (derandomized in the suite: the same histories each
+    run, the seed follows the source): each subprocess apply takes about 1.5 s under load,
     and they dominate. tests/stress/run_stateful.sh runs it 20 times beside a CPU burner,
     with new histories each time."""
     Applies.server = request.getfixturevalue("postgres")
@@ -576,5 +665,7 @@ SETTINGS = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
     + ([] if os.environ.get("CI") or os.environ.get("SPRUNNER_NO_SHRINK") else [Phase.shrink]),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    derandomize=os.environ.get("CI") == "true",
+    # The suite's profile (tests/conftest.py): the same histories each run, new ones with
+    # HYPOTHESIS_PROFILE=explore (tests/stress/run_stateful.sh).
+    derandomize=settings.default.derandomize,
 )

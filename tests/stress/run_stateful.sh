@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The random-history model test (tests/e2e/test_stateful.py), RUNS times in a row (default
-# 20) beside a CPU burner, each run with new random histories (no CI=true: not
-# derandomized; no shrinking, so a failure prints its history at once). Stops at the first
+# 20) beside a CPU burner, each run with new random histories (HYPOTHESIS_PROFILE=explore;
+# no shrinking, so a failure prints its history at once). Stops at the first
 # failure. Issue #22: it must pass 20 in a row. Usage, from anywhere:
 #
 #     tests/stress/run_stateful.sh [RUNS]          # log: stress-stateful.log in the repo
@@ -12,6 +12,7 @@ cd "$(dirname "$0")/../.."
 runs=${1:-20}
 log=stress-stateful.log
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" SPRUNNER_NO_SHRINK=1
+export HYPOTHESIS_PROFILE=explore  # new random histories each run (the suite's are fixed)
 unset CI
 : >"$log"
 for i in $(seq 1 "$runs"); do
