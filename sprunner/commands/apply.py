@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sprunner.apply.session import exclusive
 from sprunner.errors import (
     EXIT_API_UNUSABLE,
     EXIT_CRASH,
@@ -28,8 +29,7 @@ from sprunner.errors import (
     ReportError,
     exit_code_for,
 )
-from sprunner.operate import Operations, operated
-from sprunner.session import exclusive
+from sprunner.report.operate import Operations, operated
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 
 # What an apply needs once it holds the lock is imported then (in the functions below): a
@@ -37,17 +37,17 @@ from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 # stage, the API client and the rest (SPEC §9).
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
-    from sprunner.fingerprints import RequestFingerprints
-    from sprunner.interruption import Interruption
+    from sprunner.apply.interruption import Interruption
+    from sprunner.apply.runner import Runner
+    from sprunner.apply.session import Target
+    from sprunner.apply.track import Details
     from sprunner.jobfile.load import Loaded
-    from sprunner.operate import Operation
-    from sprunner.outcome import ApplyOutcome, CollectionOutcome
+    from sprunner.output.ui import Output
     from sprunner.reconcile.plan import Plan
-    from sprunner.runner import Runner
-    from sprunner.session import Target
+    from sprunner.report.fingerprints import RequestFingerprints
+    from sprunner.report.operate import Operation
+    from sprunner.report.outcome import ApplyOutcome, CollectionOutcome
     from sprunner.state import StateStore as State
-    from sprunner.track import Details
-    from sprunner.ui import Output
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class _Sofar:
 
     def failed(self, error: BaseException) -> ApplyOutcome:
         """The outcome of an apply ended by `error`: what was done, and why it stopped."""
-        from sprunner.outcome import ApplyOutcome
+        from sprunner.report.outcome import ApplyOutcome
 
         code = exit_code_for(error)
         message = str(error) if code != EXIT_CRASH else "sprunner crashed (a bug)"
@@ -158,18 +158,18 @@ def _applied(
     op: Operation,
     handlers: contextlib.ExitStack,
 ) -> ApplyOutcome:
+    from sprunner.apply.interruption import Interruption
+    from sprunner.apply.session import target
     from sprunner.commands.common import load_jobs
-    from sprunner.fingerprints import RequestFingerprints
-    from sprunner.interruption import Interruption
     from sprunner.reconcile.scope import where
-    from sprunner.session import target
+    from sprunner.report.fingerprints import RequestFingerprints
 
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
     sofar.loaded = loaded = load_jobs(selection, output)
     output.collections = frozenset(c.name for c in loaded.collections)
     if apply_options.run:
-        from sprunner.runs.delivery import check_destinations
+        from sprunner.results.delivery import check_destinations
 
         check_destinations(loaded.collections)  # a missing extra: exit 2, nothing sent
     # Installed until `run` has written the report and sent the last ping (`handlers`):
@@ -216,8 +216,8 @@ def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextMan
 
 
 async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> ApplyOutcome:
-    from sprunner.failedjobs import job_details
-    from sprunner.outcome import ApplyOutcome
+    from sprunner.apply.failedjobs import job_details
+    from sprunner.report.outcome import ApplyOutcome
 
     main = asyncio.current_task()
     assert main is not None
@@ -261,9 +261,9 @@ def _client(work: _Apply) -> ApiClient:
 
 
 async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
+    from sprunner.apply.runner import Runner
+    from sprunner.apply.session import list_remote
     from sprunner.reconcile.plan import build_plan
-    from sprunner.runner import Runner
-    from sprunner.session import list_remote
 
     remote = await list_remote(client)
     plan = build_plan(
@@ -333,8 +333,8 @@ def _write_files(
 ) -> None:
     """`--report` and `--junit`. When the apply already failed (`strict` False), a file that
     cannot be written is said on stderr and the apply's own error stays the one raised."""
-    from sprunner import report
-    from sprunner.junit import write_junit
+    from sprunner.report import document as report
+    from sprunner.report.junit import write_junit
 
     try:
         if apply_options.report is not None:

@@ -21,13 +21,13 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from sprunner.apply.session import Target, list_remote, target
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_CHANGES_PENDING, EXIT_FAILED, EXIT_OK
+from sprunner.output.ui import Output
 from sprunner.reconcile.scope import where
-from sprunner.session import Target, list_remote, target
 from sprunner.settings import GlobalOptions, Selection
 from sprunner.state import opened
-from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
@@ -78,8 +78,8 @@ async def _plan(
     scope: tuple[str, ...],
 ) -> tuple[Plan, dict[str, RunIntent]]:
     from sprunner.api.client import ApiClient
-    from sprunner.operate import log_call
     from sprunner.reconcile.plan import build_plan
+    from sprunner.report.operate import log_call
 
     async with ApiClient(
         base_url=api.api_url,

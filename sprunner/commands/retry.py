@@ -29,20 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sprunner import report as reports
+from sprunner.apply.interruption import Interruption
+from sprunner.apply.session import Target, exclusive, read_api_key, target
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_OK, StateError, UsageError, exit_code_for
-from sprunner.interruption import Interruption
-from sprunner.operate import Operation, Operations, operated
-from sprunner.outcome import ApplyOutcome, CollectionOutcome
-from sprunner.reportfile import job_files, read_report
-from sprunner.session import Target, exclusive, read_api_key, target
+from sprunner.output.ui import Output
+from sprunner.report import document as reports
+from sprunner.report.operate import Operation, Operations, operated
+from sprunner.report.outcome import ApplyOutcome, CollectionOutcome
+from sprunner.report.readback import job_files, read_report
 from sprunner.settings import DEFAULT_PARALLEL, GlobalOptions, Selection
 from sprunner.state import StateStore, opened
-from sprunner.ui import Output
 
 if TYPE_CHECKING:
-    from sprunner.runs.rerun import Rerun
+    from sprunner.retry.rerun import Rerun
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ def _prepared(
     *,
     dry_run: bool,
 ) -> tuple[Mapping[str, Any], list[Rerun]]:
-    from sprunner.fingerprints import RequestFingerprints
-    from sprunner.runs import rerun
+    from sprunner.report.fingerprints import RequestFingerprints
+    from sprunner.retry import rerun
 
     document = read_report(report_path)
     files = job_files(document, report_path)
@@ -157,7 +157,7 @@ def _retried(
         if retry_options.report is not None:
             reports.write_report(outcome, retry_options.report, output.redactor)
         if retry_options.junit is not None:
-            from sprunner.junit import write_junit
+            from sprunner.report.junit import write_junit
 
             write_junit(outcome, retry_options.junit, redactor=output.redactor)
         output.apply_result(outcome)
@@ -178,7 +178,7 @@ class _Work:
 async def _interruptible(work: _Work, interruption: Interruption) -> tuple[CollectionOutcome, ...]:
     """The companion runs, stopped by the first signal: then each collection not done is
     reported as interrupted, its run left recorded for the next `sprunner retry`."""
-    from sprunner.runs import rerun
+    from sprunner.retry import rerun
 
     done: dict[str, CollectionOutcome] = {}
     main = asyncio.current_task()
@@ -217,7 +217,8 @@ async def _execute(
     as it is known (what a partial report after a signal shows)."""
     from sprunner.api.client import ApiClient
     from sprunner.api.errors import ApiError, ApiUnusableError
-    from sprunner.runs import rerun, retry
+    from sprunner.retry import loop as retry
+    from sprunner.retry import rerun
     from sprunner.runs.ledger import CreditBrake
 
     api, state, options, output = work.api, work.state, work.options, work.output

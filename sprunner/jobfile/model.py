@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from sprunner.canonical import canonical_json
+from sprunner.util.canonical import canonical_json
 
 if TYPE_CHECKING:
     from sprunner.jobfile.identify import RequestIndex

@@ -27,9 +27,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sprunner.actions import Action
 from sprunner.api.models import CollectionRef
 from sprunner.jobfile.model import DesiredCollection
+from sprunner.reconcile.actions import Action
 from sprunner.reconcile.scope import covers
 from sprunner.state import Entry, Hasher
 

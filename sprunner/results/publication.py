@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sprunner.killpoints import reached
 from sprunner.results.errors import ResultsError, io_boundary
 from sprunner.results.layout import HIDDEN, ResultPaths
 from sprunner.results.storage import Destination, resolve
+from sprunner.util.killpoints import reached
 
 _HASH_CHUNK = 1 << 20
 
@@ -144,7 +144,7 @@ def complete(
 
 def _place(dest: Destination, built: Path) -> None:
     if dest.local:
-        from sprunner.atomic import replace_durably
+        from sprunner.util.atomic import replace_durably
 
         Path(dest.path).parent.mkdir(parents=True, exist_ok=True)
         replace_durably(built, dest.path)
@@ -169,7 +169,7 @@ def _write_manifest(publication: Publication, storage_options: Mapping[str, Any]
     text = json.dumps(dict(publication.document), indent=2, sort_keys=True) + "\n"
     target = resolve(publication.manifest, storage_options)
     if target.local:
-        from sprunner.atomic import write_atomically
+        from sprunner.util.atomic import write_atomically
 
         write_atomically(Path(target.path), text)
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sprunner import redact
+from sprunner.util import redact
 
 
 class Masks(Protocol):

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sprunner import verdict
-from sprunner.credits import charged_for
-from sprunner.track import Finished, Judged
+from sprunner.apply.track import Finished, Judged
+from sprunner.runs import verdict
+from sprunner.runs.credits import charged_for
 
 if TYPE_CHECKING:
     from sprunner.api.models import Run
+    from sprunner.apply.track import Track
     from sprunner.jobfile.model import DesiredCollection
-    from sprunner.outcome import RunOutcome
-    from sprunner.track import Track
-    from sprunner.ui import Output
-    from sprunner.verdict import BlobStore
+    from sprunner.output.ui import Output
+    from sprunner.report.outcome import RunOutcome
+    from sprunner.runs.verdict import BlobStore
 
 
 def counts(success: int, total: int, failed: int, timeout: int) -> str:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import NotFoundError
-from sprunner.backoff import Backoff
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
-from sprunner.runs import starter
+from sprunner.runs import start as starter
 from sprunner.state import StateStore as State
 from sprunner.state import lifecycle
+from sprunner.util.backoff import Backoff
 
 
 @dataclass(frozen=True)

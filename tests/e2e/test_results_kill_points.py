@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from sprunner.killpoints import ENV
+from sprunner.util.killpoints import ENV
 from tests.e2e.apply_helpers import Sprunner, write_job
 from tests.e2e.results_helpers import data_file, leftovers, manifest_of, read_rows
 from tests.e2e.retry_helpers import FLAKY, runs_of, sprunner

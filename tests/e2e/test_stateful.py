@@ -63,8 +63,8 @@ from hypothesis.stateful import (
 )
 
 from sprunner.emulator.server import running_emulator
-from sprunner.killpoints import ENV as KILL_AT
 from sprunner.state import Entry
+from sprunner.util.killpoints import ENV as KILL_AT
 from tests.e2e.history import FOLDERS, PATHS, RETRIED, ListingBarrier, Spawned, World
 from tests.e2e.results_helpers import read_rows
 from tests.e2e.subprocess_helpers import fill_the_state_disk

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sprunner.cli import main
+from sprunner.cli.app import main
 from sprunner.commands import plan as plan_command
 
 KEY = "sk-live-0123456789abcdef"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sprunner.metrics import (
+from sprunner.report.metrics import (
     ApiCallCount,
     ApplyMetrics,
     CollectionMetrics,
@@ -149,8 +149,8 @@ def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
 def test_from_outcome_counts_charged_credits_and_calls(tmp_path: Path) -> None:
     from dataclasses import dataclass
 
-    from sprunner.metrics import from_outcome
-    from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+    from sprunner.report.metrics import from_outcome
+    from sprunner.report.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
 
     @dataclass(frozen=True)
     class Call:
