@@ -20,8 +20,9 @@ On a shared state (PostgreSQL), each collection's work from its reconcile to the
 wait happens under that collection's lock (`sprunner.runs.locks`: claimed at the start of
 phase 1, released when phase 3 ends for it); a collection another apply handles is
 `skipped`. A lost state database fails the collections that still had something to start;
-a run started as it went away is reported by its id (`starter.Started.unrecorded`).
-The client, clock, output and write backoff are injected: a unit test can run an apply.
+a run started as it went away is reported by its id (`start.Started.unrecorded`).
+What every phase needs (client, state, apply id, output, clock, write backoff) comes in one
+`ApplyContext` (`apply/context.py`): a unit test can run an apply.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import replace
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError
+from sprunner.apply.context import ApplyContext
 from sprunner.apply.track import (
     Begun,
     Decided,
@@ -58,8 +60,7 @@ from sprunner.report.fingerprints import RequestFingerprints
 from sprunner.report.outcome import CollectionOutcome, Progress
 from sprunner.results import catchup, delivery
 from sprunner.retry import loop as retry
-from sprunner.runs import decision, judge, poller
-from sprunner.runs import start as starter
+from sprunner.runs import decision, judge, poller, start
 from sprunner.runs.launch import launch
 from sprunner.runs.ledger import CreditBrake, CreditLedger
 from sprunner.runs.locks import CollectionLocks
@@ -86,18 +87,14 @@ class Runner:
         clock: Callable[[], float] = time.time,
         backoff: Backoff = WRITE_BACKOFF,
     ) -> None:
-        self.client = client
-        self.output = output
-        self.backoff = backoff
-        self.state = state
-        self.apply_id = apply_id
+        # What every phase is handed; its credit brake for retries is set in `execute`.
+        self.ctx = ApplyContext(client, state, apply_id, output, clock=clock, backoff=backoff)
+        self.client, self.state, self.output = client, state, output
         self.run_enabled = run
         self.run_now = run_now  # `apply --run-now`: runs whatever `when` and `schedule` say
         self.max_credits = max_credits
-        self.clock = clock
         self._tracks = [Track(item) for item in plan.items if item.action != "skip"]
         self.locks = CollectionLocks(state, client, apply_id=apply_id, runs=run)
-        self._brake = CreditBrake(max_credits)  # for retries: given the ledger in execute
         self.pace = poller.PaceBook()  # how long this apply's runs take, for their first polls
 
     def _fold(self, index: int, result: PhaseResult) -> Track:
@@ -108,8 +105,8 @@ class Runner:
         # Each collection goes reconcile -> decide -> brake -> start -> wait on its own;
         # the brake waits only for the decisions of the collections before it (ledger.py).
         ledger = CreditLedger([self._cost(t) for t in self._tracks], self.max_credits)
-        # A retry is braked against every first run the ledger allows (runs/retry.py).
-        self._brake = CreditBrake(self.max_credits, first_runs=ledger.committed)
+        # A retry is braked against every first run the ledger allows (retry/loop.py).
+        self.ctx = self.ctx.with_brake(CreditBrake(self.max_credits, first_runs=ledger.committed))
         settling = asyncio.ensure_future(self._settle(ledger))
         try:
             # On a shared state the collection's lock is held from its claim (in
@@ -152,7 +149,7 @@ class Runner:
             self._fold(index, catchup.still_pending(self.state, self._tracks[index], self.output))
         # The lifecycle's last step: the verdict recorded, or the recorded one read back.
         done = self._tracks[index]
-        self._fold(index, judge.judged(self.state, done, now=self.clock(), output=self.output))
+        self._fold(index, judge.judged(self.state, done, now=self.ctx.clock(), output=self.output))
 
     async def _each(self, phase: Phase) -> None:
         async def guarded(index: int) -> None:
@@ -205,8 +202,8 @@ class Runner:
             self.client,
             self.state,
             item,
-            apply_id=self.apply_id,
-            backoff=self.backoff,
+            apply_id=self.ctx.apply_id,
+            backoff=self.ctx.backoff,
             check=not self.run_enabled,
         )
         for note in applied.notes:
@@ -226,7 +223,7 @@ class Runner:
         existing = applied.action != "create"
         if existing:
             # A run that an interrupted apply left in flight is ours: always waited for.
-            adopted = await starter.adopt_ours(
+            adopted = await start.adopt_ours(
                 self.client, self.state, name=name, collection_id=collection_id
             )
             if adopted is not None:
@@ -237,7 +234,7 @@ class Runner:
         if self.run_now:  # whatever `when` and `schedule` say
             run_policy = replace(run_policy, when="always", schedule=None)
         if run_policy.schedule is not None and existing:
-            last_run_at = await starter.last_run_time(
+            last_run_at = await start.last_run_time(
                 self.client, self.state, name=name, collection_id=collection_id
             )
         verdict = decision.decide(
@@ -246,13 +243,13 @@ class Runner:
             # starts with it (--no-run, --max-credits, a schedule, an adopted older run).
             changed=lifecycle.change_pending(self.state, desired),
             last_run_at=last_run_at,
-            now=self.clock(),
+            now=self.ctx.clock(),
         )
         if verdict.decision == "skip":
             self.output.debug(f"{name}: run skipped: {verdict.reason}", event="run_skipped")
             return Decided(False, skipped=verdict.reason)
         if existing and run_policy.overlap == "skip":
-            adopted = await starter.adopt_running(
+            adopted = await start.adopt_running(
                 self.client, self.state, name=name, collection_id=collection_id
             )
             return Decided(True, adopted=adopted)
@@ -282,7 +279,7 @@ class Runner:
         await self._retry(index, track, desired)
 
     async def _retry(self, index: int, track: Track, desired: DesiredCollection) -> None:
-        """Re-run what failed in `<name>.retry` (sprunner/runs/retry.py); a no-op unless
+        """Re-run what failed in `<name>.retry` (retry/loop.py); a no-op unless
         `run.retry` asks for it and the run completed with failed jobs."""
         run = track.run
         if run is None or track.run_state != "completed" or not retry.follows(desired, run):
@@ -290,29 +287,12 @@ class Runner:
         # In flight again until the retries are over: a partial report after a signal says
         # so (the next apply adopts the run and resumes its retries).
         self._fold(index, Retrying())
-        context = retry.Context(
-            self.client,
-            self.state,
-            self.apply_id,
-            self._brake,
-            self.backoff,
-            log=self.output.info,
-            clock=self.clock,
-            warn=self.output.warn,
-        )
-        self._fold(index, await retry.retry(context, desired, run))
+        self._fold(index, await retry.retry(self.ctx, desired, run))
 
     async def _start(self, index: int, track: Track, desired: DesiredCollection) -> Begun:
         assert track.collection_id is not None
-        launched = await launch(
-            self.client,
-            self.state,
-            desired,
-            collection_id=track.collection_id,
-            fresh=track.action == "create",
-            apply_id=self.apply_id,
-            backoff=self.backoff,
-        )
+        fresh = track.action == "create"
+        launched = await launch(self.ctx, desired, collection_id=track.collection_id, fresh=fresh)
         if launched.recreated is not None:
             self._fold(index, Recreated(launched.recreated))
             created = launched.recreated
@@ -332,7 +312,11 @@ class Runner:
         if not track.unchecked or track.collection_id is None or track.item.desired is None:
             return
         checked = await execute.confirm(
-            self.client, self.state, track.item.desired, track.collection_id, backoff=self.backoff
+            self.client,
+            self.state,
+            track.item.desired,
+            track.collection_id,
+            backoff=self.ctx.backoff,
         )
         self._fold(index, Recreated(checked))
         if checked != track.collection_id:
@@ -340,7 +324,7 @@ class Runner:
             self.output.info(line, event="collection_recreated")
 
     async def _wait(
-        self, index: int, track: Track, desired: DesiredCollection, started: starter.Started
+        self, index: int, track: Track, desired: DesiredCollection, started: start.Started
     ) -> Finished:
         loop = asyncio.get_running_loop()
         # Event-loop time of the run's start, for the poller's pace estimates. A run we just
@@ -348,7 +332,7 @@ class Runner:
         # POST waited for a slot and the rate limiter (seconds, with hundreds of starts), so
         # the answer's arrival (now, late by a round trip at most) is the better guess.
         begun = loop.time() - (
-            max(0.0, self.clock() - started.started_at) if started.adopted else 0
+            max(0.0, self.ctx.clock() - started.started_at) if started.adopted else 0
         )
         # Results are drained in the poll loop; the run stays in flight in the state until
         # its file is published, so a kill mid-drain is adopted and resumed.
@@ -382,7 +366,7 @@ class Runner:
             if results is not None:
                 results.close()
         if not hold:  # with retries to follow, in flight until they are over (retry.py)
-            starter.finish(self.state, name=track.name)
+            start.finish(self.state, name=track.name)
         if results is not None and results.error is not None:
             self._fold(index, Failed(results.error))
         if waited.timed_out:

@@ -217,7 +217,7 @@ async def _execute(
     as it is known (what a partial report after a signal shows)."""
     from sprunner.api.client import ApiClient
     from sprunner.api.errors import ApiError, ApiUnusableError
-    from sprunner.retry import loop as retry
+    from sprunner.apply.context import ApplyContext
     from sprunner.retry import rerun
     from sprunner.runs.ledger import CreditBrake
 
@@ -230,14 +230,9 @@ async def _execute(
         backoff=options.retries.api,
         on_call=work.op.on_call,
     ) as client:
-        context = retry.Context(
-            client,
-            state,
-            work.op.apply_id,
-            CreditBrake(retry_options.max_credits, 0),
-            options.retries.write,
-            log=output.info,
-            warn=output.warn,
+        brake = CreditBrake(retry_options.max_credits, 0)
+        context = ApplyContext(
+            client, state, work.op.apply_id, output, brake, backoff=options.retries.write
         )
 
         async def one(item: Rerun) -> CollectionOutcome:

@@ -6,14 +6,14 @@ The loop, for one parent run:
    and that match a rendered request by `(url, custom_id)` are retried; the others stay
    as they are (a job matching no request is reported, never retried);
 2. per attempt: wait `delay`, check `--max-credits` (`CreditBrake`), PUT the companion
-   with exactly the still-failing requests, start its run (`starter.start`: never twice),
+   with exactly the still-failing requests, start its run (`start.start`: never twice),
    poll it, and keep only what still fails for the next attempt;
 3. the final outcome is per request: succeeded in any run = success;
 4. with `results:`, each retry run is drained while it runs and the one results file of
    the parent run is published last, one line per request (`retryresults.py`).
 
 Never twice: the parent's run stays recorded in flight (`inflight`) until its retries
-are over, so an apply killed meanwhile is adopted by the next apply (`starter.adopt_ours`)
+are over, so an apply killed meanwhile is adopted by the next apply (`start.adopt_ours`)
 like any run; the ledger (`retryledger.py`) then says which retries were begun, and the
 companion's entry holds the retry run in flight, which is adopted rather than started
 again. A ledger marked `done` for a run means its failed jobs were retried: never again.
@@ -22,41 +22,23 @@ again. A ledger marked `done` for a run means its failed jobs were retried: neve
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sprunner.api.client import ApiClient
 from sprunner.api.models import Job, Run
+from sprunner.apply.context import ApplyContext
 from sprunner.jobfile.model import DesiredCollection, RetryPolicy, request_credits
 from sprunner.report.outcome import FinalCounts, RetryOutcome
 from sprunner.results.delivery import max_poll_delay
 from sprunner.retry import companion, failing, ledger
 from sprunner.retry.companion import Matched
 from sprunner.retry.results import Hook, RetryResults, RunResults
-from sprunner.runs import poller
-from sprunner.runs import start as starter
+from sprunner.runs import poller, start
 from sprunner.runs.credits import charged, charged_for, per_request
-from sprunner.runs.ledger import CreditBrake
 from sprunner.state import StateStore as State
 from sprunner.state import lifecycle
-from sprunner.util.backoff import WRITE_BACKOFF, Backoff
 from sprunner.util.killpoints import reached
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a retry needs from the apply around it."""
-
-    client: ApiClient
-    state: State
-    apply_id: str
-    brake: CreditBrake
-    backoff: Backoff = WRITE_BACKOFF
-    log: Callable[..., None] = lambda line, **fields: None  # a line, and its JSON fields
-    clock: Callable[[], float] = time.time
-    warn: Callable[[str], None] = lambda line: None
 
 
 @dataclass(frozen=True)
@@ -83,7 +65,7 @@ class Round:
     unmatched: int = 0  # failed jobs of the first run that matched no request
 
 
-async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried:
+async def retry(ctx: ApplyContext, desired: DesiredCollection, first: Run) -> Retried:
     """Retry `first`'s failed jobs per `desired.run.retry`; `first` as it was when there
     is no retry phase (retrying off, the run not completed, or nothing failed)."""
     policy, name = desired.run.retry, desired.name
@@ -98,10 +80,11 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
     state = split(desired.requests, bad, policy, attempts={})
     state = replace(state, unmatched=len(state.pending.unmatched))
     for job in state.pending.unmatched:
-        ctx.log(f"{name}: failed job {job.job_id} ({job.url}) matches no request: not retried")
+        line = f"{name}: failed job {job.job_id} ({job.url}) matches no request: not retried"
+        ctx.output.info(line)
     retries: list[RetryOutcome] = []
     attempt = 1
-    results = RetryResults.open(ctx.client, ctx.state, desired, first, warn=ctx.warn)
+    results = RetryResults.open(ctx.client, ctx.state, desired, first, warn=ctx.output.warn)
     for record in book.attempts:
         resumed = await resume(ctx, desired, policy, record, state, results)
         if resumed is None:  # begun, never started: it is started below as new
@@ -129,7 +112,7 @@ async def retry(ctx: Context, desired: DesiredCollection, first: Run) -> Retried
         completed = [(r.attempt, r.run_id) for r in retries if r.status == "completed"]
         shown = await results.publish([(a, run_id) for a, run_id in completed if run_id])
     ledger.save(ctx.state, name, replace(book, done=True))
-    starter.finish(ctx.state, name=name)
+    start.finish(ctx.state, name=name)
     counts = failing.final(
         first.total_requests,
         state.settled,
@@ -178,7 +161,7 @@ def split(
 
 
 async def attempt_once(
-    ctx: Context,
+    ctx: ApplyContext,
     desired: DesiredCollection,
     policy: RetryPolicy,
     book: ledger.Ledger | None,
@@ -191,11 +174,11 @@ async def attempt_once(
     requests = state.pending.requests
     cost = sum(request_credits(r) for r in requests)
     if policy.delay > 0:
-        ctx.log(f"{desired.name}: retry {attempt} in {policy.delay:g}s")
+        ctx.output.info(f"{desired.name}: retry {attempt} in {policy.delay:g}s")
         await asyncio.sleep(policy.delay)
     refused = await ctx.brake.take(cost)
     if refused is not None:
-        ctx.log(f"{desired.name}: retry {attempt} {refused}", event="retry_refused")
+        ctx.output.info(f"{desired.name}: retry {attempt} {refused}", event="retry_refused")
         outcome = RetryOutcome(attempt, "refused", requests=len(requests), reason=refused)
         return outcome, state, None if book is None else replace(book, done=True)
     record = ledger.Attempt(attempt, requests=len(requests), credits=cost)
@@ -211,7 +194,7 @@ async def attempt_once(
         backoff=ctx.backoff,
     )
     book = _note(ctx, desired.name, book, record := replace(record, collection_id=collection_id))
-    started = await starter.start(
+    started = await start.start(
         ctx.client,
         ctx.state,
         name=target.name,
@@ -220,7 +203,7 @@ async def attempt_once(
         backoff=ctx.backoff,
     )
     book = _note(ctx, desired.name, book, record := replace(record, run_id=started.run.run_id))
-    ctx.log(
+    ctx.output.info(
         f"{desired.name}: retry {attempt}: run {started.run.run_id} of {target.name} "
         f"started ({len(requests)} requests)",
         event="retry_started",
@@ -235,7 +218,7 @@ async def attempt_once(
     return outcome, state, book
 
 
-async def _settle_stray(ctx: Context, desired: DesiredCollection) -> None:
+async def _settle_stray(ctx: ApplyContext, desired: DesiredCollection) -> None:
     """A companion run left in flight by another retry (a killed `sprunner retry`, whose
     own ledger this is not) is seen to its end before the companion is PUT again: never
     lost to a new start's record, never overlapped by a run of the same requests."""
@@ -243,16 +226,17 @@ async def _settle_stray(ctx: Context, desired: DesiredCollection) -> None:
     entry = ctx.state.get(name)
     if entry is None or not entry.id or entry.inflight is None:
         return
-    started = await starter.adopt_ours(ctx.client, ctx.state, name=name, collection_id=entry.id)
+    started = await start.adopt_ours(ctx.client, ctx.state, name=name, collection_id=entry.id)
     if started is None:
         return
-    ctx.log(f"{desired.name}: waiting for run {started.run.run_id} of {name}, left by a retry")
+    line = f"{desired.name}: waiting for run {started.run.run_id} of {name}, left by a retry"
+    ctx.output.info(line)
     await _wait(ctx, desired, started, None)
-    starter.finish(ctx.state, name=name)
+    start.finish(ctx.state, name=name)
 
 
 async def _wait(
-    ctx: Context, desired: DesiredCollection, started: starter.Started, hook: Hook | None
+    ctx: ApplyContext, desired: DesiredCollection, started: start.Started, hook: Hook | None
 ) -> poller.Waited:
     """Poll a companion run to its end (or `timeout`), its results drained by `hook`."""
     loop = asyncio.get_running_loop()
@@ -269,7 +253,7 @@ async def _wait(
 
 
 def _note(
-    ctx: Context, name: str, book: ledger.Ledger | None, record: ledger.Attempt
+    ctx: ApplyContext, name: str, book: ledger.Ledger | None, record: ledger.Attempt
 ) -> ledger.Ledger | None:
     """`record` in the ledger, durable before the step it announces is taken."""
     if book is None:
@@ -280,7 +264,7 @@ def _note(
 
 
 async def resume(
-    ctx: Context,
+    ctx: ApplyContext,
     desired: DesiredCollection,
     policy: RetryPolicy,
     record: ledger.Attempt,
@@ -298,15 +282,15 @@ async def resume(
     # The companion's run in flight is this retry's unless the ledger names another run for
     # it: a kill before a later retry's end leaves that one in flight (adopted as its own).
     if record.run_id is None or (flying and flying.run_id == record.run_id):
-        started = await starter.adopt_ours(
+        started = await start.adopt_ours(
             ctx.client, ctx.state, name=name, collection_id=collection_id
         )
     if started is None and record.run_id is not None:
         run = await ctx.client.get_run(collection_id, record.run_id, name=name)
-        started = starter.Started(run, adopted=True, started_at=ctx.clock())
+        started = start.Started(run, adopted=True, started_at=ctx.clock())
     if started is None:
         return None
-    ctx.log(
+    ctx.output.info(
         f"{desired.name}: retry {record.attempt}: adopted run {started.run.run_id}",
         event="retry_adopted",
         run_id=started.run.run_id,
@@ -315,11 +299,11 @@ async def resume(
 
 
 async def _finish(
-    ctx: Context,
+    ctx: ApplyContext,
     desired: DesiredCollection,
     policy: RetryPolicy,
     record: ledger.Attempt,
-    started: starter.Started,
+    started: start.Started,
     state: Round,
     *,
     results: RunResults | None = None,
@@ -339,11 +323,11 @@ async def _finish(
     finally:
         if hook is not None:
             hook.close()
-    starter.finish(ctx.state, name=name)
+    start.finish(ctx.state, name=name)
     run, requests = waited.run, state.pending.requests
     bad = [] if waited.timed_out else await failing.jobs(ctx.client, run, name=name)
     outcome = _outcome(desired, record, started, waited, requests, bad, shown)
-    ctx.log(
+    ctx.output.info(
         f"{desired.name}: retry {record.attempt}: run {run.run_id} {outcome.status}: "
         f"{run.success_requests}/{run.total_requests} ok",
         event="retry_finished",
@@ -366,7 +350,7 @@ async def _finish(
 def _outcome(
     desired: DesiredCollection,
     record: ledger.Attempt,
-    started: starter.Started,
+    started: start.Started,
     waited: poller.Waited,
     requests: Sequence[Mapping[str, Any]],
     bad: Sequence[Job],

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sprunner.api.models import Job
+from sprunner.apply.context import ApplyContext
 from sprunner.errors import UsageError
 from sprunner.jobfile.model import DesiredCollection, RetryPolicy, request_credits
 from sprunner.report import shown
@@ -195,7 +196,7 @@ def plan(
     return reruns
 
 
-async def execute(ctx: retry.Context, rerun: Rerun) -> CollectionOutcome:
+async def execute(ctx: ApplyContext, rerun: Rerun) -> CollectionOutcome:
     """One companion run for `rerun`, waited for; the collection's outcome as reported."""
     entry, desired = rerun.report, rerun.desired
     assert desired is not None
@@ -208,7 +209,7 @@ async def execute(ctx: retry.Context, rerun: Rerun) -> CollectionOutcome:
 
 
 async def _once(
-    ctx: retry.Context, rerun: Rerun, desired: DesiredCollection, state: retry.Round
+    ctx: ApplyContext, rerun: Rerun, desired: DesiredCollection, state: retry.Round
 ) -> tuple[RetryOutcome, retry.Round]:
     """The companion run of this report's retry: the one a killed `sprunner retry` of the
     same report recorded (its ledger, kind `retry.command`) is adopted, never started
@@ -219,7 +220,7 @@ async def _once(
     }
     results = None
     if desired.results is not None:
-        results = CommandResults(ctx.client, ctx.state, desired, attempts_of, warn=ctx.warn)
+        results = CommandResults(ctx.client, ctx.state, desired, attempts_of, warn=ctx.output.warn)
     parent_run = str((rerun.report.get("run") or {}).get("run_id"))
     book = ledger.load(ctx.state, desired.name, parent_run, kind=ledger.COMMAND_KIND)
     for record in book.attempts:
