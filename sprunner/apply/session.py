@@ -34,6 +34,7 @@ from sprunner.settings import GlobalOptions
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
     from sprunner.api.models import CollectionRef
+    from sprunner.state import StateStore
 
 KEY_VARIABLE = "SCRAPINGPROS_API_KEY"
 KEY_FILE_VARIABLE = "SCRAPINGPROS_API_KEY_FILE"
@@ -163,6 +164,24 @@ def target(options: GlobalOptions, output: Output, *, local: bool) -> Iterator[T
     with running_emulator(mode="simulate", store=state_dir / "emulator.json") as emulator:
         output.add_secrets([emulator.api_key])
         yield Target(emulator.url, emulator.api_key, state_dir, local=True)
+
+
+def state_of(
+    options: GlobalOptions, api: Target, *, lock: bool = True, persist: bool = True
+) -> contextlib.AbstractContextManager[StateStore]:
+    """The state of `api`: `--local`'s own (under the state directory, keyed by one name
+    whatever port its emulator has), else the `--state-url` database or `--state-dir`.
+    The prologue of every command that reads or writes the state."""
+    from sprunner.state import opened
+
+    return opened(
+        state_dir=api.state_dir,
+        state_url=None if api.local else options.state_url,
+        api_url=api.state_api,
+        key=api.api_key,
+        lock=lock,
+        persist=persist,
+    )
 
 
 async def list_remote(client: ApiClient) -> list[CollectionRef]:

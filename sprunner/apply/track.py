@@ -39,6 +39,7 @@ from sprunner.report.fingerprints import RequestFingerprints
 from sprunner.report.outcome import CollectionOutcome, FinalJob, Progress, RunOutcome, RunState
 from sprunner.results.catchup import ResultsState
 from sprunner.retry.loop import Retried
+from sprunner.runs.counts import counts_of
 from sprunner.runs.credits import charged, charged_for, cost_per_request
 from sprunner.runs.start import Started
 from sprunner.runs.verdict import Health, Verdict
@@ -342,10 +343,7 @@ class Track:
         return RunOutcome(
             status=self.run_state,
             run_id=counts.run_id if counts else None,
-            total_requests=counts.total_requests if counts else 0,
-            success_requests=counts.success_requests if counts else 0,
-            failed_requests=counts.failed_requests if counts else 0,
-            timeout_requests=counts.timeout_requests if counts else 0,
+            **counts_of(counts),
             failed_jobs=shown.failed_jobs(desired, counts.failed_jobs, prints) if counts else (),
             # Charged by a run seen to its end here (`sprunner.credits`): an interrupted
             # apply leaves it to the apply that adopts the run, so it is counted once.

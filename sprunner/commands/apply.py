@@ -204,15 +204,9 @@ def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextMan
     already (`exclusive`, taken first); a database state has no whole-state lock: the
     runner takes one per collection (`sprunner.runs.locks`), so that applies on many hosts
     share the work."""
-    from sprunner.state import opened
+    from sprunner.apply.session import state_of
 
-    return opened(
-        state_dir=api.state_dir,
-        state_url=None if api.local else options.state_url,
-        api_url=api.state_api,
-        key=api.api_key,
-        lock=False,
-    )
+    return state_of(options, api, lock=False)
 
 
 async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> ApplyOutcome:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sprunner.apply.interruption import Interruption
-from sprunner.apply.session import Target, exclusive, read_api_key, target
+from sprunner.apply.session import Target, exclusive, read_api_key, state_of, target
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_OK, StateError, UsageError, exit_code_for
 from sprunner.output.ui import Output
@@ -39,7 +39,7 @@ from sprunner.report.operate import Operation, Operations, operated
 from sprunner.report.outcome import ApplyOutcome, CollectionOutcome
 from sprunner.report.readback import job_files, read_report
 from sprunner.settings import DEFAULT_PARALLEL, GlobalOptions, Selection
-from sprunner.state import StateStore, opened
+from sprunner.state import StateStore
 
 if TYPE_CHECKING:
     from sprunner.retry.rerun import Rerun
@@ -137,13 +137,8 @@ def _retried(
                 output.warn(
                     f"the report is of {document['api_url']}; retrying against {api.api_url}"
                 )
-            with opened(
-                state_dir=api.state_dir,
-                state_url=options.state_url,
-                api_url=api.api_url,
-                key=api.api_key,
-                lock=False,  # held since the start (`exclusive`)
-            ) as state:
+            # The lock is held since the start (`exclusive`).
+            with state_of(options, api, lock=False) as state:
                 work = _Work(reruns, api, state, options, output, retry_options, op)
                 outcomes = asyncio.run(_interruptible(work, interruption))
         outcome = ApplyOutcome(

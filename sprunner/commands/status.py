@@ -17,13 +17,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from sprunner.apply.session import Target, target
+from sprunner.apply.session import Target, state_of, target
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_FAILED, EXIT_OK
 from sprunner.output.ui import Output
 from sprunner.report.health import DEFAULT_RUNS
 from sprunner.settings import GlobalOptions, Selection
-from sprunner.state import opened
 
 if TYPE_CHECKING:
     from sprunner.jobfile.model import DesiredCollection
@@ -45,14 +44,7 @@ def run(
     now = time.time()
     with (
         target(options, output, local=False) as api,
-        opened(
-            state_dir=api.state_dir,
-            state_url=options.state_url,
-            api_url=api.api_url,
-            key=api.api_key,
-            lock=False,
-            persist=False,
-        ) as state,
+        state_of(options, api, lock=False, persist=False) as state,
     ):
         recorded = _recorded(state, loaded.collections)
         statuses = asyncio.run(

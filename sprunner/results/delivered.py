@@ -26,6 +26,15 @@ if TYPE_CHECKING:
     from sprunner.results.checkpoint import DrainCheckpoint
 
 
+# The report's `results` of a run (SPEC §7), in its order: what both a published drain
+# (`drain.DrainOutcome`) and a delivery (`Delivered`) show.
+REPORTED = ("to", "lines", "bytes", "expired", "missing")
+
+
+def reported(value: object) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in REPORTED}
+
+
 @dataclass(frozen=True)
 class Delivered:
     """What the report shows of a run's results: `{to, lines, bytes, expired, missing}`."""
@@ -38,13 +47,7 @@ class Delivered:
     file: str | None = None
 
     def report(self) -> dict[str, Any]:
-        return {
-            "to": self.to,
-            "lines": self.lines,
-            "bytes": self.bytes,
-            "expired": self.expired,
-            "missing": self.missing,
-        }
+        return reported(self)
 
 
 def check_destinations(collections: Iterable[DesiredCollection]) -> None:

@@ -59,11 +59,10 @@ class Entry:
 
     @classmethod
     def from_json(cls, value: Any) -> Entry | None:
-        if not isinstance(value, Mapping) or not isinstance(value.get("checkpoint"), Mapping):
-            return None
-        try:
-            checkpoint = DrainCheckpoint.from_json(value["checkpoint"])
-        except ValueError:
+        checkpoint = (
+            DrainCheckpoint.read(value.get("checkpoint")) if isinstance(value, Mapping) else None
+        )
+        if checkpoint is None:
             return None
         report, staged = value.get("report"), value.get("staged")
         return cls(

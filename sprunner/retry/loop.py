@@ -35,6 +35,7 @@ from sprunner.retry import companion, failing, ledger
 from sprunner.retry.companion import Matched
 from sprunner.retry.results import Hook, RetryResults, RunResults
 from sprunner.runs import poller, start
+from sprunner.runs.counts import counts_of as run_counts
 from sprunner.runs.credits import charged, charged_for, per_request
 from sprunner.state import StateStore as State
 from sprunner.state import lifecycle
@@ -133,9 +134,7 @@ def follows(desired: DesiredCollection, run: Run) -> bool:
 
 def counts_of(run: Run) -> FinalCounts:
     """A run's own counts as the final ones (no job was retried)."""
-    return FinalCounts(
-        run.total_requests, run.success_requests, run.failed_requests, run.timeout_requests
-    )
+    return FinalCounts(**run_counts(run))
 
 
 def _hold(state: State, name: str, first: Run) -> None:

@@ -40,6 +40,7 @@ from sprunner.retry import companion, failing, ledger
 from sprunner.retry import loop as retry
 from sprunner.retry.rerunresults import CommandResults
 from sprunner.runs import verdict
+from sprunner.runs.counts import counts_in
 
 ANY_FAILURE = RetryPolicy(attempts=1)  # every failed and timed-out job, no delay
 RUN_STATES = ("completed", "timed_out", "skipped", "error", "in_progress")
@@ -288,10 +289,7 @@ def _outcome(
         run=RunOutcome(
             status=status if status in RUN_STATES else "error",
             run_id=run.get("run_id"),
-            total_requests=total,
-            success_requests=int(run.get("success_requests", 0)),
-            failed_requests=int(run.get("failed_requests", 0)),
-            timeout_requests=int(run.get("timeout_requests", 0)),
+            **counts_in(run),
             failed_jobs=tuple(_shown(j) for j in run.get("failed_jobs") or ()),
             credits=sum(r.credits for r in retries),
             reason=reason,

@@ -34,6 +34,7 @@ from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError, TransientApiError
 from sprunner.api.models import Run
 from sprunner.jobfile.model import DesiredCollection
+from sprunner.results.checkpoint import DrainCheckpoint
 from sprunner.results.delivered import Delivered, drain_fields, shown_to, spool_dir_of, sweep
 from sprunner.results.delivery import Persisted, open_drain
 from sprunner.results.errors import ResultsError
@@ -42,7 +43,6 @@ from sprunner.state import StateStore
 from sprunner.util.killpoints import reached
 
 if TYPE_CHECKING:
-    from sprunner.results.checkpoint import DrainCheckpoint
     from sprunner.results.publication import Publication
 
 STAGED_KIND = STAGED
@@ -64,17 +64,6 @@ class Hook(Protocol):
 
 class RunResults(Protocol):
     async def begin(self, attempt: int, run: Run, started_at: float) -> Hook | None: ...
-
-
-def _checkpoint(value: Any) -> DrainCheckpoint | None:
-    from sprunner.results.checkpoint import DrainCheckpoint
-
-    if not isinstance(value, Mapping):
-        return None
-    try:
-        return DrainCheckpoint.from_json(value)
-    except ValueError:
-        return None
 
 
 class RetryResults:
@@ -164,7 +153,9 @@ class RetryResults:
         from sprunner.results.merge import staging_paths
 
         entry = self.staged().get(str(attempt))
-        saved = _checkpoint(entry.get("checkpoint")) if isinstance(entry, Mapping) else None
+        saved = (
+            DrainCheckpoint.read(entry.get("checkpoint")) if isinstance(entry, Mapping) else None
+        )
         if saved is not None and (saved.run_id != run.run_id or saved.finished):
             saved = None
         if saved is not None and isinstance(entry, Mapping) and entry.get("settled"):
@@ -209,7 +200,7 @@ class RetryResults:
             entry = staged.get(str(attempt))
             if not isinstance(entry, Mapping) or not entry.get("settled"):
                 entry = {}
-            saved = _checkpoint(entry.get("checkpoint"))
+            saved = DrainCheckpoint.read(entry.get("checkpoint"))
             if saved is None or saved.run_id != run_id:
                 self.fail(f"the results of retry run {run_id} were not drained whole")
                 return None

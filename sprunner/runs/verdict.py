@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from sprunner.runs.counts import counts_of
+
 if TYPE_CHECKING:
     from sprunner.report.outcome import RunOutcome
 
@@ -157,10 +159,7 @@ def of_run(run: RunOutcome, *, credits: int, at: float) -> Verdict | None:
         ok=run.ok,
         reason=None if run.ok else reason,
         status="timed_out" if run.status == "timed_out" else "completed",
-        total_requests=counts.total_requests,
-        success_requests=counts.success_requests,
-        failed_requests=counts.failed_requests,
-        timeout_requests=counts.timeout_requests,
+        **counts_of(counts),
         credits=credits,
         retries=len(run.retries),
         started_at=run.started_at,
