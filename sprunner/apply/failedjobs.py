@@ -37,7 +37,7 @@ def _wants(c: CollectionOutcome) -> bool:
         run is not None
         and run.run_id is not None
         and c.collection_id is not None
-        # A drained run's failed jobs come from the listing already (`runs/delivery.py`).
+        # A drained run's failed jobs come from the listing already (`results/delivery.py`).
         and run.results is None
         and any(j.custom_id is None and j.status_code is None for j in run.failed_jobs)
     )

@@ -7,10 +7,10 @@ Every collection goes through its phases as soon as it can, concurrently with th
 2. the credit brake, in file order so that the outcome does not depend on which call
    answered first: decided up front from the plan where it can be, else a collection waits
    for the run decisions (not the starts) of the collections before it (runs/ledger.py);
-3. finish earlier runs' pending results (runs/catchup.py); start (or adopt), wait for the run;
+3. finish earlier runs' pending results (results/catchup.py); start (or adopt), wait for the run;
 4. judge: the latest verdict recorded (runs/judge.py).
 
-Each phase of a collection returns a frozen result (`sprunner.track`) that the runner folds
+Each phase of a collection returns a frozen result (`sprunner.apply.track`) that the runner folds
 into that collection's `Track`, replacing it: nothing is changed in place. A collection's
 failure is a `Failed` result and never stops the others; only an error that makes the API
 unusable (bad key, quota spent) ends the apply. The terminal display reads frozen
@@ -145,7 +145,7 @@ class Runner:
                 self.output.warn(f"{track.name}: run {verdict.reason}", event="run_refused")
         try:
             await self._run(index, track)
-        finally:  # results still pending are reported, also after an error (runs/catchup.py)
+        finally:  # results still pending are reported, also after an error (results/catchup.py)
             self._fold(index, catchup.still_pending(self.state, self._tracks[index], self.output))
         # The lifecycle's last step: the verdict recorded, or the recorded one read back.
         done = self._tracks[index]

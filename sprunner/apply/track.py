@@ -12,12 +12,12 @@ Phases and their results, in order:
   health of a collection this apply did not run to its end: `sprunner.runs.judge`);
 - any phase → `Failed` (an API error for this collection only);
 - before the run phase and at the end → `ResultsState` (earlier runs' results published,
-  and those still pending: `runs/catchup.py`).
+  and those still pending: `results/catchup.py`).
 
-The track keeps what the API said; `outcome()` shows it (`sprunner.shown`: failed jobs as
+The track keeps what the API said; `outcome()` shows it (`sprunner.report.shown`: failed jobs as
 the requests they are, masked, with their fingerprints), with the jobs listing's details.
 
-Credits are the ones charged (`sprunner.credits`): the cost of the requests that succeeded,
+Credits are the ones charged (`sprunner.runs.credits`): the cost of the requests that succeeded,
 after the retries, fixed when the run is seen to its end (`charged`); an estimate before.
 
 A `Track` is never changed in place: the runner replaces it, so the live display and a
@@ -85,7 +85,7 @@ class Finished:
     run: Run
     state: RunState  # completed or timed_out
     reason: str | None = None
-    results: Mapping[str, Any] | None = None  # the report's `results` (runs/delivery.py)
+    results: Mapping[str, Any] | None = None  # the report's `results` (results/delivery.py)
     at: float = field(default_factory=time.time)  # epoch s: when it was seen to its end
 
 
@@ -290,7 +290,7 @@ class Track:
 
     @property
     def credits(self) -> int:
-        """Charged (`sprunner.credits`): exact once the run is over, after its retries (its
+        """Charged (`sprunner.runs.credits`): exact once the run is over, after its retries (its
         cost less the requests still failing); an estimate while it goes on."""
         desired, run = self.item.desired, self.run
         if desired is None or run is None:
@@ -306,7 +306,7 @@ class Track:
     def outcome(
         self, prints: RequestFingerprints | None = None, details: Mapping[str, Job] | None = None
     ) -> CollectionOutcome:
-        """The collection's outcome, its failed jobs shown (`sprunner.shown`) with their
+        """The collection's outcome, its failed jobs shown (`sprunner.report.shown`) with their
         `details` (job id -> the listing's job); with `prints`, each names its request."""
         desired = self.item.desired
         return CollectionOutcome(
@@ -345,7 +345,7 @@ class Track:
             run_id=counts.run_id if counts else None,
             **counts_of(counts),
             failed_jobs=shown.failed_jobs(desired, counts.failed_jobs, prints) if counts else (),
-            # Charged by a run seen to its end here (`sprunner.credits`): an interrupted
+            # Charged by a run seen to its end here (`sprunner.runs.credits`): an interrupted
             # apply leaves it to the apply that adopts the run, so it is counted once.
             credits=self.credits if self.run_state in ("completed", "timed_out") else 0,
             adopted=self.adopted is not None,

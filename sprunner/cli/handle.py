@@ -102,7 +102,7 @@ def handle(ctx: click.Context, output: Output, run: Callable[[], int]) -> None:
     output.add_secrets(url_passwords(getattr(ctx.obj, "state_url", None)))
     try:
         # The output's redactor is the current one for the command: the API errors mask
-        # with it before they cut a long body short (see `sprunner.redact`).
+        # with it before they cut a long body short (see `sprunner.util.redact`).
         with using(output.redactor):
             code = run()
     except SprunnerError as error:

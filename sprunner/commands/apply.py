@@ -1,13 +1,13 @@
 """`sprunner apply`: lock, load, list, plan, execute, wait, judge, report.
 
-The lock comes first (`sprunner.session.exclusive`): a second apply stops at once with
+The lock comes first (`sprunner.apply.session.exclusive`): a second apply stops at once with
 exit 4, having pinged, loaded, sent and written nothing. Nothing is sent to the API
 before every job file has loaded cleanly. The lock is held until the state is closed
 and the last file is written. SIGINT and SIGTERM cancel the work in
 flight; the state already holds every id and run id (each committed as it arrives), a
 partial report is written, and the exit code is 130 / 143. The next apply adopts the runs.
 With `--prune`, deletions are asked for first on a terminal (`_consented`).
-The handlers cover the command from the lock to the report (`sprunner.interruption`).
+The handlers cover the command from the lock to the report (`sprunner.apply.interruption`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class _Sofar:
     prints: RequestFingerprints | None = None  # once the API key is known
 
     def outcomes(self, details: Details | None = None) -> tuple[CollectionOutcome, ...]:
-        """What the runner did, shown (`sprunner.shown`); nothing before it was made."""
+        """What the runner did, shown (`sprunner.report.shown`); nothing before it was made."""
         return self.runners[0].outcomes(self.prints, details) if self.runners else ()
 
     def failed(self, error: BaseException) -> ApplyOutcome:
@@ -117,7 +117,7 @@ def run(
 ) -> int:
     """The apply, whose `--report` and `--junit` are written on every exit but 4 (SPEC §3):
     a monitor never reads the files of an earlier apply as this one's. It runs inside what
-    tells its surroundings about it (id, exit code, pings, metrics: `sprunner.operate`),
+    tells its surroundings about it (id, exit code, pings, metrics: `sprunner.report.operate`),
     job-file loading included."""
     # The signal handlers, once installed (after loading), stay until the last file and
     # ping are out: a signal after the outcome is final changes nothing (`_applied`).

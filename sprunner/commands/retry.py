@@ -1,9 +1,9 @@
 """`sprunner retry REPORT.json`: re-run the failed jobs an earlier report lists (SPEC §8).
 
-The report is read like any input (`sprunner.reportfile`: a regular file, capped, schema
+The report is read like any input (`sprunner.report.readback`: a regular file, capped, schema
 checked) and names each collection's job file; those files are loaded (nothing is sent
 before they load cleanly) to find the requests of the failed jobs, by the keyed
-fingerprints the report gives them (`runs/rerun.py`): a report that cannot be matched
+fingerprints the report gives them (`retry/rerun.py`): a report that cannot be matched
 exactly is refused, exit 2, before anything is sent. Each collection with
 something to re-run gets one run of its companion `<name>.retry`, all concurrently, under
 the state's lock and `--max-credits`; the runs are waited for and a new report is
@@ -14,7 +14,7 @@ the whole-state lock (one retry at a time) and each collection's own lock, as `a
 takes them (`StateStore.try_lock`): a retry and an apply never work on one collection at
 once, while the other collections go on.
 
-It is operated like `apply` (SPEC §9, `sprunner.operate`): the lock first (exit 4 sends and
+It is operated like `apply` (SPEC §9, `sprunner.report.operate`): the lock first (exit 4 sends and
 writes nothing), an id on every line, `--metrics` and `--ping`. A companion run that
 retries the latest recorded run of a collection updates that collection's verdict.
 """
@@ -129,7 +129,7 @@ def _retried(
     op: Operation,
 ) -> ApplyOutcome:
     started_at = op.started_at
-    # As for apply (sprunner/interruption.py): a signal from the lock to the report stops
+    # As for apply (sprunner/apply/interruption.py): a signal from the lock to the report stops
     # the waiting, and the report says so; the next `sprunner retry` adopts the runs.
     with Interruption().installed() as interruption:
         with target(options, output, local=False) as api:

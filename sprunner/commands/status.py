@@ -4,7 +4,7 @@ No write and no lock: the state is read (never created), and the API is only lis
 status is safe to run while an apply holds the lock. On a terminal the table is laid out
 by rich, health in colour, with a sparkline of the success ratio of the last runs; not
 on a terminal it is plain text; `--json` is for scripts. Each
-collection's health is its latest verdict (`sprunner.verdict`), as apply judges it.
+collection's health is its latest verdict (`sprunner.runs.verdict`), as apply judges it.
 
 Exit codes: 0, or 1 when the API could not tell about a collection (or it is present more
 than once remotely); 3 when the API cannot be used at all (the list call fails).

@@ -1,6 +1,6 @@
 """The words and tables a person reads: the plan table, the apply summary and the plan's JSON
-document (the live display is `sprunner.liveview`). Pure functions from frozen values to
-text; the output object (`sprunner.ui`) decides where the text goes and redacts it.
+document (the live display is `sprunner.output.liveview`). Pure functions from frozen values to
+text; the output object (`sprunner.output.ui`) decides where the text goes and redacts it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def plan_lines(
         f"{len(plan.of('delete'))} to delete, {len(plan.of('unchanged'))} unchanged, "
         f"{len(plan.of('error'))} in error."
     )
-    # The cost (at most; `sprunner.credits`): only successful requests are charged.
+    # The cost (at most; `sprunner.runs.credits`): only successful requests are charged.
     yield (
         f"Runs: {len(starting)} would start now, costing at most "
         f"{sum(i.credits for i in starting)} credits."

@@ -1,7 +1,7 @@
 """How one log line looks: plain text with a UTC timestamp, or one JSON object (SPEC §9).
 
 Pure functions of their arguments (the time is passed in), so every format is a unit test.
-The output object (`sprunner.ui`) decides when a line is written and redacts it first.
+The output object (`sprunner.output.ui`) decides when a line is written and redacts it first.
 
 JSON lines carry `ts, level, event, collection, run_id, apply_id, message` and the fields
 the line was logged with (its counts). Events have fixed names, given by the code that

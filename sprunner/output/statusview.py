@@ -1,4 +1,4 @@
-"""How `sprunner status` shows what it gathered (`sprunner.status`): a plain table with
+"""How `sprunner status` shows what it gathered (`sprunner.report.health`): a plain table with
 each collection's health, then its last runs; the success sparkline on a terminal; the
 `--json` document. Pure functions of the frozen `CollectionStatus` values (and `now`),
 so every output is testable without a network or a terminal.

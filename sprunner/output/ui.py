@@ -8,12 +8,12 @@ through it, so `env()` values and the API key never reach a terminal or a log fi
 
 Log lines (`error`, `warn`, `info`, `note`, `debug`) all pass through `log`: plain text,
 stamped with the UTC time when the command asks for it and stderr is not a terminal, or
-one JSON object a line (`--log-format json`, `sprunner.logfmt`). While the live display is
-up, lines go through it so that they are printed above it (`sprunner.liveview`).
+one JSON object a line (`--log-format json`, `sprunner.output.logfmt`). While the live display is
+up, lines go through it so that they are printed above it (`sprunner.output.liveview`).
 
 Two variants behind one interface: `HumanOutput` (tables, the closing summary) and
 `JsonOutput` (one stable JSON document on stdout for plan and apply).
-The text of either is decided in `sprunner.display`; this module only routes and redacts.
+The text of either is decided in `sprunner.output.display`; this module only routes and redacts.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ class Output:
     ) -> Iterator[None]:
         """While the runs go on: the live display on a terminal (text logs), else a progress
         line every `interval` seconds. `snapshot` returns the runner's frozen values; the
-        display reads them and never changes anything (`sprunner.liveview`)."""
+        display reads them and never changes anything (`sprunner.output.liveview`)."""
         from dataclasses import asdict
 
         from sprunner.output.liveview import LiveView, Ticker, Totals

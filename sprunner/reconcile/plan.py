@@ -33,7 +33,7 @@ from sprunner.reconcile.actions import Action
 from sprunner.reconcile.scope import covers
 from sprunner.state import Entry, Hasher
 
-RETRY_SUFFIX = ".retry"  # the companion's name is its parent's plus this (runs/companion.py)
+RETRY_SUFFIX = ".retry"  # the companion's name is its parent's plus this (retry/companion.py)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def _failed_job(job: ShownJob) -> dict[str, Any]:
         "url": job.url,
         "status": job.status,
         "error": job.error,
-        # The request it is, keyed (`sprunner.fingerprints`): what `sprunner retry` matches.
+        # The request it is, keyed (`sprunner.report.fingerprints`): what `sprunner retry` matches.
         "request": job.request,
     }
     # Only what the API gave: an absent key means "not said", never "empty".
@@ -162,7 +162,7 @@ def summary(outcome: ApplyOutcome) -> dict[str, int]:
         "stale": sum(1 for c in outcome.collections if c.stale),
         "runs": len(runs),
         "retries": sum(len(r.retries) for r in runs),
-        # Charged (`sprunner.credits`): successful requests x cost, retries included.
+        # Charged (`sprunner.runs.credits`): successful requests x cost, retries included.
         "credits": sum(r.credits for r in runs),
         # Per request, after the retries (SPEC section 8): what judged the apply.
         "total_requests": sum((r.final or r).total_requests for r in runs),

@@ -5,7 +5,7 @@ Read-only by construction: `gather` calls only `list_collections` (once) and `li
 what the state recorded (entries, verdicts); it never writes, never takes the lock, so it
 can run while an apply is going on.
 
-The answer is frozen data (`CollectionStatus`); `sprunner.statusview` renders it.
+The answer is frozen data (`CollectionStatus`); `sprunner.output.statusview` renders it.
 
 Decisions:
 - the remote id comes from the API's list (the truth), not from the state (a cache);
@@ -16,10 +16,10 @@ Decisions:
 - a pending change compares the desired fingerprint with the state's last applied one;
   without a state entry for the same remote id it is unknown (`None`), which `apply`
   treats as changed;
-- health is the collection's latest verdict (`sprunner.verdict`, recorded by the apply
+- health is the collection's latest verdict (`sprunner.runs.verdict`, recorded by the apply
   that saw the run to its end, after its retries) and `run.max_age`; that run's counts and
   credits are shown after its retries, as the report and the metrics show them;
-- credits are the ones charged (`sprunner.credits`): successful requests times the cost
+- credits are the ones charged (`sprunner.runs.credits`): successful requests times the cost
   per request (failed jobs are refunded).
 """
 
@@ -87,7 +87,7 @@ class CollectionStatus:
     due: Due = Due(None, "")
     pending_change: bool | None = None  # None: unknown (no state for this remote id)
     error: str | None = None  # the API could not tell us about this collection
-    verdict: Verdict | None = None  # the latest recorded (`sprunner.verdict`)
+    verdict: Verdict | None = None  # the latest recorded (`sprunner.runs.verdict`)
     health: Health = HEALTHY
 
     @property

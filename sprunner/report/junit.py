@@ -231,7 +231,7 @@ def write_junit(
 ) -> None:
     """Write the JUnit report to `path` atomically: the old file or the new one, never half.
 
-    `redactor`: the command's (default: the current one, see `sprunner.redact`).
+    `redactor`: the command's (default: the current one, see `sprunner.util.redact`).
     """
     with redact.using(redactor or redact.current()):
         data = to_xml(outcome, max_failed_jobs=max_failed_jobs)

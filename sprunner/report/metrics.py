@@ -64,7 +64,7 @@ class CollectionMetrics:
     success: int = 0
     failed: int = 0
     timeout: int = 0
-    credits: int = 0  # charged: successful requests x cost per request (`sprunner.credits`)
+    credits: int = 0  # charged: successful requests x cost per request (`sprunner.runs.credits`)
     ok: bool = True
     # The latest verdict's (success, failed, timeout); None: this apply's counts above.
     latest: tuple[int, int, int] | None = None

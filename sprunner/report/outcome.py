@@ -27,9 +27,9 @@ RetryState = Literal["completed", "timed_out", "in_progress", "refused", "error"
 
 @dataclass(frozen=True)
 class ShownJob:
-    """A failed job as a report shows it (`sprunner.shown`): its `url` and `custom_id` as
+    """A failed job as a report shows it (`sprunner.report.shown`): its `url` and `custom_id` as
     sprunner shows the request it is (env() values masked), and `request`, the keyed
-    fingerprint of that request (`sprunner.fingerprints`); None when the job is no
+    fingerprint of that request (`sprunner.report.fingerprints`); None when the job is no
     request of the collection, or could be several."""
 
     job_id: str
@@ -68,7 +68,7 @@ class RetryOutcome:
     success_requests: int = 0
     failed_requests: int = 0
     timeout_requests: int = 0
-    credits: int = 0  # charged: its successful requests x their cost (`sprunner.credits`)
+    credits: int = 0  # charged: its successful requests x their cost (`sprunner.runs.credits`)
     adopted: bool = False
     reason: str | None = None
     collection_id: str | None = None  # the companion's: where the run's jobs are listed
@@ -96,7 +96,7 @@ class RunOutcome:
     failed_requests: int = 0
     timeout_requests: int = 0
     failed_jobs: tuple[ShownJob, ...] = ()
-    # Charged (`sprunner.credits`): successful requests x cost, the retries included; 0
+    # Charged (`sprunner.runs.credits`): successful requests x cost, the retries included; 0
     # for a run not seen to its end by this apply.
     credits: int = 0
     adopted: bool = False  # an in-progress or interrupted run taken over, not started here
@@ -141,7 +141,7 @@ class CollectionOutcome:
     run: RunOutcome | None = None
     error: str | None = None
     # Runs whose results file is not published yet (SPEC section 10), and the earlier runs'
-    # results this apply finished (runs/catchup.py).
+    # results this apply finished (results/catchup.py).
     results_pending: tuple[Mapping[str, Any], ...] = ()
     results_caught_up: tuple[Mapping[str, Any], ...] = ()
     # The latest verdict after this apply (SPEC §9): this apply's run's, else the one an
@@ -187,7 +187,7 @@ class Progress:
     action: str | None
     run_state: RunState | None
     run: Run | None
-    credits: int = 0  # charged so far (`sprunner.credits`)
+    credits: int = 0  # charged so far (`sprunner.runs.credits`)
 
 
 @dataclass(frozen=True)

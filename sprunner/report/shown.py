@@ -5,9 +5,9 @@ perhaps changed (query reordered, a fragment or a parameter added, upper-cased),
 any env() value the URL carries in it. Before a report, JUnit file, summary or log line
 sees it, each job is matched to the rendered request it is (`jobfile.identify`, by its
 URL and custom_id) and shown as that request's masked render (`DesiredCollection`), with
-the keyed fingerprint of the request (`sprunner.fingerprints`) that `sprunner retry`
+the keyed fingerprint of the request (`sprunner.report.fingerprints`) that `sprunner retry`
 matches on. A job that is no request, or could be several, keeps its echo, which the
-redactor's search of every encoding masks (`sprunner.redact`), and no fingerprint: a
+redactor's search of every encoding masks (`sprunner.util.redact`), and no fingerprint: a
 report never names a request it is not sure of.
 
 Done on the values, before any encoding, so that every consumer gets the shown form.

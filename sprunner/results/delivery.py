@@ -7,7 +7,7 @@ state. One `Delivery` per run of a collection with a `results:` block:
   kind `results`, `results/journal.py`) when it is for the same run; a fresh drain is
   journaled before its file is opened, so rows that cannot be written (a full disk, an
   unreachable store) stay pending in the state. An unfinished drain of an older run is
-  kept as pending (`journal.displace`), never dropped: `runs/catchup.py` finishes it.
+  kept as pending (`journal.displace`), never dropped: `results/catchup.py` finishes it.
 - a publication recorded before a kill (the file built, not yet in place) is rolled
   forward (`roll_forward`), never drained again.
 - `on_poll(run)` is the poller's hook: one drain step (no jobs call unless the poll shows
@@ -20,7 +20,7 @@ state. One `Delivery` per run of a collection with a `results:` block:
 
 Retries (SPEC §8): when retries will follow a completed run (`finish(run, hold=True)`),
 the run is drained whole but its file is held back (journaled `held`, nothing published);
-`runs/retryresults.py` drains each retry run beside it and publishes the one final file
+`retry/results.py` drains each retry run beside it and publishes the one final file
 (one line per request, `results/merge.py`). A `Delivery` with `journal=` and `attempts_of=`
 drains a companion run of `sprunner retry` into the parent's partition, journaled under
 the companion's own entry.
@@ -371,7 +371,7 @@ def merge_failed(known: Iterable[FailedJob], rows: Iterable[FailedJobRow]) -> tu
 
     The URL is the run answer's where it has the job: a row's is the masked render
     (`rows.mask_row`), which two requests that differ by a secret share, so it could not
-    tell which request the job is (`sprunner.shown` does that, and shows it masked)."""
+    tell which request the job is (`sprunner.report.shown` does that, and shows it masked)."""
     errors = {job.job_id: job.error for job in known}
     urls = {job.job_id: job.url for job in known}
     return tuple(

@@ -2,7 +2,7 @@
 
 Kinds, per collection name (`StateStore.get_blob/put_blob`):
 - `results`: the collection's current drain: `{checkpoint, report, held}`. `held`: drained
-  whole, its file waiting for the retries' fold (`runs/retryresults.py`); `report`: what
+  whole, its file waiting for the retries' fold (`retry/results.py`); `report`: what
   the report shows once published.
 - `results.retry`: the staged drains of the current run's retry runs.
 - `results.pending`: `{run_id: entry}`, drains a newer run displaced before they were

@@ -48,7 +48,7 @@ class Retried:
 
     retries: tuple[RetryOutcome, ...]
     final: FinalCounts
-    credits: int = 0  # charged by the retry runs (`sprunner.credits`)
+    credits: int = 0  # charged by the retry runs (`sprunner.runs.credits`)
     # Runs each request that ever failed took, by (url, custom_id): the `attempts` column
     # of the report's still-failing jobs; absent keys took one run.
     attempts: Mapping[tuple[str, str | None], int] = field(default_factory=dict)
@@ -308,7 +308,7 @@ async def _finish(
     results: RunResults | None = None,
 ) -> tuple[RetryOutcome, Round]:
     """Wait for a retry run (its results drained meanwhile) and carry what still fails
-    over to the next round. Its credits are the ones charged (`sprunner.credits`): the cost
+    over to the next round. Its credits are the ones charged (`sprunner.runs.credits`): the cost
     of the requests it re-ran that succeeded."""
     name = companion.companion_name(desired.name)
     hook = None

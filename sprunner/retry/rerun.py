@@ -5,14 +5,14 @@
   progress (an interrupted apply's partial report) has nothing to retry yet: it is said so,
   and the next apply adopts that run.
 - The requests come from the job files (the report names them), matched by the keyed
-  fingerprint each failed job carries (`request`, `sprunner.fingerprints`), never by its
+  fingerprint each failed job carries (`request`, `sprunner.report.fingerprints`), never by its
   URL: a URL the report shows masked (`***`) may be that of several requests. A report
   whose failed jobs cannot all be matched exactly (no fingerprint: an older report, or a
   job that matched none or several requests; another API key; a request no longer in
   the job file) is refused (`Unmatched`, exit 2) before anything is sent: never guessed.
-- Each collection gets one run of its companion `<name>.retry` (`runs/retry.py`), under
+- Each collection gets one run of its companion `<name>.retry` (`retry/loop.py`), under
   `--max-credits`; the new report shows the original run, every retry and the final counts.
-- A collection's verdict (`sprunner.verdict`) follows: when the report's run is the
+- A collection's verdict (`sprunner.runs.verdict`) follows: when the report's run is the
   latest run recorded for it, the final counts after this retry become its verdict (a
   retry that mends what failed clears the collection's health; `judged`).
 - Never twice: each step of the companion run is recorded (before it is taken) in the
@@ -143,7 +143,7 @@ def _matched(
     problems: list[str],
 ) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
     """(failed job, its request) for each job of the report, by the request's keyed
-    fingerprint (`sprunner.fingerprints`), in job-file order; what cannot be matched goes
+    fingerprint (`sprunner.report.fingerprints`), in job-file order; what cannot be matched goes
     to `problems`."""
     known: dict[str, list[int]] = defaultdict(list)
     for i, request in enumerate(collection.requests):

@@ -8,7 +8,7 @@ has exactly one line per request, with its final status and `attempts`.
 - Each retry run is drained while it is polled into a staged `.part` of its own beside
   the first (`results/merge.staging_paths`), with its own checkpoint journaled in the
   parent's `results.retry` blob at every commit: a kill mid-drain resumes exactly (the
-  retry run is adopted by the ledger of `runs/retry.py`, its drain goes on from the mark).
+  retry run is adopted by the ledger of `retry/loop.py`, its drain goes on from the mark).
 - After the last retry, `publish` folds the staged rows into the final file
   (`results/merge.fold`); its publication is journaled in the parent's entry before
   anything is renamed, then the file appears under its final name once, complete; then
@@ -17,7 +17,7 @@ has exactly one line per request, with its final status and `attempts`.
   (the staged files are only read); after it, the publication is rolled forward
   (`resultsfile.roll_forward`), and an adopted run reports the journaled figures.
 - A fold that fails (a full disk, an unreachable store) leaves the parent's entry held:
-  its results are pending, and the next apply folds them (`runs/catchup.py`).
+  its results are pending, and the next apply folds them (`results/catchup.py`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ collection at the end of its way through an apply (the lifecycle's "judged" step
 - `judge`: a completed run within `max_failed` or not, said in one log line. The line's
   level follows the *final* verdict: a run whose failed jobs are retried is logged at
   info (`run_completed`), and its verdict comes after the retries (`after_retries`).
-- `judged`: the latest verdict of a collection (`sprunner.verdict`). A run seen to its end
+- `judged`: the latest verdict of a collection (`sprunner.runs.verdict`). A run seen to its end
   here records its own; a collection this apply skipped keeps the one recorded before, and
   its health (a failed last run, or stale by `run.max_age`) is said with the reason why no
   run came now, in the words the plan, the report and `status` use.

@@ -3,7 +3,7 @@ and the one retry helper (`retry_call`, on tenacity) that every repeat goes thro
 
 - `API_BACKOFF`: the client's retries of one HTTP call (`sprunner.api.client`).
 - `WRITE_BACKOFF`: the repeats of a create or a run start whose POST failed ambiguously and
-  left nothing to adopt (`reconcile/execute.py`, `runs/starter.py`).
+  left nothing to adopt (`reconcile/execute.py`, `runs/start.py`).
 `Retries` bundles the two so the CLI carries them as one setting; tests inject a faster one
 instead of patching constants.
 

@@ -15,7 +15,7 @@ once for a 64-character key). The pattern is meant to be compiled with IGNORECAS
 digits, entity names and the secret's own case); the case variants whose encoded bytes
 differ (`é` / `É`, `ß` / `SS`) are listed explicitly.
 
-Standard library only; a leaf module (`sprunner.redact` uses it).
+Standard library only; a leaf module (`sprunner.util.redact` uses it).
 """
 
 from __future__ import annotations

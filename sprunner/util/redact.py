@@ -9,7 +9,7 @@ mask before they cut) reaches the same secrets without a process-wide singleton.
 
 What is searched (SPEC §10, "A secret never leaves"):
 - a value of `MIN_SECRET_LENGTH` (8) characters or more, in every common encoding an echo
-  may give it (`sprunner.encodings`): raw, percent-encoded in either hex case, `+` for a
+  may give it (`sprunner.util.echoes`): raw, percent-encoded in either hex case, `+` for a
   space, JSON-, XML- or HTML-escaped, one such escape escaped once more (a JSON body in a
   URL), in upper or lower case, mixed within one value;
 - a value of 6 or 7 characters as it is (case-sensitive), as before: a best effort;

@@ -157,7 +157,7 @@ def test_from_outcome_counts_charged_credits_and_calls(tmp_path: Path) -> None:
         call: str
         status: int | None
 
-    # credits are the run's charged ones (`sprunner.credits`): from_outcome passes them on.
+    # credits are the run's charged ones (`sprunner.runs.credits`): from_outcome passes them on.
     run = RunOutcome(
         "completed", "r1", total_requests=4, success_requests=3, failed_requests=1, credits=15
     )

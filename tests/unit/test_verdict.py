@@ -1,4 +1,4 @@
-"""The latest verdict of a collection (`sprunner.verdict`): recorded in a real state
+"""The latest verdict of a collection (`sprunner.runs.verdict`): recorded in a real state
 directory, read back, and judged against `run.max_age`."""
 
 from __future__ import annotations
