@@ -31,7 +31,14 @@ from sprunner.api.models import Run
 from sprunner.errors import SprunnerError
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.results.errors import ResultsError
-from sprunner.results.journal import COMPANION, Entry, Slot, pending_results, unfinished
+from sprunner.results.journal import (
+    COMPANION,
+    CurrentSlot,
+    Entry,
+    Slot,
+    pending_results,
+    unfinished,
+)
 from sprunner.runs import retryledger
 from sprunner.runs.delivery import Delivery
 from sprunner.runs.resultsfile import Delivered, roll_forward, shown_to, spool_dir_of
@@ -91,7 +98,9 @@ def still_pending(state: StateStore, track: Collection, output: Output) -> Resul
     if desired is None:
         return ResultsState()
     try:
-        pending = pending_shown(state, desired)
+        # The run in flight is not pending: it is still going, and its adoption drains it.
+        going = _in_flight(state, desired.name)
+        pending = tuple(p for p in pending_shown(state, desired) if p["run_id"] != going)
     except SprunnerError:  # the state went away: the collection's error says so already
         return ResultsState()
     for entry in pending:
@@ -171,6 +180,7 @@ async def _finish(
         return None
     if entry.held:
         return await _fold(client, state, desired, slot, entry, run, warn=warn)
+    retried = bool(_retry_runs(state, desired, slot, entry))
     delivery = Delivery(
         client,
         state,
@@ -183,9 +193,16 @@ async def _finish(
     )
     await delivery.open()
     try:
-        return await delivery.finish(run)  # None: it failed, and said why (still pending)
+        # None: it failed, and said why (still pending); or, retried, drained and held.
+        delivered = await delivery.finish(run, hold=retried)
     finally:
         delivery.close()
+    if not retried or delivery.error is not None:
+        return delivered
+    held = slot.load()  # its drain failed before its retries ran: drained now, then folded
+    if held is None or not held.held:
+        return None
+    return await _fold(client, state, desired, slot, held, run, warn=warn)
 
 
 async def _fold(
@@ -255,6 +272,20 @@ async def _stage(
     finally:
         hook.close()
     return hook.error is None
+
+
+def _retry_runs(
+    state: StateStore, desired: DesiredCollection, slot: Slot, entry: Entry
+) -> dict[str, Any]:
+    """The retry runs of `entry`'s run: those it carries (displaced), or those the ledger of
+    the collection's current run knows. Its file is their fold, never the first run alone."""
+    if entry.staged is not None:
+        attempts = entry.staged.get("attempts")
+        return dict(attempts) if isinstance(attempts, Mapping) else {}
+    if not isinstance(slot, CurrentSlot) or slot.name != desired.name:
+        return {}
+    book = retryledger.load(state, desired.name, entry.checkpoint.run_id)
+    return {str(a.attempt): a.run_id for a in book.attempts if a.run_id}
 
 
 def _in_flight(state: StateStore, name: str) -> str | None:

@@ -121,13 +121,15 @@ def test_rows_a_full_disk_refused_are_written_by_the_next_apply_with_room(
     assert leftovers(small_disk) == []
 
 
-def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_apply(
-    tmp_path: Path,
+@pytest.mark.parametrize(("refused", "held"), [("shop.retry", True), ("shop", False)])
+def test_a_retried_run_whose_rows_could_not_be_read_is_folded_by_the_next_apply(
+    tmp_path: Path, refused: str, held: bool
 ) -> None:
-    """The drain's listing of the retry runs fails for good during the apply: the run's one
-    file cannot be folded, and stays pending (held); the next apply, which runs nothing,
-    drains the retry runs the ledger knows and publishes the file with each request's
-    final outcome."""
+    """The drain's listing of the retry runs (or of the first run) fails for good during
+    the apply: the run's one file cannot be folded, and stays pending; the next apply,
+    which runs nothing, drains the first run and the retry runs the ledger knows, and
+    publishes the file with each request's final outcome, never the first run's failure
+    with `attempts 1`."""
     from tests.e2e.hostile import CID, PREFIX, RID, Hostile, Rule, json_answer
     from tests.e2e.retry_helpers import FLAKY, runs_of
 
@@ -135,10 +137,10 @@ def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_
     hostile = Hostile()
     with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
 
-        def of_retries(call: Any) -> bool:
-            """The drain's listing of a retry run (with bodies), not the failed jobs'."""
+        def of_refused(call: Any) -> bool:
+            """The drain's listing (with bodies) of `refused`'s run, not the failed jobs'."""
             stored = emulator.engine.collections.get(call["cid"])
-            named = stored is not None and stored.name == "shop.retry"
+            named = stored is not None and stored.name == refused
             return named and "include_results=true" in call.query
 
         hostile.rules.append(
@@ -146,7 +148,7 @@ def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_
                 "GET",
                 f"{PREFIX}/{CID}/runs/{RID}/jobs",
                 lambda call: json_answer(400, '{"detail": "listing refused"}'),
-                when=of_retries,
+                when=of_refused,
             )
         )
         sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
@@ -157,7 +159,8 @@ def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_
         assert result.exit_code == 1, result.output
         shop = report["collections"][0]
         [parent] = runs_of(sprunner, "shop")
-        assert [(p["run_id"], p["held"]) for p in shop["results_pending"]] == [(parent, True)]
+        assert len(runs_of(sprunner, "shop.retry")) == 2, "the retries ran"
+        assert [(p["run_id"], p["held"]) for p in shop["results_pending"]] == [(parent, held)]
         assert not list(out.rglob("*.jsonl.gz")), "nothing published of the first run alone"
 
         hostile.rules.clear()
