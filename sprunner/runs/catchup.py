@@ -147,7 +147,33 @@ async def catch_up(
         if delivered is not None:
             log(f"{desired.name}: the pending results of run {run_id} are published")
             published.append({"run_id": run_id, **delivered.report()})
+    known = {e.checkpoint.run_id for _, e in unfinished(state, desired.name)}
+    going = (_in_flight(state, desired.name), _in_flight(state, desired.name + COMPANION))
+    known.update(r for r in (adopting, *going) if r is not None)
+    await asyncio.to_thread(_sweep_strays, desired, known, warn)
     return CaughtUp(tuple(published), tuple(errors))
+
+
+def _sweep_strays(desired: DesiredCollection, known: set[str], warn: Callable[[str], None]) -> None:
+    """Remove staged files beside the collection's results that no entry of the state
+    knows (`known`: the runs of its unfinished entries and those in flight): nothing can
+    finish them (their checkpoints went with a deleted state), and a `.part` must not
+    outlive the apply after it. Said loudly, unless the run's file is published."""
+    from sprunner.results.publication import remove, stray_stages
+
+    assert desired.results is not None
+    try:
+        strays = stray_stages(desired.results.to, desired.name, known)
+    except ResultsError:
+        return  # a destination that cannot be resolved: its drains say so
+    for stray in strays:
+        remove(stray.files)
+        if not stray.published:
+            warn(
+                f"{desired.name}: removed the staged rows of run {stray.run} "
+                f"({len(stray.files)} file(s)): no record in the state can finish them "
+                "(was the state deleted?)"
+            )
 
 
 async def _finish(

@@ -173,3 +173,31 @@ def test_a_retried_run_whose_rows_could_not_be_read_is_folded_by_the_next_apply(
         ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
     ]  # fmt: skip
     assert leftovers(tmp_path) == []
+
+
+def test_staged_rows_whose_state_was_deleted_are_removed_and_said(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """The state that knew the pending rows is deleted: nothing can finish them, so the next
+    apply removes their `.part` files, and says so (their rows are lost), never leaving
+    them beside the data for a reader to trip on."""
+    import shutil
+
+    out = small_disk / "results"
+    text = JOB.format(collections=COLLECTION.format(name="alpha", n=N, to=out))
+    with running_emulator(mode="simulate", run_seconds=0.5) as emulator:
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(tmp_path, text)
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        [lost] = report["collections"][0]["results_pending"]
+        assert leftovers(small_disk), "the full disk left staged rows"
+
+        shutil.rmtree(sprunner.state_dir)
+        grow(small_disk)
+        result, report = sprunner.apply(job)
+    assert result.exit_code == 0, result.output
+    assert f"removed the staged rows of run {lost['run_id']}" in result.output
+    assert leftovers(small_disk) == []
+    [published] = [p for p in out.rglob("*.jsonl") if not p.name.startswith("_")]
+    assert len(read_rows(published)) == N, "the new run's file is whole"
