@@ -34,7 +34,14 @@ from sprunner.output.ui import Output
 from sprunner.results.delivered import Delivered, roll_forward, shown_to, spool_dir_of
 from sprunner.results.delivery import Delivery
 from sprunner.results.errors import ResultsError
-from sprunner.results.journal import COMPANION, Entry, Slot, pending_results, unfinished
+from sprunner.results.journal import (
+    COMPANION,
+    CurrentSlot,
+    Entry,
+    Slot,
+    pending_results,
+    unfinished,
+)
 from sprunner.retry import ledger as retryledger
 from sprunner.retry.results import RetryResults
 from sprunner.state import StateStore
@@ -91,7 +98,9 @@ def still_pending(state: StateStore, track: Collection, output: Output) -> Resul
     if desired is None:
         return ResultsState()
     try:
-        pending = pending_shown(state, desired)
+        # The run in flight is not pending: it is still going, and its adoption drains it.
+        going = _in_flight(state, desired.name)
+        pending = tuple(p for p in pending_shown(state, desired) if p["run_id"] != going)
     except SprunnerError:  # the state went away: the collection's error says so already
         return ResultsState()
     for entry in pending:
@@ -138,7 +147,33 @@ async def catch_up(
         if delivered is not None:
             log(f"{desired.name}: the pending results of run {run_id} are published")
             published.append({"run_id": run_id, **delivered.report()})
+    known = {e.checkpoint.run_id for _, e in unfinished(state, desired.name)}
+    going = (_in_flight(state, desired.name), _in_flight(state, desired.name + COMPANION))
+    known.update(r for r in (adopting, *going) if r is not None)
+    await asyncio.to_thread(_sweep_strays, desired, known, warn)
     return CaughtUp(tuple(published), tuple(errors))
+
+
+def _sweep_strays(desired: DesiredCollection, known: set[str], warn: Callable[[str], None]) -> None:
+    """Remove staged files beside the collection's results that no entry of the state
+    knows (`known`: the runs of its unfinished entries and those in flight): nothing can
+    finish them (their checkpoints went with a deleted state), and a `.part` must not
+    outlive the apply after it. Said loudly, unless the run's file is published."""
+    from sprunner.results.publication import remove, stray_stages
+
+    assert desired.results is not None
+    try:
+        strays = stray_stages(desired.results.to, desired.name, known)
+    except ResultsError:
+        return  # a destination that cannot be resolved: its drains say so
+    for stray in strays:
+        remove(stray.files)
+        if not stray.published:
+            warn(
+                f"{desired.name}: removed the staged rows of run {stray.run} "
+                f"({len(stray.files)} file(s)): no record in the state can finish them "
+                "(was the state deleted?)"
+            )
 
 
 async def _finish(
@@ -171,6 +206,7 @@ async def _finish(
         return None
     if entry.held:
         return await _fold(client, state, desired, slot, entry, run, warn=warn)
+    retried = bool(_retry_runs(state, desired, slot, entry))
     delivery = Delivery(
         client,
         state,
@@ -183,9 +219,16 @@ async def _finish(
     )
     await delivery.open()
     try:
-        return await delivery.finish(run)  # None: it failed, and said why (still pending)
+        # None: it failed, and said why (still pending); or, retried, drained and held.
+        delivered = await delivery.finish(run, hold=retried)
     finally:
         delivery.close()
+    if not retried or delivery.error is not None:
+        return delivered
+    held = slot.load()  # its drain failed before its retries ran: drained now, then folded
+    if held is None or not held.held:
+        return None
+    return await _fold(client, state, desired, slot, held, run, warn=warn)
 
 
 async def _fold(
@@ -255,6 +298,20 @@ async def _stage(
     finally:
         hook.close()
     return hook.error is None
+
+
+def _retry_runs(
+    state: StateStore, desired: DesiredCollection, slot: Slot, entry: Entry
+) -> dict[str, Any]:
+    """The retry runs of `entry`'s run: those it carries (displaced), or those the ledger of
+    the collection's current run knows. Its file is their fold, never the first run alone."""
+    if entry.staged is not None:
+        attempts = entry.staged.get("attempts")
+        return dict(attempts) if isinstance(attempts, Mapping) else {}
+    if not isinstance(slot, CurrentSlot) or slot.name != desired.name:
+        return {}
+    book = retryledger.load(state, desired.name, entry.checkpoint.run_id)
+    return {str(a.attempt): a.run_id for a in book.attempts if a.run_id}
 
 
 def _in_flight(state: StateStore, name: str) -> str | None:

@@ -123,6 +123,7 @@ class Delivery:
         self._drain: Any = None  # results.drain.Drain, imported lazily
         self._done: Delivered | None = None
         self._held = False
+        self._staged: Mapping[str, Any] | None = None  # a displaced entry's retry stages
         self.error: str | None = None
 
     @property
@@ -144,7 +145,7 @@ class Delivery:
                 return
             if not entry.finished and entry.checkpoint.publication is None:
                 checkpoint = self._upgraded(entry.checkpoint)
-                self._held = entry.held
+                self._held, self._staged = entry.held, entry.staged
         elif entry is not None and not entry.finished and isinstance(self._slot, CurrentSlot):
             from sprunner.retry import ledger as retryledger
 
@@ -230,7 +231,7 @@ class Delivery:
         `held`: drained whole, its publish left to the retries' fold (retryresults.py); a
         drain resumed from a held entry stays held."""
         self._held = self._held or held
-        self._slot.save(Entry(checkpoint, report, self._held and report is None))
+        self._slot.save(Entry(checkpoint, report, self._held and report is None, self._staged))
 
     def _fail(self, error: BaseException) -> None:
         self.error = f"results of run {self._run_id}: {error}"

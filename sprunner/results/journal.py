@@ -44,7 +44,7 @@ class Entry:
     checkpoint: DrainCheckpoint
     report: Mapping[str, Any] | None = None
     held: bool = False
-    staged: Mapping[str, Any] | None = None  # a displaced held drain: its retries' stages
+    staged: Mapping[str, Any] | None = None  # a displaced drain: its retries' stages
 
     @property
     def finished(self) -> bool:
@@ -123,11 +123,12 @@ def _pending_map(blobs: Blobs, name: str) -> dict[str, Any]:
 def displace(
     blobs: Blobs, name: str, entry: Entry, *, retry_runs: Mapping[int, str] | None = None
 ) -> None:
-    """Keep an unfinished drain that a newer run's drain is about to replace. A held one
-    takes its retries' stages along, and every retry run its ledger knows (`retry_runs`:
-    attempt -> run id, from the caller) that has no stage yet, so that its fold can still
-    drain them: the stages and the ledger are about to be the newer run's."""
-    if entry.held and entry.staged is None:
+    """Keep an unfinished drain that a newer run's drain is about to replace. It takes its
+    retries' stages along, and every retry run its ledger knows (`retry_runs`: attempt ->
+    run id, from the caller) that has no stage yet, so that its fold can still drain
+    them: the stages and the ledger are about to be the newer run's. A drain that failed
+    before its retries (not held) takes them too: its fold follows once it is drained."""
+    if entry.staged is None and (entry.held or retry_runs):
         staged = blobs.get_blob(name, STAGED)
         run_id = entry.checkpoint.run_id
         ours = isinstance(staged, Mapping) and staged.get("parent_run") == run_id
@@ -135,7 +136,10 @@ def displace(
         for attempt, retry_run in (retry_runs or {}).items():
             attempts.setdefault(str(attempt), {"run_id": retry_run, "settled": False})
         entry = Entry(
-            entry.checkpoint, entry.report, True, {"parent_run": run_id, "attempts": attempts}
+            entry.checkpoint,
+            entry.report,
+            entry.held,
+            {"parent_run": run_id, "attempts": attempts},
         )
     PendingSlot(blobs, name, entry.checkpoint.run_id).save(entry)
 

@@ -194,6 +194,53 @@ def stage_files(paths: ResultPaths) -> list[Path]:
     ]
 
 
+@dataclass(frozen=True)
+class Strays:
+    """One run's staging files that no entry of the state knows."""
+
+    run: str  # as its file names spell it
+    files: tuple[Path, ...]
+    published: bool  # its data file is in place: only the removal of its stages was missed
+
+
+def stray_stages(to: str, collection: str, known: Iterable[str]) -> list[Strays]:
+    """The local staging files under `to` of `collection`'s runs not in `known` (run
+    ids), by the run their name starts with: stages no entry of the state can finish any
+    more (the state was deleted after a drain failed), or left by a kill between a
+    publication and the removal of its stages."""
+    from sprunner.results.layout import safe_segment
+
+    dest = resolve(to)
+    if not dest.local:
+        return []  # an object store's stages are in the state directory's spool
+    base = Path(dest.path) / f"collection={safe_segment(collection)}"
+    ours = {safe_segment(run_id, file=True) for run_id in known}
+    found: dict[tuple[Path, str], list[Path]] = {}
+    try:
+        files = [p for p in base.glob("date=*/*") if p.name.endswith((".part", ".build"))]
+    except OSError:
+        return []
+    for path in files:
+        name = path.name[len(HIDDEN) :] if path.name.startswith(HIDDEN) else path.name
+        run = name.split(".", 1)[0]
+        if run not in ours:
+            found.setdefault((path.parent, run), []).append(path)
+    return [
+        Strays(run, tuple(sorted(paths)), _published(folder, run))
+        for (folder, run), paths in sorted(found.items())
+    ]
+
+
+def _published(folder: Path, run: str) -> bool:
+    """Whether the data file of `run` is in `folder` (a name that is not a stage's)."""
+    with contextlib.suppress(OSError):
+        for path in folder.iterdir():
+            staged = path.name.endswith((".part", ".build"))
+            if path.name.startswith(f"{run}.") and not staged:
+                return True
+    return False
+
+
 def remove(files: Iterable[Path]) -> None:
     """Remove staging files (a file already gone is fine; one that cannot be removed is
     left for the next publication of the run to try again)."""
