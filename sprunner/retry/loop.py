@@ -87,10 +87,11 @@ async def retry(ctx: ApplyContext, desired: DesiredCollection, first: Run) -> Re
     attempt = 1
     results = RetryResults.open(ctx.client, ctx.state, desired, first, warn=ctx.output.warn)
     for record in book.attempts:
-        resumed = await resume(ctx, desired, policy, record, state, results)
+        resumed = await resume(ctx, desired, policy, record, state, results, book=book)
         if resumed is None:  # begun, never started: it is started below as new
             break
-        outcome, state = resumed
+        outcome, state, noted = resumed
+        book = noted or book
         retries.append(outcome)
         attempt = record.attempt + 1
         if outcome.status != "completed":
@@ -269,9 +270,14 @@ async def resume(
     record: ledger.Attempt,
     state: Round,
     results: RunResults | None,
-) -> tuple[RetryOutcome, Round] | None:
+    *,
+    book: ledger.Ledger | None = None,
+) -> tuple[RetryOutcome, Round, ledger.Ledger | None] | None:
     """A retry an earlier apply began: adopt its run, never start it again. None when its
-    start was never sent (nothing ran): the caller starts it as a new retry."""
+    start was never sent (nothing ran): the caller starts it as a new retry. With the
+    ledger (`book`), the adopted run's id is noted in it before the wait (a start whose
+    id was never recorded: the fold of the results must know every retry run), and the
+    attempt done after it; the ledger as noted is returned."""
     name = companion.companion_name(desired.name)
     entry = ctx.state.get(name)
     collection_id = record.collection_id or (entry.id if entry and entry.id else None)
@@ -294,7 +300,12 @@ async def resume(
         event="retry_adopted",
         run_id=started.run.run_id,
     )
-    return await _finish(ctx, desired, policy, record, started, state, results=results)
+    if record.run_id != started.run.run_id:
+        book = _note(ctx, desired.name, book, record := replace(record, run_id=started.run.run_id))
+    outcome, state = await _finish(ctx, desired, policy, record, started, state, results=results)
+    if not record.done:
+        book = _note(ctx, desired.name, book, replace(record, done=True))
+    return outcome, state, book
 
 
 async def _finish(

@@ -230,7 +230,7 @@ async def _once(
         resumed = await retry.resume(ctx, desired, ANY_FAILURE, record, state, results)
         if resumed is not None:
             ledger.save(ctx.state, desired.name, book.with_attempt(replace(record, done=True)))
-            return resumed
+            return resumed[0], resumed[1]
     outcome, state, _ = await retry.attempt_once(
         ctx, desired, ANY_FAILURE, book, rerun.attempt, state, results
     )

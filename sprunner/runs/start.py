@@ -103,6 +103,7 @@ async def start(
         return await find_started(client, collection_id, name=name, known=known)
 
     run, adopted = await send_then_look(send, look, backoff)
+    reached("run.posted")  # the run started, its id not recorded yet: adopted later
     try:
         lifecycle.run_started(state, name, run.run_id, pending)
     except StateError as error:

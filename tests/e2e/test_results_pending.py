@@ -58,6 +58,26 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def refuse_listing(emulator: Any, hostile: Any, collection: str) -> None:
+    """The drain's listing (with bodies) of `collection`'s runs refused for good, not the
+    failed jobs' listing."""
+    from tests.e2e.hostile import CID, PREFIX, RID, Rule, json_answer
+
+    def of_collection(call: Any) -> bool:
+        stored = emulator.engine.collections.get(call["cid"])
+        named = stored is not None and stored.name == collection
+        return named and "include_results=true" in call.query
+
+    hostile.rules.append(
+        Rule(
+            "GET",
+            f"{PREFIX}/{CID}/runs/{RID}/jobs",
+            lambda call: json_answer(400, '{"detail": "listing refused"}'),
+            when=of_collection,
+        )
+    )
+
+
 def grow(mount: Path) -> None:
     subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
 
@@ -130,27 +150,13 @@ def test_a_retried_run_whose_rows_could_not_be_read_is_folded_by_the_next_apply(
     which runs nothing, drains the first run and the retry runs the ledger knows, and
     publishes the file with each request's final outcome, never the first run's failure
     with `attempts 1`."""
-    from tests.e2e.hostile import CID, PREFIX, RID, Hostile, Rule, json_answer
+    from tests.e2e.hostile import Hostile
     from tests.e2e.retry_helpers import FLAKY, runs_of
 
     out = tmp_path / "results"
     hostile = Hostile()
     with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
-
-        def of_refused(call: Any) -> bool:
-            """The drain's listing (with bodies) of `refused`'s run, not the failed jobs'."""
-            stored = emulator.engine.collections.get(call["cid"])
-            named = stored is not None and stored.name == refused
-            return named and "include_results=true" in call.query
-
-        hostile.rules.append(
-            Rule(
-                "GET",
-                f"{PREFIX}/{CID}/runs/{RID}/jobs",
-                lambda call: json_answer(400, '{"detail": "listing refused"}'),
-                when=of_refused,
-            )
-        )
+        refuse_listing(emulator, hostile, refused)
         sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
         job = write_job(
             tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
@@ -201,3 +207,50 @@ def test_staged_rows_whose_state_was_deleted_are_removed_and_said(
     assert leftovers(small_disk) == []
     [published] = [p for p in out.rglob("*.jsonl") if not p.name.startswith("_")]
     assert len(read_rows(published)) == N, "the new run's file is whole"
+
+
+def test_a_retry_run_adopted_after_a_kill_is_noted_so_a_later_fold_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between a retry run's start and its record: the next apply adopts that run
+    and notes it in the ledger, so that when that apply cannot fold the file (the retry
+    runs' listing refused), the apply after it folds every retry run, and each request's
+    row says its final outcome (it published the first retry's fix as `failed`)."""
+    import signal
+
+    from sprunner.util.killpoints import ENV
+    from tests.e2e.hostile import Hostile
+    from tests.e2e.retry_helpers import FLAKY, runs_of
+    from tests.e2e.subprocess_helpers import Apply, wait_served
+
+    out = tmp_path / "results"
+    hostile = Hostile()
+    with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(
+            tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
+        )
+        monkeypatch.setenv(ENV, "run.posted:2")  # the first retry run's start
+        killed = Apply(sprunner, job)
+        monkeypatch.delenv(ENV)
+        assert killed.finish() == -signal.SIGKILL, killed.output
+        wait_served(sprunner)
+        [first_retry] = runs_of(sprunner, "shop.retry")
+
+        refuse_listing(emulator, hostile, "shop.retry")
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        run = report["collections"][0]["run"]
+        assert run["retries"][0]["run_id"] == first_retry, "adopted, not started again"
+        assert report["collections"][0]["results_pending"], "the fold could not be written"
+
+        hostile.rules.clear()
+        result, report = sprunner.apply(job, "--no-run")
+        assert result.exit_code == 0, result.output
+        [parent] = runs_of(sprunner, "shop")
+        assert [c["run_id"] for c in report["collections"][0]["results_caught_up"]] == [parent]
+    rows = read_rows(data_file(out, "shop", parent))
+    assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
+        ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
+    ]  # fmt: skip
+    assert leftovers(tmp_path) == []
