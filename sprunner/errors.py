@@ -104,7 +104,21 @@ class StateDirectoryError(StateError):
 
 
 class ReportError(SprunnerError):
-    """A report (`--report`, `--junit`) cannot be written."""
+    """A report (`--report`, `--junit`) cannot be written. Exit 1 when the command went
+    well otherwise (a monitor that finds no fresh report must not read exit 0 either);
+    the command's own code when it failed already (`report.write_reports`)."""
+
+    @classmethod
+    def cannot(cls, what: str, path: object, error: OSError) -> ReportError:
+        reason = error.strerror or str(error)
+        where = error.filename
+        if where is not None and _folder(where) != _folder(path):
+            reason += f" ({where})"  # a folder on the way, not the file's temporary beside it
+        return cls(f"cannot write {what} {path}: {reason}")
+
+
+def _folder(path: object) -> str:
+    return os.path.dirname(os.path.abspath(os.fspath(str(path))))
 
 
 class Interrupted(SprunnerError):

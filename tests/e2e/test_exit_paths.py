@@ -1,0 +1,82 @@
+"""Exit paths of the table in SPEC §3 that no other test reaches, through `python -m
+sprunner` against the emulator on loopback: a report that cannot be written at the end (the
+state keeps the runs; exit 1, or the apply's own code when it failed already)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sprunner.emulator.server import running_emulator
+from sprunner.errors import EXIT_FAILED, EXIT_SIGINT
+from sprunner.state import State
+from sprunner.verdict import read
+from tests.e2e.apply_helpers import Sprunner, write_job
+from tests.e2e.subprocess_helpers import Apply
+
+JOB = """
+version: 1
+collections:
+  - name: shop
+    requests:
+      - url: https://shop.example.com/a
+      - url: https://shop.example.com/b
+    run: {poll_interval: 0.1s}
+"""
+
+
+@pytest.fixture
+def sprunner(tmp_path: Path) -> Iterator[Sprunner]:
+    with running_emulator(mode="simulate", run_seconds=1.0) as emulator:
+        yield Sprunner(emulator, tmp_path / "state", tmp_path)
+
+
+def test_a_report_that_cannot_be_written_at_the_end_loses_no_run(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    """The report's folder is replaced by a file while the run goes on: the apply says so
+    (the file named, no traceback) and exits 1, the JUnit report is still written, and the
+    state has the run and its verdict, so that the next apply and `status` know it. Before,
+    the JUnit report was not written, and the message named a temporary file."""
+    job = write_job(tmp_path, JOB)
+    folder, junit = tmp_path / "reports", tmp_path / "junit.xml"
+    folder.mkdir()
+    report = folder / "report.json"
+    apply = Apply(sprunner, job, "--report", str(report), "--junit", str(junit))
+    engine = sprunner.emulator.engine
+    apply.wait_until(lambda: engine.calls["run"] == 1, "the run to start")
+    shutil.rmtree(folder)
+    folder.write_text("in the way\n", encoding="utf-8")
+    assert apply.finish() == EXIT_FAILED, apply.output
+    assert f"cannot write the report {report}: File exists ({folder})" in apply.output
+    assert "Traceback" not in apply.output and ".tmp" not in apply.output
+    run_id = next(iter(engine.runs))
+    assert 'name="shop"' in junit.read_text(encoding="utf-8")
+    state = State(sprunner.state_dir, sprunner.emulator.url, persist=False)
+    entry = state.entries()["shop"]
+    assert entry.last_run is not None and entry.last_run.run_id == run_id
+    assert entry.inflight is None  # seen to its end, not adopted again
+    verdict = read(state, "shop")
+    assert verdict is not None and (verdict.run_id, verdict.ok) == (run_id, True)
+
+
+def test_ctrl_c_keeps_exit_130_when_the_report_cannot_be_written(
+    sprunner: Sprunner, tmp_path: Path
+) -> None:
+    """The report's failure is said, and the exit code stays the interruption's (it was 1,
+    "a collection is not healthy", which hid the Ctrl-C from the caller)."""
+    job = write_job(tmp_path, JOB)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    apply = Apply(sprunner, job, "--report", str(folder / "report.json"))
+    engine = sprunner.emulator.engine
+    apply.wait_until(lambda: engine.calls["run"] == 1, "the run to start")
+    shutil.rmtree(folder)
+    folder.write_text("in the way\n", encoding="utf-8")
+    assert apply.stop(signal.SIGINT) == EXIT_SIGINT, apply.output
+    assert f"cannot write the report {folder / 'report.json'}" in apply.output
+    assert "Traceback" not in apply.output
