@@ -4,15 +4,18 @@ state keeps the runs; exit 1, or the apply's own code when it failed already).""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sprunner.emulator.server import running_emulator
-from sprunner.errors import EXIT_FAILED, EXIT_SIGINT
+from sprunner.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SIGINT
 from sprunner.state import State
 from sprunner.verdict import read
 from tests.e2e.apply_helpers import Sprunner, write_job
@@ -80,3 +83,44 @@ def test_ctrl_c_keeps_exit_130_when_the_report_cannot_be_written(
     assert apply.stop(signal.SIGINT) == EXIT_SIGINT, apply.output
     assert f"cannot write the report {folder / 'report.json'}" in apply.output
     assert "Traceback" not in apply.output
+
+
+def _into_a_closed_pipe(stream: str, *args: str) -> tuple[int, str]:
+    """`python -m sprunner ARGS` with stdout (or stderr) a pipe whose reader has gone, as
+    `sprunner --help | head -1` leaves it; the exit code and what the other stream got."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        closed = {stream: write_end}
+        other = "stderr" if stream == "stdout" else "stdout"
+        done = subprocess.run(
+            [sys.executable, "-m", "sprunner", *args],
+            **closed,  # type: ignore[call-overload]
+            **{other: subprocess.PIPE},
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    return done.returncode, done.stdout if stream == "stderr" else done.stderr
+
+
+@pytest.mark.parametrize(
+    ("stream", "args", "code"),
+    [
+        ("stdout", ("--help",), EXIT_OK),  # was 1: "a collection is not healthy"
+        ("stdout", ("--version",), EXIT_OK),  # was 1
+        ("stdout", ("apply", "--help"), EXIT_OK),  # was 1
+        ("stderr", ("apply", "--no-such-option"), EXIT_INVALID),  # was 70: a "crash"
+        ("stderr", ("--log-format", "json", "plan", "--bogus"), EXIT_INVALID),  # was 70
+        ("stdout", ("schema",), EXIT_OK),
+    ],
+)
+def test_a_closed_pipe_ends_quietly_with_the_commands_own_code(
+    tmp_path: Path, stream: str, args: tuple[str, ...], code: int
+) -> None:
+    returncode, other = _into_a_closed_pipe(stream, "--state-dir", str(tmp_path / "s"), *args)
+    assert returncode == code, other
+    assert other == ""  # no "Exception ignored ... BrokenPipeError", no traceback
+    assert not (tmp_path / "s").exists()  # no crash log either
