@@ -134,7 +134,13 @@ class Interrupted(SprunnerError):
 
     @property
     def signal_exit_code(self) -> int:
-        return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
+        return exit_code_for_signal(self.signum)
+
+
+def exit_code_for_signal(signum: int) -> int:
+    """130 for SIGINT, 143 for SIGTERM: what a command stopped by one exits with, having
+    finished what it had to (an apply's state and report, the emulator's shutdown)."""
+    return EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT
 
 
 def exit_code_for(error: BaseException) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sprunner.errors import EXIT_OK, UsageError
+from sprunner.errors import EXIT_OK, UsageError, exit_code_for_signal
+from sprunner.interruption import Interruption
 from sprunner.ui import Output
 
 if TYPE_CHECKING:
@@ -95,8 +96,17 @@ def run(
     if answer_time is not None:
         output.note(f"  latency: {answer_time}")
     server = make_server(engine, active, api_key=key, log_level="info", latency=answer_time)
-    try:
-        server.run(sockets=[sock])  # uvicorn handles SIGINT/SIGTERM in the main thread
-    finally:
-        sock.close()
+    # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again for the handler it
+    # found: ours records it, so the exit code is 130 / 143 as for an apply (SPEC §3). With
+    # Python's defaults it was 0 when SIGINT was ignored (a background job, nohup) and a
+    # death by SIGTERM (-15) instead of 143. A signal before uvicorn's handlers are in
+    # place stops the server as soon as it runs.
+    with Interruption().installed() as interruption:
+        interruption.on_first = lambda: setattr(server, "should_exit", True)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+    if interruption.signum is not None:
+        return exit_code_for_signal(interruption.signum)
     return EXIT_OK

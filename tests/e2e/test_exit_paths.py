@@ -9,17 +9,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sprunner.emulator.app import PREFIX
 from sprunner.emulator.server import running_emulator
-from sprunner.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SIGINT
+from sprunner.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 from sprunner.state import State
 from sprunner.verdict import read
 from tests.e2e.apply_helpers import Sprunner, write_job
-from tests.e2e.subprocess_helpers import Apply
+from tests.e2e.subprocess_helpers import Apply, wait_for
 
 JOB = """
 version: 1
@@ -124,3 +126,46 @@ def test_a_closed_pipe_ends_quietly_with_the_commands_own_code(
     assert returncode == code, other
     assert other == ""  # no "Exception ignored ... BrokenPipeError", no traceback
     assert not (tmp_path / "s").exists()  # no crash log either
+
+
+def _answers(request: urllib.request.Request) -> bool:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("signum", "ignored", "code"),
+    [
+        (signal.SIGINT, False, EXIT_SIGINT),
+        (signal.SIGINT, True, EXIT_SIGINT),  # was 0: started with SIGINT ignored (`cmd &`)
+        (signal.SIGTERM, False, EXIT_SIGTERM),  # was -15: killed by it, not an exit code
+    ],
+)
+def test_the_emulator_stopped_by_a_signal_exits_130_or_143(
+    signum: signal.Signals, ignored: bool, code: int
+) -> None:
+    def ignore_sigint() -> None:  # what a shell does to a background job's SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    command = [sys.executable, "-m", "sprunner", "emulator", "--port", "0", "--mode", "simulate"]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ignore_sigint if ignored else None,
+    )
+    assert process.stderr is not None
+    banner = process.stderr.readline()  # said once it listens
+    assert "listening on http://127.0.0.1:" in banner
+    url = banner.rsplit(" ", 1)[1].strip()
+    asked = urllib.request.Request(url + PREFIX, headers={"Authorization": "Bearer emulator-key"})
+    wait_for(lambda: _answers(asked), "the emulator to serve")  # it listens after the banner
+    process.send_signal(signum)
+    rest = process.communicate(timeout=30)[1]
+    assert process.returncode == code, rest
+    assert "Traceback" not in rest
