@@ -15,6 +15,10 @@ from sprunner.interruption import Interruption
 from sprunner.ui import Output
 
 if TYPE_CHECKING:
+    import socket
+
+    import uvicorn
+
     from sprunner.emulator.faults import Faults
     from sprunner.emulator.latency import Latency
 
@@ -96,11 +100,16 @@ def run(
     if answer_time is not None:
         output.note(f"  latency: {answer_time}")
     server = make_server(engine, active, api_key=key, log_level="info", latency=answer_time)
-    # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again for the handler it
-    # found: ours records it, so the exit code is 130 / 143 as for an apply (SPEC §3). With
-    # Python's defaults it was 0 when SIGINT was ignored (a background job, nohup) and a
-    # death by SIGTERM (-15) instead of 143. A signal before uvicorn's handlers are in
-    # place stops the server as soon as it runs.
+    return _serve(server, sock)
+
+
+def _serve(server: uvicorn.Server, sock: socket.socket) -> int:
+    """Serve until SIGINT or SIGTERM, then exit 130 / 143 as an apply does (SPEC §3).
+
+    uvicorn shuts down on either, then raises the signal again for the handler it found:
+    ours records it. With Python's defaults the exit was 0 when SIGINT was ignored (a
+    background job, nohup) and a death by SIGTERM (-15) instead of 143. A signal before
+    uvicorn's handlers are in place stops the server as soon as it runs."""
     with Interruption().installed() as interruption:
         interruption.on_first = lambda: setattr(server, "should_exit", True)
         try:
