@@ -10,10 +10,12 @@ new one's run.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from sprunner import verdict
 from sprunner.api.client import ApiClient
-from sprunner.api.errors import NotFoundError
+from sprunner.api.errors import ApiError, NotFoundError
 from sprunner.backoff import Backoff
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
@@ -29,6 +31,33 @@ class Launched:
 
 
 async def launch(
+    client: ApiClient,
+    state: State,
+    desired: DesiredCollection,
+    *,
+    collection_id: str,
+    fresh: bool,
+    apply_id: str,
+    backoff: Backoff,
+) -> Launched:
+    """Start the run; a start that fails for good (refused, kept failing, quota spent)
+    is recorded as the collection's latest verdict before the error goes on."""
+    try:
+        return await _launch(
+            client,
+            state,
+            desired,
+            collection_id=collection_id,
+            fresh=fresh,
+            apply_id=apply_id,
+            backoff=backoff,
+        )
+    except ApiError as error:
+        verdict.not_started(state, desired.name, str(error), at=time.time())
+        raise
+
+
+async def _launch(
     client: ApiClient,
     state: State,
     desired: DesiredCollection,
