@@ -177,7 +177,8 @@ def crashed(error: Exception, *, state_dir: Path, output: Output | None) -> int:
     # The key may never have been read (the crash came first): mask it all the same.
     output.add_secrets([os.environ.get(KEY_VARIABLE, "").strip()])
     path = write_crash_log(error, state_dir=state_dir, redactor=output.redactor)
-    output.error(f"sprunner crashed (a bug); the traceback is in {path}")
+    where = f"is in {path}" if path is not None else "could not be written to any directory"
+    output.error(f"sprunner crashed (a bug); the traceback {where}")
     return EXIT_CRASH
 
 
