@@ -103,7 +103,9 @@ def _unwritable_folder(path: Path) -> str | None:
         read_only = False
     if read_only:
         return f"{folder} is on a read-only file system"
-    return f"{folder}: Permission denied"
+    from sprunner.errors import permission_hint
+
+    return f"{folder}: Permission denied{permission_hint('another path')}"
 
 
 def _ping_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

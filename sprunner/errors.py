@@ -93,14 +93,17 @@ class StateDirectoryError(StateError):
         reason = error.strerror or str(error)
         if error.filename is not None and str(error.filename) != str(directory):
             reason += f" ({error.filename})"  # the lock file in it, say
-        hint = ""
-        if isinstance(error, PermissionError):
-            # The usual cause is a container whose uid does not own the mounted folder.
-            hint = (
-                f" (uid {os.getuid()} may not write there: run as the folder's owner, "
-                'e.g. docker run --user "$(id -u):$(id -g)", or pass --state-dir)'
-            )
+        hint = permission_hint("--state-dir") if isinstance(error, PermissionError) else ""
         return cls(f"cannot {verb} the state directory {directory}: {reason}{hint}")
+
+
+def permission_hint(option: str) -> str:
+    """What to do about a folder this uid may not write. The usual cause is a container
+    whose uid does not own the mounted folder."""
+    return (
+        f" (uid {os.getuid()} may not write there: run as the folder's owner, "
+        f'e.g. docker run --user "$(id -u):$(id -g)", or pass {option})'
+    )
 
 
 class ReportError(SprunnerError):
