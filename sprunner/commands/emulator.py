@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sprunner.apply.interruption import Interruption
 from sprunner.errors import EXIT_OK, UsageError, exit_code_for_signal
-from sprunner.interruption import Interruption
-from sprunner.ui import Output
+from sprunner.output.ui import Output
 
 if TYPE_CHECKING:
     import socket

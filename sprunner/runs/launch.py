@@ -13,65 +13,40 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sprunner import verdict
-from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, NotFoundError
-from sprunner.backoff import Backoff
+from sprunner.apply.context import ApplyContext
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
-from sprunner.runs import starter
-from sprunner.state import StateStore as State
+from sprunner.runs import start, verdict
 from sprunner.state import lifecycle
 
 
 @dataclass(frozen=True)
 class Launched:
-    started: starter.Started
+    started: start.Started
     recreated: str | None = None  # the new collection id when it was created again
 
 
 async def launch(
-    client: ApiClient,
-    state: State,
-    desired: DesiredCollection,
-    *,
-    collection_id: str,
-    fresh: bool,
-    apply_id: str,
-    backoff: Backoff,
+    ctx: ApplyContext, desired: DesiredCollection, *, collection_id: str, fresh: bool
 ) -> Launched:
     """Start the run; a start that fails for good (refused, kept failing, quota spent)
     is recorded as the collection's latest verdict before the error goes on."""
     try:
-        return await _launch(
-            client,
-            state,
-            desired,
-            collection_id=collection_id,
-            fresh=fresh,
-            apply_id=apply_id,
-            backoff=backoff,
-        )
+        return await _launch(ctx, desired, collection_id=collection_id, fresh=fresh)
     except ApiError as error:
-        verdict.not_started(state, desired.name, str(error), at=time.time())
+        verdict.not_started(ctx.state, desired.name, str(error), at=time.time())
         raise
 
 
 async def _launch(
-    client: ApiClient,
-    state: State,
-    desired: DesiredCollection,
-    *,
-    collection_id: str,
-    fresh: bool,
-    apply_id: str,
-    backoff: Backoff,
+    ctx: ApplyContext, desired: DesiredCollection, *, collection_id: str, fresh: bool
 ) -> Launched:
-    name = desired.name
+    client, state, backoff, name = ctx.client, ctx.state, ctx.backoff, desired.name
     # Recorded with the pending start: the run is ours, with this content (`when: changed`).
     content = state.fingerprint_of(desired)
     try:
-        started = await starter.start(
+        started = await start.start(
             client,
             state,
             name=name,
@@ -84,9 +59,9 @@ async def _launch(
     except NotFoundError:
         lifecycle.forgotten(state, name)
     applied = await execute.create(
-        client, state, desired, apply_id=apply_id, backoff=backoff, gone=collection_id
+        client, state, desired, apply_id=ctx.apply_id, backoff=backoff, gone=collection_id
     )
-    started = await starter.start(
+    started = await start.start(
         client,
         state,
         name=name,

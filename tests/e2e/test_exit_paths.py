@@ -18,8 +18,8 @@ import pytest
 from sprunner.emulator.app import PREFIX
 from sprunner.emulator.server import running_emulator
 from sprunner.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
+from sprunner.runs.verdict import read
 from sprunner.state import State
-from sprunner.verdict import read
 from tests.e2e.apply_helpers import Sprunner, write_job
 from tests.e2e.subprocess_helpers import Apply, wait_for
 

@@ -121,13 +121,15 @@ def test_rows_a_full_disk_refused_are_written_by_the_next_apply_with_room(
     assert leftovers(small_disk) == []
 
 
-def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_apply(
-    tmp_path: Path,
+@pytest.mark.parametrize(("refused", "held"), [("shop.retry", True), ("shop", False)])
+def test_a_retried_run_whose_rows_could_not_be_read_is_folded_by_the_next_apply(
+    tmp_path: Path, refused: str, held: bool
 ) -> None:
-    """The drain's listing of the retry runs fails for good during the apply: the run's one
-    file cannot be folded, and stays pending (held); the next apply, which runs nothing,
-    drains the retry runs the ledger knows and publishes the file with each request's
-    final outcome."""
+    """The drain's listing of the retry runs (or of the first run) fails for good during
+    the apply: the run's one file cannot be folded, and stays pending; the next apply,
+    which runs nothing, drains the first run and the retry runs the ledger knows, and
+    publishes the file with each request's final outcome, never the first run's failure
+    with `attempts 1`."""
     from tests.e2e.hostile import CID, PREFIX, RID, Hostile, Rule, json_answer
     from tests.e2e.retry_helpers import FLAKY, runs_of
 
@@ -135,10 +137,10 @@ def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_
     hostile = Hostile()
     with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
 
-        def of_retries(call: Any) -> bool:
-            """The drain's listing of a retry run (with bodies), not the failed jobs'."""
+        def of_refused(call: Any) -> bool:
+            """The drain's listing (with bodies) of `refused`'s run, not the failed jobs'."""
             stored = emulator.engine.collections.get(call["cid"])
-            named = stored is not None and stored.name == "shop.retry"
+            named = stored is not None and stored.name == refused
             return named and "include_results=true" in call.query
 
         hostile.rules.append(
@@ -146,7 +148,7 @@ def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_
                 "GET",
                 f"{PREFIX}/{CID}/runs/{RID}/jobs",
                 lambda call: json_answer(400, '{"detail": "listing refused"}'),
-                when=of_retries,
+                when=of_refused,
             )
         )
         sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
@@ -157,7 +159,8 @@ def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_
         assert result.exit_code == 1, result.output
         shop = report["collections"][0]
         [parent] = runs_of(sprunner, "shop")
-        assert [(p["run_id"], p["held"]) for p in shop["results_pending"]] == [(parent, True)]
+        assert len(runs_of(sprunner, "shop.retry")) == 2, "the retries ran"
+        assert [(p["run_id"], p["held"]) for p in shop["results_pending"]] == [(parent, held)]
         assert not list(out.rglob("*.jsonl.gz")), "nothing published of the first run alone"
 
         hostile.rules.clear()
@@ -170,3 +173,31 @@ def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_
         ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
     ]  # fmt: skip
     assert leftovers(tmp_path) == []
+
+
+def test_staged_rows_whose_state_was_deleted_are_removed_and_said(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """The state that knew the pending rows is deleted: nothing can finish them, so the next
+    apply removes their `.part` files, and says so (their rows are lost), never leaving
+    them beside the data for a reader to trip on."""
+    import shutil
+
+    out = small_disk / "results"
+    text = JOB.format(collections=COLLECTION.format(name="alpha", n=N, to=out))
+    with running_emulator(mode="simulate", run_seconds=0.5) as emulator:
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(tmp_path, text)
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        [lost] = report["collections"][0]["results_pending"]
+        assert leftovers(small_disk), "the full disk left staged rows"
+
+        shutil.rmtree(sprunner.state_dir)
+        grow(small_disk)
+        result, report = sprunner.apply(job)
+    assert result.exit_code == 0, result.output
+    assert f"removed the staged rows of run {lost['run_id']}" in result.output
+    assert leftovers(small_disk) == []
+    [published] = [p for p in out.rglob("*.jsonl") if not p.name.startswith("_")]
+    assert len(read_rows(published)) == N, "the new run's file is whole"
