@@ -93,18 +93,35 @@ class StateDirectoryError(StateError):
         reason = error.strerror or str(error)
         if error.filename is not None and str(error.filename) != str(directory):
             reason += f" ({error.filename})"  # the lock file in it, say
-        hint = ""
-        if isinstance(error, PermissionError):
-            # The usual cause is a container whose uid does not own the mounted folder.
-            hint = (
-                f" (uid {os.getuid()} may not write there: run as the folder's owner, "
-                'e.g. docker run --user "$(id -u):$(id -g)", or pass --state-dir)'
-            )
+        hint = permission_hint("--state-dir") if isinstance(error, PermissionError) else ""
         return cls(f"cannot {verb} the state directory {directory}: {reason}{hint}")
 
 
+def permission_hint(option: str) -> str:
+    """What to do about a folder this uid may not write. The usual cause is a container
+    whose uid does not own the mounted folder."""
+    return (
+        f" (uid {os.getuid()} may not write there: run as the folder's owner, "
+        f'e.g. docker run --user "$(id -u):$(id -g)", or pass {option})'
+    )
+
+
 class ReportError(SprunnerError):
-    """A report (`--report`, `--junit`) cannot be written."""
+    """A report (`--report`, `--junit`) cannot be written. Exit 1 when the command went
+    well otherwise (a monitor that finds no fresh report must not read exit 0 either);
+    the command's own code when it failed already (`report.write_reports`)."""
+
+    @classmethod
+    def cannot(cls, what: str, path: object, error: OSError) -> ReportError:
+        reason = error.strerror or str(error)
+        where = error.filename
+        if where is not None and _folder(where) != _folder(path):
+            reason += f" ({where})"  # a folder on the way, not the file's temporary beside it
+        return cls(f"cannot write {what} {path}: {reason}")
+
+
+def _folder(path: object) -> str:
+    return os.path.dirname(os.path.abspath(os.fspath(str(path))))
 
 
 class Interrupted(SprunnerError):
@@ -120,7 +137,13 @@ class Interrupted(SprunnerError):
 
     @property
     def signal_exit_code(self) -> int:
-        return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
+        return exit_code_for_signal(self.signum)
+
+
+def exit_code_for_signal(signum: int) -> int:
+    """130 for SIGINT, 143 for SIGTERM: what a command stopped by one exits with, having
+    finished what it had to (an apply's state and report, the emulator's shutdown)."""
+    return EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT
 
 
 def exit_code_for(error: BaseException) -> int:

@@ -17,8 +17,9 @@ from sprunner.util.atomic import write_atomically
 from sprunner.util.redact import Redactor
 
 
-def write_crash_log(error: BaseException, *, state_dir: Path, redactor: Redactor) -> Path:
-    """Write the traceback of `error` (redacted) and return where it went."""
+def write_crash_log(error: BaseException, *, state_dir: Path, redactor: Redactor) -> Path | None:
+    """Write the traceback of `error` (redacted) and return where it went; None when no
+    directory took it (the exit code is 70 all the same, never a second traceback)."""
     text = redactor.redact("".join(traceback.format_exception(error)))
     name = f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 1_000_000:06d}.log"
     for directory in (state_dir, Path(tempfile.gettempdir())):
@@ -28,4 +29,4 @@ def write_crash_log(error: BaseException, *, state_dir: Path, redactor: Redactor
         except OSError:
             continue
         return path
-    raise OSError("no directory to write the crash log into")  # both failed: very rare
+    return None  # both failed (a full disk, say): very rare

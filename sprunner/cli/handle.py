@@ -8,9 +8,11 @@ log shipper reading JSON lines gets one for them too (exit code 2, as click's).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +33,22 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _help_cut_short():  # `sprunner apply --help | head -1`
+                return super().invoke(ctx)
         except KeyboardInterrupt:
             from sprunner.errors import EXIT_SIGINT
 
             sys.exit(EXIT_SIGINT)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _help_cut_short():  # `sprunner --help | head -1`, `--version | true`
+            return super().make_context(info_name, args, parent, **extra)
 
     def main(
         self,
@@ -51,15 +64,51 @@ class Group(click.Group):
         try:
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except click.ClickException as error:
-            if _log_format(argv) == "json":
-                _json_usage_error(error)
-            else:
-                error.show()
+            try:
+                if _log_format(argv) == "json":
+                    _json_usage_error(error)
+                else:
+                    error.show()
+            except OSError as closed:  # `2>&1 | true`: the message has no reader; the code stays
+                _quiet_if_closed(closed)
             sys.exit(error.exit_code)
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
+        except click.Abort as error:
+            # Click's word for a Ctrl-C while it parses the command line: 130, as everywhere.
+            from sprunner.errors import EXIT_SIGINT
+
+            if not isinstance(error.__cause__, KeyboardInterrupt):
+                raise  # end of input at a prompt click owns: none is asked outside a command
+            sys.exit(EXIT_SIGINT)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+@contextlib.contextmanager
+def _help_cut_short() -> Iterator[None]:
+    """Help or the version printed into a pipe whose reader went away (`| head -1`): what
+    was read is all the reader wanted, so the command ends as it would have, with 0 and no
+    message (click's own handling exits 1, "a collection is not healthy"). The Unix way
+    is death by SIGPIPE (141); sprunner's rule everywhere is that a closed stdout or stderr
+    changes no exit code (SPEC §3), which also keeps `plan --detailed-exitcode | head` 10."""
+    try:
+        yield
+    except OSError as error:
+        _quiet_if_closed(error)
+        raise click.exceptions.Exit(0) from None
+
+
+def _quiet_if_closed(error: OSError) -> None:
+    """Re-raise `error` unless it is a closed pipe; then point the broken streams at
+    /dev/null, so that the interpreter's last flush neither prints "Exception ignored ...
+    BrokenPipeError" nor turns the exit code into 120 (Python's note on SIGPIPE)."""
+    from sprunner.output.ui import quiet_at_exit
+
+    if not isinstance(error, BrokenPipeError) and error.errno != errno.EPIPE:
+        raise error
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError) as broken:
+            quiet_at_exit(stream, broken)
 
 
 def _log_format(argv: Sequence[str]) -> str:
@@ -128,7 +177,8 @@ def crashed(error: Exception, *, state_dir: Path, output: Output | None) -> int:
     # The key may never have been read (the crash came first): mask it all the same.
     output.add_secrets([os.environ.get(KEY_VARIABLE, "").strip()])
     path = write_crash_log(error, state_dir=state_dir, redactor=output.redactor)
-    output.error(f"sprunner crashed (a bug); the traceback is in {path}")
+    where = f"is in {path}" if path is not None else "could not be written to any directory"
+    output.error(f"sprunner crashed (a bug); the traceback {where}")
     return EXIT_CRASH
 
 

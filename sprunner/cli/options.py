@@ -72,12 +72,40 @@ def _regular_target(_ctx: click.Context, param: click.Parameter, value: Path | N
     try:
         mode = value.stat().st_mode
     except FileNotFoundError:
-        return value
+        mode = None
     except OSError as e:
         raise click.BadParameter(f"cannot use {value}: {e.strerror or e}") from None
-    if not stat.S_ISREG(mode):
+    if mode is not None and not stat.S_ISREG(mode):
         raise click.BadParameter(f"{value} is not a regular file (sprunner replaces it)")
+    why = _unwritable_folder(value)
+    if why is not None:
+        raise click.BadParameter(f"cannot write {value}: {why}")
     return value
+
+
+def _unwritable_folder(path: Path) -> str | None:
+    """Why the file cannot be written where it goes, known before anything is sent (a
+    read-only mount, a folder the user may not write): then runs would be started whose
+    report cannot be written. The nearest folder that exists is asked: the missing ones
+    are made when the file is written. Read-only: a full disk is only met at the write."""
+    import os
+
+    folder = path.absolute().parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return f"{folder} is on a read-only file system"
+    from sprunner.errors import permission_hint
+
+    return f"{folder}: Permission denied{permission_hint('another path')}"
 
 
 def _ping_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -223,8 +251,8 @@ Exit codes:
   0    everything applied; every selected collection is healthy
   1    a collection is not healthy: its latest run failed (this apply's or,
        when skipped, the one before), an API error, or stale (run.max_age)
-  2    invalid job files, usage, a key file or state directory that
-       cannot be used; nothing was sent
+  2    invalid job files, usage, a key file, state directory or report
+       folder that cannot be used; nothing was sent
   3    the API could not be used (unreachable, bad key, quota spent)
   4    another apply holds the lock; nothing was read, sent, pinged or written
   10   plan --detailed-exitcode: changes are pending (Terraform: 2)

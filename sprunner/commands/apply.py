@@ -26,7 +26,6 @@ from sprunner.errors import (
     EXIT_CRASH,
     Interrupted,
     LockHeldError,
-    ReportError,
     exit_code_for,
 )
 from sprunner.report.operate import Operations, operated
@@ -318,24 +317,19 @@ async def _consented(work: _Apply, plan: Plan) -> Plan:
 
 
 def _write_outputs(outcome: ApplyOutcome, apply_options: ApplyOptions, output: Output) -> None:
-    _write_files(outcome, apply_options, output, strict=True)
+    _write_files(outcome, apply_options, output)
     output.apply_result(outcome)
 
 
-def _write_files(
-    outcome: ApplyOutcome, apply_options: ApplyOptions, output: Output, *, strict: bool = False
-) -> None:
-    """`--report` and `--junit`. When the apply already failed (`strict` False), a file that
-    cannot be written is said on stderr and the apply's own error stays the one raised."""
-    from sprunner.report import document as report
-    from sprunner.report.junit import write_junit
+def _write_files(outcome: ApplyOutcome, apply_options: ApplyOptions, output: Output) -> None:
+    """`--report` and `--junit`: a file that cannot be written is said on stderr, and it
+    changes the exit code only when the apply went well (`report.write_reports`)."""
+    from sprunner.report.document import write_reports
 
-    try:
-        if apply_options.report is not None:
-            report.write_report(outcome, apply_options.report, output.redactor)
-        if apply_options.junit is not None:
-            write_junit(outcome, apply_options.junit, redactor=output.redactor)
-    except ReportError as error:
-        if strict:
-            raise
-        output.error(str(error))
+    write_reports(
+        outcome,
+        report=apply_options.report,
+        junit=apply_options.junit,
+        redactor=output.redactor,
+        say=output.error,
+    )

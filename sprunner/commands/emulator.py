@@ -10,10 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sprunner.errors import EXIT_OK, UsageError
+from sprunner.apply.interruption import Interruption
+from sprunner.errors import EXIT_OK, UsageError, exit_code_for_signal
 from sprunner.output.ui import Output
 
 if TYPE_CHECKING:
+    import socket
+
+    import uvicorn
+
     from sprunner.emulator.faults import Faults
     from sprunner.emulator.latency import Latency
 
@@ -95,8 +100,22 @@ def run(
     if answer_time is not None:
         output.note(f"  latency: {answer_time}")
     server = make_server(engine, active, api_key=key, log_level="info", latency=answer_time)
-    try:
-        server.run(sockets=[sock])  # uvicorn handles SIGINT/SIGTERM in the main thread
-    finally:
-        sock.close()
+    return _serve(server, sock)
+
+
+def _serve(server: uvicorn.Server, sock: socket.socket) -> int:
+    """Serve until SIGINT or SIGTERM, then exit 130 / 143 as an apply does (SPEC §3).
+
+    uvicorn shuts down on either, then raises the signal again for the handler it found:
+    ours records it. With Python's defaults the exit was 0 when SIGINT was ignored (a
+    background job, nohup) and a death by SIGTERM (-15) instead of 143. A signal before
+    uvicorn's handlers are in place stops the server as soon as it runs."""
+    with Interruption().installed() as interruption:
+        interruption.on_first = lambda: setattr(server, "should_exit", True)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+    if interruption.signum is not None:
+        return exit_code_for_signal(interruption.signum)
     return EXIT_OK

@@ -88,7 +88,17 @@ def run(
                 apply_id=op.apply_id,
             )
             raise
-        op.outcome = outcome
+        op.outcome = outcome  # the retry runs count in the metrics, whatever comes next
+        # Written once the outcome is final: a file that cannot be written changes the exit
+        # code only when the retry went well (`report.write_reports`).
+        reports.write_reports(
+            outcome,
+            report=retry_options.report,
+            junit=retry_options.junit,
+            redactor=output.redactor,
+            say=output.error,
+        )
+        output.apply_result(outcome)
         op.exit_code = outcome.exit_code
         return op.exit_code
 
@@ -149,13 +159,6 @@ def _retried(
             interrupted_by=interruption.signum,
             apply_id=op.apply_id,
         )
-        if retry_options.report is not None:
-            reports.write_report(outcome, retry_options.report, output.redactor)
-        if retry_options.junit is not None:
-            from sprunner.report.junit import write_junit
-
-            write_junit(outcome, retry_options.junit, redactor=output.redactor)
-        output.apply_result(outcome)
     return outcome
 
 

@@ -149,12 +149,12 @@ class Output:
         except (BrokenPipeError, ValueError) as error:
             # ValueError: the stream object itself was closed.
             self._closed.add(id(stream))
-            _quiet_at_exit(stream, error)
+            quiet_at_exit(stream, error)
         except OSError as error:
             if error.errno != errno.EPIPE:
                 raise
             self._closed.add(id(stream))
-            _quiet_at_exit(stream, error)
+            quiet_at_exit(stream, error)
 
     def out(self, text: str) -> None:
         """A result line on stdout."""
@@ -261,7 +261,7 @@ class Output:
             yield
 
 
-def _quiet_at_exit(stream: TextIO, error: BaseException) -> None:
+def quiet_at_exit(stream: TextIO, error: BaseException) -> None:
     """Point the broken stream's descriptor at /dev/null, so that the interpreter's last
     flush at exit neither raises nor turns the exit code into 120."""
     del error

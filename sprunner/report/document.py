@@ -7,12 +7,13 @@ Every string passes through the redactor: a failed job's URL may carry an env() 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sprunner import __version__
-from sprunner.errors import ReportError
+from sprunner.errors import EXIT_OK, ReportError
 from sprunner.reconcile.actions import DONE
 from sprunner.report.outcome import (
     ApplyOutcome,
@@ -204,4 +205,38 @@ def write_report(outcome: ApplyOutcome, path: Path, redactor: Redactor | None = 
     try:
         write_atomically(path, dumps(outcome, redactor))
     except OSError as e:
-        raise ReportError(f"cannot write the report {path}: {e}") from e
+        raise ReportError.cannot("the report", path, e) from e
+
+
+def write_reports(
+    outcome: ApplyOutcome,
+    *,
+    report: Path | None,
+    junit: Path | None,
+    redactor: Redactor,
+    say: Callable[[str], object],
+) -> None:
+    """`--report` and `--junit`, each on its own: one that cannot be written (a full disk,
+    a folder made read-only or replaced meanwhile) is said with `say` and the other is
+    still written. The state already holds the runs either way. When the outcome says
+    exit 0, the last failure is raised (`ReportError`, exit 1): a monitor that finds no
+    fresh report must not read a success either. Otherwise the outcome's own exit code
+    (1, 3, 130, ...) stays the command's, which says more."""
+    from sprunner.report.junit import write_junit
+
+    writes: list[Callable[[], None]] = []
+    if report is not None:
+        writes.append(lambda: write_report(outcome, report, redactor))
+    if junit is not None:
+        writes.append(lambda: write_junit(outcome, junit, redactor=redactor))
+    failures: list[ReportError] = []
+    for write in writes:
+        try:
+            write()
+        except ReportError as error:
+            failures.append(error)
+    raised = failures.pop() if failures and outcome.exit_code == EXIT_OK else None
+    for failure in failures:
+        say(str(failure))
+    if raised is not None:
+        raise raised

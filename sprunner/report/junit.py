@@ -238,4 +238,4 @@ def write_junit(
     try:
         write_atomically(path, data)
     except OSError as e:
-        raise ReportError(f"cannot write the JUnit report {path}: {e}") from e
+        raise ReportError.cannot("the JUnit report", path, e) from e

@@ -10,13 +10,14 @@ new one's run.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from sprunner.api.errors import NotFoundError
+from sprunner.api.errors import ApiError, NotFoundError
 from sprunner.apply.context import ApplyContext
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
-from sprunner.runs import start
+from sprunner.runs import start, verdict
 from sprunner.state import lifecycle
 
 
@@ -27,6 +28,18 @@ class Launched:
 
 
 async def launch(
+    ctx: ApplyContext, desired: DesiredCollection, *, collection_id: str, fresh: bool
+) -> Launched:
+    """Start the run; a start that fails for good (refused, kept failing, quota spent)
+    is recorded as the collection's latest verdict before the error goes on."""
+    try:
+        return await _launch(ctx, desired, collection_id=collection_id, fresh=fresh)
+    except ApiError as error:
+        verdict.not_started(ctx.state, desired.name, str(error), at=time.time())
+        raise
+
+
+async def _launch(
     ctx: ApplyContext, desired: DesiredCollection, *, collection_id: str, fresh: bool
 ) -> Launched:
     client, state, backoff, name = ctx.client, ctx.state, ctx.backoff, desired.name

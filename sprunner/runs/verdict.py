@@ -18,6 +18,7 @@ run, which `run.max_age` (staleness) and the metric
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 
 KIND = "verdict"
 
-VerdictStatus = Literal["completed", "timed_out"]
+# not_started: the API refused the run start, or it kept failing (no run id).
+VerdictStatus = Literal["completed", "timed_out", "not_started"]
 
 
 class BlobStore(Protocol):
@@ -166,11 +168,25 @@ def of_run(run: RunOutcome, *, credits: int, at: float) -> Verdict | None:
     )
 
 
+def not_started(state: BlobStore, name: str, error: str, *, at: float) -> None:
+    """A run start that failed for good is the collection's latest verdict, a failed one:
+    the next apply that skips the collection (not due, `--no-run`) keeps it red until a
+    run passes, instead of judging it by the run before (SPEC §9, issue 24). A state that
+    cannot record it is the apply's own error already."""
+    from sprunner.errors import StateError
+
+    failed = Verdict(run_id="", finished_at=at, ok=False, reason=error, status="not_started")
+    with suppress(StateError):
+        record(state, name, replace(failed, started_at=at))
+
+
 def health(verdict: Verdict | None, *, max_age: float | None, now: float) -> Health:
     """Healthy, or why not: the latest run failed, or it is stale (`run.max_age`). A
     collection with no verdict yet is healthy unless it has a `max_age`."""
     failed = None
-    if verdict is not None and not verdict.ok:
+    if verdict is not None and verdict.status == "not_started":
+        failed = f"the run start at {iso(verdict.finished_at)} failed: {verdict.reason}"
+    elif verdict is not None and not verdict.ok:
         failed = f"last run {verdict.run_id} at {iso(verdict.finished_at)} failed: " + (
             verdict.reason or "failed"
         )

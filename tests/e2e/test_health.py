@@ -4,6 +4,7 @@ CLI against the emulator, with the report, the metrics file and the summary read
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,3 +142,42 @@ def test_max_age_makes_a_collection_stale_until_a_run_passes(
     archive = report["collections"][0]
     assert archive["stale"] is True
     assert "longer ago than run.max_age 0.5s" in archive["reason"]
+
+
+@pytest.mark.parametrize(("fault", "code"), [("error-before", 1), ("quota", 3)])
+def test_a_run_that_could_not_start_is_not_forgotten_by_the_next_firing(
+    sprunner: Sprunner, tmp_path: Path, fault: str, code: int
+) -> None:
+    """The run start fails for good (503s until the retries run out; a spent quota), then
+    the next firing is not due: it used to exit 0 with `ok: true`, `sprunner_collection_ok
+    1` and `status` ok, judging the collection by the run before (issue 24)."""
+    metrics = tmp_path / "sprunner.prom"
+    job = write_job(tmp_path, YEARLY.format(second="b"))
+    result, _ = sprunner.apply(job)
+    assert result.exit_code == 0, result.output
+
+    sprunner.emulator.faults.add(fault, route="run")
+    result, report = sprunner.apply(job, "--run-now", "--metrics", str(metrics))
+    assert result.exit_code == code, result.output
+    assert report["collections"][0]["ok"] is False
+    sprunner.emulator.faults.clear()
+
+    # The next firing: not due until next year, and still red by the start that failed.
+    result, report = sprunner.apply(job, "--metrics", str(metrics))
+    assert result.exit_code == 1, result.output
+    shop = report["collections"][0]
+    assert shop["run"]["status"] == "skipped" and shop["ok"] is False
+    assert (shop["verdict"]["status"], shop["verdict"]["ok"]) == ("not_started", False)
+    assert shop["reason"].startswith("the run start at ")
+    assert "no run now: not due: schedule '0 0 1 1 *'" in shop["reason"]
+    assert metric(metrics, "sprunner_collection_ok", "shop") == 0
+    status = sprunner("status", "--json", str(job))
+    health = json.loads(status.stdout)["collections"][0]["health"]
+    assert health["ok"] is False and health["reason"].startswith("the run start at ")
+    assert sprunner("status", str(job)).stdout.splitlines()[1].split()[2] == "FAILED"
+
+    # A run that passes clears it.
+    result, report = sprunner.apply(job, "--run-now", "--metrics", str(metrics))
+    assert result.exit_code == 0, result.output
+    assert report["collections"][0]["verdict"]["status"] == "completed"
+    assert metric(metrics, "sprunner_collection_ok", "shop") == 1

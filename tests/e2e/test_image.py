@@ -96,6 +96,7 @@ def test_the_image_runs_the_demo_as_an_arbitrary_uid_on_a_mounted_folder(tmp_pat
         (foreign / "secrets" / "api-key").chmod(0o644)  # readable, so the state fails first
         refused = _apply(image, api, foreign, None)
         assert refused.returncode == EXIT_INVALID, refused.stderr
-        assert "cannot create the state directory .sprunner: Permission denied" in refused.stderr
+        # The report's folder is the first thing found unwritable (before the lock is taken).
+        assert "cannot write report.json: /work: Permission denied" in refused.stderr
         assert '--user "$(id -u):$(id -g)"' in refused.stderr
         assert api.engine.calls == before

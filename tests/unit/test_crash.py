@@ -43,18 +43,22 @@ def test_an_unexpected_exception_exits_70_naming_a_crash_log(
     assert KEY not in log
 
 
-def test_an_unusable_state_directory_puts_the_crash_log_in_a_temporary_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _schema_crashes(blocker: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """`sprunner schema` hits a bug, with a state directory under the file `blocker`."""
     from sprunner.commands import schema as schema_command
 
     def broken(**kw: object) -> int:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(schema_command, "run", broken)
-    blocker = tmp_path / "file"
     blocker.write_text("")
-    code = main(["--state-dir", str(blocker / "state"), "schema"])
+    return main(["--state-dir", str(blocker / "state"), "schema"])
+
+
+def test_an_unusable_state_directory_puts_the_crash_log_in_a_temporary_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _schema_crashes(tmp_path / "file", monkeypatch)
     (line,) = capsys.readouterr().err.splitlines()
     path = Path(line.rsplit(" ", 1)[-1])
     assert code == 70 and path.exists() and "RuntimeError: boom" in path.read_text()
@@ -103,3 +107,17 @@ def test_a_crash_log_masks_every_encoding_of_a_secret_and_database_passwords(
     assert 'RuntimeError: echoed https://a.example/?t=*** in {"t": "***"}' in log
     for shown in (quote(token), json.dumps(token)[1:-1], KEY.upper(), password):
         assert shown not in log, shown
+
+
+def test_a_crash_log_that_no_directory_takes_still_exits_70_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to raise OSError out of the handler: a traceback and exit 1."""
+    import tempfile
+
+    blocker = tmp_path / "file"
+    monkeypatch.setattr(tempfile, "tempdir", str(blocker / "tmp"))  # no temporary dir either
+    code = _schema_crashes(blocker, monkeypatch)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 70
+    assert line.endswith("crashed (a bug); the traceback could not be written to any directory")

@@ -136,3 +136,17 @@ def test_an_uncreatable_state_directory_exits_2_with_a_report(tmp_path: Path) ->
     data = json.loads(report.read_text(encoding="utf-8"))
     assert (data["ok"], data["exit_code"]) == (False, EXIT_INVALID)
     assert 'name="exit_code" value="2"' in junit.read_text(encoding="utf-8")
+
+
+def test_ctrl_c_while_click_parses_the_command_line_exits_130_not_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Click turns it into "Aborted!" and exit 1, which means "a collection failed"."""
+
+    def interrupted(*args: Any, **kwargs: Any) -> list[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "parse_args", interrupted)
+    result = CliRunner().invoke(cli, ["validate", "."])
+    assert result.exit_code == EXIT_SIGINT, result.output
+    assert "Aborted" not in result.output
