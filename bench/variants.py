@@ -18,6 +18,9 @@
   requests handed one idle connection, all but one going round the pool again).
 - `keepalive-5s`: idle connections kept 5 s (httpx's default) instead of `KEEPALIVE_EXPIRY`.
 - `pool-before`: both of the above (the HTTP path as it was before the CPU work of #28).
+- `no-fsync`: the SQLite state store never syncs a commit (synchronous=NORMAL for all):
+  NOT safe (a power cut could lose a commit the never-twice rules stand on); it shows what
+  the inline fsyncs of durable commits cost an apply's wall, as they block the event loop.
 - `production`: sprunner unchanged (so both sides of a comparison start the same way).
 
 Nothing here is imported by sprunner: the variants patch it from outside, in this process.
@@ -109,7 +112,19 @@ def _pool_before() -> None:
     _keepalive_5s()
 
 
+def _no_fsync() -> None:
+    from sprunner.state import sqlite
+
+    original = sqlite.State._synchronous
+
+    def never_full(self: sqlite.State, full: bool) -> None:
+        original(self, False)
+
+    sqlite.State._synchronous = never_full  # type: ignore[method-assign]
+
+
 VARIANTS = {
+    "no-fsync": _no_fsync,
     "ungated": _ungated,
     "keepalive-5s": _keepalive_5s,
     "pool-before": _pool_before,
