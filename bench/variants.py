@@ -140,7 +140,7 @@ VARIANTS = {
 def main() -> None:
     variant, *args = sys.argv[1:]
     VARIANTS[variant]()
-    from sprunner.cli import main as sprunner
+    from sprunner.cli.app import main as sprunner
 
     sys.argv = ["sprunner", *args]
     sys.exit(sprunner())

@@ -1,5 +1,5 @@
 """`python -m sprunner`: the same as the `sprunner` command."""
 
-from sprunner.cli import main
+from sprunner.cli.app import main
 
 raise SystemExit(main())

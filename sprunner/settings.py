@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sprunner.backoff import Retries
 from sprunner.jobfile.model import DEFAULT_MAX_REQUESTS
+from sprunner.util.backoff import Retries
 
 if TYPE_CHECKING:
-    from sprunner.ui import ColorMode
+    from sprunner.output.ui import ColorMode
 
 DEFAULT_API_URL = "https://api.scrapingpros.com"
 DEFAULT_JOBFILES = Path("jobfiles")

@@ -45,8 +45,8 @@ from sprunner.api.models import CollectionRef, JobPage, Run, WriteResult
 from sprunner.api.routes import COLLECTIONS, OrderBy, OrderDir
 from sprunner.api.transport import is_loopback, safe_url
 from sprunner.api.window import CallWindow
-from sprunner.backoff import API_BACKOFF, Backoff, retry_call
 from sprunner.errors import UsageError
+from sprunner.util.backoff import API_BACKOFF, Backoff, retry_call
 
 __all__ = ["ApiClient", "CallRecord", "is_loopback", "parse_retry_after"]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from sprunner import redact
 from sprunner.errors import EXIT_API_UNUSABLE, SprunnerError
+from sprunner.util import redact
 
 BODY_LIMIT = 300
 _SURROGATE = re.compile("[\ud800-\udfff]")

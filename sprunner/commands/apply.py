@@ -1,13 +1,13 @@
 """`sprunner apply`: lock, load, list, plan, execute, wait, judge, report.
 
-The lock comes first (`sprunner.session.exclusive`): a second apply stops at once with
+The lock comes first (`sprunner.apply.session.exclusive`): a second apply stops at once with
 exit 4, having pinged, loaded, sent and written nothing. Nothing is sent to the API
 before every job file has loaded cleanly. The lock is held until the state is closed
 and the last file is written. SIGINT and SIGTERM cancel the work in
 flight; the state already holds every id and run id (each committed as it arrives), a
 partial report is written, and the exit code is 130 / 143. The next apply adopts the runs.
 With `--prune`, deletions are asked for first on a terminal (`_consented`).
-The handlers cover the command from the lock to the report (`sprunner.interruption`).
+The handlers cover the command from the lock to the report (`sprunner.apply.interruption`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sprunner.apply.session import exclusive
 from sprunner.errors import (
     EXIT_API_UNUSABLE,
     EXIT_CRASH,
@@ -28,8 +29,7 @@ from sprunner.errors import (
     ReportError,
     exit_code_for,
 )
-from sprunner.operate import Operations, operated
-from sprunner.session import exclusive
+from sprunner.report.operate import Operations, operated
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 
 # What an apply needs once it holds the lock is imported then (in the functions below): a
@@ -37,17 +37,17 @@ from sprunner.settings import ApplyOptions, GlobalOptions, Selection
 # stage, the API client and the rest (SPEC §9).
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
-    from sprunner.fingerprints import RequestFingerprints
-    from sprunner.interruption import Interruption
+    from sprunner.apply.interruption import Interruption
+    from sprunner.apply.runner import Runner
+    from sprunner.apply.session import Target
+    from sprunner.apply.track import Details
     from sprunner.jobfile.load import Loaded
-    from sprunner.operate import Operation
-    from sprunner.outcome import ApplyOutcome, CollectionOutcome
+    from sprunner.output.ui import Output
     from sprunner.reconcile.plan import Plan
-    from sprunner.runner import Runner
-    from sprunner.session import Target
+    from sprunner.report.fingerprints import RequestFingerprints
+    from sprunner.report.operate import Operation
+    from sprunner.report.outcome import ApplyOutcome, CollectionOutcome
     from sprunner.state import StateStore as State
-    from sprunner.track import Details
-    from sprunner.ui import Output
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,12 @@ class _Sofar:
     prints: RequestFingerprints | None = None  # once the API key is known
 
     def outcomes(self, details: Details | None = None) -> tuple[CollectionOutcome, ...]:
-        """What the runner did, shown (`sprunner.shown`); nothing before it was made."""
+        """What the runner did, shown (`sprunner.report.shown`); nothing before it was made."""
         return self.runners[0].outcomes(self.prints, details) if self.runners else ()
 
     def failed(self, error: BaseException) -> ApplyOutcome:
         """The outcome of an apply ended by `error`: what was done, and why it stopped."""
-        from sprunner.outcome import ApplyOutcome
+        from sprunner.report.outcome import ApplyOutcome
 
         code = exit_code_for(error)
         message = str(error) if code != EXIT_CRASH else "sprunner crashed (a bug)"
@@ -117,7 +117,7 @@ def run(
 ) -> int:
     """The apply, whose `--report` and `--junit` are written on every exit but 4 (SPEC §3):
     a monitor never reads the files of an earlier apply as this one's. It runs inside what
-    tells its surroundings about it (id, exit code, pings, metrics: `sprunner.operate`),
+    tells its surroundings about it (id, exit code, pings, metrics: `sprunner.report.operate`),
     job-file loading included."""
     # The signal handlers, once installed (after loading), stay until the last file and
     # ping are out: a signal after the outcome is final changes nothing (`_applied`).
@@ -158,18 +158,18 @@ def _applied(
     op: Operation,
     handlers: contextlib.ExitStack,
 ) -> ApplyOutcome:
+    from sprunner.apply.interruption import Interruption
+    from sprunner.apply.session import target
     from sprunner.commands.common import load_jobs
-    from sprunner.fingerprints import RequestFingerprints
-    from sprunner.interruption import Interruption
     from sprunner.reconcile.scope import where
-    from sprunner.session import target
+    from sprunner.report.fingerprints import RequestFingerprints
 
     # Loading sends nothing and may take seconds on huge files: until it is done, a signal
     # keeps Python's default and ends the command at once.
     sofar.loaded = loaded = load_jobs(selection, output)
     output.collections = frozenset(c.name for c in loaded.collections)
     if apply_options.run:
-        from sprunner.runs.delivery import check_destinations
+        from sprunner.results.delivery import check_destinations
 
         check_destinations(loaded.collections)  # a missing extra: exit 2, nothing sent
     # Installed until `run` has written the report and sent the last ping (`handlers`):
@@ -204,20 +204,14 @@ def _state(options: GlobalOptions, api: Target) -> contextlib.AbstractContextMan
     already (`exclusive`, taken first); a database state has no whole-state lock: the
     runner takes one per collection (`sprunner.runs.locks`), so that applies on many hosts
     share the work."""
-    from sprunner.state import opened
+    from sprunner.apply.session import state_of
 
-    return opened(
-        state_dir=api.state_dir,
-        state_url=None if api.local else options.state_url,
-        api_url=api.state_api,
-        key=api.api_key,
-        lock=False,
-    )
+    return state_of(options, api, lock=False)
 
 
 async def _apply(work: _Apply, interruption: Interruption, sofar: _Sofar) -> ApplyOutcome:
-    from sprunner.failedjobs import job_details
-    from sprunner.outcome import ApplyOutcome
+    from sprunner.apply.failedjobs import job_details
+    from sprunner.report.outcome import ApplyOutcome
 
     main = asyncio.current_task()
     assert main is not None
@@ -261,9 +255,9 @@ def _client(work: _Apply) -> ApiClient:
 
 
 async def _run(work: _Apply, client: ApiClient, runners: list[Runner]) -> None:
+    from sprunner.apply.runner import Runner
+    from sprunner.apply.session import list_remote
     from sprunner.reconcile.plan import build_plan
-    from sprunner.runner import Runner
-    from sprunner.session import list_remote
 
     remote = await list_remote(client)
     plan = build_plan(
@@ -333,8 +327,8 @@ def _write_files(
 ) -> None:
     """`--report` and `--junit`. When the apply already failed (`strict` False), a file that
     cannot be written is said on stderr and the apply's own error stays the one raised."""
-    from sprunner import report
-    from sprunner.junit import write_junit
+    from sprunner.report import document as report
+    from sprunner.report.junit import write_junit
 
     try:
         if apply_options.report is not None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sprunner.jobfile.load import Loaded, load
+from sprunner.output.ui import Output
 from sprunner.settings import Selection
-from sprunner.ui import Output
 
 
 def load_jobs(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sprunner.errors import EXIT_OK, UsageError
-from sprunner.ui import Output
+from sprunner.output.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.emulator.faults import Faults

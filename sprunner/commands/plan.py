@@ -21,13 +21,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from sprunner.apply.session import Target, list_remote, state_of, target
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_CHANGES_PENDING, EXIT_FAILED, EXIT_OK
+from sprunner.output.ui import Output
 from sprunner.reconcile.scope import where
-from sprunner.session import Target, list_remote, target
 from sprunner.settings import GlobalOptions, Selection
-from sprunner.state import opened
-from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
@@ -49,14 +48,7 @@ def run(
     loaded = load_jobs(selection, output)
     with (
         target(options, output, local=local) as api,
-        opened(
-            state_dir=api.state_dir,
-            state_url=None if api.local else options.state_url,
-            api_url=api.state_api,
-            key=api.api_key,
-            lock=False,
-            persist=False,
-        ) as state,
+        state_of(options, api, lock=False, persist=False) as state,
     ):
         scope = tuple(where(path) for path in selection.paths)
         plan, runs = asyncio.run(_plan(api, options, loaded, state, output, prune, scope))
@@ -78,8 +70,8 @@ async def _plan(
     scope: tuple[str, ...],
 ) -> tuple[Plan, dict[str, RunIntent]]:
     from sprunner.api.client import ApiClient
-    from sprunner.operate import log_call
     from sprunner.reconcile.plan import build_plan
+    from sprunner.report.operate import log_call
 
     async with ApiClient(
         base_url=api.api_url,

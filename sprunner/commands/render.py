@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
+from sprunner.output.ui import Output
 from sprunner.settings import Selection
-from sprunner.ui import Output
 
 
 def run(selection: Selection, *, output: Output, as_json: bool) -> int:

@@ -28,11 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from sprunner.apply.session import Target, state_of, target
 from sprunner.errors import EXIT_FAILED, EXIT_OK, SprunnerError, UsageError
-from sprunner.session import Target, target
+from sprunner.output.ui import Output
 from sprunner.settings import GlobalOptions, Selection
-from sprunner.state import opened
-from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.api.client import ApiClient
@@ -84,12 +83,7 @@ def run(
         raise UsageError(f"--to: {e}") from e
     with (
         target(options, output, local=False) as api,
-        opened(
-            state_dir=api.state_dir,
-            state_url=options.state_url,
-            api_url=api.api_url,
-            key=api.api_key,
-        ) as state,
+        state_of(options, api) as state,
     ):
         run_id, outcome = asyncio.run(_download(api, state, destination, results_options, output))
     return _show(run_id, outcome, output, results_options)
@@ -167,11 +161,11 @@ async def _run(client: ApiClient, collection_id: str, ro: ResultsOptions) -> Run
 async def _drain(
     client: ApiClient, state: StateStore, run: Run, dest: Destination, name: str, output: Output
 ) -> DrainOutcome:
+    from sprunner.results.delivered import spool_dir_of, sweep
     from sprunner.results.drain import Drain, DrainTarget
     from sprunner.results.journal import CurrentSlot, Entry
     from sprunner.results.layout import result_paths
     from sprunner.results.times import format_time, utc_text
-    from sprunner.runs.resultsfile import spool_dir_of, sweep
 
     paths = result_paths(
         dest.to, collection=name, run_id=run.run_id, started=run.created_at, format=dest.format

@@ -1,9 +1,9 @@
 """`sprunner retry REPORT.json`: re-run the failed jobs an earlier report lists (SPEC §8).
 
-The report is read like any input (`sprunner.reportfile`: a regular file, capped, schema
+The report is read like any input (`sprunner.report.readback`: a regular file, capped, schema
 checked) and names each collection's job file; those files are loaded (nothing is sent
 before they load cleanly) to find the requests of the failed jobs, by the keyed
-fingerprints the report gives them (`runs/rerun.py`): a report that cannot be matched
+fingerprints the report gives them (`retry/rerun.py`): a report that cannot be matched
 exactly is refused, exit 2, before anything is sent. Each collection with
 something to re-run gets one run of its companion `<name>.retry`, all concurrently, under
 the state's lock and `--max-credits`; the runs are waited for and a new report is
@@ -14,7 +14,7 @@ the whole-state lock (one retry at a time) and each collection's own lock, as `a
 takes them (`StateStore.try_lock`): a retry and an apply never work on one collection at
 once, while the other collections go on.
 
-It is operated like `apply` (SPEC §9, `sprunner.operate`): the lock first (exit 4 sends and
+It is operated like `apply` (SPEC §9, `sprunner.report.operate`): the lock first (exit 4 sends and
 writes nothing), an id on every line, `--metrics` and `--ping`. A companion run that
 retries the latest recorded run of a collection updates that collection's verdict.
 """
@@ -29,20 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sprunner import report as reports
+from sprunner.apply.interruption import Interruption
+from sprunner.apply.session import Target, exclusive, read_api_key, state_of, target
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_OK, StateError, UsageError, exit_code_for
-from sprunner.interruption import Interruption
-from sprunner.operate import Operation, Operations, operated
-from sprunner.outcome import ApplyOutcome, CollectionOutcome
-from sprunner.reportfile import job_files, read_report
-from sprunner.session import Target, exclusive, read_api_key, target
+from sprunner.output.ui import Output
+from sprunner.report import document as reports
+from sprunner.report.operate import Operation, Operations, operated
+from sprunner.report.outcome import ApplyOutcome, CollectionOutcome
+from sprunner.report.readback import job_files, read_report
 from sprunner.settings import DEFAULT_PARALLEL, GlobalOptions, Selection
-from sprunner.state import StateStore, opened
-from sprunner.ui import Output
+from sprunner.state import StateStore
 
 if TYPE_CHECKING:
-    from sprunner.runs.rerun import Rerun
+    from sprunner.retry.rerun import Rerun
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ def _prepared(
     *,
     dry_run: bool,
 ) -> tuple[Mapping[str, Any], list[Rerun]]:
-    from sprunner.fingerprints import RequestFingerprints
-    from sprunner.runs import rerun
+    from sprunner.report.fingerprints import RequestFingerprints
+    from sprunner.retry import rerun
 
     document = read_report(report_path)
     files = job_files(document, report_path)
@@ -129,7 +129,7 @@ def _retried(
     op: Operation,
 ) -> ApplyOutcome:
     started_at = op.started_at
-    # As for apply (sprunner/interruption.py): a signal from the lock to the report stops
+    # As for apply (sprunner/apply/interruption.py): a signal from the lock to the report stops
     # the waiting, and the report says so; the next `sprunner retry` adopts the runs.
     with Interruption().installed() as interruption:
         with target(options, output, local=False) as api:
@@ -137,13 +137,8 @@ def _retried(
                 output.warn(
                     f"the report is of {document['api_url']}; retrying against {api.api_url}"
                 )
-            with opened(
-                state_dir=api.state_dir,
-                state_url=options.state_url,
-                api_url=api.api_url,
-                key=api.api_key,
-                lock=False,  # held since the start (`exclusive`)
-            ) as state:
+            # The lock is held since the start (`exclusive`).
+            with state_of(options, api, lock=False) as state:
                 work = _Work(reruns, api, state, options, output, retry_options, op)
                 outcomes = asyncio.run(_interruptible(work, interruption))
         outcome = ApplyOutcome(
@@ -157,7 +152,7 @@ def _retried(
         if retry_options.report is not None:
             reports.write_report(outcome, retry_options.report, output.redactor)
         if retry_options.junit is not None:
-            from sprunner.junit import write_junit
+            from sprunner.report.junit import write_junit
 
             write_junit(outcome, retry_options.junit, redactor=output.redactor)
         output.apply_result(outcome)
@@ -178,7 +173,7 @@ class _Work:
 async def _interruptible(work: _Work, interruption: Interruption) -> tuple[CollectionOutcome, ...]:
     """The companion runs, stopped by the first signal: then each collection not done is
     reported as interrupted, its run left recorded for the next `sprunner retry`."""
-    from sprunner.runs import rerun
+    from sprunner.retry import rerun
 
     done: dict[str, CollectionOutcome] = {}
     main = asyncio.current_task()
@@ -217,7 +212,8 @@ async def _execute(
     as it is known (what a partial report after a signal shows)."""
     from sprunner.api.client import ApiClient
     from sprunner.api.errors import ApiError, ApiUnusableError
-    from sprunner.runs import rerun, retry
+    from sprunner.apply.context import ApplyContext
+    from sprunner.retry import rerun
     from sprunner.runs.ledger import CreditBrake
 
     api, state, options, output = work.api, work.state, work.options, work.output
@@ -229,14 +225,9 @@ async def _execute(
         backoff=options.retries.api,
         on_call=work.op.on_call,
     ) as client:
-        context = retry.Context(
-            client,
-            state,
-            work.op.apply_id,
-            CreditBrake(retry_options.max_credits, 0),
-            options.retries.write,
-            log=output.info,
-            warn=output.warn,
+        brake = CreditBrake(retry_options.max_credits, 0)
+        context = ApplyContext(
+            client, state, work.op.apply_id, output, brake, backoff=options.retries.write
         )
 
         async def one(item: Rerun) -> CollectionOutcome:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sprunner.ui import Output
+from sprunner.output.ui import Output
 
 
 def run(
@@ -13,7 +13,7 @@ def run(
     which: Literal["jobfile", "report"] | str = "jobfile",
     markdown: bool = False,
 ) -> int:
-    from sprunner.schemafiles import schema_text
+    from sprunner.util.schemafiles import schema_text
 
     text = schema_text("report" if which == "report" else "jobfile")
     if markdown:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from sprunner.errors import EXIT_OK, UsageError
+from sprunner.output.ui import Output
 from sprunner.settings import GlobalOptions
 from sprunner.state import opened
 from sprunner.state.export import dumps, parse_document
-from sprunner.ui import Output
 
 
 def export(*, options: GlobalOptions, output: Output, to: Path | None) -> int:
@@ -30,7 +30,7 @@ def export(*, options: GlobalOptions, output: Output, to: Path | None) -> int:
     if to is None:
         output.out(text.rstrip("\n"))
     else:
-        from sprunner.atomic import write_atomically
+        from sprunner.util.atomic import write_atomically
 
         try:
             write_atomically(to, text)

@@ -4,7 +4,7 @@ No write and no lock: the state is read (never created), and the API is only lis
 status is safe to run while an apply holds the lock. On a terminal the table is laid out
 by rich, health in colour, with a sparkline of the success ratio of the last runs; not
 on a terminal it is plain text; `--json` is for scripts. Each
-collection's health is its latest verdict (`sprunner.verdict`), as apply judges it.
+collection's health is its latest verdict (`sprunner.runs.verdict`), as apply judges it.
 
 Exit codes: 0, or 1 when the API could not tell about a collection (or it is present more
 than once remotely); 3 when the API cannot be used at all (the list call fails).
@@ -17,18 +17,17 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from sprunner.apply.session import Target, state_of, target
 from sprunner.commands.common import load_jobs
 from sprunner.errors import EXIT_FAILED, EXIT_OK
-from sprunner.session import Target, target
+from sprunner.output.ui import Output
+from sprunner.report.health import DEFAULT_RUNS
 from sprunner.settings import GlobalOptions, Selection
-from sprunner.state import opened
-from sprunner.status import DEFAULT_RUNS
-from sprunner.ui import Output
 
 if TYPE_CHECKING:
     from sprunner.jobfile.model import DesiredCollection
+    from sprunner.report.health import CollectionStatus, Fingerprint, Recorded
     from sprunner.state import StateStore
-    from sprunner.status import CollectionStatus, Fingerprint, Recorded
 
 
 def run(
@@ -39,20 +38,13 @@ def run(
     as_json: bool = False,
     runs: int = DEFAULT_RUNS,
 ) -> int:
-    from sprunner import statusview
+    from sprunner.output import statusview
 
     loaded = load_jobs(selection, output)
     now = time.time()
     with (
         target(options, output, local=False) as api,
-        opened(
-            state_dir=api.state_dir,
-            state_url=options.state_url,
-            api_url=api.api_url,
-            key=api.api_key,
-            lock=False,
-            persist=False,
-        ) as state,
+        state_of(options, api, lock=False, persist=False) as state,
     ):
         recorded = _recorded(state, loaded.collections)
         statuses = asyncio.run(
@@ -71,9 +63,9 @@ def run(
 def _recorded(state: StateStore, collections: tuple[DesiredCollection, ...]) -> dict[str, Recorded]:
     """What the state knows of each collection: its entry, its latest verdict, and whether
     its content changed since its last started run (apply's `when: changed` rule)."""
-    from sprunner import verdict
+    from sprunner.report.health import Recorded
+    from sprunner.runs import verdict
     from sprunner.state.lifecycle import change_pending
-    from sprunner.status import Recorded
 
     return {
         c.name: Recorded(state.get(c.name), verdict.read(state, c.name), change_pending(state, c))
@@ -90,7 +82,7 @@ async def _gather(
     fingerprint: Fingerprint,
 ) -> tuple[CollectionStatus, ...]:
     from sprunner.api.client import ApiClient
-    from sprunner.status import gather
+    from sprunner.report.health import gather
 
     async with ApiClient(base_url=api.api_url, api_key=api.api_key) as client:
         return await gather(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sprunner.errors import EXIT_INVALID, JobFileError, Problem
+from sprunner.output.ui import Output
 from sprunner.settings import Selection
-from sprunner.ui import Output
 
 
 def _plural(count: int, word: str) -> str:

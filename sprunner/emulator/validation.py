@@ -11,9 +11,9 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from sprunner.canonical import canonical_json
 from sprunner.emulator.model import EngineError
-from sprunner.schemafiles import request_enums
+from sprunner.util.canonical import canonical_json
+from sprunner.util.schemafiles import request_enums
 
 REQUEST_FIELDS = frozenset(
     {

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sprunner.jobfile.quote import got
-from sprunner.schemafiles import request_enums
+from sprunner.util.schemafiles import request_enums
 
 _URL = re.compile(
     r"https?://(?:[^/?#@\s]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^/?#@\s:\[\]]+)(?::\d*)?(?:[/?#]\S*)?\Z",

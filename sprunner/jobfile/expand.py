@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sprunner.canonical import canonical_json
 from sprunner.errors import Problem
 from sprunner.jobfile.checks import CHECKS, RENDERED_CHECKS, RENDERED_ENUMS
 from sprunner.jobfile.dedup import Dedup
@@ -35,6 +34,7 @@ from sprunner.jobfile.templates import (
     TemplateProblem,
     as_loop_values,
 )
+from sprunner.util.canonical import canonical_json
 
 __all__ = ["RENDERED_ENUMS", "CollectionExpander", "Expansion"]  # the enums: for the tests
 

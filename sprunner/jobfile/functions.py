@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sprunner.jobfile.masking import SECRET_MASK
-from sprunner.redact import MIN_SECRET_LENGTH
+from sprunner.util.redact import MIN_SECRET_LENGTH
 
 ITER_LIMIT = 10_000_000  # a lazy sequence longer than this is never listed
 MAX_LINES_BYTES = 50 * 1024 * 1024

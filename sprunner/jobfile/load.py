@@ -18,7 +18,7 @@ from sprunner.errors import JobFileError, Problem, UsageError
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.jobfile.parallel import read_files
 from sprunner.jobfile.reader import FileRead, FileReader, JobFile, Where
-from sprunner.select import select, shard
+from sprunner.jobfile.selection import select, shard
 from sprunner.settings import Selection
 
 __all__ = ["JobFile", "Loaded", "discover", "load"]

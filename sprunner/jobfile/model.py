@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from sprunner.canonical import canonical_json
+from sprunner.util.canonical import canonical_json
 
 if TYPE_CHECKING:
     from sprunner.jobfile.identify import RequestIndex
@@ -174,7 +174,7 @@ class DesiredCollection:
 
         None when the collection has no secret-bearing value (the echo is shown as it
         is), or when the job is no request or several (then the echo goes through the
-        redactor's search, `sprunner.redact`); several requests with one display form
+        redactor's search, `sprunner.util.redact`); several requests with one display form
         are shown by it.
         """
         if not self.masked:

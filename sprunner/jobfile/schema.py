@@ -22,7 +22,7 @@ from typing import Any
 from sprunner.errors import Problem
 from sprunner.jobfile.quote import got
 from sprunner.jobfile.yamlload import Mark, PMap, PSeq, format_path
-from sprunner.schemafiles import request_enums, schema_text
+from sprunner.util.schemafiles import request_enums, schema_text
 
 _TRUE_END = r"(?![\s\S])"  # the end of the text in both ECMA and Python regex
 _TYPE_NAMES = {

@@ -32,12 +32,12 @@ from typing import Any, Literal
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, NotFoundError
-from sprunner.backoff import WRITE_BACKOFF, Backoff, send_then_look
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile.plan import PlannedCollection
 from sprunner.reconcile.scope import where
 from sprunner.state import StateStore as State
 from sprunner.state import lifecycle
+from sprunner.util.backoff import WRITE_BACKOFF, Backoff, send_then_look
 
 # Creates answered with a replay of a deleted collection, at most, before giving up on keys
 # (each one moves the generation on).

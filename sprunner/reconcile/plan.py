@@ -27,13 +27,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sprunner.actions import Action
 from sprunner.api.models import CollectionRef
 from sprunner.jobfile.model import DesiredCollection
+from sprunner.reconcile.actions import Action
 from sprunner.reconcile.scope import covers
 from sprunner.state import Entry, Hasher
 
-RETRY_SUFFIX = ".retry"  # the companion's name is its parent's plus this (runs/companion.py)
+RETRY_SUFFIX = ".retry"  # the companion's name is its parent's plus this (retry/companion.py)
 
 
 @dataclass(frozen=True)

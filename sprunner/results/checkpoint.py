@@ -152,6 +152,17 @@ class DrainCheckpoint:
         }
 
     @classmethod
+    def read(cls, value: Any) -> DrainCheckpoint | None:
+        """A checkpoint as the state keeps it, or None when it is none this version reads
+        (not a mapping, another version or format): what the journal and the retries use."""
+        if not isinstance(value, Mapping):
+            return None
+        try:
+            return cls.from_json(value)
+        except ValueError:
+            return None
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DrainCheckpoint:
         """Read a journaled checkpoint; ValueError when it is not one this version reads."""
         version = data.get("version")

@@ -84,13 +84,9 @@ class DrainOutcome:
     failed_jobs: tuple[FailedJobRow, ...]
 
     def report(self) -> dict[str, Any]:
-        return {
-            "to": self.to,
-            "lines": self.lines,
-            "bytes": self.bytes,
-            "expired": self.expired,
-            "missing": self.missing,
-        }
+        from sprunner.results.delivered import reported
+
+        return reported(self)
 
 
 def _finished(run: RunProgress) -> int:

@@ -2,7 +2,7 @@
 
 Kinds, per collection name (`StateStore.get_blob/put_blob`):
 - `results`: the collection's current drain: `{checkpoint, report, held}`. `held`: drained
-  whole, its file waiting for the retries' fold (`runs/retryresults.py`); `report`: what
+  whole, its file waiting for the retries' fold (`retry/results.py`); `report`: what
   the report shows once published.
 - `results.retry`: the staged drains of the current run's retry runs.
 - `results.pending`: `{run_id: entry}`, drains a newer run displaced before they were
@@ -44,7 +44,7 @@ class Entry:
     checkpoint: DrainCheckpoint
     report: Mapping[str, Any] | None = None
     held: bool = False
-    staged: Mapping[str, Any] | None = None  # a displaced held drain: its retries' stages
+    staged: Mapping[str, Any] | None = None  # a displaced drain: its retries' stages
 
     @property
     def finished(self) -> bool:
@@ -59,11 +59,10 @@ class Entry:
 
     @classmethod
     def from_json(cls, value: Any) -> Entry | None:
-        if not isinstance(value, Mapping) or not isinstance(value.get("checkpoint"), Mapping):
-            return None
-        try:
-            checkpoint = DrainCheckpoint.from_json(value["checkpoint"])
-        except ValueError:
+        checkpoint = (
+            DrainCheckpoint.read(value.get("checkpoint")) if isinstance(value, Mapping) else None
+        )
+        if checkpoint is None:
             return None
         report, staged = value.get("report"), value.get("staged")
         return cls(
@@ -124,11 +123,12 @@ def _pending_map(blobs: Blobs, name: str) -> dict[str, Any]:
 def displace(
     blobs: Blobs, name: str, entry: Entry, *, retry_runs: Mapping[int, str] | None = None
 ) -> None:
-    """Keep an unfinished drain that a newer run's drain is about to replace. A held one
-    takes its retries' stages along, and every retry run its ledger knows (`retry_runs`:
-    attempt -> run id, from the caller) that has no stage yet, so that its fold can still
-    drain them: the stages and the ledger are about to be the newer run's."""
-    if entry.held and entry.staged is None:
+    """Keep an unfinished drain that a newer run's drain is about to replace. It takes its
+    retries' stages along, and every retry run its ledger knows (`retry_runs`: attempt ->
+    run id, from the caller) that has no stage yet, so that its fold can still drain
+    them: the stages and the ledger are about to be the newer run's. A drain that failed
+    before its retries (not held) takes them too: its fold follows once it is drained."""
+    if entry.staged is None and (entry.held or retry_runs):
         staged = blobs.get_blob(name, STAGED)
         run_id = entry.checkpoint.run_id
         ours = isinstance(staged, Mapping) and staged.get("parent_run") == run_id
@@ -136,7 +136,10 @@ def displace(
         for attempt, retry_run in (retry_runs or {}).items():
             attempts.setdefault(str(attempt), {"run_id": retry_run, "settled": False})
         entry = Entry(
-            entry.checkpoint, entry.report, True, {"parent_run": run_id, "attempts": attempts}
+            entry.checkpoint,
+            entry.report,
+            entry.held,
+            {"parent_run": run_id, "attempts": attempts},
         )
     PendingSlot(blobs, name, entry.checkpoint.run_id).save(entry)
 

@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sprunner.killpoints import reached
 from sprunner.results.errors import ResultsError, io_boundary
 from sprunner.results.layout import HIDDEN, ResultPaths
 from sprunner.results.storage import Destination, resolve
+from sprunner.util.killpoints import reached
 
 _HASH_CHUNK = 1 << 20
 
@@ -144,7 +144,7 @@ def complete(
 
 def _place(dest: Destination, built: Path) -> None:
     if dest.local:
-        from sprunner.atomic import replace_durably
+        from sprunner.util.atomic import replace_durably
 
         Path(dest.path).parent.mkdir(parents=True, exist_ok=True)
         replace_durably(built, dest.path)
@@ -169,7 +169,7 @@ def _write_manifest(publication: Publication, storage_options: Mapping[str, Any]
     text = json.dumps(dict(publication.document), indent=2, sort_keys=True) + "\n"
     target = resolve(publication.manifest, storage_options)
     if target.local:
-        from sprunner.atomic import write_atomically
+        from sprunner.util.atomic import write_atomically
 
         write_atomically(Path(target.path), text)
     else:
@@ -192,6 +192,53 @@ def stage_files(paths: ResultPaths) -> list[Path]:
     return [
         p for p in entries if p.name.startswith(prefixes) and p.name.endswith((".part", ".build"))
     ]
+
+
+@dataclass(frozen=True)
+class Strays:
+    """One run's staging files that no entry of the state knows."""
+
+    run: str  # as its file names spell it
+    files: tuple[Path, ...]
+    published: bool  # its data file is in place: only the removal of its stages was missed
+
+
+def stray_stages(to: str, collection: str, known: Iterable[str]) -> list[Strays]:
+    """The local staging files under `to` of `collection`'s runs not in `known` (run
+    ids), by the run their name starts with: stages no entry of the state can finish any
+    more (the state was deleted after a drain failed), or left by a kill between a
+    publication and the removal of its stages."""
+    from sprunner.results.layout import safe_segment
+
+    dest = resolve(to)
+    if not dest.local:
+        return []  # an object store's stages are in the state directory's spool
+    base = Path(dest.path) / f"collection={safe_segment(collection)}"
+    ours = {safe_segment(run_id, file=True) for run_id in known}
+    found: dict[tuple[Path, str], list[Path]] = {}
+    try:
+        files = [p for p in base.glob("date=*/*") if p.name.endswith((".part", ".build"))]
+    except OSError:
+        return []
+    for path in files:
+        name = path.name[len(HIDDEN) :] if path.name.startswith(HIDDEN) else path.name
+        run = name.split(".", 1)[0]
+        if run not in ours:
+            found.setdefault((path.parent, run), []).append(path)
+    return [
+        Strays(run, tuple(sorted(paths)), _published(folder, run))
+        for (folder, run), paths in sorted(found.items())
+    ]
+
+
+def _published(folder: Path, run: str) -> bool:
+    """Whether the data file of `run` is in `folder` (a name that is not a stage's)."""
+    with contextlib.suppress(OSError):
+        for path in folder.iterdir():
+            staged = path.name.endswith((".part", ".build"))
+            if path.name.startswith(f"{run}.") and not staged:
+                return True
+    return False
 
 
 def remove(files: Iterable[Path]) -> None:

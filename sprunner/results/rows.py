@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sprunner import redact
+from sprunner.util import redact
 
 
 class Masks(Protocol):
@@ -24,7 +24,7 @@ def mask_row(row: dict[str, Any], masks: Masks | None) -> None:
     the job is (matched by `jobfile.identify`, whatever the API echoed), so that no env()
     value reaches a results file. Every run of a collection is masked alike, so the rows
     of its retries still match. What is not sprunner's render (an echo matching no
-    request, the job's message) goes through the redactor's search (`sprunner.redact`)."""
+    request, the job's message) goes through the redactor's search (`sprunner.util.redact`)."""
     url, custom_id = row.get("url"), row.get("custom_id")
     shown = masks.shown_job(url, custom_id) if masks is not None and isinstance(url, str) else None
     if shown is not None:

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sprunner.killpoints import reached
 from sprunner.results.encoding import encode_row, optional
 from sprunner.results.errors import ResultsError, ResumeImpossibleError, io_boundary
 from sprunner.results.layout import ResultPaths
@@ -52,6 +51,7 @@ from sprunner.results.publication import (
     remove,
 )
 from sprunner.results.storage import Destination, require_pyarrow, resolve
+from sprunner.util.killpoints import reached
 
 FLUSH_BYTES = 4 << 20
 # Level 1 keeps compression well above the drain's network rate (bench_results_write.py)
@@ -157,7 +157,7 @@ class ResultWriter:
         self.part.parent.mkdir(parents=True, exist_ok=True)
         if resume is None or (resume.bytes == 0 and not self.part.exists()):
             handle: IO[bytes] = open(self.part, "wb")  # noqa: SIM115 - closed by close()
-            from sprunner.atomic import fsync_directory
+            from sprunner.util.atomic import fsync_directory
 
             # The name must survive a power cut as long as the state relies on the file.
             fsync_directory(self.part.parent)

@@ -1,7 +1,7 @@
 """Whether a collection runs in this apply: `when`, `schedule` and `--max-credits`.
 
 Pure functions of plain values; the overlap rule needs the remote side and lives in
-`runs/starter.py`.
+`runs/start.py`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ collection at the end of its way through an apply (the lifecycle's "judged" step
 - `judge`: a completed run within `max_failed` or not, said in one log line. The line's
   level follows the *final* verdict: a run whose failed jobs are retried is logged at
   info (`run_completed`), and its verdict comes after the retries (`after_retries`).
-- `judged`: the latest verdict of a collection (`sprunner.verdict`). A run seen to its end
+- `judged`: the latest verdict of a collection (`sprunner.runs.verdict`). A run seen to its end
   here records its own; a collection this apply skipped keeps the one recorded before, and
   its health (a failed last run, or stale by `run.max_age`) is said with the reason why no
   run came now, in the words the plan, the report and `status` use.
@@ -16,17 +16,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sprunner import verdict
-from sprunner.credits import charged_for
-from sprunner.track import Finished, Judged
+from sprunner.apply.track import Finished, Judged
+from sprunner.runs import verdict
+from sprunner.runs.credits import charged_for
 
 if TYPE_CHECKING:
     from sprunner.api.models import Run
+    from sprunner.apply.track import Track
     from sprunner.jobfile.model import DesiredCollection
-    from sprunner.outcome import RunOutcome
-    from sprunner.track import Track
-    from sprunner.ui import Output
-    from sprunner.verdict import BlobStore
+    from sprunner.output.ui import Output
+    from sprunner.report.outcome import RunOutcome
+    from sprunner.runs.verdict import BlobStore
 
 
 def counts(success: int, total: int, failed: int, timeout: int) -> str:

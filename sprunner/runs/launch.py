@@ -12,37 +12,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sprunner.api.client import ApiClient
 from sprunner.api.errors import NotFoundError
-from sprunner.backoff import Backoff
+from sprunner.apply.context import ApplyContext
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
-from sprunner.runs import starter
-from sprunner.state import StateStore as State
+from sprunner.runs import start
 from sprunner.state import lifecycle
 
 
 @dataclass(frozen=True)
 class Launched:
-    started: starter.Started
+    started: start.Started
     recreated: str | None = None  # the new collection id when it was created again
 
 
 async def launch(
-    client: ApiClient,
-    state: State,
-    desired: DesiredCollection,
-    *,
-    collection_id: str,
-    fresh: bool,
-    apply_id: str,
-    backoff: Backoff,
+    ctx: ApplyContext, desired: DesiredCollection, *, collection_id: str, fresh: bool
 ) -> Launched:
-    name = desired.name
+    client, state, backoff, name = ctx.client, ctx.state, ctx.backoff, desired.name
     # Recorded with the pending start: the run is ours, with this content (`when: changed`).
     content = state.fingerprint_of(desired)
     try:
-        started = await starter.start(
+        started = await start.start(
             client,
             state,
             name=name,
@@ -55,9 +46,9 @@ async def launch(
     except NotFoundError:
         lifecycle.forgotten(state, name)
     applied = await execute.create(
-        client, state, desired, apply_id=apply_id, backoff=backoff, gone=collection_id
+        client, state, desired, apply_id=ctx.apply_id, backoff=backoff, gone=collection_id
     )
-    started = await starter.start(
+    started = await start.start(
         client,
         state,
         name=name,

@@ -33,10 +33,10 @@ from typing import Any
 
 from sprunner.api.client import ApiClient
 from sprunner.api.models import CollectionRef
+from sprunner.apply.track import Track
 from sprunner.errors import StateError
 from sprunner.reconcile.plan import PlannedCollection, build_plan
 from sprunner.state import Entry, StateConnectionLost, StateStore
-from sprunner.track import Track
 
 # The blob kind of the mark "this apply did this collection's work" (apply id, host, pid).
 HANDLED = "handled"

@@ -97,7 +97,7 @@ class Hasher:
     def request_digest(self, request: Mapping[str, Any]) -> str:
         """`key:content`, both keyed; the key follows a request across edits (custom_id,
         else url), for the added / removed / changed counts of `plan`."""
-        from sprunner.canonical import canonical_json
+        from sprunner.util.canonical import canonical_json
 
         return self._request_digest(request, canonical_json(request))
 

@@ -13,13 +13,13 @@
 |                 | `started_fingerprint` = that content          | `run_joined`, `run_seen`     |
 | run finished    | `inflight` cleared (the counts: the report)   | `run_finished`, `run_held`   |
 | results drained | values `results` (the drain's checkpoint),    | results/journal.py (kinds),  |
-|                 | `results.retry`, `results.pending`            | runs/delivery.py             |
-| retried         | value `retry` / `retry.command` (the ledger), | runs/retry.py, retryledger   |
+|                 | `results.retry`, `results.pending`            | results/delivery.py          |
+| retried         | value `retry` / `retry.command` (the ledger), | retry/loop.py, retry/ledger  |
 |                 | the companion `<name>.retry`'s own entry      |                              |
-| published       | value `results`, its checkpoint's publication | runs/delivery.py,            |
+| published       | value `results`, its checkpoint's publication | results/delivery.py,         |
 |                 |                                               | results/publication.py       |
-| judged          | value `verdict` (the latest verdict, after    | verdict.py (`record`, read   |
-|                 | the retries)                                  | by every health signal)      |
+| judged          | value `verdict` (the latest verdict, after    | runs/verdict.py (`record`,   |
+|                 | the retries)                                  | read by each health signal)  |
 
 Every transition is one function here that commits; the values of the later states are
 written by their modules through `StateStore.put_blob` (durable before the file, manifest

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sprunner.atomic import fsync_directory
 from sprunner.errors import StateError
+from sprunner.util.atomic import fsync_directory
 
 SNAPSHOT, JOURNAL, APPLIED = "state.json", "journal.jsonl", "applied"
 RECORD_START = '{"api"'

@@ -27,10 +27,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sprunner.errors import StateError, UsageError
-from sprunner.redact import url_without_password
 from sprunner.state import schema
 from sprunner.state.model import LockHolder
 from sprunner.state.store import StateConnectionLost, StateStore
+from sprunner.util.redact import url_without_password
 
 if TYPE_CHECKING:
     from types import ModuleType

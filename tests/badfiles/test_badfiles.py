@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 
 HERE = Path(__file__).parent
 EXPECTED = {

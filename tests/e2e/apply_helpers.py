@@ -11,9 +11,9 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from sprunner.backoff import API_BACKOFF, WRITE_BACKOFF, Retries
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 from sprunner.emulator.server import EmulatorHandle
+from sprunner.util.backoff import API_BACKOFF, WRITE_BACKOFF, Retries
 
 # The same retries and look-ups as in production, with a tenth of the waiting.
 QUICK_RETRIES = Retries(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sprunner.apply.track import CUT_SHORT
 from sprunner.emulator.server import running_emulator
-from sprunner.track import CUT_SHORT
 from tests.e2e.apply_helpers import Sprunner, write_job
 
 TWO = """
@@ -324,7 +324,7 @@ def test_exit_3_when_unreachable(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     from click.testing import CliRunner
 
-    from sprunner.cli import cli
+    from sprunner.cli.app import cli
 
     result = CliRunner().invoke(
         cli,

@@ -26,9 +26,9 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from sprunner.backoff import API_BACKOFF, WRITE_BACKOFF, Retries
 from sprunner.emulator.server import running_emulator
 from sprunner.errors import EXIT_CRASH
+from sprunner.util.backoff import API_BACKOFF, WRITE_BACKOFF, Retries
 from tests.e2e.apply_helpers import Sprunner, write_job
 from tests.e2e.fuzzproxy import MUTATIONS, FuzzProxy, Mutation
 

@@ -30,7 +30,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from click.testing import CliRunner, Result
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 
 TIME_BOUND = 5.0  # seconds for any one hostile file
 MEMORY_BOUND = 64 * 1024 * 1024  # bytes of Python allocations at the peak

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 from sprunner.emulator.server import EmulatorHandle, running_emulator
 from sprunner.errors import EXIT_INVALID
 from tests.e2e.apply_helpers import check_report, write_job

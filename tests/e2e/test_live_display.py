@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.terminal import run_in_pty, screen
 from sprunner.emulator.server import running_emulator
-from sprunner.liveview import REFRESH_S, ROWS
+from sprunner.output.liveview import REFRESH_S, ROWS
 
 COLLECTIONS = 40
 

@@ -68,7 +68,7 @@ def test_a_command_stopped_at_the_lock_pings_writes_and_sends_nothing(
 def test_local_applies_take_the_lock_of_their_own_state(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from sprunner.cli import cli
+    from sprunner.cli.app import cli
 
     state = tmp_path / "state"
     job = write_job(

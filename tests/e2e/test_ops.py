@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from sprunner import __version__
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 from sprunner.emulator.server import running_emulator
 from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, check_report, write_job
 from tests.monitor import Monitor

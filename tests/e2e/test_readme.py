@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.terminal import run_in_pty, screen
 from sprunner.emulator.server import EmulatorHandle, running_emulator
-from sprunner.logfmt import EVENTS
+from sprunner.output.logfmt import EVENTS
 from tests.readme import (
     DEMO_URL,
     README,

@@ -131,7 +131,7 @@ def test_the_readme_duckdb_query_reads_the_hive_layout(
 def test_results_completes_the_file_of_a_run_apply_stopped_waiting_for(
     sprunner: Sprunner, tmp_path: Path
 ) -> None:
-    from sprunner.runs.delivery import BLOB_KIND
+    from sprunner.results.delivery import BLOB_KIND
     from sprunner.state import State
     from tests.e2e.emulator_helpers import http, wait_done
 

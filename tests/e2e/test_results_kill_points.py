@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from sprunner.killpoints import ENV
+from sprunner.util.killpoints import ENV
 from tests.e2e.apply_helpers import Sprunner, write_job
 from tests.e2e.results_helpers import data_file, leftovers, manifest_of, read_rows
 from tests.e2e.retry_helpers import FLAKY, runs_of, sprunner
@@ -141,3 +141,30 @@ def test_a_kill_at_any_step_of_a_retried_publication_is_rolled_forward(
 
 def test_no_kill_point_is_armed_by_default() -> None:
     assert ENV not in os.environ
+
+
+def test_an_apply_that_runs_nothing_after_a_kill_leaves_the_run_in_flight_to_its_adoption(
+    sprunner: Sprunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed with the first run drained and its retries to come: `apply --no-run` adopts
+    nothing, so the run's unpublished rows are not "pending" (it is still going, and its
+    adoption publishes them): it exits 0; the next apply adopts the run and publishes."""
+    out = tmp_path / "results"
+    job = write_job(
+        tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
+    )
+    killed_at(sprunner, job, "retry.phase", monkeypatch)
+    [parent] = runs_of(sprunner, "shop")
+
+    result, report = sprunner.apply(job, "--no-run")
+    assert result.exit_code == 0, result.output
+    assert "results_pending" not in report["collections"][0], report
+    assert "still pending" not in result.output
+
+    result, report = sprunner.apply(job)
+    assert result.exit_code == 0, result.output
+    assert report["collections"][0]["run"]["run_id"] == parent
+    rows = check_published(out, parent, report["collections"][0]["run"], "jsonl.gz")
+    assert sorted((r["url"].rsplit("/", 1)[1], r["attempts"]) for r in rows) == [
+        ("flaky", 2), ("flaky2", 3), ("ok", 1)
+    ]  # fmt: skip

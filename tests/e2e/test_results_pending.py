@@ -58,6 +58,26 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def refuse_listing(emulator: Any, hostile: Any, collection: str) -> None:
+    """The drain's listing (with bodies) of `collection`'s runs refused for good, not the
+    failed jobs' listing."""
+    from tests.e2e.hostile import CID, PREFIX, RID, Rule, json_answer
+
+    def of_collection(call: Any) -> bool:
+        stored = emulator.engine.collections.get(call["cid"])
+        named = stored is not None and stored.name == collection
+        return named and "include_results=true" in call.query
+
+    hostile.rules.append(
+        Rule(
+            "GET",
+            f"{PREFIX}/{CID}/runs/{RID}/jobs",
+            lambda call: json_answer(400, '{"detail": "listing refused"}'),
+            when=of_collection,
+        )
+    )
+
+
 def grow(mount: Path) -> None:
     subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
 
@@ -121,34 +141,22 @@ def test_rows_a_full_disk_refused_are_written_by_the_next_apply_with_room(
     assert leftovers(small_disk) == []
 
 
-def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_apply(
-    tmp_path: Path,
+@pytest.mark.parametrize(("refused", "held"), [("shop.retry", True), ("shop", False)])
+def test_a_retried_run_whose_rows_could_not_be_read_is_folded_by_the_next_apply(
+    tmp_path: Path, refused: str, held: bool
 ) -> None:
-    """The drain's listing of the retry runs fails for good during the apply: the run's one
-    file cannot be folded, and stays pending (held); the next apply, which runs nothing,
-    drains the retry runs the ledger knows and publishes the file with each request's
-    final outcome."""
-    from tests.e2e.hostile import CID, PREFIX, RID, Hostile, Rule, json_answer
+    """The drain's listing of the retry runs (or of the first run) fails for good during
+    the apply: the run's one file cannot be folded, and stays pending; the next apply,
+    which runs nothing, drains the first run and the retry runs the ledger knows, and
+    publishes the file with each request's final outcome, never the first run's failure
+    with `attempts 1`."""
+    from tests.e2e.hostile import Hostile
     from tests.e2e.retry_helpers import FLAKY, runs_of
 
     out = tmp_path / "results"
     hostile = Hostile()
     with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
-
-        def of_retries(call: Any) -> bool:
-            """The drain's listing of a retry run (with bodies), not the failed jobs'."""
-            stored = emulator.engine.collections.get(call["cid"])
-            named = stored is not None and stored.name == "shop.retry"
-            return named and "include_results=true" in call.query
-
-        hostile.rules.append(
-            Rule(
-                "GET",
-                f"{PREFIX}/{CID}/runs/{RID}/jobs",
-                lambda call: json_answer(400, '{"detail": "listing refused"}'),
-                when=of_retries,
-            )
-        )
+        refuse_listing(emulator, hostile, refused)
         sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
         job = write_job(
             tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
@@ -157,7 +165,8 @@ def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_
         assert result.exit_code == 1, result.output
         shop = report["collections"][0]
         [parent] = runs_of(sprunner, "shop")
-        assert [(p["run_id"], p["held"]) for p in shop["results_pending"]] == [(parent, True)]
+        assert len(runs_of(sprunner, "shop.retry")) == 2, "the retries ran"
+        assert [(p["run_id"], p["held"]) for p in shop["results_pending"]] == [(parent, held)]
         assert not list(out.rglob("*.jsonl.gz")), "nothing published of the first run alone"
 
         hostile.rules.clear()
@@ -165,6 +174,81 @@ def test_a_retried_run_whose_retry_rows_could_not_be_read_is_folded_by_the_next_
         assert result.exit_code == 0, result.output
         assert [c["run_id"] for c in report["collections"][0]["results_caught_up"]] == [parent]
         assert runs_of(sprunner, "shop") == [parent] and len(runs_of(sprunner, "shop.retry")) == 2
+    rows = read_rows(data_file(out, "shop", parent))
+    assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
+        ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
+    ]  # fmt: skip
+    assert leftovers(tmp_path) == []
+
+
+def test_staged_rows_whose_state_was_deleted_are_removed_and_said(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """The state that knew the pending rows is deleted: nothing can finish them, so the next
+    apply removes their `.part` files, and says so (their rows are lost), never leaving
+    them beside the data for a reader to trip on."""
+    import shutil
+
+    out = small_disk / "results"
+    text = JOB.format(collections=COLLECTION.format(name="alpha", n=N, to=out))
+    with running_emulator(mode="simulate", run_seconds=0.5) as emulator:
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(tmp_path, text)
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        [lost] = report["collections"][0]["results_pending"]
+        assert leftovers(small_disk), "the full disk left staged rows"
+
+        shutil.rmtree(sprunner.state_dir)
+        grow(small_disk)
+        result, report = sprunner.apply(job)
+    assert result.exit_code == 0, result.output
+    assert f"removed the staged rows of run {lost['run_id']}" in result.output
+    assert leftovers(small_disk) == []
+    [published] = [p for p in out.rglob("*.jsonl") if not p.name.startswith("_")]
+    assert len(read_rows(published)) == N, "the new run's file is whole"
+
+
+def test_a_retry_run_adopted_after_a_kill_is_noted_so_a_later_fold_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between a retry run's start and its record: the next apply adopts that run
+    and notes it in the ledger, so that when that apply cannot fold the file (the retry
+    runs' listing refused), the apply after it folds every retry run, and each request's
+    row says its final outcome (it published the first retry's fix as `failed`)."""
+    import signal
+
+    from sprunner.util.killpoints import ENV
+    from tests.e2e.hostile import Hostile
+    from tests.e2e.retry_helpers import FLAKY, runs_of
+    from tests.e2e.subprocess_helpers import Apply, wait_served
+
+    out = tmp_path / "results"
+    hostile = Hostile()
+    with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(
+            tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
+        )
+        monkeypatch.setenv(ENV, "run.posted:2")  # the first retry run's start
+        killed = Apply(sprunner, job)
+        monkeypatch.delenv(ENV)
+        assert killed.finish() == -signal.SIGKILL, killed.output
+        wait_served(sprunner)
+        [first_retry] = runs_of(sprunner, "shop.retry")
+
+        refuse_listing(emulator, hostile, "shop.retry")
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        run = report["collections"][0]["run"]
+        assert run["retries"][0]["run_id"] == first_retry, "adopted, not started again"
+        assert report["collections"][0]["results_pending"], "the fold could not be written"
+
+        hostile.rules.clear()
+        result, report = sprunner.apply(job, "--no-run")
+        assert result.exit_code == 0, result.output
+        [parent] = runs_of(sprunner, "shop")
+        assert [c["run_id"] for c in report["collections"][0]["results_caught_up"]] == [parent]
     rows = read_rows(data_file(out, "shop", parent))
     assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
         ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sprunner.emulator.server import running_emulator
-from sprunner.runs.delivery import BLOB_KIND
+from sprunner.results.delivery import BLOB_KIND
 from sprunner.state import RunRecord, State
 from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, write_job
 from tests.e2e.emulator_helpers import http, wait_done

@@ -85,7 +85,7 @@ def test_the_next_apply_waits_for_the_killed_retrys_run_before_it_retries(
 def test_a_killed_retrys_results_are_finished_by_the_next_retry_never_doubled(
     sprunner: Sprunner, tmp_path: Path
 ) -> None:
-    from sprunner.runs.delivery import BLOB_KIND
+    from sprunner.results.delivery import BLOB_KIND
     from sprunner.state import State
     from tests.e2e.results_helpers import data_file, leftovers, read_rows
 

@@ -19,7 +19,7 @@ import pytest
 
 from sprunner.emulator.echo import Echo
 from sprunner.emulator.server import running_emulator
-from sprunner.fingerprints import RequestFingerprints
+from sprunner.report.fingerprints import RequestFingerprints
 from tests.e2e.apply_helpers import QUICK_RETRIES, Sprunner, check_report, write_job
 
 # Two tokens: the emulator fails a URL that says "fail", so only the second request fails.

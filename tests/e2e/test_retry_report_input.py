@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sprunner import reportfile
+from sprunner.report import readback as reportfile
 from tests.e2e.apply_helpers import Sprunner, write_job
 from tests.e2e.retry_helpers import NO_RETRY, sprunner
 

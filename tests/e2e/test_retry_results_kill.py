@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sprunner.runs.retryresults import STAGED_KIND
+from sprunner.retry.results import STAGED_KIND
 from sprunner.state import State
 from tests.e2e.apply_helpers import Sprunner, write_job
 from tests.e2e.emulator_helpers import http, wait_done
@@ -102,7 +102,7 @@ def test_a_kill_after_the_final_file_was_published_does_not_write_it_again(
 ) -> None:
     """Killed after the fold's publish, before the retries were marked done: the next
     apply adopts the run and its retry runs, and reports the published file as journaled."""
-    from sprunner.runs import retryledger
+    from sprunner.retry import ledger as retryledger
     from sprunner.state import RunRecord
     from tests.e2e.retry_helpers import FLAKY
     from tests.e2e.test_retry_results import with_results

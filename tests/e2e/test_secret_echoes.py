@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 from sprunner.emulator.echo import QUOTINGS, TRANSFORMS, Echo
 from sprunner.emulator.server import EmulatorHandle, running_emulator
 from tests.e2e.apply_helpers import QUICK_RETRIES, check_report

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 from sprunner.emulator.server import EmulatorHandle, running_emulator
 from tests.e2e.apply_helpers import QUICK_RETRIES
 from tests.e2e.hostile import CID, PREFIX, RID, Answer, Call, Hostile, Rule

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sprunner.cli import cli
-from sprunner.redact import url_passwords, url_without_password
+from sprunner.cli.app import cli
+from sprunner.util.redact import url_passwords, url_without_password
 from tests.e2e.apply_helpers import write_job
 
 PASSWORD = "S3cret-DB-pa55"

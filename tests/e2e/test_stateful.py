@@ -63,10 +63,10 @@ from hypothesis.stateful import (
 )
 
 from sprunner.emulator.server import running_emulator
-from sprunner.killpoints import ENV as KILL_AT
 from sprunner.state import Entry
+from sprunner.util.killpoints import ENV as KILL_AT
 from tests.e2e.history import FOLDERS, PATHS, RETRIED, ListingBarrier, Spawned, World
-from tests.e2e.results_helpers import read_rows
+from tests.e2e.results_helpers import manifest_of, read_rows
 from tests.e2e.subprocess_helpers import fill_the_state_disk
 from tests.postgres import PostgresServer
 
@@ -126,6 +126,15 @@ policies = st.fixed_dictionaries(
     {"overlap": st.sampled_from(["skip", "allow"]), "when": st.sampled_from(["always", "changed"])}
 )
 paths_strategy = st.sampled_from(PATHS)
+
+
+def _superseded_failure(collection: dict[str, Any]) -> bool:
+    """An adopted run started with content the job file no longer has: its failed jobs
+    match no request of today's file, so they are reported, not retried (SPEC §8), and
+    may fail `max_failed`; the new content's run follows in a later apply."""
+    run = collection.get("run") or {}
+    final = run.get("final") or {}
+    return bool(run.get("adopted")) and int(final.get("unmatched") or 0) > 0
 
 
 class Applies(RuleBasedStateMachine):
@@ -433,8 +442,12 @@ class Applies(RuleBasedStateMachine):
             code, output, report = self.w.apply(paths, *args)
         finally:
             self.emulator.faults.clear()
-        assert code == 0, output
-        assert report["ok"] is True
+        failing = [c for c in report["collections"] if not c["ok"]]
+        if code == 1 and failing and all(map(_superseded_failure, failing)):
+            event("an adopted run of older content failed what it could not retry: exit 1")
+        else:
+            assert code == 0, output
+            assert report["ok"] is True
         for collection in report["collections"]:
             if collection["action"] in ("created", "updated"):
                 if collection["name"] in self.drifted:
@@ -605,9 +618,16 @@ class Applies(RuleBasedStateMachine):
         for name, run_id, data in self.w.published():
             rows = read_rows(data)
             run = self.engine.runs[run_id]
-            assert len(rows) == len(run.jobs), (name, run_id, len(rows), len(run.jobs))
-            keys = [(row["url"], row["custom_id"]) for row in rows]
-            assert sorted(keys) == sorted((j.url, j.custom_id) for j in run.jobs), (name, keys)
+            # Rows can be missing only when the API lost the run (someone deleted its
+            # collection before its rows were drained): the manifest counts them.
+            missing = 0  # a kill between the data and its manifest: rolled forward later
+            with contextlib.suppress(FileNotFoundError):
+                missing = int(manifest_of(data).get("missing") or 0)
+            gone = run.collection_id not in self.engine.collections
+            assert not missing or gone, (name, run_id, f"{missing} rows missing")
+            assert len(rows) + missing == len(run.jobs), (name, run_id, len(rows), missing)
+            keys = Counter((row["url"], row["custom_id"]) for row in rows)
+            assert keys <= Counter((j.url, j.custom_id) for j in run.jobs), (name, keys)
             finals = self._final_outcomes(name, run)
             for row in rows:
                 status, attempts = finals[(row["url"], row["custom_id"])]

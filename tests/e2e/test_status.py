@@ -148,7 +148,7 @@ def test_status_on_a_terminal_draws_the_success_sparkline(
     import subprocess
     import sys
 
-    from sprunner.statusview import SPARKS
+    from sprunner.output.statusview import SPARKS
 
     job = write_job(tmp_path, JOBS)
     for _ in range(2):

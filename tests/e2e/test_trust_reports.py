@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from sprunner.apply.track import CUT_SHORT
 from sprunner.emulator.server import running_emulator
-from sprunner.track import CUT_SHORT
 from tests.e2e.apply_helpers import Sprunner, check_report, write_job
 from tests.e2e.subprocess_helpers import DEADLINE, Apply, fill_the_state_disk, wait_for
 

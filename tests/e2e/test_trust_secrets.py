@@ -17,7 +17,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from click.testing import CliRunner
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 from sprunner.emulator.server import EmulatorHandle, running_emulator
 from tests.e2e.apply_helpers import QUICK_RETRIES, check_report
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sprunner.cli import main
+from sprunner import state as state_package
+from sprunner.cli.app import main
 from sprunner.commands import plan as plan_command
 
 KEY = "sk-live-0123456789abcdef"
@@ -91,7 +92,7 @@ def test_a_crash_log_masks_every_encoding_of_a_secret_and_database_passwords(
             f"and {password} alone"
         )
 
-    monkeypatch.setattr(plan_command, "opened", broken)
+    monkeypatch.setattr(state_package, "opened", broken)  # as `apply.session.state_of` opens it
     monkeypatch.setenv("SCRAPINGPROS_API_KEY", KEY)
     monkeypatch.setenv("TOK", token)
     state_dir = tmp_path / "state"

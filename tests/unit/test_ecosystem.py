@@ -24,9 +24,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
+from sprunner.output.ui import Output
 from sprunner.settings import ApplyOptions, GlobalOptions, Selection
-from sprunner.ui import Output
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -391,8 +391,8 @@ def test_github_workflow_applies_with_reports_and_keeps_them(parse_apply: Any) -
 
 
 def test_github_workflow_summary_renders_a_real_report(tmp_path: Path) -> None:
-    from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome, ShownJob
-    from sprunner.report import dumps
+    from sprunner.report.document import dumps
+    from sprunner.report.outcome import ApplyOutcome, CollectionOutcome, RunOutcome, ShownJob
 
     (step,) = (s for s in _steps() if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
     assert step["shell"] == "python" and step["if"] == "always()"

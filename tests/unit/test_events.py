@@ -7,8 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from sprunner.actions import DONE
-from sprunner.logfmt import EVENTS
+from sprunner.output.logfmt import EVENTS
+from sprunner.reconcile.actions import DONE
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sprunner"
 

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 import sprunner
 from sprunner import errors
-from sprunner.cli import cli
-from sprunner.clioptions import EXIT_CODES
+from sprunner.cli.app import cli
+from sprunner.cli.options import EXIT_CODES
 from sprunner.errors import (
     EXIT_CHANGES_PENDING,
     EXIT_INVALID,
@@ -108,7 +108,7 @@ def test_usage_errors_exit_2() -> None:
 
 def test_ctrl_c_before_a_command_handler_exits_130_not_1(monkeypatch: pytest.MonkeyPatch) -> None:
     """Click would say "Aborted!" and exit 1, which means "a collection failed"."""
-    import sprunner.cli as cli_module
+    import sprunner.cli.app as cli_module
 
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt

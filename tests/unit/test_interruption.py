@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from sprunner.interruption import Interruption
+from sprunner.apply.interruption import Interruption
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -62,7 +62,7 @@ def test_in_the_program_a_signal_after_the_handlers_changes_no_exit_code(
     program = textwrap.dedent(
         f"""
         import os
-        from sprunner.interruption import Interruption, ends_the_process
+        from sprunner.apply.interruption import Interruption, ends_the_process
 
         ends_the_process()
         with Interruption().installed():

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from sprunner.errors import ReportError
-from sprunner.junit import to_xml, write_junit
-from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome, ShownJob
-from sprunner.redact import Redactor
+from sprunner.report.junit import to_xml, write_junit
+from sprunner.report.outcome import ApplyOutcome, CollectionOutcome, RunOutcome, ShownJob
+from sprunner.util.redact import Redactor
 
 SECRET = "sk-live-0123456789abcdef"
 

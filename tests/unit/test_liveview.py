@@ -6,9 +6,9 @@ import io
 import json
 
 from sprunner.api.models import Run
-from sprunner.liveview import ROWS, LiveView, frame, slowest, totals
-from sprunner.logfmt import json_line, structure, text_line, timestamp
-from sprunner.outcome import Progress
+from sprunner.output.liveview import ROWS, LiveView, frame, slowest, totals
+from sprunner.output.logfmt import json_line, structure, text_line, timestamp
+from sprunner.report.outcome import Progress
 
 
 def row(name: str, done: int, total: int = 10, state: str = "in_progress") -> Progress:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sprunner.metrics import (
+from sprunner.report.metrics import (
     ApiCallCount,
     ApplyMetrics,
     CollectionMetrics,
@@ -149,15 +149,15 @@ def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
 def test_from_outcome_counts_charged_credits_and_calls(tmp_path: Path) -> None:
     from dataclasses import dataclass
 
-    from sprunner.metrics import from_outcome
-    from sprunner.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
+    from sprunner.report.metrics import from_outcome
+    from sprunner.report.outcome import ApplyOutcome, CollectionOutcome, RunOutcome
 
     @dataclass(frozen=True)
     class Call:
         call: str
         status: int | None
 
-    # credits are the run's charged ones (`sprunner.credits`): from_outcome passes them on.
+    # credits are the run's charged ones (`sprunner.runs.credits`): from_outcome passes them on.
     run = RunOutcome(
         "completed", "r1", total_requests=4, success_requests=3, failed_requests=1, credits=15
     )

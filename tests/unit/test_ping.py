@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from sprunner.errors import UsageError
-from sprunner.ping import MAX_ANSWER, Pinger, masked, ping_url
+from sprunner.report.ping import MAX_ANSWER, Pinger, masked, ping_url
 from tests.monitor import Monitor
 
 SECRET = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"

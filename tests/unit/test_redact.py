@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape as xml_escape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sprunner.redact import MASK, Redactor
+from sprunner.util.redact import MASK, Redactor
 
 Encoder = Callable[[str], str]
 UNRESERVED = set(string.ascii_letters + string.digits + "-._~")

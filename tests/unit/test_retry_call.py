@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sprunner.backoff import Backoff, retry_call
+from sprunner.util.backoff import Backoff, retry_call
 
 BACKOFF = Backoff(base=1.0, cap=10.0, attempts=4)
 

@@ -16,13 +16,13 @@ import pytest
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import AmbiguousApiError, NotFoundError, ServerError
 from sprunner.api.models import CollectionRef, Run, WriteResult
-from sprunner.backoff import Backoff
+from sprunner.apply.runner import Runner
 from sprunner.jobfile.model import DesiredCollection, MaxFailed, RunPolicy
-from sprunner.outcome import Progress
+from sprunner.output.ui import HumanOutput
 from sprunner.reconcile.plan import build_plan
-from sprunner.runner import Runner
+from sprunner.report.outcome import Progress
 from sprunner.state import State
-from sprunner.ui import HumanOutput
+from sprunner.util.backoff import Backoff
 
 FAST = Backoff(base=0.001, cap=0.001, attempts=3)
 

@@ -6,7 +6,7 @@ import json
 
 from sprunner.emulator import validation
 from sprunner.jobfile.expand import RENDERED_ENUMS
-from sprunner.schemafiles import request_enums, schema_text
+from sprunner.util.schemafiles import request_enums, schema_text
 
 
 def test_every_reader_of_the_request_enums_reads_the_schema() -> None:

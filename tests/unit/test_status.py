@@ -9,9 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sprunner.jobfile.model import DesiredCollection, RunPolicy
-from sprunner.state import Entry, RunRecord
-from sprunner.status import CollectionStatus, Due, RunSummary, due, pending_change
-from sprunner.statusview import (
+from sprunner.output.statusview import (
     NO_DATA,
     SPARKS,
     render_table,
@@ -20,7 +18,9 @@ from sprunner.statusview import (
     to_json,
     trend,
 )
-from sprunner.verdict import Health, Verdict
+from sprunner.report.health import CollectionStatus, Due, RunSummary, due, pending_change
+from sprunner.runs.verdict import Health, Verdict
+from sprunner.state import Entry, RunRecord
 
 
 def _ts(text: str) -> float:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from sprunner.cli import cli
-from sprunner.redact import Redactor, structured
-from sprunner.ui import HumanOutput
+from sprunner.cli.app import cli
+from sprunner.output.ui import HumanOutput
+from sprunner.util.redact import Redactor, structured
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "jobs"
 

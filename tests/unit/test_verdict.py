@@ -1,4 +1,4 @@
-"""The latest verdict of a collection (`sprunner.verdict`): recorded in a real state
+"""The latest verdict of a collection (`sprunner.runs.verdict`): recorded in a real state
 directory, read back, and judged against `run.max_age`."""
 
 from __future__ import annotations
@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sprunner.outcome import FinalCounts, RetryOutcome, RunOutcome
-from sprunner.state import State
-from sprunner.verdict import (
+from sprunner.report.outcome import FinalCounts, RetryOutcome, RunOutcome
+from sprunner.runs.verdict import (
     KIND,
     Verdict,
     duration,
@@ -20,6 +19,7 @@ from sprunner.verdict import (
     read,
     record,
 )
+from sprunner.state import State
 
 T0 = 1_800_000_000.0
 

@@ -21,8 +21,8 @@ from sprunner.api.errors import (
     TransportError,
     UnreachableError,
 )
-from sprunner.backoff import Backoff
 from sprunner.errors import EXIT_API_UNUSABLE, EXIT_FAILED, UsageError, exit_code_for
+from sprunner.util.backoff import Backoff
 
 from .helpers import KEY, RUN, Script, client, reply, run
 

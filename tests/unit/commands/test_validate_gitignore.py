@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 
 JOB = """version: 1
 collections:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 
 
 def invoke(*args: str) -> tuple[int, dict[str, object]]:

@@ -62,7 +62,7 @@ def test_the_emulator_answers_slower_when_busy() -> None:
 def test_the_command_refuses_a_bad_latency_before_serving() -> None:
     from click.testing import CliRunner
 
-    from sprunner.cli import cli
+    from sprunner.cli.app import cli
 
     result = CliRunner().invoke(cli, ["emulator", "--port", "0", "--latency", "heavy:0"])
     assert result.exit_code == 2 and "--latency" in result.output, result.output

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sprunner.emulator.echo import TRANSFORMS, Echo
-from sprunner.fingerprints import RequestFingerprints
 from sprunner.jobfile.identify import RequestIndex
+from sprunner.report.fingerprints import RequestFingerprints
 
 REQUESTS = [
     {"url": "https://shop.example.com/p?a=1&b=2"},

@@ -72,14 +72,14 @@ _JSON = st.recursive(
 @given(st.dictionaries(_TEXT, _JSON, max_size=6) | _JSON)
 def test_canonical_json_is_json_dumps_sorted_and_compact(value: object) -> None:
     """Fingerprints, digests and idempotency keys already stored depend on these bytes."""
-    from sprunner.canonical import canonical_json
+    from sprunner.util.canonical import canonical_json
 
     expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(value) == expected
 
 
 def test_canonical_json_keeps_the_stored_form() -> None:
-    from sprunner.canonical import canonical_json
+    from sprunner.util.canonical import canonical_json
 
     request = {
         "url": "https://a.example/é",
@@ -93,7 +93,7 @@ def test_canonical_json_keeps_the_stored_form() -> None:
 
 
 def test_canonical_json_refuses_a_cycle_as_json_does() -> None:
-    from sprunner.canonical import canonical_json
+    from sprunner.util.canonical import canonical_json
 
     cyclic: dict[str, object] = {"url": "https://a.example"}
     cyclic["self"] = cyclic

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from sprunner.cli import cli
+from sprunner.cli.app import cli
 
 GOLDEN = Path(__file__).parent / "golden"
 TOKEN = "tok-12345678"  # 8 characters or more: no warning (SPEC §10)

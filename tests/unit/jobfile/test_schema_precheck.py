@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from sprunner.jobfile.schema import _surely_valid, _validator
 from sprunner.jobfile.yamlload import PMap, parse_text
-from sprunner.schemafiles import schema_text
+from sprunner.util.schemafiles import schema_text
 
 _SCHEMA = json.loads(schema_text("jobfile"))
 _END = r"(?![\s\S])"

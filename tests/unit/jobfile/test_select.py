@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from sprunner.errors import UsageError
-from sprunner.select import select, shard, shard_of
+from sprunner.jobfile.selection import select, shard, shard_of
 from sprunner.settings import Shard
 
 

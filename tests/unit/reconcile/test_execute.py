@@ -9,11 +9,11 @@ import pytest
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import AmbiguousApiError
-from sprunner.backoff import Backoff
 from sprunner.emulator.server import running_emulator
 from sprunner.jobfile.model import DesiredCollection
 from sprunner.reconcile import execute
 from sprunner.state import Entry, State
+from sprunner.util.backoff import Backoff
 
 FAST = Backoff(base=0.001, cap=0.01, attempts=4)
 SHOP = DesiredCollection(

@@ -21,7 +21,7 @@ from sprunner.results.rowschema import (
     job_row,
     json_schema,
 )
-from sprunner.schemafiles import schema_text
+from sprunner.util.schemafiles import schema_text
 
 ROOT = Path(__file__).parents[3]
 STARTED = "2026-11-28T12:00:00.000000Z"

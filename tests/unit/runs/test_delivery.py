@@ -7,8 +7,8 @@ import pytest
 from sprunner.api.models import FailedJob
 from sprunner.errors import EXIT_INVALID, UsageError
 from sprunner.jobfile.model import DesiredCollection, ResultsSpec, RunPolicy
+from sprunner.results import delivery
 from sprunner.results.tally import FailedJobRow
-from sprunner.runs import delivery
 
 
 def collection(to: str, fmt: str = "jsonl.gz", **kw: object) -> DesiredCollection:

@@ -13,13 +13,13 @@ from typing import Any, cast
 
 from sprunner.api.client import ApiClient
 from sprunner.api.models import WriteResult
-from sprunner.outcome import CollectionOutcome
+from sprunner.apply.runner import Runner
+from sprunner.output.ui import HumanOutput
 from sprunner.reconcile.plan import Plan, build_plan
-from sprunner.runner import Runner
+from sprunner.report.outcome import CollectionOutcome
 from sprunner.runs.locks import HANDLED
 from sprunner.state import State, StateStore
 from sprunner.state.postgres import PostgresState
-from sprunner.ui import HumanOutput
 from tests.unit.test_runner import FAST, FakeApi, desired
 
 API = "https://api.example"

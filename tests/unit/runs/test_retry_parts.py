@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 from sprunner.api.models import Job
-from sprunner.runs import retryledger as ledger
-from sprunner.runs.companion import match
+from sprunner.retry import ledger
+from sprunner.retry.companion import match
 from sprunner.runs.ledger import CreditBrake
 from sprunner.state import State
 
@@ -96,8 +96,8 @@ def test_the_ledger_survives_a_reopen_and_belongs_to_one_run(tmp_path: Path) -> 
 
 
 def test_metrics_count_requests_and_credits_after_the_retries() -> None:
-    from sprunner.metrics import from_outcome
-    from sprunner.outcome import (
+    from sprunner.report.metrics import from_outcome
+    from sprunner.report.outcome import (
         ApplyOutcome,
         CollectionOutcome,
         FinalCounts,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sprunner.api.client import ApiClient
 from sprunner.api.models import Run
-from sprunner.backoff import Backoff
 from sprunner.emulator.server import running_emulator
-from sprunner.runs import starter
-from sprunner.runs.starter import _ours
+from sprunner.runs import start as starter
+from sprunner.runs.start import _ours
 from sprunner.state import State
+from sprunner.util.backoff import Backoff
 
 FAST = Backoff(base=0.001, cap=0.01, attempts=4)
 

@@ -12,8 +12,8 @@ import itertools
 import sqlite3
 from pathlib import Path
 
-from sprunner.canonical import canonical_json
 from sprunner.state import Hasher, State, lifecycle
+from sprunner.util.canonical import canonical_json
 from tests.unit.state.helpers import collection
 
 SECRET = "q7x2"

@@ -1,0 +1,1 @@
+"""One apply end to end: the pipeline per collection, its session, interruption."""

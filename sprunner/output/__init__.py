@@ -1,0 +1,1 @@
+"""What a person reads: the output object, tables, the live view, log lines."""

@@ -1,0 +1,1 @@
+"""What an apply leaves behind: the JSON report, JUnit, metrics, pings, outcome."""

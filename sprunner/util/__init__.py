@@ -1,0 +1,1 @@
+"""Small leaf helpers every stage shares: atomic writes, canonical JSON, redaction."""
