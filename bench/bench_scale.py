@@ -15,6 +15,10 @@ shared: the figures are noisy).
 
     python -m bench.bench_scale [--sizes 200,1000,3000] [--latency fixed:0.044]
                                 [--parallel 64] [--repeat 3] [--fixed-window]
+                                [--variants production,pool-before]
+
+`--variants`: each round runs every size with each of these `bench/variants.py` variants in
+turn (interleaved before/after figures of one run); the figures of each are shown.
 """
 
 from __future__ import annotations
@@ -77,12 +81,12 @@ def first_apply(
     return Scaled(collections, done.seconds, sum(by_route.values()), by_route, cpu, load)
 
 
-def figures(results: list[Scaled], *, latency: str) -> list[Figure]:
+def figures(results: list[Scaled], *, latency: str, variant: str = "") -> list[Figure]:
     base = results[0]
     out: list[Figure] = []
     targets = {1000: 1.6, 3000: 4.0}
     for done in results:
-        bench = f"17 n={done.collections}"
+        bench = f"17 n={done.collections}" + (f" {variant}" if variant else "")
         note = f"load {done.load:.2f}, latency {latency}"
         out.append(Figure(bench, "first apply, wall time", done.seconds, "s", note=note))
         per = done.calls / done.collections
@@ -104,30 +108,39 @@ def main() -> int:
     parser.add_argument("--fixed-window", action="store_true", help="also the window pinned")
     parser.add_argument("--parallel", type=int, default=PARALLEL, help="0: sprunner's default")
     parser.add_argument("--repeat", type=int, default=REPEAT, help="rounds; medians shown")
+    parser.add_argument("--variants", default="production", help="bench/variants.py names")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    variants = args.variants.split(",")
     parallel = args.parallel or None
-    rounds: dict[int, list[Scaled]] = {n: [] for n in sizes}
+    rounds: dict[tuple[str, int], list[Scaled]] = {(v, n): [] for v in variants for n in sizes}
     pinned: list[Scaled] = []
     for _ in range(max(1, args.repeat)):  # interleaved: a slower minute hits every size
         for n in sizes:
-            rounds[n].append(first_apply(n, latency=args.latency, parallel=parallel))
+            for variant in variants:
+                done = first_apply(n, latency=args.latency, parallel=parallel, variant=variant)
+                rounds[variant, n].append(done)
         if args.fixed_window:
             fixed = first_apply(
                 sizes[0], latency=args.latency, parallel=parallel, variant="fixed-window"
             )
             pinned.append(fixed)
-    results = [median_run(rounds[n]) for n in sizes]
-    out = figures(results, latency=args.latency)
-    if pinned:
-        base, fixed = results[0], median_run(pinned)
-        name = f"wall ÷ wall with the window fixed at --parallel ({fixed.seconds:.2f} s)"
-        out.append(Figure(f"28 n={base.collections}", name, base.seconds / fixed.seconds, "x", 1.2))
+    out: list[Figure] = []
+    for variant in variants:
+        results = [median_run(rounds[variant, n]) for n in sizes]
+        named = variant if len(variants) > 1 else ""
+        out += figures(results, latency=args.latency, variant=named)
+        if pinned and variant == variants[0]:
+            base, fixed = results[0], median_run(pinned)
+            name = f"wall ÷ wall with the window fixed at --parallel ({fixed.seconds:.2f} s)"
+            ratio = base.seconds / fixed.seconds
+            out.append(Figure(f"28 n={base.collections}", name, ratio, "x", 1.2))
     print_figures(out)
-    for done in results:
+    for (variant, n), runs in rounds.items():
+        done = median_run(runs)
         routes = ", ".join(f"{r} {c}" for r, c in sorted(done.by_route.items()))
-        walls = ", ".join(f"{run.seconds:.2f}" for run in rounds[done.collections])
-        print(f"n={done.collections}: {routes}; walls {walls} s (the median shown)")
+        walls = ", ".join(f"{run.seconds:.2f} (load {run.load:.1f})" for run in runs)
+        print(f"{variant} n={n}: {routes}; walls {walls} s (the median shown)")
     return 0
 
 

@@ -14,6 +14,13 @@
 - `no-catch-up`: a rate slot nobody took in time is lost (the limiter before issue #28).
 - `no-priorities`: every waiting call is served in arrival order (no polls / starts /
   creates classes in `api/window.py`).
+- `ungated`: requests enter httpcore's pool without `http.PoolGate` (before it: several
+  requests handed one idle connection, all but one going round the pool again).
+- `keepalive-5s`: idle connections kept 5 s (httpx's default) instead of `KEEPALIVE_EXPIRY`.
+- `pool-before`: both of the above (the HTTP path as it was before the CPU work of #28).
+- `no-fsync`: the SQLite state store never syncs a commit (synchronous=NORMAL for all):
+  NOT safe (a power cut could lose a commit the never-twice rules stand on); it shows what
+  the inline fsyncs of durable commits cost an apply's wall, as they block the event loop.
 - `production`: sprunner unchanged (so both sides of a comparison start the same way).
 
 Nothing here is imported by sprunner: the variants patch it from outside, in this process.
@@ -83,7 +90,44 @@ def _no_priorities() -> None:
     exchange.priority_of = lambda call, rate_bound=False: window.WRITE  # type: ignore[assignment]
 
 
+def _ungated() -> None:
+    import httpx
+
+    from sprunner.api import http
+
+    async def send(self: http.PoolGate, client: httpx.AsyncClient, request: httpx.Request) -> Any:
+        return await client.send(request, stream=True)
+
+    http.PoolGate.send = send  # type: ignore[method-assign]
+
+
+def _keepalive_5s() -> None:
+    from sprunner.api import http
+
+    http.KEEPALIVE_EXPIRY = 5.0
+
+
+def _pool_before() -> None:
+    _ungated()
+    _keepalive_5s()
+
+
+def _no_fsync() -> None:
+    from sprunner.state import sqlite
+
+    original = sqlite.State._synchronous
+
+    def never_full(self: sqlite.State, full: bool) -> None:
+        original(self, False)
+
+    sqlite.State._synchronous = never_full  # type: ignore[method-assign]
+
+
 VARIANTS = {
+    "no-fsync": _no_fsync,
+    "ungated": _ungated,
+    "keepalive-5s": _keepalive_5s,
+    "pool-before": _pool_before,
     "no-priorities": _no_priorities,
     "no-catch-up": _no_catch_up,
     "aiohttp": _aiohttp,

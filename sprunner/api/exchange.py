@@ -84,6 +84,7 @@ class Exchange:
             timeout=timeout,
             transport=transport,
         )
+        self._gate = http.PoolGate()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -154,6 +155,7 @@ class Exchange:
                 content=content,
                 headers=headers,
                 cap=http.MAX_ANSWER if cap is None else cap,
+                gate=self._gate,
             )
         except http.AnswerTooLarge as error:
             raise BadAnswerError(f"{error} [{url}]", **kw) from None

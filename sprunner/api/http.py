@@ -10,10 +10,18 @@ Answers are streamed and capped: a body over `cap` bytes (after Content-Encoding
 so a gzip bomb stops at the cap too) is an `AnswerTooLarge`; an error answer's body is only
 read as far as `ERROR_BODY` (its detail is cut short anyway). The body is gathered in one
 `bytearray`, never joined from pieces: a 100 MB result costs 100 MB here, not 200.
+
+Requests enter httpcore's pool one at a time (`PoolGate`). httpcore 1.0 hands an idle
+connection to a request but marks it busy only once that request runs again, after a yield:
+every request that enters in between is handed the same connection, finds it busy, and goes
+round the pool again (`ConnectionNotAvailable`), each round a scan of every connection
+(encode/httpcore#822, #1035; no release fixes it). At `--parallel 64` on loopback that
+was four rounds a request and a third of sprunner's CPU.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +35,12 @@ MiB = 1024 * 1024
 MAX_ANSWER = 128 * MiB  # a listing or a jobs page with its bodies (100 x ~256 KB inline)
 MAX_RESULT = 512 * MiB  # one job's result alone: a scraped page can be 100 MB
 ERROR_BODY = 64 * 1024  # what is read of an error answer
+# Seconds an idle connection is kept. httpcore checks every idle connection (two system
+# calls each) for every request it places and every answer it closes, so a burst of
+# `--parallel 64` left 60 idle connections costing more than the call itself. A connection
+# unused for a second is not what the window needs now; and below the 5 s keep-alive of
+# common servers (uvicorn, the emulator), a connection is not reused as the server drops it.
+KEEPALIVE_EXPIRY = 1.0
 
 
 class AnswerTooLarge(Exception):
@@ -84,10 +98,15 @@ def new_client(
             headers=dict(headers),
             transport=transport,
             timeout=httpx.Timeout(timeout),
-            # The window bounds the calls in flight, hence the connections: all are kept alive.
-            # (httpcore 1.0 closes an idle one whenever the pool holds more connections than
-            # `max_keepalive_connections`, busy ones counted: a window of 8 churned them.)
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+            # The window bounds the calls in flight, hence the connections: none is closed
+            # for their number (httpcore 1.0 closes an idle one whenever the pool holds more
+            # connections than `max_keepalive_connections`, busy ones counted: a window of 8
+            # churned them), only for a second's idleness (KEEPALIVE_EXPIRY).
+            limits=httpx.Limits(
+                max_connections=None,
+                max_keepalive_connections=None,
+                keepalive_expiry=KEEPALIVE_EXPIRY,
+            ),
             follow_redirects=False,
             trust_env=True,
         )
@@ -101,6 +120,40 @@ def new_client(
         raise UsageError(f"the proxy named by the environment is not usable: {error}") from None
 
 
+class PoolGate:
+    """Lets one request at a time into httpcore's pool, until it holds its connection.
+
+    A request holds the gate from before the pool picks its connection to httpcore's first
+    trace event (httpx's documented `trace` extension): `connection.connect_tcp.started`
+    for a new connection, `http11.send_request_headers.started` for a reused one. By then
+    the pool no longer offers that connection to anyone else. Nothing waits at the gate for
+    the network: a connect, a send, an answer all happen after it. A request that fails
+    before any event (or a transport that traces nothing, as in tests) opens it on return.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def send(self, http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+        await self._lock.acquire()
+        held = True
+
+        def open_gate() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._lock.release()
+
+        async def traced(event: str, info: Mapping[str, Any]) -> None:
+            open_gate()
+
+        request.extensions = {**request.extensions, "trace": traced}
+        try:
+            return await http.send(request, stream=True)
+        finally:
+            open_gate()
+
+
 async def exchange(
     http: httpx.AsyncClient,
     method: str,
@@ -110,11 +163,15 @@ async def exchange(
     content: bytes | None,
     headers: Mapping[str, str] | None,
     cap: int,
+    gate: PoolGate | None = None,
 ) -> Received:
     """One request and its answer, the body read within `cap` (an error's within ERROR_BODY).
     Raises httpx's errors, and `AnswerTooLarge`."""
     request = http.build_request(method, path, params=params, content=content, headers=headers)
-    response = await http.send(request, stream=True)
+    if gate is None:
+        response = await http.send(request, stream=True)
+    else:
+        response = await gate.send(http, request)
     try:
         failed = response.status_code >= 400
         body = await _read(response, ERROR_BODY if failed else cap, cut=failed)
