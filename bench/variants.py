@@ -14,7 +14,7 @@
 - `no-catch-up`: a rate slot nobody took in time is lost (the limiter before issue #28).
 - `no-priorities`: every waiting call is served in arrival order (no polls / starts /
   creates classes in `api/window.py`).
-- `ungated`: requests enter httpcore's pool without `http.PoolGate` (before it: several
+- `ungated`: requests enter httpcore's pool without `httpclient.PoolGate` (before it: several
   requests handed one idle connection, all but one going round the pool again).
 - `keepalive-5s`: idle connections kept 5 s (httpx's default) instead of `KEEPALIVE_EXPIRY`.
 - `pool-before`: both of the above (the HTTP path as it was before the CPU work of #28).
@@ -37,7 +37,7 @@ def _aiohttp() -> None:
     import httpx
     from httpx_aiohttp import HttpxAiohttpClient
 
-    from sprunner.api import http
+    from sprunner.api import httpclient
 
     def new_client(
         *,
@@ -57,7 +57,7 @@ def _aiohttp() -> None:
         )
         return client  # type: ignore[no-any-return]
 
-    http.new_client = new_client  # type: ignore[assignment]
+    httpclient.new_client = new_client  # type: ignore[assignment]
 
 
 def _fixed_window() -> None:
@@ -93,18 +93,20 @@ def _no_priorities() -> None:
 def _ungated() -> None:
     import httpx
 
-    from sprunner.api import http
+    from sprunner.api import httpclient
 
-    async def send(self: http.PoolGate, client: httpx.AsyncClient, request: httpx.Request) -> Any:
+    async def send(
+        self: httpclient.PoolGate, client: httpx.AsyncClient, request: httpx.Request
+    ) -> Any:
         return await client.send(request, stream=True)
 
-    http.PoolGate.send = send  # type: ignore[method-assign]
+    httpclient.PoolGate.send = send  # type: ignore[method-assign]
 
 
 def _keepalive_5s() -> None:
-    from sprunner.api import http
+    from sprunner.api import httpclient
 
-    http.KEEPALIVE_EXPIRY = 5.0
+    httpclient.KEEPALIVE_EXPIRY = 5.0
 
 
 def _pool_before() -> None:

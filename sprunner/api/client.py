@@ -17,7 +17,7 @@
   line or `repr`, and it is refused over plain http to anything but loopback, and when it
   holds a line break or another character that a header value cannot carry.
 - Every answer is checked against its declared model (`answers.py`) and read within a cap
-  (`http.py`): a job's result alone may be larger than any other answer.
+  (`httpclient.py`): a job's result alone may be larger than any other answer.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sprunner.api import http, parse, parse_jobs, routes
+from sprunner.api import httpclient, parse, parse_jobs, routes
 from sprunner.api.calls import CallRecord, parse_retry_after
 from sprunner.api.errors import (
     AmbiguousApiError,
@@ -78,7 +78,7 @@ class ApiClient:
                 "use https (plain http is allowed only for loopback)"
             )
         if api_key:
-            http.check_key(api_key)
+            httpclient.check_key(api_key)
         self.base_url = base_url
         self._has_key = bool(api_key)
         # max_attempts / max_backoff override the backoff's attempts / cap.
@@ -262,7 +262,7 @@ class ApiClient:
             routes.result(collection_id, run_id, job_id),
             "get job result",
             name,
-            cap=http.MAX_RESULT,  # a scraped page can be 100 MB
+            cap=httpclient.MAX_RESULT,  # a scraped page can be 100 MB
         )
         return parse_jobs.result_body(answer)
 
@@ -278,7 +278,7 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         empty_ok: bool = False,
-        cap: int | None = None,  # http.MAX_ANSWER
+        cap: int | None = None,  # httpclient.MAX_ANSWER
     ) -> parse.Answer:
         try:
             return await self._attempts(

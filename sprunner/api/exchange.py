@@ -2,7 +2,7 @@
 
 Below the retry policies of `client.py`: this sends once and says what happened, as an
 `Answer` or as an error of the `ApiError` tree. It owns what every attempt shares: the
-window of calls in flight, the rate limiter, the httpx client (`http.py`), the per-call
+window of calls in flight, the rate limiter, the httpx client (`httpclient.py`), the per-call
 records, and whether the API has ever answered (before that, a transport failure means
 "unreachable", and a web page means "this URL is not the API").
 
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sprunner.api import http, parse
+from sprunner.api import httpclient, parse
 from sprunner.api.calls import (
     Answered,
     CallRecord,
@@ -78,13 +78,13 @@ class Exchange:
         self._scrub_key = scrub_key
         self._on_call = on_call
         self._probed = False
-        self._http = http.new_client(
+        self._http = httpclient.new_client(
             base_url=base_url,
             headers=headers,
             timeout=timeout,
             transport=transport,
         )
-        self._gate = http.PoolGate()
+        self._gate = httpclient.PoolGate()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -100,7 +100,7 @@ class Exchange:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         empty_ok: bool = False,
-        cap: int | None = None,  # http.MAX_ANSWER
+        cap: int | None = None,  # httpclient.MAX_ANSWER
     ) -> parse.Answer:
         started = await self.window.acquire(priority_of(call, rate_bound=self.limiter.throttling))
         signal: Signal = "neutral"
@@ -145,19 +145,19 @@ class Exchange:
         content = None
         if body is not None:
             content = body if isinstance(body, bytes) else parse.encode_json(body)
-            headers = http.json_headers(headers)
+            headers = httpclient.json_headers(headers)
         try:
-            return await http.exchange(
+            return await httpclient.exchange(
                 self._http,
                 method,
                 path,
                 params=params,
                 content=content,
                 headers=headers,
-                cap=http.MAX_ANSWER if cap is None else cap,
+                cap=httpclient.MAX_ANSWER if cap is None else cap,
                 gate=self._gate,
             )
-        except http.AnswerTooLarge as error:
+        except httpclient.AnswerTooLarge as error:
             raise BadAnswerError(f"{error} [{url}]", **kw) from None
         except httpx.TransportError as error:
             scheme = urlsplit(self.base_url).scheme

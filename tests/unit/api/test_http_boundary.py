@@ -176,9 +176,9 @@ def test_http_proxy_is_used_and_no_proxy_bypasses_it(monkeypatch: pytest.MonkeyP
 
 
 def test_an_answer_over_its_cap_is_a_bad_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sprunner.api import http
+    from sprunner.api import httpclient
 
-    monkeypatch.setattr(http, "MAX_ANSWER", 1000)
+    monkeypatch.setattr(httpclient, "MAX_ANSWER", 1000)
     big = b"[" + b"1," * 2000 + b"1]"
     raw = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
     streamed = raw + b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(big), big)

@@ -2,7 +2,7 @@
 
 httpcore 1.0 hands an idle connection to every request that enters the pool before the
 first of them has started on it; all but one then go round the pool again, each round a
-scan of every connection. `http.PoolGate` lets one request in at a time until httpcore's
+scan of every connection. `httpclient.PoolGate` lets one request in at a time until httpcore's
 first trace event for it. The pool is spied on (its own code still runs), not replaced.
 """
 
@@ -16,7 +16,7 @@ import httpcore
 import httpx
 import pytest
 
-from sprunner.api import http
+from sprunner.api import httpclient
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import TransportError
 
@@ -82,7 +82,7 @@ def test_each_request_goes_through_the_pool_once(monkeypatch: pytest.MonkeyPatch
 def test_the_gate_opens_when_a_request_fails_or_is_cancelled() -> None:
     """A request that never reaches the network (refused, or cancelled at the gate) must not
     keep the gate shut for the calls after it."""
-    gate = http.PoolGate()
+    gate = httpclient.PoolGate()
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
@@ -128,7 +128,7 @@ def test_an_idle_connection_is_closed_after_the_keepalive_expiry(
 ) -> None:
     """Idle connections are dropped after `KEEPALIVE_EXPIRY` (every idle one costs each later
     request a check): a call within it reuses the connection, a call after it opens one."""
-    monkeypatch.setattr(http, "KEEPALIVE_EXPIRY", 0.2)
+    monkeypatch.setattr(httpclient, "KEEPALIVE_EXPIRY", 0.2)
     accepted: list[int] = []
 
     async def go() -> None:
