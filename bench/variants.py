@@ -21,6 +21,8 @@
 - `no-fsync`: the SQLite state store never syncs a commit (synchronous=NORMAL for all):
   NOT safe (a power cut could lose a commit the never-twice rules stand on); it shows what
   the inline fsyncs of durable commits cost an apply's wall, as they block the event loop.
+- `started-synced`: the run id recorded with an fsync of its own (synchronous=FULL), as
+  before it rode on the next durable commit.
 - `production`: sprunner unchanged (so both sides of a comparison start the same way).
 
 Nothing here is imported by sprunner: the variants patch it from outside, in this process.
@@ -125,7 +127,21 @@ def _no_fsync() -> None:
     sqlite.State._synchronous = never_full  # type: ignore[method-assign]
 
 
+def _started_synced() -> None:
+    from dataclasses import replace
+
+    from sprunner.state import lifecycle
+
+    def run_started(store: Any, name: str, run_id: str, pending: Any) -> Any:
+        record = replace(pending, run_id=run_id)
+        lifecycle._started(store, name, record, durable=True)
+        return record
+
+    lifecycle.run_started = run_started
+
+
 VARIANTS = {
+    "started-synced": _started_synced,
     "no-fsync": _no_fsync,
     "ungated": _ungated,
     "keepalive-5s": _keepalive_5s,

@@ -327,10 +327,11 @@ def _recorded_id(state: StateStore, name: str) -> str | None:
 
 
 def _gone(run_id: str, collection_id: str, entry: Entry) -> Run:
-    """A run the API forgot, as far as its staged rows tell: publish them as they are."""
+    """A run the API forgot, as far as its staged rows tell: publish them as they are, the
+    rest of its jobs (as many as its entry says it had) counted missing."""
     lines = entry.checkpoint.lines
-    seen = max(entry.checkpoint.seen_finished, lines)
-    return Run(run_id, collection_id, "completed", seen, lines, 0, 0, all_jobs_persisted=True)
+    total = max(entry.checkpoint.seen_finished, lines, entry.total or 0)
+    return Run(run_id, collection_id, "completed", total, lines, 0, 0, all_jobs_persisted=True)
 
 
 def pending_shown(state: StateStore, desired: DesiredCollection) -> tuple[dict[str, Any], ...]:

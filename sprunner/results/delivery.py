@@ -124,6 +124,7 @@ class Delivery:
         self._done: Delivered | None = None
         self._held = False
         self._staged: Mapping[str, Any] | None = None  # a displaced entry's retry stages
+        self._total: int | None = None  # the run's jobs, kept while its rows are pending
         self.error: str | None = None
 
     @property
@@ -145,7 +146,7 @@ class Delivery:
                 return
             if not entry.finished and entry.checkpoint.publication is None:
                 checkpoint = self._upgraded(entry.checkpoint)
-                self._held, self._staged = entry.held, entry.staged
+                self._held, self._staged, self._total = entry.held, entry.staged, entry.total
         elif entry is not None and not entry.finished and isinstance(self._slot, CurrentSlot):
             from sprunner.retry import ledger as retryledger
 
@@ -231,7 +232,8 @@ class Delivery:
         `held`: drained whole, its publish left to the retries' fold (retryresults.py); a
         drain resumed from a held entry stays held."""
         self._held = self._held or held
-        self._slot.save(Entry(checkpoint, report, self._held and report is None, self._staged))
+        held = self._held and report is None
+        self._slot.save(Entry(checkpoint, report, held, self._staged, self._total))
 
     def _fail(self, error: BaseException) -> None:
         self.error = f"results of run {self._run_id}: {error}"
@@ -261,6 +263,7 @@ class Delivery:
         if self._done is not None:
             return self._done
         if self._drain is None:
+            self._remember_total(run)
             return None
         from sprunner.results.errors import ResultsError
 
@@ -278,6 +281,7 @@ class Delivery:
             raise
         except (ApiError, ResultsError) as e:
             self._fail(e)
+            self._remember_total(run)
             return None
         self._done = Delivered(
             to=shown_to(self._desired, outcome.to),
@@ -291,6 +295,17 @@ class Delivery:
         reached("publish.finished")
         await asyncio.to_thread(sweep, self._drain.checkpoint, spool_dir_of(self._state))
         return self._done
+
+    def _remember_total(self, run: Run) -> None:
+        """A completed run whose rows could not all be written: its number of jobs is kept
+        with its pending entry, so that if the API loses the run before they are, the
+        file published with the rows staged says how many are missing (never "none")."""
+        entry = self._slot.load()
+        if entry is None or entry.checkpoint.run_id != self._run_id or entry.finished:
+            return
+        self._total = run.total_requests
+        if entry.total != self._total:
+            self._slot.save(replace(entry, total=self._total))
 
     @property
     def failed_jobs(self) -> tuple[FailedJobRow, ...]:

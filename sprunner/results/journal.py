@@ -18,7 +18,7 @@ and never dropped to make room for a newer run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sprunner.results.checkpoint import DrainCheckpoint
@@ -45,6 +45,7 @@ class Entry:
     report: Mapping[str, Any] | None = None
     held: bool = False
     staged: Mapping[str, Any] | None = None  # a displaced drain: its retries' stages
+    total: int | None = None  # the run's jobs, once seen completed by a drain that failed
 
     @property
     def finished(self) -> bool:
@@ -55,6 +56,8 @@ class Entry:
         value.update(report=self.report, held=self.held)
         if self.staged is not None:
             value["staged"] = dict(self.staged)
+        if self.total is not None:
+            value["total"] = self.total
         return value
 
     @classmethod
@@ -64,12 +67,13 @@ class Entry:
         )
         if checkpoint is None:
             return None
-        report, staged = value.get("report"), value.get("staged")
+        report, staged, total = value.get("report"), value.get("staged"), value.get("total")
         return cls(
             checkpoint,
             report if isinstance(report, Mapping) else None,
             bool(value.get("held", False)),
             staged if isinstance(staged, Mapping) else None,
+            total if isinstance(total, int) and not isinstance(total, bool) else None,
         )
 
 
@@ -135,12 +139,7 @@ def displace(
         attempts = dict(staged.get("attempts") or {}) if ours else {}
         for attempt, retry_run in (retry_runs or {}).items():
             attempts.setdefault(str(attempt), {"run_id": retry_run, "settled": False})
-        entry = Entry(
-            entry.checkpoint,
-            entry.report,
-            entry.held,
-            {"parent_run": run_id, "attempts": attempts},
-        )
+        entry = replace(entry, staged={"parent_run": run_id, "attempts": attempts})
     PendingSlot(blobs, name, entry.checkpoint.run_id).save(entry)
 
 

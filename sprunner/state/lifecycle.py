@@ -28,10 +28,10 @@ or report that depends on them). The promises each one keeps are SPEC §10's:
 - *one lifecycle*: each step is committed before anything that depends on it is sent. A
   transition made `durable` is on the disk when it returns: those that an outside effect
   depends on (`creating`, `updating`, `companion` before their POST or PUT, `run_pending`
-  before the run's POST, `run_started` and `run_adopted`, `run_held`). The others are
-  committed (a kill -9 keeps them) and reach the disk with the next durable commit; lost
-  to a power cut, each is found again by looking (the durable mark before them says
-  where), never by sending twice;
+  before the run's POST, `run_adopted`, `run_held`). The others are committed (a kill -9
+  keeps them) and reach the disk with the next durable commit; lost to a power cut, each
+  is found again by looking (the durable mark before them says where), never by sending
+  twice. `run_started` is one of them, but `required`: a store gone raises there;
 - *nothing created or run twice* (SPEC §4): a create and a run start are marked before
   they are sent, so a kill at any point is resolved by looking, never by sending again;
 - *a change is never lost*: the content a run starts with is recorded with its pending
@@ -118,11 +118,14 @@ def run_pending(store: StateStore, name: str, *, content: str | None, at: float)
 
 def run_started(store: StateStore, name: str, run_id: str, pending: RunRecord) -> RunRecord:
     """The start answered (or our run found after an ambiguous failure): the run id, and
-    the content it started with becomes the last started content. Durable, and never
+    the content it started with becomes the last started content. Committed, and never
     left in memory only: a store that went away makes it raise, so the run is reported by
-    its id and not waited for by an apply whose locks are gone (`starter.Started`)."""
+    its id and not waited for by an apply whose locks are gone (`runs.start.Started`). Not
+    synced on its own: lost to a power cut, the durable pending start before it remains,
+    and the next apply resolves it to this run by listing the runs, as after a kill
+    between the POST and its answer (an fsync a collection saved: bench/README.md)."""
     record = replace(pending, run_id=run_id)
-    _started(store, name, record)
+    _started(store, name, record, durable=False)
     return record
 
 
@@ -133,11 +136,11 @@ def run_adopted(store: StateStore, name: str, record: RunRecord) -> None:
     _started(store, name, record)
 
 
-def _started(store: StateStore, name: str, record: RunRecord) -> None:
+def _started(store: StateStore, name: str, record: RunRecord, *, durable: bool = True) -> None:
     changes: dict[str, Any] = {"inflight": record, "last_run": record}
     if record.content is not None:
         changes["started_fingerprint"] = record.content
-    store.update(name, **changes)
+    store.update(name, durable=durable, required=True, **changes)
 
 
 def run_joined(store: StateStore, name: str, run_id: str, *, at: float) -> RunRecord:

@@ -139,15 +139,22 @@ class StateStore(ABC):
         finally:
             self._batched = False
 
-    def _write(self, durable: bool, sql: str, params: Sequence[Any]) -> None:
+    def _write(
+        self, durable: bool, sql: str, params: Sequence[Any], *, required: bool = False
+    ) -> None:
         # A change nothing relies on yet stays in memory after a lost connection: the next
-        # apply, finding the run still in flight, adopts it.
-        with contextlib.suppress(*(() if durable else (StateConnectionLost,))):
+        # apply, finding the run still in flight, adopts it. A `required` one raises.
+        lost_ok = not durable and not required
+        with contextlib.suppress(*((StateConnectionLost,) if lost_ok else ())):
             self._execute(sql, params, durable=durable)
 
-    def update(self, name: str, *, durable: bool = True, **changes: Any) -> Entry:
+    def update(
+        self, name: str, *, durable: bool = True, required: bool = False, **changes: Any
+    ) -> Entry:
         """Change some fields of an entry (or create it when `id` is given). Called by the
         lifecycle's transitions (lifecycle.py), which say what each change means.
+        `required` (with `durable=False`): committed, not synced, but a store that went
+        away raises instead of leaving the change in memory.
 
         A new `id` drops the run records of the old one (unless given with it): they are no
         runs of the new collection."""
@@ -158,7 +165,8 @@ class StateStore(ABC):
             # newest run, anyone's, as its own.
             changes = {"inflight": None, "last_run": None, **changes}
         entry = Entry(**changes) if current is None else replace(current, **changes)
-        self._write(durable, schema.UPSERT_ENTRY, (self.api_url, name, *schema.entry_row(entry)))
+        row = (self.api_url, name, *schema.entry_row(entry))
+        self._write(durable, schema.UPSERT_ENTRY, row, required=required)
         self._entries[name] = entry
         return entry
 

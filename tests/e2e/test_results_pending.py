@@ -254,3 +254,30 @@ def test_a_retry_run_adopted_after_a_kill_is_noted_so_a_later_fold_takes_it(
         ("flaky", "completed", 2), ("flaky2", "completed", 3), ("ok", "completed", 1)
     ]  # fmt: skip
     assert leftovers(tmp_path) == []
+
+
+def test_rows_of_a_run_the_api_lost_are_counted_missing_never_passed_over(tmp_path: Path) -> None:
+    """A completed run whose rows could not be read is lost by the API (someone deleted its
+    collection) before an apply could write them: the file published with the rows staged
+    (none) says in its manifest that all of the run's jobs are missing, never "0 missing"."""
+    from tests.e2e.hostile import Hostile
+
+    out = tmp_path / "results"
+    text = JOB.format(collections=COLLECTION.format(name="alpha", n=N, to=out))
+    hostile = Hostile()
+    with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
+        refuse_listing(emulator, hostile, "alpha")
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(tmp_path, text)
+        result, report = sprunner.apply(job)
+        assert result.exit_code == 1, result.output
+        [lost] = report["collections"][0]["results_pending"]
+
+        hostile.rules.clear()
+        [collection_id] = [c.id for c in emulator.engine.collections.values()]
+        emulator.engine.delete_collection(collection_id)
+        result, report = sprunner.apply(job)
+    assert f"run {lost['run_id']} is gone from the API" in result.output
+    data = data_file(out, "alpha", lost["run_id"], "jsonl")
+    assert read_rows(data) == []
+    assert manifest_of(data)["missing"] == N, "every job of the lost run is counted missing"
