@@ -33,13 +33,13 @@ collections. A transient API error during a step is retried at the next poll.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from sprunner.api.client import ApiClient
 from sprunner.api.errors import ApiError, ApiUnusableError, TransientApiError
-from sprunner.api.models import FailedJob, Run
+from sprunner.api.models import Run
 from sprunner.jobfile.model import (
     DesiredCollection,
     ResultsSpec,
@@ -55,7 +55,7 @@ from sprunner.results.delivered import (
     sweep,
 )
 from sprunner.results.journal import RESULTS, CurrentSlot, Entry, Slot, displace
-from sprunner.results.tally import FailedJobRow
+from sprunner.results.tally import FailedJobRow, merge_failed
 from sprunner.state import StateStore
 from sprunner.util.killpoints import reached
 
@@ -124,7 +124,7 @@ class Delivery:
         self._done: Delivered | None = None
         self._held = False
         self._staged: Mapping[str, Any] | None = None  # a displaced entry's retry stages
-        self._total: int | None = None  # the run's jobs, kept while its rows are pending
+        self._total: int | None = None  # the run's jobs (Entry.total)
         self.error: str | None = None
 
     @property
@@ -297,9 +297,8 @@ class Delivery:
         return self._done
 
     def _remember_total(self, run: Run) -> None:
-        """A completed run whose rows could not all be written: its number of jobs is kept
-        with its pending entry, so that if the API loses the run before they are, the
-        file published with the rows staged says how many are missing (never "none")."""
+        """A completed run's rows not all written: its jobs are counted in its entry, so a
+        file published after the API lost the run says how many are missing."""
         entry = self._slot.load()
         if entry is None or entry.checkpoint.run_id != self._run_id or entry.finished:
             return
@@ -380,25 +379,3 @@ async def end(
     if delivery.error is not None or not rows:
         return run, delivered
     return replace(run, failed_jobs=merge_failed(run.failed_jobs, rows)), delivered
-
-
-def merge_failed(known: Iterable[FailedJob], rows: Iterable[FailedJobRow]) -> tuple[FailedJob, ...]:
-    """The drain's failed and timed-out jobs, each with the run's error text when it has one.
-
-    The URL is the run answer's where it has the job: a row's is the masked render
-    (`rows.mask_row`), which two requests that differ by a secret share, so it could not
-    tell which request the job is (`sprunner.report.shown` does that, and shows it masked)."""
-    errors = {job.job_id: job.error for job in known}
-    urls = {job.job_id: job.url for job in known}
-    return tuple(
-        FailedJob(
-            job_id=row.job_id,
-            url=urls.get(row.job_id) or row.url or "",
-            status=row.status,
-            error=errors.get(row.job_id) or row.message or row.status,
-            custom_id=row.custom_id,
-            status_code=row.status_code,
-            block_reason=row.block_reason,
-        )
-        for row in rows
-    )

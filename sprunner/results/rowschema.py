@@ -25,6 +25,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sprunner.jobfile.model import RESULT_BODY_FIELDS, RESULT_FIELDS
 from sprunner.results.encoding import dumps
 from sprunner.results.times import utc_text
 
@@ -69,6 +70,9 @@ NAMES = tuple(c.name for c in COLUMNS)
 ALWAYS = frozenset(NAMES[: NAMES.index("result_unavailable") + 1])
 OPTIONAL = tuple(n for n in NAMES if n not in ALWAYS)
 EXCLUDED_BY_DEFAULT = frozenset({"screenshot"})
+# `results.fields` (the job file's names, jobfile/model.py) chooses among these columns: the
+# columns are its names and the run's own, nothing else.
+assert set(NAMES) == set(RESULT_FIELDS) | {"run_id", "run_started_at", "result_unavailable"}
 # Body keys that have a column (or are the request's own, taken from sprunner's render).
 _MAPPED = frozenset(
     {"url", "custom_id", "html", "markdown", "screenshot", "extracted_data", "message"}
@@ -206,7 +210,8 @@ def conformed(
     )
 
 
-_JOB_OPTIONAL = frozenset({"queued_at", "started_at", "execution_time_ms", "retries_attempted"})
+# The job metadata `fields` may choose (the columns of neither ALWAYS nor the body).
+_JOB_OPTIONAL = frozenset(OPTIONAL) - frozenset(RESULT_BODY_FIELDS)
 
 
 class _Metadata(dict[str, Any]):

@@ -7,7 +7,7 @@ import pytest
 from sprunner.api.models import FailedJob
 from sprunner.errors import EXIT_INVALID, UsageError
 from sprunner.jobfile.model import DesiredCollection, ResultsSpec, RunPolicy
-from sprunner.results import delivery
+from sprunner.results import delivery, tally
 from sprunner.results.tally import FailedJobRow
 
 
@@ -51,7 +51,7 @@ def test_failed_jobs_come_from_the_listing_with_the_run_s_error_text() -> None:
         FailedJobRow("j2", "https://b/", "failed", "b", 403, "captcha", "Blocked"),
         FailedJobRow("j3", None, "timeout", None, None, None, None),
     ]
-    merged = delivery.merge_failed(known, rows)
+    merged = tally.merge_failed(known, rows)
     assert merged == (
         FailedJob("j1", "https://a/", "failed", "HTTP 500 from target", "a1", 500, None),
         FailedJob("j2", "https://b/", "failed", "Blocked", "b", 403, "captcha"),
