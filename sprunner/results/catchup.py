@@ -255,6 +255,11 @@ async def _fold(
     if entry.staged is None:
         book = retryledger.load(state, desired.name, run.run_id)
         runs.update({a.attempt: a.run_id for a in book.attempts if a.run_id})
+        for record in book.attempts:
+            if not record.run_id and record.collection_id:
+                found = await _unrecorded(client, state, desired, record.collection_id)
+                if found is not None:
+                    runs[record.attempt] = found
     retried = []
     for attempt, run_id in sorted(runs.items()):
         staged = results.staged().get(str(attempt))
@@ -312,6 +317,23 @@ def _retry_runs(
         return {}
     book = retryledger.load(state, desired.name, entry.checkpoint.run_id)
     return {str(a.attempt): a.run_id for a in book.attempts if a.run_id}
+
+
+async def _unrecorded(
+    client: ApiClient, state: StateStore, desired: DesiredCollection, collection_id: str
+) -> str | None:
+    """The retry run a ledger record began but never noted (the store went away between its
+    POST and its id): the companion's pending start, resolved by listing its runs as an
+    adoption does; None when that start was never sent."""
+    from sprunner.runs import start
+
+    name = desired.name + COMPANION
+    started = await start.adopt_ours(client, state, name=name, collection_id=collection_id)
+    if started is None:
+        return None
+    if started.run.done:
+        start.finish(state, name=name)
+    return started.run.run_id
 
 
 def _in_flight(state: StateStore, name: str) -> str | None:

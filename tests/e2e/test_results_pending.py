@@ -78,6 +78,29 @@ def refuse_listing(emulator: Any, hostile: Any, collection: str) -> None:
     )
 
 
+def killed_between_a_retry_start_and_its_record(
+    emulator: Any, tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Sprunner, Path]:
+    """An apply of the flaky collection (results to `out`) killed by SIGKILL after its
+    first retry run's POST was answered, before its run id was recorded."""
+    import signal
+
+    from sprunner.util.killpoints import ENV
+    from tests.e2e.retry_helpers import FLAKY
+    from tests.e2e.subprocess_helpers import Apply, wait_served
+
+    sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+    job = write_job(
+        tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
+    )
+    monkeypatch.setenv(ENV, "run.posted:2")  # the first retry run's start
+    killed = Apply(sprunner, job)
+    monkeypatch.delenv(ENV)
+    assert killed.finish() == -signal.SIGKILL, killed.output
+    wait_served(sprunner)
+    return sprunner, job
+
+
 def grow(mount: Path) -> None:
     subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
 
@@ -216,25 +239,16 @@ def test_a_retry_run_adopted_after_a_kill_is_noted_so_a_later_fold_takes_it(
     and notes it in the ledger, so that when that apply cannot fold the file (the retry
     runs' listing refused), the apply after it folds every retry run, and each request's
     row says its final outcome (it published the first retry's fix as `failed`)."""
-    import signal
 
-    from sprunner.util.killpoints import ENV
     from tests.e2e.hostile import Hostile
-    from tests.e2e.retry_helpers import FLAKY, runs_of
-    from tests.e2e.subprocess_helpers import Apply, wait_served
+    from tests.e2e.retry_helpers import runs_of
 
     out = tmp_path / "results"
     hostile = Hostile()
     with running_emulator(mode="simulate", run_seconds=0.2, wrap=hostile.wrap) as emulator:
-        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
-        job = write_job(
-            tmp_path, FLAKY.replace("    run:\n", f"    results: {{to: '{out}'}}\n    run:\n")
+        sprunner, job = killed_between_a_retry_start_and_its_record(
+            emulator, tmp_path, out, monkeypatch
         )
-        monkeypatch.setenv(ENV, "run.posted:2")  # the first retry run's start
-        killed = Apply(sprunner, job)
-        monkeypatch.delenv(ENV)
-        assert killed.finish() == -signal.SIGKILL, killed.output
-        wait_served(sprunner)
         [first_retry] = runs_of(sprunner, "shop.retry")
 
         refuse_listing(emulator, hostile, "shop.retry")
@@ -281,3 +295,33 @@ def test_rows_of_a_run_the_api_lost_are_counted_missing_never_passed_over(tmp_pa
     data = data_file(out, "alpha", lost["run_id"], "jsonl")
     assert read_rows(data) == []
     assert manifest_of(data)["missing"] == N, "every job of the lost run is counted missing"
+
+
+def test_a_retry_run_never_noted_is_found_for_the_fold_when_its_parent_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between a retry run's start and its record, then the parent run is lost (its
+    collection deleted): nothing adopts the retries again, so the fold of the held file
+    finds that retry run by the companion's pending start, and each row says its last
+    outcome (it published the first retry's fix as `failed`, attempts 1)."""
+
+    from tests.e2e.retry_helpers import runs_of
+
+    out = tmp_path / "results"
+    with running_emulator(mode="simulate", run_seconds=0.2) as emulator:
+        sprunner, job = killed_between_a_retry_start_and_its_record(
+            emulator, tmp_path, out, monkeypatch
+        )
+        [parent] = runs_of(sprunner, "shop")
+        [first_retry] = runs_of(sprunner, "shop.retry")
+        [shop] = [c.id for c in emulator.engine.collections.values() if c.name == "shop"]
+        emulator.engine.delete_collection(shop)
+
+        result, report = sprunner.apply(job, "--no-run")
+        assert "Traceback" not in result.output and result.exit_code in (0, 1), result.output
+        assert [c["run_id"] for c in report["collections"][0]["results_caught_up"]] == [parent]
+        assert runs_of(sprunner, "shop.retry") == [first_retry], "found, never started again"
+    rows = read_rows(data_file(out, "shop", parent))
+    assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
+        ("flaky", "completed", 2), ("flaky2", "failed", 2), ("ok", "completed", 1)
+    ]  # fmt: skip
