@@ -124,7 +124,8 @@ class Delivery:
         self._done: Delivered | None = None
         self._held = False
         self._staged: Mapping[str, Any] | None = None  # a displaced entry's retry stages
-        self._total: int | None = None  # the run's jobs (Entry.total)
+        # The run's jobs (Entry.total), as its start answered: journaled with the drain.
+        self._total: int | None = run.total_requests or None
         self.error: str | None = None
 
     @property
@@ -146,7 +147,8 @@ class Delivery:
                 return
             if not entry.finished and entry.checkpoint.publication is None:
                 checkpoint = self._upgraded(entry.checkpoint)
-                self._held, self._staged, self._total = entry.held, entry.staged, entry.total
+                self._held, self._staged = entry.held, entry.staged
+                self._total = entry.total or self._total
         elif entry is not None and not entry.finished and isinstance(self._slot, CurrentSlot):
             from sprunner.retry import ledger as retryledger
 

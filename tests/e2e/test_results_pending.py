@@ -325,3 +325,34 @@ def test_a_retry_run_never_noted_is_found_for_the_fold_when_its_parent_is_gone(
     assert sorted((r["url"].rsplit("/", 1)[1], r["status"], r["attempts"]) for r in rows) == [
         ("flaky", "completed", 2), ("flaky2", "failed", 2), ("ok", "completed", 1)
     ]  # fmt: skip
+
+
+def test_a_run_in_flight_the_api_lost_is_published_with_its_missing_rows_counted(
+    tmp_path: Path,
+) -> None:
+    """An apply killed while its run is in flight, then the collection deleted by someone:
+    the run is gone before any apply saw it end, and the file of its staged rows counts the
+    rest missing from the total its start answered (it said "0 missing")."""
+    import signal
+
+    from tests.e2e.subprocess_helpers import Apply, wait_served
+
+    out = tmp_path / "results"
+    text = JOB.format(collections=COLLECTION.format(name="alpha", n=N, to=out))
+    with running_emulator(mode="simulate", run_seconds=3.0) as emulator:
+        sprunner = Sprunner(emulator, tmp_path / "state", tmp_path, QUICK_RETRIES)
+        job = write_job(tmp_path, text)
+        apply = Apply(sprunner, job)
+        apply.wait_until(lambda: bool(pending(sprunner, "alpha")), "its drain journaled")
+        apply.process.send_signal(signal.SIGKILL)
+        apply.finish()
+        wait_served(sprunner)
+        [run_id] = list(emulator.engine.runs)
+        [collection_id] = [c.id for c in emulator.engine.collections.values()]
+        emulator.engine.delete_collection(collection_id)
+        result, _ = sprunner.apply(job)
+        assert "Traceback" not in result.output, result.output
+        result, _ = sprunner.apply(job)  # the run no longer in flight: caught up, if not yet
+    data = data_file(out, "alpha", run_id, "jsonl")
+    rows = read_rows(data)
+    assert len(rows) + manifest_of(data)["missing"] == N, (len(rows), manifest_of(data))
