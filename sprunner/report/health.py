@@ -1,9 +1,8 @@
-"""`sprunner status`: what each declared collection has been doing, read from the API.
+"""`sprunner status`: what each declared collection has been doing, as frozen data.
 
-Read-only by construction: `gather` calls only `list_collections` (once) and `list_runs`
-(once per collection found remotely, concurrently under the client's bound), and reads
-what the state recorded (entries, verdicts); it never writes, never takes the lock, so it
-can run while an apply is going on.
+`commands/status.py` gathers it (the API's lists and what the state recorded); the rules
+that turn those into a status are here, with no API call, so that `plan`, `status` and
+the report say the same. Read-only by construction: nothing here writes.
 
 The answer is frozen data (`CollectionStatus`); `sprunner.output.statusview` renders it.
 
@@ -25,21 +24,18 @@ Decisions:
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from sprunner.jobfile.model import DesiredCollection, RunPolicy
-from sprunner.runs.credits import charged, cost_per_request
+from sprunner.runs.credits import charged
 from sprunner.runs.decision import decide, next_due
 from sprunner.runs.verdict import Health, Verdict
-from sprunner.runs.verdict import health as health_of
 
 if TYPE_CHECKING:
-    from sprunner.api.client import ApiClient
-    from sprunner.api.models import CollectionRef, Run
+    from sprunner.api.models import Run
     from sprunner.state import Entry
 
 # The state's fingerprint of a desired collection (keyed: see `sprunner.state.hashing`).
@@ -165,91 +161,3 @@ def pending_change(
         return None
     current = desired.fingerprint if fingerprint is None else fingerprint(desired)
     return entry.fingerprint != current
-
-
-async def gather(
-    collections: Sequence[DesiredCollection],
-    recorded: Mapping[str, Recorded],
-    client: ApiClient,
-    *,
-    runs: int = DEFAULT_RUNS,
-    now: float,
-    fingerprint: Fingerprint | None = None,
-) -> tuple[CollectionStatus, ...]:
-    """Every declared collection's status, in the given order.
-
-    The list call failing raises (nothing can be said); a `list_runs` failing for one
-    collection is that collection's `error`, and the others go on.
-    """
-    from sprunner.apply.session import list_remote
-
-    by_name: dict[str, list[CollectionRef]] = {}
-    for ref in await list_remote(client):
-        by_name.setdefault(ref.name, []).append(ref)
-    return tuple(
-        await asyncio.gather(
-            *(
-                _one(
-                    c,
-                    by_name.get(c.name, []),
-                    recorded.get(c.name, Recorded()),
-                    client,
-                    keep=runs,
-                    now=now,
-                    fingerprint=fingerprint,
-                )
-                for c in collections
-            )
-        )
-    )
-
-
-async def _one(
-    desired: DesiredCollection,
-    refs: list[CollectionRef],
-    known: Recorded,
-    client: ApiClient,
-    *,
-    keep: int,
-    now: float,
-    fingerprint: Fingerprint | None,
-) -> CollectionStatus:
-    from sprunner.api.errors import ApiError
-
-    entry, latest = known.entry, known.verdict
-    health = health_of(latest, max_age=desired.run.max_age, now=now)
-    base = CollectionStatus(desired.name, desired.file, None, verdict=latest, health=health)
-    if len(refs) > 1:
-        ids = ", ".join(r.id for r in refs)
-        return replace(base, error=f"present {len(refs)} times remotely (ids {ids})")
-    remote_id = refs[0].id if refs else None
-    pending = pending_change(desired, entry, remote_id, fingerprint)
-    last_started = entry.last_run.started_at if entry and entry.last_run else None
-    if remote_id is None:
-        when = due(desired.run, last_run_at=None, changed=True, now=now)
-        return replace(base, due=when, pending_change=pending)
-    try:
-        answer = await client.list_runs(remote_id, name=desired.name)
-    except ApiError as error:
-        return replace(base, remote_id=remote_id, pending_change=pending, error=str(error))
-    per_request = cost_per_request(desired)
-    summaries = tuple(summarize(r, per_request, latest) for r in answer)
-    in_flight = next((r for r in summaries if r.status == "in_progress"), None)
-    newest = next((r.created_at for r in summaries if r.created_at is not None), None)
-    when = due(
-        desired.run,
-        last_run_at=last_started if last_started is not None else newest,
-        changed=known.changed,
-        now=now,
-    )
-    if in_flight is not None and desired.run.overlap == "skip" and when.at is not None:
-        # apply adopts and waits for the run in flight instead of starting another.
-        when = Due(when.at, f"{when.note}; waits for the run in flight (overlap: skip)")
-    return replace(
-        base,
-        remote_id=remote_id,
-        runs=summaries[:keep],
-        in_flight=in_flight,
-        due=when,
-        pending_change=pending,
-    )
