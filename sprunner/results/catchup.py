@@ -36,6 +36,7 @@ from sprunner.results.delivery import Delivery
 from sprunner.results.errors import ResultsError
 from sprunner.results.journal import (
     COMPANION,
+    RESULTS,
     CurrentSlot,
     Entry,
     Slot,
@@ -147,10 +148,14 @@ async def catch_up(
         if delivered is not None:
             log(f"{desired.name}: the pending results of run {run_id} are published")
             published.append({"run_id": run_id, **delivered.report()})
-    known = {e.checkpoint.run_id for _, e in unfinished(state, desired.name)}
-    going = (_in_flight(state, desired.name), _in_flight(state, desired.name + COMPANION))
-    known.update(r for r in (adopting, *going) if r is not None)
-    await asyncio.to_thread(_sweep_strays, desired, known, warn)
+    if state.get_blob(desired.name, RESULTS) is None:
+        # No drain of this collection on record (a new or a deleted state): the one time
+        # its folders are looked through for stages nothing can finish; afterwards every
+        # stage is journaled before it is made, and its publication removes it.
+        known = {e.checkpoint.run_id for _, e in unfinished(state, desired.name)}
+        going = (_in_flight(state, desired.name), _in_flight(state, desired.name + COMPANION))
+        known.update(r for r in (adopting, *going) if r is not None)
+        await asyncio.to_thread(_sweep_strays, desired, known, warn)
     return CaughtUp(tuple(published), tuple(errors))
 
 
