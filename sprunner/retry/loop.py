@@ -152,12 +152,16 @@ def split(
     attempts: Mapping[tuple[str, str | None], int],
     settled: tuple[Job, ...] = (),
 ) -> Round:
-    """Sort failed jobs: retried next (status in `on`, matching a request) or settled."""
+    """Sort failed jobs: retried next (status in `on`, matching a request) or settled. A
+    request settled by an earlier run and failing again in `bad` counts once, as `bad`
+    says: a retry run adopted from an earlier apply may re-run a request that today's
+    file no longer matches, so that it was settled already."""
     wanted = [job for job in bad if job.status in policy.on]
     kept = tuple(job for job in bad if job.status not in policy.on)
     matched = companion.match(requests, wanted)
     counted = {companion.job_key(j): attempts.get(companion.job_key(j), 1) for j in bad}
-    return Round(matched, settled + kept + matched.unmatched, {**counted, **attempts})
+    earlier = tuple(job for job in settled if companion.job_key(job) not in counted)
+    return Round(matched, earlier + kept + matched.unmatched, {**counted, **attempts})
 
 
 async def attempt_once(

@@ -168,3 +168,27 @@ def test_an_apply_that_runs_nothing_after_a_kill_leaves_the_run_in_flight_to_its
     assert sorted((r["url"].rsplit("/", 1)[1], r["attempts"]) for r in rows) == [
         ("flaky", 2), ("flaky2", 3), ("ok", 1)
     ]  # fmt: skip
+
+
+def test_a_retry_adopted_after_an_edit_counts_each_request_once(
+    sprunner: Sprunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed just after retry 1 started, then a request is removed from the job file: the
+    next apply adopts the run and retry 1; the removed request's failure matches no request
+    of today's file (settled), and retry 1 fails it again: it counts once, never as "2 of 1"
+    failed jobs past `max_failed`."""
+    job = write_job(
+        tmp_path,
+        FLAKY.replace("        attempts: 2\n", "        attempts: 2\n      max_failed: 1\n"),
+    )
+    killed_at(sprunner, job, "run.posted:2", monkeypatch)
+    [parent] = runs_of(sprunner, "shop")
+    job.write_text(job.read_text().replace("      - url: https://shop.example.com/flaky2\n", ""))
+
+    result, report = sprunner.apply(job)
+
+    run = report["collections"][0]["run"]
+    assert run["run_id"] == parent and len(run["retries"]) == 1, run
+    assert run["final"]["failed_requests"] == 1, run["final"]
+    assert [j["url"].rsplit("/", 1)[1] for j in run["final"]["failed_jobs"]] == ["flaky2"]
+    assert result.exit_code == 0, result.output
